@@ -1,0 +1,1 @@
+"""Dagster code of the Shangluo poverty data hub."""

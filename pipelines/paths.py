@@ -1,0 +1,29 @@
+"""Where the hub keeps things. Everything at run time lives under ``HUB_HOME`` (default ``var/``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+WAREHOUSE_SQL = REPO / "warehouse"
+
+
+def hub_home() -> Path:
+    return Path(os.environ.get("HUB_HOME", REPO / "var")).resolve()
+
+
+def live_db() -> Path:
+    """The live warehouse: opened only by pipeline ops in the ``duckdb_warehouse`` pool."""
+    return Path(os.environ.get("HUB_WAREHOUSE", hub_home() / "warehouse" / "hub.duckdb"))
+
+
+def snapshot_db() -> Path:
+    """The published read-only copy analysts open."""
+    return Path(os.environ.get("HUB_SNAPSHOT", hub_home() / "warehouse" / "snapshot.duckdb"))
+
+
+def landing_dir() -> Path:
+    """Raw payloads exactly as received, content-addressed; indexed by ``raw.page``."""
+    return hub_home() / "landing"
