@@ -1,0 +1,222 @@
+"""The ``hub`` command: ``demo`` (sync the city and show what happened), ``ui``, ``sql``, ``sync``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines import paths
+from pipelines.registry import counties
+
+app = typer.Typer(
+    help="Shangluo city poverty data hub.", no_args_is_help=True, add_completion=False
+)
+console = Console()
+
+DEV_PII_KEY_NOTE = (
+    "HUB_PII_KEY is not set: person_key uses the published development key, so pseudonyms are "
+    "NOT secret. Set HUB_PII_KEY (e.g. in .env) before loading real data."
+)
+
+
+def _dagster_home() -> Path:
+    """DAGSTER_HOME with the repo's dagster.yaml (the DuckDB pool limit lives there)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or paths.hub_home() / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _start_simulator_if_needed():
+    """Start the bundled simulator for every county without ``HUB_<SLUG>_URL``; export its URLs."""
+    missing = [c for c in counties() if not c.setting("URL")]
+    if not missing:
+        return None
+    from simulator import embedded
+
+    info = embedded.ensure_running(
+        paths.hub_home() / "simulator",
+        seed=int(os.environ.get("HUB_SIM_SEED", "7")),
+        scale=float(os.environ.get("HUB_SIM_SCALE", "1.0")),
+    )
+    console.print(
+        f"[dim]Simulator on {info.url} (scale {os.environ.get('HUB_SIM_SCALE', '1.0')}) "
+        f"serving {', '.join(c.slug for c in missing)}[/dim]"
+    )
+    return info
+
+
+def _run_job(name: str, max_concurrent: int = 4, ops: dict | None = None):
+    import dagster as dg
+
+    from pipelines import jobs
+
+    instance = dg.DagsterInstance.get()
+    run_config = {"execution": {"config": {"multiprocess": {"max_concurrent": max_concurrent}}}}
+    if ops:
+        run_config["ops"] = ops
+    with dg.execute_job(
+        dg.reconstructable(getattr(jobs, name)), instance=instance, run_config=run_config
+    ) as result:
+        failures = [
+            (e.step_key, e.event_specific_data.error.message.strip().splitlines()[0])
+            for e in result.all_events
+            if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
+        ]
+        return result.success, result.run_id, failures
+
+
+@app.command()
+def demo(
+    mode: Annotated[str, typer.Option(help="full or incremental")] = "incremental",
+) -> None:
+    """Sync every county into the warehouse through Dagster, publish the snapshot, summarise."""
+    if not os.environ.get("HUB_PII_KEY"):
+        console.print(f"[yellow]warning:[/yellow] {DEV_PII_KEY_NOTE}")
+    _dagster_home()
+    _start_simulator_if_needed()
+    started = time.perf_counter()
+    ops = {f"{c.slug}__landing": {"config": {"mode": mode}} for c in counties()}
+    ok, run_id, failures = _run_job("sync_all_counties_job", ops=ops)
+    county_seconds = time.perf_counter() - started
+    city_ok, _, city_failures = _run_job("sync_city_job", max_concurrent=1)
+    total = time.perf_counter() - started
+    _summary(run_id, county_seconds, total, failures + city_failures)
+    if not (ok and city_ok):
+        raise typer.Exit(1)
+
+
+def _summary(run_id: str, county_seconds: float, total: float, failures) -> None:
+    import duckdb
+
+    snapshot = paths.snapshot_db()
+    table = Table(title="Sync summary (this run)", show_lines=False)
+    for col in (
+        "county",
+        "entity",
+        "mode",
+        "fetched",
+        "accepted",
+        "rejected",
+        "findings",
+        "deleted",
+        "status",
+    ):
+        table.add_column(
+            col,
+            justify="right"
+            if col in {"fetched", "accepted", "rejected", "findings", "deleted"}
+            else "left",
+        )
+    if snapshot.exists():
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            rows = con.execute(
+                """
+                WITH latest AS (
+                  SELECT *, row_number() OVER (PARTITION BY county_code, entity ORDER BY started_at DESC) AS n
+                  FROM ops.sync_run)
+                SELECT county_code, entity, mode, fetched, accepted, rejected, findings, deleted, status
+                FROM latest WHERE n = 1 ORDER BY county_code, entity
+                """
+            ).fetchall()
+        names = {c.code: f"{c.name} {c.slug}" for c in counties()}
+        for r in rows:
+            table.add_row(names.get(r[0], r[0]), *[str(v) for v in r[1:]])
+    console.print(table)
+    for step, message in failures:
+        console.print(f"[red]failed[/red] {step}: {message}")
+    console.print(
+        f"Counties synced in {county_seconds:.1f} s; with marts and snapshot {total:.1f} s.\n"
+        f"Analyst snapshot: {snapshot}\n"
+        "Query it:   make sql            (DuckDB shell on the snapshot, read-only)\n"
+        '            .venv/bin/hub sql "SELECT * FROM mart.county_summary"\n'
+        "Dagster UI: make ui             (then open http://127.0.0.1:3000)"
+    )
+
+
+@app.command()
+def ui(port: int = 3000) -> None:
+    """The Dagster UI (and daemon: schedules, sensors) on this configuration, simulator included."""
+    _dagster_home()
+    info = _start_simulator_if_needed()
+    env = dict(os.environ)
+    if info is not None:
+        env.update(info.env())
+    bin_dir = Path(sys.executable).parent
+    cmd = [
+        str(bin_dir / "dagster"),
+        "dev",
+        "-m",
+        "pipelines.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str | None, typer.Argument(help="SQL to run; omit for the DuckDB shell")
+    ] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of a table")] = False,
+) -> None:
+    """Query the published snapshot (read-only; never blocked by a running sync)."""
+    snapshot = paths.snapshot_db()
+    if not snapshot.exists():
+        console.print(f"No snapshot at {snapshot} yet: run `make demo` first.")
+        raise typer.Exit(1)
+    if query is None:
+        shell = Path(sys.executable).parent / "duckdb"
+        os.execv(str(shell), [str(shell), "-readonly", str(snapshot)])
+    import duckdb
+
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        result = con.sql(query)
+        if result is None:
+            return
+        df = result.pl()
+    if csv:
+        sys.stdout.write(df.write_csv())
+        return
+    table = Table(show_lines=False)
+    for col in df.columns:
+        table.add_column(col)
+    for row in df.iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+@app.command(name="sync")
+def sync_one(
+    county: Annotated[str, typer.Argument(help="slug or code, e.g. luonan")],
+    mode: Annotated[str, typer.Option(help="full or incremental")] = "incremental",
+) -> None:
+    """Land and merge one county without Dagster (debugging); the UI and schedules use Dagster."""
+    from pipelines import sync, warehouse
+    from pipelines.registry import county as find
+
+    c = find(county)
+    _start_simulator_if_needed()
+    landed = sync.land(c, mode)
+    merged = sync.merge(c, landed)
+    with warehouse.connect() as con:
+        warehouse.rebuild_marts(con)
+    warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
+    console.print(merged.counts)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,146 @@
+"""Jobs, schedules and sensors: when each county syncs, and what happens when a sync fails.
+
+- API counties (bigdata, battle) sync incrementally every hour and in full every night (a full
+  listing is the only way a battle platform reveals deletions).
+- Workbook counties sync when a new file appears in their export index (one sensor each).
+- A failed run is written to ``ops.sync_run`` by the run-failure sensor; sensors never open the
+  live warehouse (it is single-writer), so the failure is queued in a file and the next step in
+  the ``duckdb_warehouse`` pool records it.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import requests
+
+from pipelines import warehouse
+from pipelines.defs.city import MARTS, SNAPSHOT
+from pipelines.registry import County, counties
+from pipelines.sources import connection_settings
+
+API_KINDS = ("bigdata", "battle")
+
+
+def _mode_config(selected: list[County], mode: str) -> dict:
+    return {"ops": {f"{c.slug}__landing": {"config": {"mode": mode}} for c in selected}}
+
+
+def _groups(selected: list[County]) -> dg.AssetSelection:
+    return dg.AssetSelection.groups(*[c.slug for c in selected])
+
+
+def county_job(county: County) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        f"sync_{county.slug}",
+        selection=_groups([county]),
+        description=f"Sync {county.name} ({county.code}) into the warehouse.",
+        tags={"county": county.slug},
+    )
+
+
+sync_all_counties = dg.define_asset_job(
+    "sync_all_counties",
+    selection=_groups(list(counties())),
+    description="Sync every county of the registry (each county independent of the others).",
+)
+sync_city = dg.define_asset_job(
+    "sync_city",
+    selection=dg.AssetSelection.assets(MARTS, SNAPSHOT),
+    description="Rebuild the marts and publish the analyst snapshot from what the warehouse holds.",
+)
+
+api_counties = [c for c in counties() if c.kind in API_KINDS]
+api_job = dg.define_asset_job(
+    "sync_api_counties",
+    selection=_groups(api_counties),
+    description="Sync the counties with an API platform (bigdata, battle).",
+)
+
+hourly_incremental = dg.ScheduleDefinition(
+    name="hourly_incremental_api_counties",
+    job=api_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="Asia/Shanghai",
+    run_config=_mode_config(api_counties, "incremental"),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+nightly_full = dg.ScheduleDefinition(
+    name="nightly_full_all_counties",
+    job=sync_all_counties,
+    cron_schedule="30 2 * * *",
+    execution_timezone="Asia/Shanghai",
+    run_config=_mode_config(list(counties()), "full"),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+city_after_syncs = dg.ScheduleDefinition(
+    name="city_marts_after_syncs",
+    job=sync_city,
+    cron_schedule="45 * * * *",
+    execution_timezone="Asia/Shanghai",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Backstop for the automation condition: marts and snapshot every hour.",
+)
+
+
+def workbook_sensor(county: County, job) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{county.slug}_new_export",
+        job=job,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Launches sync_{county.slug} when a new file appears in {county.name}'s export index.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext):
+        settings = connection_settings(county)
+        auth = (settings["key"], settings["secret"]) if settings.get("key") else None
+        response = requests.get(
+            f"{settings['url'].rstrip('/')}/exports/index.json", auth=auth, timeout=30
+        )
+        response.raise_for_status()
+        files = response.json()["files"]
+        processed = warehouse.read_state(county).get("file")
+        names = [f["name"] for f in files]
+        new = names[names.index(processed) + 1 :] if processed in names else names
+        if not new:
+            return dg.SkipReason(f"no new export since {processed}")
+        # run_key = newest file: one run per new file, however often the sensor ticks.
+        return dg.RunRequest(
+            run_key=f"{county.slug}:{new[-1]}", tags={"county": county.slug, "export": new[-1]}
+        )
+
+    return _sensor
+
+
+@dg.run_failure_sensor(
+    name="record_sync_failures",
+    monitor_all_code_locations=False,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Queues every failed run's error for ops.sync_run (written by the next pool step).",
+)
+def record_sync_failures(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    error = context.failure_event.message if context.failure_event else "run failed"
+    for step in context.get_step_failure_events():
+        error = step.event_specific_data.error.message if step.event_specific_data else error
+        break
+    warehouse.queue_failure(
+        run_id=run.run_id,
+        job=run.job_name,
+        county=run.tags.get("county"),
+        error=error,
+    )
+
+
+def automation_defs() -> dict:
+    jobs = [sync_all_counties, sync_city, api_job]
+    sensors = [record_sync_failures]
+    for county in counties():
+        job = county_job(county)
+        jobs.append(job)
+        if county.kind == "workbook":
+            sensors.append(workbook_sensor(county, job))
+    return {
+        "jobs": jobs,
+        "schedules": [hourly_incremental, nightly_full, city_after_syncs],
+        "sensors": sensors,
+    }

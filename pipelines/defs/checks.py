@@ -1,0 +1,164 @@
+"""Asset checks per county, evaluated against the live warehouse (so in the DuckDB pool).
+
+They do not gate the merge — the merge step validates before writing (DESIGN decision 2) — they
+tell the county admin, after the fact, whether what the warehouse holds agrees with the source.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines import warehouse
+from pipelines.defs.counties import POOL, entities_of, entity_key
+from pipelines.registry import County, counties
+
+REFERENCES = {
+    # child entity: (child key column, parent table, parent key column)
+    "person": ("household_no", "core.household", "household_no"),
+    "measure": ("household_no", "core.household", "household_no"),
+    "loan": ("household_no", "core.household", "household_no"),
+    "household_cadre": ("household_no", "core.household", "household_no"),
+    "household": ("village_code", "core.region", "code"),
+}
+
+
+def _count_check(con, county: County, entity: str) -> dg.AssetCheckResult:
+    row = con.execute(
+        """
+        SELECT source_count, accepted FROM ops.sync_run
+        WHERE county_code = ? AND entity = ? AND status = 'succeeded'
+        ORDER BY finished_at DESC LIMIT 1
+        """,
+        [county.code, entity],
+    ).fetchone()
+    live = con.execute(
+        f"SELECT count(*) FROM core.{entity} WHERE county_code = ? AND deleted_at IS NULL",
+        [county.code],
+    ).fetchone()[0]
+    rejected_live = con.execute(
+        """
+        SELECT count(DISTINCT source_key) FROM ops.reject r
+        WHERE county_code = ? AND entity = ? AND sync_run_id = (
+            SELECT sync_run_id FROM ops.sync_run WHERE county_code = ? AND entity = ? AND status = 'succeeded'
+            ORDER BY finished_at DESC LIMIT 1)
+        """,
+        [county.code, entity, county.code, entity],
+    ).fetchone()[0]
+    source = row[0] if row else None
+    if source is None or source < 0:
+        return dg.AssetCheckResult(
+            check_name="count_matches_source",
+            asset_key=entity_key(county, entity),
+            passed=True,
+            metadata={"warehouse": live, "source": "not reported by this platform"},
+        )
+    # The source counts what it holds; we hold what it holds minus what we quarantined.
+    return dg.AssetCheckResult(
+        check_name="count_matches_source",
+        asset_key=entity_key(county, entity),
+        passed=live + rejected_live == source,
+        metadata={"warehouse": live, "quarantined": rejected_live, "source": source},
+    )
+
+
+def _reference_check(con, county: County, entity: str) -> dg.AssetCheckResult:
+    column, parent, parent_column = REFERENCES[entity]
+    orphans = con.execute(
+        f"""
+        SELECT count(*) FROM core.{entity} c
+        WHERE c.county_code = ? AND c.deleted_at IS NULL AND c.{column} IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM {parent} p
+                          WHERE p.{parent_column} = c.{column} AND p.deleted_at IS NULL)
+        """,
+        [county.code],
+    ).fetchone()[0]
+    return dg.AssetCheckResult(
+        check_name="references_resolve",
+        asset_key=entity_key(county, entity),
+        passed=orphans == 0,
+        metadata={"orphans": orphans, "references": f"{column} → {parent}.{parent_column}"},
+    )
+
+
+def _household_checks(con, county: County) -> list[dg.AssetCheckResult]:
+    rate, threshold = warehouse.latest_reject_rate(con, county.code), county.reject_threshold
+    conflicts = con.execute(
+        """
+        SELECT count(*) FROM ops.conflict
+        WHERE (county_code_a = ? OR county_code_b = ?) AND sync_run_id = (
+            SELECT max(sync_run_id) FROM ops.sync_run WHERE county_code = ?)
+        """,
+        [county.code, county.code, county.code],
+    ).fetchone()[0]
+    key = entity_key(county, "household")
+    return [
+        dg.AssetCheckResult(
+            check_name="reject_rate_below_threshold",
+            asset_key=key,
+            passed=rate <= threshold,
+            metadata={"reject_rate": round(rate, 4), "threshold": threshold},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_new_conflicts",
+            asset_key=key,
+            passed=conflicts == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "new_conflicts": conflicts,
+                "sql": dg.MetadataValue.md(
+                    f"```sql\nSELECT * FROM ops.conflict WHERE '{county.code}' IN (county_code_a, county_code_b);\n```"
+                ),
+            },
+        ),
+    ]
+
+
+def build_checks(county: County) -> dg.AssetChecksDefinition:
+    entities = entities_of(county)
+    specs = [
+        dg.AssetCheckSpec(
+            "count_matches_source",
+            asset=entity_key(county, e),
+            description="Live rows + quarantined = the source's own count.",
+        )
+        for e in entities
+        if e != "region"
+    ]
+    specs += [
+        dg.AssetCheckSpec(
+            "references_resolve",
+            asset=entity_key(county, e),
+            description="Every reference points at a live parent row.",
+        )
+        for e in entities
+        if e in REFERENCES
+    ]
+    specs += [
+        dg.AssetCheckSpec(
+            "reject_rate_below_threshold",
+            asset=entity_key(county, "household"),
+            description=f"Rejected share of the latest sync ≤ {county.reject_threshold:.0%}.",
+        ),
+        dg.AssetCheckSpec(
+            "no_new_conflicts",
+            asset=entity_key(county, "household"),
+            description="The latest sync recorded no ID-number or household-number conflict.",
+        ),
+    ]
+
+    @dg.multi_asset_check(name=f"{county.slug}_checks", specs=specs, pool=POOL, can_subset=True)
+    def _checks(context: dg.AssetCheckExecutionContext):
+        wanted = context.selected_asset_check_keys
+        with warehouse.connect() as con:
+            results = [_count_check(con, county, e) for e in entities if e != "region"]
+            results += [_reference_check(con, county, e) for e in entities if e in REFERENCES]
+            results += _household_checks(con, county)
+        for result in results:
+            if dg.AssetCheckKey(result.asset_key, result.check_name) in wanted:
+                yield result
+
+    return _checks
+
+
+def county_checks() -> list[dg.AssetChecksDefinition]:
+    return [build_checks(c) for c in counties()]

@@ -1,0 +1,70 @@
+"""City-level assets: the marts and the analyst snapshot, rebuilt from whatever the counties hold.
+
+They run in their own run after the county syncs (the automation condition below, or the
+`sync_city` job), so one county failing never stops the marts: they rebuild from what is there
+and ``mart.sync_status`` shows the failed county as stale.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from pipelines import paths, warehouse
+from pipelines.defs.counties import POOL, entities_of, entity_key
+from pipelines.defs.metadata import frame_markdown
+from pipelines.registry import counties
+
+MARTS = dg.AssetKey(["city", "marts"])
+SNAPSHOT = dg.AssetKey(["city", "snapshot"])
+
+# Rebuild once any county has new data and none is mid-sync; a failed county does not block it.
+AFTER_COUNTY_SYNCS = (
+    dg.AutomationCondition.any_deps_updated() & ~dg.AutomationCondition.any_deps_in_progress()
+)
+
+
+@dg.asset(
+    key=MARTS,
+    group_name="city",
+    deps=[entity_key(c, e) for c in counties() for e in entities_of(c)],
+    pool=POOL,
+    kinds={"duckdb", "sql"},
+    description="The mart schema (warehouse/sql/marts/*.sql), rebuilt from core and ops.",
+    automation_condition=AFTER_COUNTY_SYNCS,
+)
+def marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    with warehouse.connect() as con:
+        tables = warehouse.rebuild_marts(con)
+        status = con.sql("SELECT * FROM mart.sync_status ORDER BY county_code").pl()
+    return dg.MaterializeResult(
+        metadata={
+            "tables": dg.MetadataValue.json(tables),
+            "duration_s": round(time.perf_counter() - started, 2),
+            "sync_status": dg.MetadataValue.md(frame_markdown(status)),
+        }
+    )
+
+
+@dg.asset(
+    key=SNAPSHOT,
+    group_name="city",
+    deps=[MARTS],
+    pool=POOL,
+    kinds={"duckdb"},
+    description="The read-only snapshot analysts open (`hub sql`): core, ops and mart, copied then renamed atomically.",
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    target = warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(target)),
+            "size_mb": round(target.stat().st_size / 2**20, 1),
+            "duration_s": round(time.perf_counter() - started, 2),
+            "query": dg.MetadataValue.md(f"```\nmake sql   # or: duckdb -readonly {target}\n```"),
+        }
+    )

@@ -1,0 +1,121 @@
+"""One asset group per county, generated from the registry (``seeds/counties.csv``).
+
+Each group has a ``landing`` asset (fetch every page, outside the warehouse pool so counties
+fetch in parallel) and one asset per entity the platform delivers, materialised together by a
+single step in the ``duckdb_warehouse`` pool that normalises, validates and merges the landed
+sync in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+from schemas.validate import column_schema
+
+from pipelines import sync
+from pipelines.defs.metadata import landing_metadata, merge_metadata
+from pipelines.registry import County, counties
+from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+
+POOL = "duckdb_warehouse"
+
+KIND_LABEL = {
+    "bigdata": "精准扶贫大数据平台 (bigdata)",
+    "battle": "脱贫攻坚作战平台 (battle)",
+    "workbook": "扶贫数据报送 workbook drop",
+}
+
+
+class SyncConfig(dg.Config):
+    mode: str = (
+        "incremental"  # "full" re-lists everything, which finds deletions on battle platforms
+    )
+
+
+def entities_of(county: County) -> tuple[str, ...]:
+    if county.kind == "workbook":
+        return ("region", *WORKBOOK_ENTITIES)  # regions are derived from the file's names
+    return ENTITY_ORDER
+
+
+def freshness(county: County) -> dg.FreshnessPolicy:
+    """API counties sync hourly, so a few hours is late; workbooks arrive about weekly."""
+    if county.kind == "workbook":
+        return dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(days=8), warn_window=timedelta(days=7)
+        )
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=6), warn_window=timedelta(hours=3)
+    )
+
+
+def landing_key(county: County) -> dg.AssetKey:
+    return dg.AssetKey([county.slug, "landing"])
+
+
+def entity_key(county: County, entity: str) -> dg.AssetKey:
+    return dg.AssetKey([county.slug, entity])
+
+
+def county_tags(county: County) -> dict[str, str]:
+    return {"county": county.slug, "platform": county.kind, "county_code": county.code}
+
+
+def build_county(county: County) -> list[dg.AssetsDefinition]:
+    description = (
+        f"{county.name} {county.name_en} ({county.code}) — {KIND_LABEL[county.kind]}, "
+        f"version {county.version}. Connection: HUB_{county.slug.upper()}_URL/_KEY/_SECRET "
+        "(the bundled simulator when unset)."
+    )
+    owners = [county.owner] if county.owner else []
+
+    @dg.asset(
+        key=landing_key(county),
+        group_name=county.slug,
+        description=f"Every page fetched from {description}, stored as received before parsing.",
+        owners=owners,
+        tags=county_tags(county),
+        kinds={"python", county.kind},
+        op_tags={"county": county.slug},
+    )
+    def landing(context: dg.AssetExecutionContext, config: SyncConfig) -> sync.Landed:
+        landed = sync.land(county, config.mode)
+        context.add_output_metadata(landing_metadata(county, landed))
+        return landed
+
+    specs = [
+        dg.AssetSpec(
+            entity_key(county, entity),
+            deps=[landing_key(county)],
+            group_name=county.slug,
+            description=f"core.{entity} rows of {county.name} ({county.code}), validated and merged.",
+            owners=owners,
+            tags=county_tags(county),
+            kinds={"duckdb", "pandera"},
+            freshness_policy=freshness(county),
+            metadata={"dagster/column_schema": column_schema(entity), "table": f"core.{entity}"},
+        )
+        for entity in entities_of(county)
+    ]
+
+    @dg.multi_asset(
+        name=f"{county.slug}_merge",
+        specs=specs,
+        pool=POOL,
+        op_tags={"county": county.slug},
+        ins={"landed": dg.AssetIn(landing_key(county))},
+    )
+    def merge(context: dg.AssetExecutionContext, landed: sync.Landed):
+        merged = sync.merge(county, landed)
+        for entity in entities_of(county):
+            yield dg.MaterializeResult(
+                asset_key=entity_key(county, entity),
+                metadata=merge_metadata(county, entity, merged),
+            )
+
+    return [landing, merge]
+
+
+def county_assets() -> list[dg.AssetsDefinition]:
+    return [a for c in counties() for a in build_county(c)]

@@ -1,0 +1,329 @@
+"""HTTP plumbing shared by the county clients.
+
+Two layers of retry, because county platforms fail in two ways:
+
+* **transport** (refused or dropped connections, read timeouts, HTTP 429/5xx, ``Retry-After``):
+  urllib3's ``Retry`` inside the session, see :func:`make_session`;
+* **body** (a gateway's HTML error page served with status 200, JSON cut off mid-stream, an
+  application error inside a 200 envelope such as "database busy"): urllib3 cannot see those, so
+  :class:`Fetcher` retries them a bounded number of times with backoff.
+
+Whatever is still failing after both layers becomes a :class:`~pipelines.errors.SourceError`
+naming the county, the URL (credentials stripped) and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+from pipelines.errors import SourceError, redact_text, redact_url
+
+log = logging.getLogger(__name__)
+
+#: Statuses urllib3 retries by itself (with backoff, honouring ``Retry-After``).
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+USER_AGENT = "shangluo-hub/0.1 (Shangluo city poverty data hub)"
+
+
+def _setting(settings: Mapping[str, str] | None, name: str) -> str | None:
+    if settings and settings.get(name):
+        return settings[name]
+    return os.environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Retry and timeout knobs; defaults suit production, tests shrink the backoff."""
+
+    retries: int = 6  # urllib3 transport retries per request
+    backoff_factor: float = 0.5  # sleeps 0.5, 1, 2, 4 … seconds between retries
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0  # never sleep longer than this for a Retry-After header
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0  # battle platforms take seconds per page under load
+    body_attempts: int = 5  # attempts for bad bodies and application-level transient errors
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str] | None = None) -> HttpPolicy:
+        """Defaults overridden by ``HUB_HTTP_*`` (from ``settings`` first, then the environment)."""
+        knobs = {
+            "retries": ("HUB_HTTP_RETRIES", int),
+            "backoff_factor": ("HUB_HTTP_BACKOFF", float),
+            "backoff_max": ("HUB_HTTP_BACKOFF_MAX", float),
+            "retry_after_max": ("HUB_HTTP_RETRY_AFTER_MAX", float),
+            "connect_timeout": ("HUB_HTTP_CONNECT_TIMEOUT", float),
+            "read_timeout": ("HUB_HTTP_READ_TIMEOUT", float),
+            "body_attempts": ("HUB_HTTP_BODY_ATTEMPTS", int),
+        }
+        values: dict[str, Any] = {}
+        for attr, (name, cast) in knobs.items():
+            raw = _setting(settings, name)
+            if raw is not None:
+                values[attr] = cast(raw)
+        return cls(**values)
+
+    def backoff(self, attempt: int) -> float:
+        """Sleep before body-level attempt ``attempt`` (1-based count of failures so far)."""
+        return min(self.backoff_max, self.backoff_factor * (2 ** (attempt - 1)))
+
+
+class _Retry(Retry):
+    """urllib3 ``Retry`` whose ``Retry-After`` sleeps are capped (a maintenance page may ask for
+    an hour; the sync should rather fail clearly and be retried by the schedule)."""
+
+    retry_after_max: float = 120.0
+
+    def get_retry_after(self, response):  # type: ignore[override]
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, self.retry_after_max)
+
+    def new(self, **kw):  # keep the cap on the copies urllib3 makes after every attempt
+        new = super().new(**kw)
+        new.retry_after_max = self.retry_after_max
+        return new
+
+
+class _TimeoutSession(requests.Session):
+    """A session with default (connect, read) timeouts: ``requests`` has none by default and a
+    hung platform would otherwise hang the sync forever."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, **kwargs)
+
+
+def make_retry(policy: HttpPolicy) -> Retry:
+    retry = _Retry(
+        total=policy.retries,
+        backoff_factor=policy.backoff_factor,
+        backoff_max=policy.backoff_max,
+        status_forcelist=RETRY_STATUSES,
+        # POST is only used for logins, which are safe to repeat.
+        allowed_methods=frozenset({"GET", "HEAD", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,  # hand back the last response; Fetcher turns it into SourceError
+        raise_on_redirect=False,
+    )
+    retry.retry_after_max = policy.retry_after_max
+    return retry
+
+
+def make_session(county: object, policy: HttpPolicy | None = None) -> requests.Session:
+    """A ``requests.Session`` for one county: transport retries, timeouts and a User-Agent."""
+    policy = policy or HttpPolicy.from_settings()
+    session = _TimeoutSession((policy.connect_timeout, policy.read_timeout))
+    adapter = HTTPAdapter(max_retries=make_retry(policy), pool_connections=4, pool_maxsize=8)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    slug = getattr(county, "slug", None)
+    session.headers["User-Agent"] = f"{USER_AGENT} county={slug}" if slug else USER_AGENT
+    session.headers["Accept"] = "application/json, */*;q=0.5"
+    # No netrc/env proxies with credentials sneaking in; the county settings are the only source.
+    session.trust_env = False
+    return session
+
+
+def looks_like_html(body: bytes, content_type: str = "") -> bool:
+    """True for an HTML page (gateway errors, login pages), whatever the status and headers say."""
+    if "html" in content_type.lower():
+        return True
+    head = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")
+
+
+@dataclass
+class Fetched:
+    """One HTTP exchange that produced a usable body."""
+
+    url: str  # the final request URL, credentials stripped
+    status: int
+    body: bytes  # exactly as received
+    content_type: str
+    headers: Mapping[str, str]
+    data: Any = None  # the parsed JSON when the request asked for JSON
+    attempts: int = 1  # body-level attempts it took
+
+
+class TransientProblem(Exception):
+    """Raised by a ``check`` callback: this response is a temporary failure, try again."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+@dataclass
+class Fetcher:
+    """Performs requests for one county with body-level retries on top of the session's own.
+
+    ``secrets`` returns the values to mask in any message (key, secret, current token)."""
+
+    session: requests.Session
+    county: object
+    policy: HttpPolicy = field(default_factory=HttpPolicy)
+    secrets: Callable[[], Iterable[str | None]] = lambda: ()
+    sleep: Callable[[float], None] = time.sleep
+
+    def error(self, where: str, problem: str) -> SourceError:
+        return SourceError(self.county, where, problem, secrets=self.secrets())
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        parse_json: bool = True,
+        check: Callable[[Fetched], None] | None = None,
+    ) -> Fetched:
+        """Send one logical request and return its response once it is usable.
+
+        Retried here (bounded by ``policy.body_attempts``): interrupted transfers, HTML instead
+        of JSON with a 2xx status, invalid/truncated JSON, and anything ``check`` declares
+        transient by raising :class:`TransientProblem`. Raised as ``SourceError``: transport
+        failures urllib3 already gave up on, 429/5xx after its retries, other non-2xx statuses
+        without a JSON body, and whatever is still failing after the last attempt. A non-2xx
+        response *with* a JSON body is returned for the caller to interpret (e.g. 401 + 40101).
+        """
+        shown = redact_url(requests.Request(method, url, params=params).prepare().url or url)
+        problem = "no attempt made"
+        for attempt in range(1, self.policy.body_attempts + 1):
+            retry_after: float | None = None
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=form,
+                    headers=headers,
+                    auth=auth,
+                )
+            except requests.exceptions.RetryError as exc:
+                raise self.error(shown, f"gave up after retries: {_reason(exc)}") from None
+            except requests.exceptions.ConnectionError as exc:
+                if exc.args and isinstance(exc.args[0], MaxRetryError):
+                    # urllib3 already retried this connection failure policy.retries times.
+                    raise self.error(
+                        shown,
+                        f"connection failed after {self.policy.retries} retries: {_reason(exc)}",
+                    ) from None
+                problem = f"transfer interrupted ({_reason(exc)})"
+            except (
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+                requests.exceptions.Timeout,
+            ) as exc:
+                # The body was cut off or stalled after the headers arrived: urllib3's retries
+                # only cover getting the headers, so retry the whole request here.
+                problem = f"transfer interrupted ({_reason(exc)})"
+            else:
+                shown = redact_url(resp.url or shown)
+                fetched = Fetched(
+                    url=shown,
+                    status=resp.status_code,
+                    body=resp.content,
+                    content_type=resp.headers.get("Content-Type", ""),
+                    headers=dict(resp.headers),
+                    attempts=attempt,
+                )
+                problem = self._problem(fetched, parse_json)
+                if problem is None and check is not None:
+                    try:
+                        check(fetched)
+                    except TransientProblem as transient:
+                        problem = transient.problem
+                        retry_after = transient.retry_after
+                if problem is None:
+                    return fetched
+            if attempt < self.policy.body_attempts:
+                delay = self.policy.backoff(attempt)
+                if retry_after is not None:
+                    delay = max(delay, min(retry_after, self.policy.retry_after_max))
+                log.warning(
+                    "%s: %s: %s; retrying in %.1fs (attempt %d of %d)",
+                    getattr(self.county, "label", self.county),
+                    shown,
+                    redact_text(problem, self.secrets()),
+                    delay,
+                    attempt,
+                    self.policy.body_attempts,
+                )
+                self.sleep(delay)
+        raise self.error(shown, f"{problem} (gave up after {self.policy.body_attempts} attempts)")
+
+    def _problem(self, fetched: Fetched, parse_json: bool) -> str | None:
+        """A transient problem to retry, None when usable; raises for permanent failures."""
+        status = fetched.status
+        if status in RETRY_STATUSES:
+            # urllib3 has already spent its retries on this status.
+            raise self.error(
+                fetched.url,
+                f"HTTP {status}{_message_hint(fetched.body)} after {self.policy.retries} retries",
+            )
+        if not 200 <= status < 300:
+            if parse_json and not looks_like_html(fetched.body, fetched.content_type):
+                try:
+                    fetched.data = json.loads(fetched.body)
+                    return None  # e.g. 401 with an envelope: the client interprets it
+                except ValueError:
+                    pass
+            raise self.error(fetched.url, f"HTTP {status}{_message_hint(fetched.body)}")
+        if not parse_json:
+            return None
+        if looks_like_html(fetched.body, fetched.content_type):
+            return f"HTML page instead of JSON (HTTP {status}, likely a gateway error page)"
+        try:
+            fetched.data = json.loads(fetched.body)
+        except ValueError:
+            return f"invalid or truncated JSON ({len(fetched.body)} bytes, HTTP {status})"
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, secret-free description of a transport exception."""
+    inner = exc.args[0] if exc.args else exc
+    reason = getattr(inner, "reason", None) or inner
+    text = type(reason).__name__ if isinstance(reason, BaseException) else ""
+    detail = str(reason)
+    # urllib3 messages embed the connection pool repr and the URL; keep the tail only.
+    if "):" in detail:
+        detail = detail.rsplit("):", 1)[-1]
+    detail = detail.strip(" '\"()")[:160]
+    return f"{text}: {detail}" if text and detail else text or detail or type(exc).__name__
+
+
+def _message_hint(body: bytes) -> str:
+    """``": <message>"`` from a JSON error body (``message``/``msg``), else an empty string."""
+    if not body or looks_like_html(body):
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if isinstance(data, dict):
+        msg = data.get("message") or data.get("msg")
+        code = data.get("code")
+        if msg or code is not None:
+            return f" (code {code}: {str(msg)[:120]})"
+    return ""

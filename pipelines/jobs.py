@@ -1,0 +1,18 @@
+"""Module-level job factories, so ``dagster.reconstructable`` can rebuild them in step processes
+(``hub demo`` runs the same jobs the schedules launch, with the multiprocess executor)."""
+
+from __future__ import annotations
+
+
+def _job(name: str):
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def(name)
+
+
+def sync_all_counties_job():
+    return _job("sync_all_counties")
+
+
+def sync_city_job():
+    return _job("sync_city")

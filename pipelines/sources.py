@@ -1,0 +1,57 @@
+"""Which connector serves a county: chosen by its platform kind in the registry.
+
+A county whose ``HUB_<SLUG>_URL`` is unset is served by the bundled simulator (started on
+loopback on first use and shared by every process of this hub home), so the demo and the tests
+run the same connector code as production.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from pipelines.paths import hub_home
+from pipelines.registry import County
+
+
+def simulator_settings(county: County) -> dict[str, str]:
+    """URL and credentials of the embedded simulator for ``county`` (starting it if needed)."""
+    from simulator import embedded
+
+    info = embedded.ensure_running(
+        hub_home() / "simulator",
+        seed=int(os.environ.get("HUB_SIM_SEED", "7")),
+        scale=float(os.environ.get("HUB_SIM_SCALE", "1.0")),
+    )
+    return info.settings(county.slug)
+
+
+def connection_settings(county: County) -> dict[str, str]:
+    """``HUB_<SLUG>_URL/_KEY/_SECRET`` from the environment, else the embedded simulator's."""
+    if county.setting("URL"):
+        return {
+            "url": county.setting("URL") or "",
+            "key": county.setting("KEY") or "",
+            "secret": county.setting("SECRET") or "",
+        }
+    return simulator_settings(county)
+
+
+def client_for(county: County):
+    if county.kind == "bigdata":
+        from pipelines.defs.bigdata.resources import BigdataClient as client
+    elif county.kind == "battle":
+        from pipelines.defs.battle.resources import BattleClient as client
+    else:
+        from pipelines.defs.workbook.resources import WorkbookClient as client
+    return client.from_county(county, connection_settings(county))
+
+
+def normaliser_for(county: County) -> Callable:
+    if county.kind == "bigdata":
+        from pipelines.defs.bigdata.normalise import normalise
+    elif county.kind == "battle":
+        from pipelines.defs.battle.normalise import normalise
+    else:
+        from pipelines.defs.workbook.normalise import normalise
+    return normalise

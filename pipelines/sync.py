@@ -1,0 +1,165 @@
+"""One county's sync in two steps, independent of Dagster so it reads (and tests) on its own.
+
+``land`` fetches every page from the county platform and stores it under the landing root
+before anything parses it; it never opens the warehouse, so counties fetch in parallel.
+``merge`` normalises, validates and merges one landed sync in a single DuckDB transaction; it
+is the only step that opens the live warehouse and runs in the ``duckdb_warehouse`` pool.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
+
+from pipelines import warehouse
+from pipelines.errors import RejectThresholdExceeded
+from pipelines.landing import LandingWriter, new_sync_id, read_manifest
+from pipelines.registry import County
+from pipelines.sources import client_for, normaliser_for
+
+
+@dataclass
+class Landed:
+    county_code: str
+    sync_id: str
+    mode: str
+    manifest_path: str
+    pages: int
+    bytes: int
+    seconds: float
+    watermarks_before: dict[str, str]
+
+
+@dataclass
+class Merged:
+    county_code: str
+    sync_id: str
+    mode: str
+    seconds: float
+    counts: dict[str, dict[str, int]]  # entity -> fetched/accepted/rejected/findings/deleted
+    top_reasons: list[dict] = field(default_factory=list)
+    watermarks_before: dict[str, str] = field(default_factory=dict)
+    watermarks_after: dict[str, str] = field(default_factory=dict)
+    source_counts: dict[str, int] = field(default_factory=dict)
+    source_lag_seconds: float | None = None
+
+
+def land(county: County, mode: str = "incremental") -> Landed:
+    """Fetch one sync's pages from the county platform into the landing area."""
+    started = time.perf_counter()
+    watermarks = warehouse.read_state(county)
+    if not watermarks:
+        mode = "full"  # nothing committed yet: an incremental sync has nothing to resume from
+    sync_id = new_sync_id()
+    writer = LandingWriter(county, sync_id)
+    pages = size = 0
+    try:
+        for page in client_for(county).fetch(mode, watermarks if mode == "incremental" else {}):
+            writer.write(page)
+            pages += 1
+            size += len(page.body)
+    finally:
+        manifest_path = writer.close()
+    return Landed(
+        county_code=county.code,
+        sync_id=sync_id,
+        mode=mode,
+        manifest_path=str(manifest_path),
+        pages=pages,
+        bytes=size,
+        seconds=time.perf_counter() - started,
+        watermarks_before=watermarks,
+    )
+
+
+def _context(con, county: County, frames: dict[str, pl.DataFrame], as_of) -> ValidationContext:
+    """What validation needs from the warehouse that one batch cannot know."""
+    touched = pl.concat(
+        [
+            frames[e].select("household_no")
+            for e in ("household", "person")
+            if e in frames and frames[e].height
+        ]
+        or [pl.DataFrame(schema={"household_no": pl.String})]
+    ).unique()
+    con.register("touched_households", touched.to_arrow())
+    try:
+        existing_members = con.sql(
+            """
+            SELECT p.household_no, p.person_no, p.relation_to_head, p.sex, p.birth_date,
+                   p.health, p.labor_skill
+            FROM core.person p JOIN touched_households t USING (household_no)
+            WHERE p.deleted_at IS NULL
+            """
+        ).pl()
+    finally:
+        con.unregister("touched_households")
+    return ValidationContext(
+        existing_households=con.sql(
+            "SELECT household_no FROM core.household WHERE deleted_at IS NULL"
+        ).pl(),
+        existing_villages=con.sql(
+            "SELECT code FROM core.region WHERE level = 'village' AND deleted_at IS NULL"
+        ).pl(),
+        existing_cadres=con.sql("SELECT cadre_id FROM core.cadre WHERE deleted_at IS NULL").pl(),
+        existing_members=existing_members,
+        poor_id_numbers=con.sql(
+            "SELECT DISTINCT id_number FROM core.person WHERE deleted_at IS NULL"
+        ).pl(),
+        poverty_lines=load_poverty_lines(),
+        as_of=as_of,
+    )
+
+
+def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged:
+    """Normalise, validate and merge one landed sync; the warehouse changes all or nothing."""
+    started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    manifest = read_manifest(Path(landed.manifest_path))
+    with warehouse.connect(db_path) as con:
+        before = warehouse.watermarks(con, county.code)
+        staged = normaliser_for(county)(county, manifest, before)
+        context = _context(con, county, staged.frames, staged.as_of)
+        validated: dict[str, Validated] = validate_county(staged.frames, context)
+        rate = warehouse.reject_rate(validated)
+        reasons = warehouse.top_reasons(validated)
+        if rate > county.reject_threshold:
+            warehouse.refuse_sync(
+                con, county, landed.sync_id, landed.mode, staged, validated, manifest, started_at
+            )
+            raise RejectThresholdExceeded(county.label, rate, county.reject_threshold, reasons)
+        result = warehouse.merge_county(
+            con, county, landed.sync_id, landed.mode, staged, validated, manifest, started_at
+        )
+        after = warehouse.watermarks(con, county.code)
+    warehouse.write_state(county, after)
+    return Merged(
+        county_code=county.code,
+        sync_id=landed.sync_id,
+        mode=landed.mode,
+        seconds=time.perf_counter() - started,
+        counts=result.counts,
+        top_reasons=reasons,
+        watermarks_before=before,
+        watermarks_after=after,
+        source_counts=staged.source_counts,
+        source_lag_seconds=_source_lag(staged.frames),
+    )
+
+
+def _source_lag(frames: dict[str, pl.DataFrame]) -> float | None:
+    """Seconds between the newest source change we hold and now (None for workbooks)."""
+    newest = [
+        f["source_updated_at"].max()
+        for f in frames.values()
+        if f.height and "source_updated_at" in f.columns
+    ]
+    newest = [n for n in newest if n is not None]
+    if not newest:
+        return None
+    return (datetime.now(UTC) - max(newest)).total_seconds()
