@@ -42,15 +42,14 @@ def _start_simulator_if_needed():
     missing = [c for c in counties() if not c.setting("URL")]
     if not missing:
         return None
+    from pipelines.sources import start_embedded_simulator
     from simulator import embedded
 
-    info = embedded.ensure_running(
-        paths.hub_home() / "simulator",
-        seed=int(os.environ.get("HUB_SIM_SEED", "7")),
-        scale=float(os.environ.get("HUB_SIM_SCALE", "1.0")),
-    )
+    info = start_embedded_simulator()
+    # Step processes inherit these, so they all talk to this one simulator.
+    os.environ.update(embedded.env_for(info["url"], [c.slug for c in missing]))
     console.print(
-        f"[dim]Simulator on {info.url} (scale {os.environ.get('HUB_SIM_SCALE', '1.0')}) "
+        f"[dim]Simulator on {info['url']} (scale {os.environ.get('HUB_SIM_SCALE', '1.0')}) "
         f"serving {', '.join(c.slug for c in missing)}[/dim]"
     )
     return info
@@ -148,10 +147,8 @@ def _summary(run_id: str, county_seconds: float, total: float, failures) -> None
 def ui(port: int = 3000) -> None:
     """The Dagster UI (and daemon: schedules, sensors) on this configuration, simulator included."""
     _dagster_home()
-    info = _start_simulator_if_needed()
+    _start_simulator_if_needed()
     env = dict(os.environ)
-    if info is not None:
-        env.update(info.env())
     bin_dir = Path(sys.executable).parent
     cmd = [
         str(bin_dir / "dagster"),

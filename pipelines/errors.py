@@ -4,7 +4,8 @@ says *which county*, *where* and *what*, and none of them ever carries a secret.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: Query parameters whose values are credentials (compared case-insensitively, ignoring ``_``/``-``).
@@ -143,31 +144,52 @@ class SafetyStop(HubError):
 
 class RejectThresholdExceeded(HubError):
     """Too many of a county's records failed validation; the sync refused to merge and left the
-    county's data as it was. ``top_reasons`` is ``[(rule, count), ...]``, most frequent first."""
+    county's data as it was.
+
+    ``top_reasons``: most frequent first, either dicts as ``warehouse.top_reasons`` returns them
+    (entity, rule, column_name, records, message) or ``(rule, count)`` pairs."""
 
     def __init__(
         self,
         county_label: object,
-        rejected: int,
-        total: int,
+        rate: float,
         threshold: float,
-        top_reasons: Sequence[tuple[str, int]] = (),
+        top_reasons: Sequence[Mapping[str, Any] | tuple[str, int]] = (),
+        *,
+        rejected: int | None = None,
+        total: int | None = None,
     ) -> None:
         self.county = _label(county_label)
-        self.rejected = rejected
-        self.total = total
+        self.rate = rate
         self.threshold = threshold
         self.top_reasons = list(top_reasons)
-        rate = rejected / total if total else 1.0
-        reasons = ", ".join(f"{rule} ×{n}" for rule, n in self.top_reasons[:5]) or "none recorded"
+        self.rejected = rejected
+        self.total = total
+        counts = f"{rejected} of {total} records" if rejected is not None and total else "records"
+        reasons = "; ".join(_reason(r) for r in self.top_reasons[:5]) or "none recorded"
         super().__init__(
-            f"{self.county}: {rejected} of {total} records rejected ({rate:.1%}), above the "
-            f"county's threshold of {threshold:.1%}; nothing was merged. Top reasons: {reasons}. "
+            f"{self.county}: {rate:.1%} of {counts} rejected, above the county's threshold of "
+            f"{threshold:.1%}; nothing was merged. Top reasons: {reasons}. "
             "See ops.reject for every rejected row."
         )
 
     def __reduce__(self):
         return (
-            type(self),
-            (self.county, self.rejected, self.total, self.threshold, self.top_reasons),
+            _rebuild_reject,
+            (self.county, self.rate, self.threshold, self.top_reasons, self.rejected, self.total),
         )
+
+
+def _rebuild_reject(county, rate, threshold, top_reasons, rejected, total):
+    return RejectThresholdExceeded(
+        county, rate, threshold, top_reasons, rejected=rejected, total=total
+    )
+
+
+def _reason(reason: Mapping[str, Any] | tuple[str, int]) -> str:
+    if isinstance(reason, Mapping):
+        where = ".".join(str(reason[k]) for k in ("entity", "column_name") if reason.get(k))
+        count = reason.get("records", reason.get("count", "?"))
+        return f"{reason.get('rule')}{f' ({where})' if where else ''} ×{count}"
+    rule, count = reason
+    return f"{rule} ×{count}"

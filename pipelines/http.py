@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -133,8 +134,6 @@ def make_session(county: object, policy: HttpPolicy | None = None) -> requests.S
     slug = getattr(county, "slug", None)
     session.headers["User-Agent"] = f"{USER_AGENT} county={slug}" if slug else USER_AGENT
     session.headers["Accept"] = "application/json, */*;q=0.5"
-    # No netrc/env proxies with credentials sneaking in; the county settings are the only source.
-    session.trust_env = False
     return session
 
 
@@ -327,3 +326,98 @@ def _message_hint(body: bytes) -> str:
         if msg or code is not None:
             return f" (code {code}: {str(msg)[:120]})"
     return ""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """A county's connection settings: ``HUB_<SLUG>_URL``, ``_KEY``, ``_SECRET``."""
+
+    url: str
+    key: str | None
+    secret: str | None
+
+    def __repr__(self) -> str:  # never print credentials, even in a debugger or a traceback
+        return f"SourceSettings(url={redact_url(self.url)!r}, key=***, secret=***)"
+
+
+def source_settings(county: Any, settings: Mapping[str, str] | None = None) -> SourceSettings:
+    """Resolve a county's settings from ``settings`` (keys ``HUB_<SLUG>_URL``, ``URL`` or
+    ``url``: the embedded simulator's ``env()`` or ``pipelines.sources.connection_settings``),
+    falling back to the environment."""
+
+    def get(name: str) -> str | None:
+        if settings:
+            for key in (county.env_prefix + name, name, name.lower()):
+                if settings.get(key):
+                    return settings[key]
+        return county.setting(name)
+
+    url = get("URL")
+    if not url:
+        raise SourceError(
+            county, county.env_prefix + "URL", "not set: the county's platform URL is unknown"
+        )
+    return SourceSettings(url=url.rstrip("/"), key=get("KEY"), secret=get("SECRET"))
+
+
+class PlatformClient:
+    """What the three clients share: settings, session, fetcher, and secret masking.
+
+    Subclasses implement ``fetch(mode, watermarks) -> Iterator[Page]``."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        county: Any,
+        settings: SourceSettings,
+        policy: HttpPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.county = county
+        self.settings = settings
+        self.base_url = settings.url
+        self.policy = policy or HttpPolicy.from_settings()
+        self.session = session or make_session(county, self.policy)
+        if urlsplit(self.base_url).hostname in ("127.0.0.1", "localhost", "::1"):
+            # The embedded simulator: an intranet HTTP_PROXY must not capture loopback traffic.
+            self.session.trust_env = False
+        self._token: str | None = None
+        self.fetcher = Fetcher(self.session, county, self.policy, secrets=self._secrets)
+
+    @classmethod
+    def from_county(cls, county: Any, settings: Mapping[str, str] | None = None):
+        """Build the client from ``HUB_<SLUG>_URL/_KEY/_SECRET`` (``settings`` first, then the
+        environment) and the ``HUB_HTTP_*`` retry knobs."""
+        return cls(county, source_settings(county, settings), HttpPolicy.from_settings(settings))
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        return (self.settings.key, self.settings.secret, self._token)
+
+    def error(self, where: str, problem: str) -> SourceError:
+        return SourceError(self.county, where, problem, secrets=self._secrets())
+
+    @staticmethod
+    def check_mode(mode: str) -> None:
+        if mode not in ("full", "incremental"):
+            raise ValueError(f"mode must be 'full' or 'incremental', not {mode!r}")
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({getattr(self.county, 'slug', self.county)!r}, {redact_url(self.base_url)!r})"
+
+
+def client_for(county: Any, settings: Mapping[str, str] | None = None) -> PlatformClient:
+    """The client of ``county``'s platform kind, built from its settings."""
+    # Imported here: the client modules import this one.
+    if county.kind == "bigdata":
+        from pipelines.defs.bigdata.resources import BigdataClient as client_cls
+    elif county.kind == "battle":
+        from pipelines.defs.battle.resources import BattleClient as client_cls
+    elif county.kind == "workbook":
+        from pipelines.defs.workbook.resources import WorkbookClient as client_cls
+    else:
+        raise ValueError(f"{county.label}: no client for platform kind {county.kind!r}")
+    return client_cls.from_county(county, settings)

@@ -18,12 +18,19 @@ def simulator_settings(county: County) -> dict[str, str]:
     """URL and credentials of the embedded simulator for ``county`` (starting it if needed)."""
     from simulator import embedded
 
-    info = embedded.ensure_running(
+    info = start_embedded_simulator()
+    return {"url": f"{info['url']}/{county.slug}", **embedded.credentials(county.slug)}
+
+
+def start_embedded_simulator() -> dict:
+    """The bundled simulator recorded under ``HUB_HOME``, started detached if not running."""
+    from simulator import embedded
+
+    return embedded.ensure_running(
         hub_home() / "simulator",
         seed=int(os.environ.get("HUB_SIM_SEED", "7")),
         scale=float(os.environ.get("HUB_SIM_SCALE", "1.0")),
     )
-    return info.settings(county.slug)
 
 
 def connection_settings(county: County) -> dict[str, str]:

@@ -1,0 +1,349 @@
+"""脱贫攻坚作战平台 (``shared/platforms/battle.md``, v3 and the older v2): landed pages →
+canonical frames.
+
+Lists answer ``{"total", "rows", "code": 200, "msg"}``. Fields are pinyin initials, coded values
+Chinese labels as typed by clerks (mapped with ``codes.from_labels``), yes/no is "是"/"否",
+numbers and dates are mostly strings in several spellings, and ``updateTime`` is Beijing local
+time with second precision. The client lands a final ``listing`` page: per entity the
+platform's ``total``, the distinct keys landed and whether the listing was full.
+
+v2 (商州): households name their head by ID number (``hzsfz``), members have no ``csrq``
+(birth date only from the ID number), and every sync is a full listing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+import polars as pl
+
+from pipelines import codes
+from pipelines.defs.parsing import (
+    Fields,
+    birth_date_from_id,
+    build,
+    concat,
+    field_of,
+    finish,
+    latest,
+    max_timestamp,
+    normalise_ids,
+    query_has,
+    read_json_envelope,
+    records,
+    require_fields,
+    source_error,
+    statistical_unit,
+)
+from pipelines.staged import Staged
+from schemas.columns import empty_frame
+
+WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
+BEGIN = "params[beginUpdateTime]"
+LEVELS = {"2": "county", "4": "town", "5": "village"}
+
+#: Documented fields per entity and version (the v2 differences are listed in battle.md).
+_V3: dict[str, tuple[str, ...]] = {
+    "region": ("areaCode", "areaName", "parentCode", "areaLevel", "sfpkc", "pkctcnf", "updateTime"),
+    "household": (
+        "hbh", "xzqh", "hzrybh", "pkhsx", "tpzt", "zyzpyy", "qtzpyy", "sbnf", "tpnf", "fpnf",
+        "rjcsr", "jtrk", "zfaq", "yssaq", "lxdh", "updateTime",
+    ),
+    "person": (
+        "rybh", "hbh", "xm", "sfzh", "xb", "csrq", "yhzgx", "mz", "whcd", "zxsqk", "jkzk",
+        "ldjn", "wgzk", "wgsj", "cjdbyl", "updateTime",
+    ),
+    "measure": ("csbh", "hbh", "cslb", "nd", "je", "csms", "updateTime"),
+    "loan": ("dkbh", "hbh", "dkyh", "dkje", "ffrq", "dkqx", "nll", "txje", "dkzt", "updateTime"),
+    "project": (
+        "xmbh", "xzqh", "xmlb", "xmmc", "ysje", "bfje", "xmzt", "kgrq", "wgrq", "syhs",
+        "updateTime",
+    ),
+    "cadre": (
+        "bfrbh", "xm", "sfzh", "xb", "lxdh", "dwmc", "dwlx", "sfdysj", "sfzcdy", "updateTime",
+    ),
+    "household_cadre": ("hbh", "bfrbh", "bfkssj", "updateTime"),
+}  # fmt: skip
+_V2 = {
+    **_V3,
+    "household": tuple("hzsfz" if f == "hzrybh" else f for f in _V3["household"]),
+    "person": tuple(f for f in _V3["person"] if f != "csrq"),
+}
+FIELDS = {"3": _V3, "2": _V2}
+
+
+def _code(table: str) -> dict[str, str]:
+    return codes.from_labels(table)
+
+
+def _staging(f: Fields, key: pl.Expr) -> dict[str, pl.Expr]:
+    return {"source_key": key, "source_updated_at": f.local_timestamp("updateTime")}
+
+
+def _region(f: Fields) -> dict[str, pl.Expr]:
+    code = f.text("areaCode")
+    return {
+        "code": code,
+        "level": f.text("areaLevel").replace(LEVELS),  # an unknown level stays as sent
+        "name": f.text("areaName"),
+        "parent_code": f.text("parentCode"),
+        "is_poor_village": f.boolean("sfpkc", "is_poor_village"),
+        "poor_village_exit_year": f.year("pkctcnf", "poor_village_exit_year"),
+        "is_statistical_unit": statistical_unit(code),
+        **_staging(f, code),
+    }
+
+
+def _household(f: Fields) -> dict[str, pl.Expr]:
+    household_no, village = f.text("hbh"), f.text("xzqh")
+    return {
+        "household_no": household_no,
+        "town_code": village.str.slice(0, 9),
+        "village_code": village,
+        # v3 names the head's person number; v2 only the head's ID number (resolved later).
+        "head_person_no": f.text("hzrybh"),
+        "head_id_number": f.text("hzsfz"),
+        "poverty_attribute": f.code("pkhsx", _code("poverty_attribute"), "poverty_attribute"),
+        "poverty_status": f.code("tpzt", _code("poverty_status"), "poverty_status"),
+        "main_cause": f.code("zyzpyy", _code("poverty_cause"), "main_cause"),
+        "main_cause_label": f.variant_label("zyzpyy", "poverty_cause", "main_cause_label"),
+        "other_causes": f.code_list("qtzpyy", _code("poverty_cause"), "other_causes"),
+        "identified_year": f.year("sbnf", "identified_year"),
+        "exit_year": f.year("tpnf", "exit_year"),
+        "relapse_year": f.year("fpnf", "relapse_year"),
+        "income_per_capita": f.number("rjcsr", "income_per_capita"),
+        "member_count": f.integer("jtrk", "member_count"),
+        "housing_safe": f.boolean("zfaq", "housing_safe"),
+        "water_safe": f.boolean("yssaq", "water_safe"),
+        "phone": f.text("lxdh"),
+        **_staging(f, household_no),
+    }
+
+
+def _person(f: Fields) -> dict[str, pl.Expr]:
+    person_no = f.text("rybh")
+    return {
+        "person_no": person_no,
+        "household_no": f.text("hbh"),
+        "name": f.text("xm"),
+        "id_number": f.text("sfzh"),  # normalised below
+        "id_upgraded": pl.lit(False),
+        "sex": f.code("xb", _code("sex"), "sex"),
+        "birth_date": f.date("csrq", "birth_date"),  # v2: filled from the ID number below
+        "relation_to_head": f.code("yhzgx", _code("relation_to_head"), "relation_to_head"),
+        "ethnicity": f.code("mz", _code("ethnicity"), "ethnicity"),
+        "education": f.code("whcd", _code("education"), "education"),
+        "school_status": f.code("zxsqk", _code("school_status"), "school_status"),
+        "health": f.code_list("jkzk", _code("health"), "health"),
+        "labor_skill": f.code("ldjn", _code("labor_skill"), "labor_skill"),
+        # codes.md: work status "无 (or empty)" is not_working.
+        "work_status": f.code("wgzk", _code("work_status"), "work_status").fill_null("not_working"),
+        "work_months": f.integer("wgsj", "work_months"),
+        "serious_illness_insured": f.boolean("cjdbyl", "serious_illness_insured"),
+        **_staging(f, person_no),
+    }
+
+
+def _measure(f: Fields) -> dict[str, pl.Expr]:
+    measure_id = f.text("csbh")
+    return {
+        "measure_id": measure_id,
+        "household_no": f.text("hbh"),
+        "category": f.code("cslb", _code("measure_category"), "category"),
+        "year": f.year("nd", "year"),
+        "amount": f.number("je", "amount"),
+        "description": f.text("csms"),
+        **_staging(f, measure_id),
+    }
+
+
+def _loan(f: Fields) -> dict[str, pl.Expr]:
+    loan_id = f.text("dkbh")
+    return {
+        "loan_id": loan_id,
+        "household_no": f.text("hbh"),
+        "lender": f.text("dkyh"),
+        "principal": f.number("dkje", "principal"),
+        "issued_on": f.date("ffrq", "issued_on"),
+        "term_months": f.integer("dkqx", "term_months"),
+        "annual_rate": f.number("nll", "annual_rate"),  # "4.35%" → 0.0435
+        "interest_subsidy": f.number("txje", "interest_subsidy"),
+        "status": f.code("dkzt", _code("loan_status"), "status"),
+        **_staging(f, loan_id),
+    }
+
+
+def _project(f: Fields) -> dict[str, pl.Expr]:
+    project_id = f.text("xmbh")
+    return {
+        "project_id": project_id,
+        "village_code": f.text("xzqh"),  # "" (county-wide) → null
+        "category": f.code("xmlb", _code("project_category"), "category"),
+        "name": f.text("xmmc"),
+        "budget": f.number("ysje", "budget"),
+        "disbursed": f.number("bfje", "disbursed"),
+        "status": f.code("xmzt", _code("project_status"), "status"),
+        "start_on": f.date("kgrq", "start_on"),
+        "end_on": f.date("wgrq", "end_on"),
+        "households_benefited": f.integer("syhs", "households_benefited"),
+        **_staging(f, project_id),
+    }
+
+
+def _cadre(f: Fields) -> dict[str, pl.Expr]:
+    cadre_id = f.text("bfrbh")
+    return {
+        "cadre_id": cadre_id,
+        "name": f.text("xm"),
+        "id_number": f.text("sfzh"),
+        "sex": f.code("xb", _code("sex"), "sex"),
+        "phone": f.text("lxdh"),
+        "unit_name": f.text("dwmc"),
+        "unit_type": f.code("dwlx", _code("unit_type"), "unit_type"),
+        "is_first_secretary": f.boolean("sfdysj", "is_first_secretary"),
+        "is_resident_team": f.boolean("sfzcdy", "is_resident_team"),
+        **_staging(f, cadre_id),
+    }
+
+
+def _household_cadre(f: Fields) -> dict[str, pl.Expr]:
+    household_no, cadre_id = f.text("hbh"), f.text("bfrbh")
+    return {
+        "household_no": household_no,
+        "cadre_id": cadre_id,
+        "since": f.date("bfkssj", "since"),
+        **_staging(f, pl.concat_str(household_no, pl.lit(":"), cadre_id)),
+    }
+
+
+BUILDERS = {
+    "region": _region,
+    "household": _household,
+    "person": _person,
+    "measure": _measure,
+    "loan": _loan,
+    "project": _project,
+    "cadre": _cadre,
+    "household_cadre": _household_cadre,
+}
+
+
+def _rows(county, page, order: int) -> pl.DataFrame:
+    """The records of a list page; ``code`` must be 200 (errors come with HTTP 200 too)."""
+    env = read_json_envelope(county, page)
+    code = field_of(env, ["code"])
+    if code is None:
+        raise source_error(county, page.url, "the body is not a platform answer (no `code`)")
+    if code.cast(pl.String).item() != "200":
+        msg = field_of(env, ["msg"])
+        detail = msg.cast(pl.String).item() if msg is not None else ""
+        raise source_error(county, page.url, f"platform error code {code.item()} {detail}".strip())
+    return records(county, page, field_of(env, ["rows"]), "rows", order)
+
+
+def _listing(county, page) -> dict[str, dict]:
+    try:
+        listing = json.loads(page.body())
+    except ValueError as exc:
+        raise source_error(county, page.url, "listing page is not JSON") from exc
+    if not isinstance(listing, dict) or not all(isinstance(v, dict) for v in listing.values()):
+        raise source_error(county, page.url, "listing page is not {entity: {total, …}}")
+    return listing
+
+
+def _resolve_v2_heads(households: pl.DataFrame, persons: pl.DataFrame | None) -> pl.DataFrame:
+    """v2 households name their head by ID number: find that member of the household (both
+    sides normalised the same way). No match, or several members with that number → null."""
+    heads = normalise_ids(households, col="head_id_number").rename(
+        {"id_number": "__head_id"}, strict=False
+    )
+    if persons is None or persons.height == 0:
+        return heads.with_columns(pl.lit(None, dtype=pl.String).alias("head_person_no"))
+    candidates = (
+        persons.filter(pl.col("id_number").is_not_null())
+        .group_by("household_no", "id_number")
+        .agg(pl.col("person_no").first().alias("__head"), pl.len().alias("__n"))
+        .filter(pl.col("__n") == 1)
+        .rename({"id_number": "__head_id"})
+        .drop("__n")
+    )
+    return (
+        heads.join(candidates, on=["household_no", "__head_id"], how="left")
+        .with_columns(pl.col("__head").alias("head_person_no"))
+        .drop("__head", "__head_id")
+    )
+
+
+def _watermark_key(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+
+
+def normalise(county, manifest, previous_watermarks: dict[str, str] | None = None) -> Staged:
+    """All landed pages of one battle-platform sync → canonical frames, counts and watermarks."""
+    previous = dict(previous_watermarks or {})
+    version = "2" if str(county.version) == "2" else "3"
+    fields = FIELDS[version]
+    pages_by_entity: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    incremental: set[str] = set()
+    listing: dict[str, dict] = {}
+
+    for order, page in enumerate(manifest.pages):
+        if page.entity == "listing":
+            listing.update(_listing(county, page))
+        elif page.entity in BUILDERS:
+            df = _rows(county, page, order)
+            require_fields(county, page, df, fields[page.entity])
+            pages_by_entity[page.entity].append(df)
+            if version != "2" and query_has(page.url, page.meta, BEGIN, "beginUpdateTime"):
+                incremental.add(page.entity)
+
+    for entity, stats in listing.items():
+        if stats.get("beginUpdateTime") or stats.get("mode") == "incremental":
+            incremental.add(entity)
+    listed = set(pages_by_entity) | {e for e in listing if e in BUILDERS}
+
+    built: dict[str, pl.DataFrame] = {}
+    for entity in listed:
+        raw = concat(pages_by_entity.get(entity, []))
+        if raw.height == 0:
+            continue
+        df = build(raw, BUILDERS[entity])
+        if entity in ("person", "cadre"):
+            df = normalise_ids(df)
+        if entity == "person" and version == "2":
+            df = df.with_columns(birth_date_from_id().alias("birth_date"))
+        built[entity] = df
+
+    frames: dict[str, pl.DataFrame] = {}
+    # Households last: v2 resolves their heads among the (deduplicated) members.
+    for entity in sorted(listed, key=lambda e: e == "household"):
+        if entity not in built:
+            frames[entity] = empty_frame(entity)
+            continue
+        df = built[entity]
+        if entity == "household" and version == "2":
+            df = _resolve_v2_heads(df, frames.get("person"))
+        frames[entity] = finish(entity, df)
+
+    full = listed - incremental
+    watermarks = dict(previous)
+    for entity, df in frames.items():
+        best = latest([previous.get(entity), max_timestamp(df, WATERMARK_FORMAT)], _watermark_key)
+        if best:
+            watermarks[entity] = best
+
+    # The platform's total is the live count only when the listing was not filtered by time.
+    source_counts = {
+        e: int(s["total"])
+        for e, s in listing.items()
+        if e in full and isinstance(s.get("total"), int | float)
+    }
+    return Staged(
+        frames=frames,
+        deletions={},
+        full_listing=full,
+        source_counts=source_counts,
+        watermarks=watermarks,
+    )

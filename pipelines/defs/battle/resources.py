@@ -1,0 +1,278 @@
+"""Client of the vendor "battle platform" (脱贫攻坚作战平台), v3 and v2 (``shared/platforms/battle.md``).
+
+The platform pages by offset over rows ordered by ``updateTime``; a record that changes while we
+page moves to the end, so one pass can skip rows (the rows after it shift up across a page
+boundary) and see others twice. The client therefore counts the distinct keys it has seen and
+repeats the listing (bounded) until it has at least ``total`` of them. Every page of every pass
+is landed; the normaliser keeps the newest ``updateTime`` per key.
+
+Watermarks (canonical entity names): ``<entity>`` = last ``updateTime`` seen
+("yyyy-MM-dd HH:mm:ss", Beijing time). v2 has no update filter: every sync is a full listing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipelines.http import Fetched, PlatformClient, TransientProblem
+from pipelines.landing import Page
+
+#: Canonical entity -> list path, in dependency order (parents first).
+PATHS: dict[str, str] = {
+    "region": "/system/area/list",
+    "household": "/fpzz/pkh/list",
+    "person": "/fpzz/pkry/list",
+    "measure": "/fpzz/bfcs/list",
+    "loan": "/fpzz/xd/list",
+    "project": "/fpzz/xmk/list",
+    "cadre": "/fpzz/bfr/list",
+    "household_cadre": "/fpzz/bfgx/list",
+}
+KEYS: dict[str, tuple[str, ...]] = {
+    "region": ("areaCode",),
+    "household": ("hbh",),
+    "person": ("rybh",),
+    "measure": ("csbh",),
+    "loan": ("dkbh",),
+    "project": ("xmbh",),
+    "cadre": ("bfrbh",),
+    "household_cadre": ("hbh", "bfrbh"),
+}
+#: The documented v3 record layouts (every row carries these keys; values may be ""/null).
+FIELDS_V3: dict[str, tuple[str, ...]] = {
+    "region": ("areaCode", "areaName", "parentCode", "areaLevel", "sfpkc", "pkctcnf", "updateTime"),
+    "household": (
+        "hbh", "xzqh", "cmc", "hzxm", "hzrybh", "pkhsx", "tpzt", "zyzpyy", "qtzpyy", "sbnf",
+        "tpnf", "fpnf", "rjcsr", "jtrk", "zfaq", "yssaq", "lxdh", "updateTime",
+    ),
+    "person": (
+        "rybh", "hbh", "xm", "sfzh", "xb", "csrq", "yhzgx", "mz", "whcd", "zxsqk", "jkzk",
+        "ldjn", "wgzk", "wgsj", "cjdbyl", "updateTime",
+    ),
+    "measure": ("csbh", "hbh", "cslb", "nd", "je", "csms", "updateTime"),
+    "loan": ("dkbh", "hbh", "dkyh", "dkje", "ffrq", "dkqx", "nll", "txje", "dkzt", "updateTime"),
+    "project": (
+        "xmbh", "xzqh", "xmlb", "xmmc", "ysje", "bfje", "xmzt", "kgrq", "wgrq", "syhs",
+        "updateTime",
+    ),
+    "cadre": (
+        "bfrbh", "xm", "sfzh", "xb", "lxdh", "dwmc", "dwlx", "sfdysj", "sfzcdy", "updateTime",
+    ),
+    "household_cadre": ("hbh", "bfrbh", "bfkssj", "updateTime"),
+}  # fmt: skip
+#: v2 (商州区): the head's ID number instead of their person number; no birth date column.
+FIELDS_V2: dict[str, tuple[str, ...]] = {
+    **FIELDS_V3,
+    "household": tuple("hzsfz" if f == "hzrybh" else f for f in FIELDS_V3["household"]),
+    "person": tuple(f for f in FIELDS_V3["person"] if f != "csrq"),
+}
+
+OK, NOT_LOGGED_IN, SERVER_ERROR = 200, 401, 500
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: Re-read the last 5 minutes on incremental syncs (late-committing writes, second precision);
+#: the merge is idempotent, so the overlap is harmless.
+VISIBILITY_LAG = timedelta(minutes=5)
+PAGE_SIZE = {"3": 1000, "2": 200}
+MAX_PASSES = 5
+BEGIN = "params[beginUpdateTime]"
+
+
+def shift_time(value: str, delta: timedelta) -> str:
+    """A "yyyy-MM-dd HH:mm:ss" (or ISO) time moved by ``delta``, as "yyyy-MM-dd HH:mm:ss"."""
+    text = value.strip().replace("T", " ")
+    try:
+        dt = datetime.strptime(text[:19], TIME_FORMAT)
+    except ValueError:
+        dt = datetime.fromisoformat(value.strip()).replace(tzinfo=None)
+    return (dt + delta).strftime(TIME_FORMAT)
+
+
+class BattleClient(PlatformClient):
+    kind = "battle"
+
+    def __init__(
+        self,
+        *args: Any,
+        page_size: int | None = None,
+        max_passes: int = MAX_PASSES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.version = str(getattr(self.county, "version", "3") or "3")
+        cap = PAGE_SIZE.get(self.version, 1000)
+        self.page_size = max(1, min(page_size or cap, cap))
+        self.max_passes = max(1, max_passes)
+        self.fields = FIELDS_V2 if self.version == "2" else FIELDS_V3
+
+    @property
+    def supports_incremental(self) -> bool:
+        return self.version != "2"
+
+    # -- login ----------------------------------------------------------------------------
+    def _login(self) -> str:
+        url = f"{self.base_url}/login"
+        if not (self.settings.key and self.settings.secret):
+            raise self.error(url, f"no credentials: set {self.county.env_prefix}KEY and _SECRET")
+        credentials = {"username": self.settings.key, "password": self.settings.secret}
+        # Code 500 at login is *not* retried: it is how the platform says "wrong password", and
+        # repeating a wrong password locks the account. Transport failures are still retried.
+        if self.version == "2":  # v2 takes form fields, v3 a JSON body
+            fetched = self.fetcher.request("POST", url, form=credentials, check=_is_envelope)
+        else:
+            fetched = self.fetcher.request("POST", url, json_body=credentials, check=_is_envelope)
+        body = fetched.data
+        if body.get("code") != OK or not body.get("token"):
+            raise self.error(url, f"login refused{_hint(body)}")
+        self._token = str(body["token"])
+        return self._token
+
+    # -- one request ----------------------------------------------------------------------
+    @staticmethod
+    def _check(fetched: Fetched) -> None:
+        body = fetched.data
+        if not isinstance(body, dict) or "code" not in body:
+            raise TransientProblem("answer has no code/msg envelope")
+        if body.get("code") == SERVER_ERROR:
+            raise TransientProblem(f"platform error{_hint(body)}")
+
+    def _get(self, path: str, params: Mapping[str, Any]) -> Fetched:
+        """GET a list; on code 401 log in again once and repeat the request."""
+        url = self.base_url + path
+        relogged = False
+        while True:
+            token = self._token or self._login()
+            fetched = self.fetcher.request(
+                "GET", url, params=params, headers={"Authorization": f"Bearer {token}"},
+                check=self._check,
+            )  # fmt: skip
+            body = fetched.data
+            if body.get("code") == NOT_LOGGED_IN:
+                if relogged:
+                    raise self.error(fetched.url, f"session refused right after login{_hint(body)}")
+                relogged = True
+                self._token = None
+                continue
+            if body.get("code") != OK:
+                raise self.error(fetched.url, f"platform error{_hint(body)}")
+            if not isinstance(body.get("rows"), list) or not isinstance(body.get("total"), int):
+                raise self.error(fetched.url, "list answer lacks rows/total")
+            return fetched
+
+    # -- listing --------------------------------------------------------------------------
+    def _pass(
+        self, entity: str, pass_no: int, params: dict[str, Any], seen: set
+    ) -> Generator[Page, None, int]:
+        """One offset pass over ``entity``; adds the keys seen to ``seen``, returns the last
+        ``total`` the platform reported."""
+        path, key_fields, fields = PATHS[entity], KEYS[entity], self.fields[entity]
+        page_num, total = 1, 0
+        # Guard against a platform whose total keeps growing: a pass never reads more than
+        # twice the pages the first answer announced (plus slack).
+        max_pages: int | None = None
+        while True:
+            fetched = self._get(path, {**params, "pageNum": page_num, "pageSize": self.page_size})
+            rows, total = fetched.data["rows"], fetched.data["total"]
+            if max_pages is None:
+                max_pages = 2 * (total // self.page_size + 1) + 10
+            yield Page(
+                entity=entity,
+                url=fetched.url,
+                body=fetched.body,
+                content_type=fetched.content_type,
+                meta={
+                    "pass": pass_no,
+                    "pageNum": page_num,
+                    "pageSize": self.page_size,
+                    "total": total,
+                    "rows": len(rows),
+                    "mode": "incremental" if params else "full",
+                    "beginUpdateTime": params.get(BEGIN),
+                },
+            )
+            if rows:
+                # Layout checked after landing so the offending page is kept for inspection.
+                first = rows[0]
+                missing = (
+                    [f for f in fields if f not in first] if isinstance(first, dict) else ["*"]
+                )
+                if missing:
+                    extra = sorted(set(first) - set(fields)) if isinstance(first, dict) else []
+                    hint = f" (undocumented fields present: {', '.join(extra)})" if extra else ""
+                    raise self.error(
+                        fetched.url,
+                        f"layout changed: documented field(s) {', '.join(missing)} missing{hint}",
+                    )
+                try:
+                    if len(key_fields) == 1:
+                        (k,) = key_fields
+                        seen.update(r[k] for r in rows)
+                    else:
+                        seen.update(tuple(r[k] for k in key_fields) for r in rows)
+                except (KeyError, TypeError):
+                    raise self.error(
+                        fetched.url, f"a row lacks its key field(s) {'+'.join(key_fields)}"
+                    ) from None
+            if len(rows) < self.page_size or page_num * self.page_size >= total:
+                return total
+            page_num += 1
+            if page_num > max_pages:
+                raise self.error(
+                    fetched.url, f"paging does not end: {page_num - 1} pages read, total {total}"
+                )
+
+    def _listing(self, entity: str, params: dict[str, Any], stats: dict) -> Iterator[Page]:
+        """Passes over ``entity`` until the distinct keys seen reach the platform's total."""
+        seen: set = set()
+        total = 0
+        for pass_no in range(1, self.max_passes + 1):
+            total = yield from self._pass(entity, pass_no, params, seen)
+            if len(seen) >= total:
+                stats[entity] = {
+                    "total": total,
+                    "distinct": len(seen),
+                    "passes": pass_no,
+                    "mode": "incremental" if params else "full",
+                    "beginUpdateTime": params.get(BEGIN),
+                    "complete": True,
+                }
+                return
+        raise self.error(
+            self.base_url + PATHS[entity],
+            f"listing incomplete: {len(seen)} distinct {KEYS[entity]} keys after "
+            f"{self.max_passes} passes, platform reports total {total} (records keep moving "
+            "while paging)",
+        )
+
+    def fetch(self, mode: str, watermarks: Mapping[str, str] | None = None) -> Iterator[Page]:
+        """Every entity (full, or since its watermark on v3), then a ``listing`` page stating,
+        per entity, the total, the distinct keys landed and whether it was a full listing."""
+        self.check_mode(mode)
+        watermarks = watermarks or {}
+        stats: dict[str, dict] = {}
+        for entity in PATHS:
+            params: dict[str, Any] = {}
+            mark = watermarks.get(entity)
+            if mode == "incremental" and self.supports_incremental and mark:
+                try:
+                    params[BEGIN] = shift_time(mark, -VISIBILITY_LAG)
+                except ValueError:
+                    raise self.error(
+                        f"watermark {entity}", f"not a 'yyyy-MM-dd HH:mm:ss' time: {mark[:40]!r}"
+                    ) from None
+            yield from self._listing(entity, params, stats)
+        body = json.dumps(stats, ensure_ascii=False).encode("utf-8")
+        yield Page("listing", self.base_url, body, "application/json", {"complete": True})
+
+
+def _is_envelope(fetched: Fetched) -> None:
+    if not isinstance(fetched.data, dict) or "code" not in fetched.data:
+        raise TransientProblem("answer has no code/msg envelope")
+
+
+def _hint(body: Any) -> str:
+    if isinstance(body, dict):
+        return f" (code {body.get('code')}: {str(body.get('msg'))[:120]})"
+    return ""

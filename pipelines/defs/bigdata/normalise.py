@@ -1,0 +1,403 @@
+"""洛南 big-data platform (API v2, ``shared/platforms/bigdata.md``): landed pages → canonical frames.
+
+Pages are JSON envelopes ``{"code": 0, "data": {"items": [...]}}``. Records carry the
+platform's two-digit codes (mapped with ``codes.from_bigdata``), real JSON booleans and arrays,
+and ``updatedAt`` in ISO-8601 with an offset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+import polars as pl
+
+from pipelines import codes
+from pipelines.defs.parsing import (
+    Fields,
+    build,
+    concat,
+    field_of,
+    finish,
+    latest,
+    max_timestamp,
+    normalise_ids,
+    query_has,
+    read_json_envelope,
+    records,
+    require_fields,
+    source_error,
+    statistical_unit,
+    text_of,
+)
+from pipelines.staged import DELETION_SCHEMA, Staged, empty_deletions
+from schemas.columns import empty_frame
+
+#: The platform's entity path names → canonical entity names.
+PLATFORM_ENTITIES = {
+    "regions": "region",
+    "households": "household",
+    "members": "person",
+    "measures": "measure",
+    "loans": "loan",
+    "projects": "project",
+    "cadres": "cadre",
+    "household-cadres": "household_cadre",
+}
+
+#: Documented record fields: a page whose records lack one has changed layout.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "region": ("id", "code", "name", "level", "parentCode", "poorVillage", "updatedAt"),
+    "household": (
+        "id",
+        "householdNo",
+        "villageCode",
+        "headMemberNo",
+        "attribute",
+        "status",
+        "mainCause",
+        "otherCauses",
+        "identifiedYear",
+        "exitYear",
+        "relapseYear",
+        "incomePerCapita",
+        "memberCount",
+        "housingSafe",
+        "waterSafe",
+        "phone",
+        "updatedAt",
+    ),
+    "person": (
+        "id",
+        "memberNo",
+        "householdNo",
+        "name",
+        "idNo",
+        "sex",
+        "birthDate",
+        "relation",
+        "ethnicity",
+        "education",
+        "schoolStatus",
+        "health",
+        "laborSkill",
+        "workStatus",
+        "workMonths",
+        "seriousIllnessInsured",
+        "updatedAt",
+    ),
+    "measure": ("id", "householdNo", "category", "year", "amount", "description", "updatedAt"),
+    "loan": (
+        "id",
+        "householdNo",
+        "lender",
+        "principal",
+        "issuedOn",
+        "termMonths",
+        "annualRate",
+        "interestSubsidy",
+        "status",
+        "updatedAt",
+    ),
+    "project": (
+        "id",
+        "villageCode",
+        "category",
+        "name",
+        "budget",
+        "disbursed",
+        "status",
+        "startOn",
+        "endOn",
+        "householdsBenefited",
+        "updatedAt",
+    ),
+    "cadre": (
+        "id",
+        "name",
+        "idNo",
+        "sex",
+        "phone",
+        "unitName",
+        "unitType",
+        "firstSecretary",
+        "residentTeam",
+        "updatedAt",
+    ),
+    "household_cadre": ("id", "householdNo", "cadreId", "since", "updatedAt"),
+}
+
+#: How the platform expects ``updatedAfter`` / ``deletedAfter`` back.
+WATERMARK_FORMAT = "%Y-%m-%dT%H:%M:%S%.3f+08:00"
+
+
+def _code(table: str) -> dict[str, str]:
+    return codes.from_bigdata(table)
+
+
+def _staging(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "source_key": f.text("id"),
+        "source_updated_at": f.iso_timestamp("updatedAt"),
+    }
+
+
+def _region(f: Fields) -> dict[str, pl.Expr]:
+    code = f.text("code")
+    return {
+        "code": code,
+        "level": f.text("level"),
+        "name": f.text("name"),
+        "parent_code": f.text("parentCode"),
+        "is_poor_village": f.boolean("poorVillage", "is_poor_village"),
+        "poor_village_exit_year": f.integer("poorVillageExitYear", "poor_village_exit_year"),
+        "is_statistical_unit": statistical_unit(code),
+        **_staging(f),
+    }
+
+
+def _household(f: Fields) -> dict[str, pl.Expr]:
+    village = f.text("villageCode")
+    return {
+        "household_no": f.text("householdNo"),
+        "town_code": village.str.slice(0, 9),
+        "village_code": village,
+        "head_person_no": f.text("headMemberNo"),
+        "poverty_attribute": f.code("attribute", _code("poverty_attribute"), "poverty_attribute"),
+        "poverty_status": f.code("status", _code("poverty_status"), "poverty_status"),
+        "main_cause": f.code("mainCause", _code("poverty_cause"), "main_cause"),
+        # Codes carry no label variants (因婚/因丧 only occur in label-based exports).
+        "main_cause_label": pl.lit(None, dtype=pl.String),
+        "other_causes": f.code_list("otherCauses", _code("poverty_cause"), "other_causes"),
+        "identified_year": f.integer("identifiedYear", "identified_year"),
+        "exit_year": f.integer("exitYear", "exit_year"),
+        "relapse_year": f.integer("relapseYear", "relapse_year"),
+        "income_per_capita": f.number("incomePerCapita", "income_per_capita"),
+        "member_count": f.integer("memberCount", "member_count"),
+        "housing_safe": f.boolean("housingSafe", "housing_safe"),
+        "water_safe": f.boolean("waterSafe", "water_safe"),
+        "phone": f.text("phone"),
+        **_staging(f),
+    }
+
+
+def _person(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "person_no": f.text("memberNo"),
+        "household_no": f.text("householdNo"),
+        "name": f.text("name"),
+        "id_number": f.text("idNo"),  # normalised below
+        "id_upgraded": pl.lit(False),
+        "sex": f.code("sex", _code("sex"), "sex"),
+        "birth_date": f.date("birthDate", "birth_date"),
+        "relation_to_head": f.code("relation", _code("relation_to_head"), "relation_to_head"),
+        "ethnicity": f.code("ethnicity", _code("ethnicity"), "ethnicity"),
+        "education": f.code("education", _code("education"), "education"),
+        "school_status": f.code("schoolStatus", _code("school_status"), "school_status"),
+        "health": f.code_list("health", _code("health"), "health"),
+        "labor_skill": f.code("laborSkill", _code("labor_skill"), "labor_skill"),
+        # codes.md: work status "无 (or empty)" is not_working.
+        "work_status": f.code("workStatus", _code("work_status"), "work_status").fill_null(
+            "not_working"
+        ),
+        "work_months": f.integer("workMonths", "work_months"),
+        "serious_illness_insured": f.boolean("seriousIllnessInsured", "serious_illness_insured"),
+        **_staging(f),
+    }
+
+
+def _measure(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "measure_id": f.text("id"),
+        "household_no": f.text("householdNo"),
+        "category": f.code("category", _code("measure_category"), "category"),
+        "year": f.integer("year", "year"),
+        "amount": f.number("amount", "amount"),
+        "description": f.text("description"),
+        **_staging(f),
+    }
+
+
+def _loan(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "loan_id": f.text("id"),
+        "household_no": f.text("householdNo"),
+        "lender": f.text("lender"),
+        "principal": f.number("principal", "principal"),
+        "issued_on": f.date("issuedOn", "issued_on"),
+        "term_months": f.integer("termMonths", "term_months"),
+        "annual_rate": f.number("annualRate", "annual_rate"),
+        "interest_subsidy": f.number("interestSubsidy", "interest_subsidy"),
+        "status": f.code("status", _code("loan_status"), "status"),
+        **_staging(f),
+    }
+
+
+def _project(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "project_id": f.text("id"),
+        "village_code": f.text("villageCode"),
+        "category": f.code("category", _code("project_category"), "category"),
+        "name": f.text("name"),
+        "budget": f.number("budget", "budget"),
+        "disbursed": f.number("disbursed", "disbursed"),
+        "status": f.code("status", _code("project_status"), "status"),
+        "start_on": f.date("startOn", "start_on"),
+        "end_on": f.date("endOn", "end_on"),
+        "households_benefited": f.integer("householdsBenefited", "households_benefited"),
+        **_staging(f),
+    }
+
+
+def _cadre(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "cadre_id": f.text("id"),
+        "name": f.text("name"),
+        "id_number": f.text("idNo"),
+        "sex": f.code("sex", _code("sex"), "sex"),
+        "phone": f.text("phone"),
+        "unit_name": f.text("unitName"),
+        "unit_type": f.code("unitType", _code("unit_type"), "unit_type"),
+        "is_first_secretary": f.boolean("firstSecretary", "is_first_secretary"),
+        "is_resident_team": f.boolean("residentTeam", "is_resident_team"),
+        **_staging(f),
+    }
+
+
+def _household_cadre(f: Fields) -> dict[str, pl.Expr]:
+    return {
+        "household_no": f.text("householdNo"),
+        "cadre_id": f.text("cadreId"),
+        "since": f.date("since", "since"),
+        **_staging(f),
+    }
+
+
+BUILDERS = {
+    "region": _region,
+    "household": _household,
+    "person": _person,
+    "measure": _measure,
+    "loan": _loan,
+    "project": _project,
+    "cadre": _cadre,
+    "household_cadre": _household_cadre,
+}
+
+
+def _data(county, page) -> pl.DataFrame:
+    """The checked envelope of a page: ``code`` 0 (the gateway answers errors with HTTP 200)."""
+    env = read_json_envelope(county, page)
+    code = field_of(env, ["code"])
+    if code is None:
+        raise source_error(county, page.url, "the body is not a platform envelope (no `code`)")
+    if code.cast(pl.String).item() != "0":
+        message = field_of(env, ["message"])
+        detail = message.cast(pl.String).item() if message is not None else ""
+        raise source_error(county, page.url, f"platform error code {code.item()} {detail}".strip())
+    return env
+
+
+def _stats(county, page) -> dict[str, int]:
+    """``GET /stats`` → the platform's count of live records per canonical entity."""
+    try:
+        counts = json.loads(page.body())["data"]["counts"]
+        return {PLATFORM_ENTITIES.get(k, k): int(v) for k, v in counts.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise source_error(county, page.url, "stats body has no `data.counts`") from exc
+
+
+def _deletions(county, page, entity: str, order: int) -> pl.DataFrame:
+    env = _data(county, page)
+    df = records(county, page, field_of(env, ["data", "items"]), "data.items", order)
+    if df.height == 0:
+        return pl.DataFrame(schema={**DELETION_SCHEMA, "entity": pl.String()})
+    require_fields(county, page, df, ("id", "deletedAt"))
+    f = Fields(df.schema)
+    out = df.select(
+        f.text("id").alias("source_key"),
+        f.iso_timestamp("deletedAt", "deleted_at"),
+        (
+            text_of(pl.col("entity")).replace(PLATFORM_ENTITIES)
+            if "entity" in df.columns
+            else pl.lit(entity)
+        )
+        .fill_null(entity)
+        .alias("entity"),
+    )
+    if out["deleted_at"].null_count() or out["source_key"].null_count():
+        raise source_error(county, page.url, "deletion records without `id` or a valid `deletedAt`")
+    return out
+
+
+def _watermark_key(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def normalise(county, manifest, previous_watermarks: dict[str, str] | None = None) -> Staged:
+    """All landed pages of one 洛南 sync → canonical frames, deletions, counts and watermarks."""
+    previous = dict(previous_watermarks or {})
+    pages_by_entity: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    deletion_frames: list[pl.DataFrame] = []
+    deletion_entities: set[str] = set()
+    listed: set[str] = set()
+    incremental: set[str] = set()
+    source_counts: dict[str, int] = {}
+
+    for order, page in enumerate(manifest.pages):
+        kind = page.entity
+        if kind == "stats":
+            source_counts.update(_stats(county, page))
+        elif kind.startswith("deletions:"):
+            entity = kind.split(":", 1)[1]
+            entity = PLATFORM_ENTITIES.get(entity, entity)
+            deletion_entities.add(entity)
+            deletion_frames.append(_deletions(county, page, entity, order))
+        elif kind in BUILDERS:
+            env = _data(county, page)
+            df = records(county, page, field_of(env, ["data", "items"]), "data.items", order)
+            require_fields(county, page, df, FIELDS[kind])
+            pages_by_entity[kind].append(df)
+            listed.add(kind)
+            if query_has(page.url, page.meta, "updatedAfter"):
+                incremental.add(kind)
+        # Other page kinds (none documented) carry nothing to normalise.
+
+    frames: dict[str, pl.DataFrame] = {}
+    watermarks = dict(previous)
+    for entity in listed:
+        raw = concat(pages_by_entity[entity])
+        if raw.height == 0:
+            frames[entity] = empty_frame(entity)
+            continue
+        df = build(raw, BUILDERS[entity])
+        if entity in ("person", "cadre"):
+            df = normalise_ids(df)
+        frames[entity] = finish(entity, df)
+        newest = max_timestamp(frames[entity], WATERMARK_FORMAT)
+        best = latest([previous.get(entity), newest], _watermark_key)
+        if best:
+            watermarks[entity] = best
+
+    deletions: dict[str, pl.DataFrame] = {e: empty_deletions() for e in deletion_entities}
+    if deletion_frames:
+        all_deleted = pl.concat(deletion_frames, how="diagonal_relaxed")
+        for (entity,), group in all_deleted.group_by("entity", maintain_order=True):
+            latest_first = group.sort("deleted_at").unique("source_key", keep="last")
+            deletions[entity] = latest_first.select(DELETION_SCHEMA.keys()).sort("source_key")
+            newest = max_timestamp(
+                latest_first.rename({"deleted_at": "source_updated_at"}), WATERMARK_FORMAT
+            )
+            key = f"deletions:{entity}"
+            best = latest([previous.get(key), newest], _watermark_key)
+            if best:
+                watermarks[key] = best
+
+    return Staged(
+        frames=frames,
+        deletions=deletions,
+        full_listing=listed - incremental,
+        source_counts=source_counts,
+        watermarks=watermarks,
+    )

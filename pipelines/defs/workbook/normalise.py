@@ -1,0 +1,369 @@
+"""Workbook drop (``shared/platforms/workbook.md``): 柞水's .xlsx and 丹凤's GB18030 .csv
+register exports → canonical household, person and (derived) region frames.
+
+Each file is a full snapshot, one row per person with the household's columns repeated on every
+row. Several files in one sync: the newest (by upload time) is the snapshot; older ones are
+superseded and not parsed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, datetime
+
+import fastexcel
+import polars as pl
+
+from pipelines import codes
+from pipelines.defs.parsing import (
+    EMPTY_ERRORS,
+    ORDER,
+    RAW_REF,
+    Fields,
+    birth_date_from_id,
+    build,
+    finish,
+    normalise_ids,
+    sex_from_id,
+    source_error,
+    statistical_unit,
+    text_of,
+    with_refs,
+)
+from pipelines.staged import Staged
+from schemas.columns import conform
+
+SHEET = "贫困人口明细"
+HEADER_MARK = "户编号"
+HEADER_SEARCH_ROWS = 50
+COLUMNS = (
+    "县", "乡(镇)", "行政村", "户编号", "人编号", "姓名", "证件号码", "人数", "与户主关系", "民族",
+    "文化程度", "在校生状况", "健康状况", "劳动技能", "务工状况", "务工时间(月)", "参加大病医疗",
+    "贫困户属性", "主要致贫原因", "其他致贫原因", "脱贫状态", "识别年度", "脱贫年度", "危房户",
+    "饮水安全", "人均纯收入", "联系电话",
+)  # fmt: skip
+ID_COL = "证件号码"
+ID_AS_NUMBER = "__id_as_number"  # the cell held a number: digits lost
+ID_SHOWN = "__id_shown"  # how a spreadsheet shows that number ("6.11026E+17")
+# A total row (合计/总计) is not a person; it sits in one of the leading columns.
+_TOTAL_MARK = r"^\s*(合计|总计)"
+# CSV has no cell types: an ID that went through a spreadsheet as a number is written the way
+# the spreadsheet showed it, in scientific notation (and without the exporter's apostrophe).
+_SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[Ee][+-]?\d+$"
+
+
+# --------------------------------------------------------------------------- file reading
+
+
+def _excel_shown(number_text: pl.Expr) -> pl.Expr:
+    """A number as a spreadsheet's General format shows it in a standard-width cell: up to
+    11 characters, so 18-digit IDs become 6 significant digits in scientific notation."""
+    v = number_text.cast(pl.Float64, strict=False)
+    exp = v.abs().log10().floor().cast(pl.Int64)
+    six = (v.abs() / pl.lit(10.0).pow(exp - 5)).round(0).cast(pl.Int64)
+    exp = pl.when(six >= 1_000_000).then(exp + 1).otherwise(exp)
+    six = pl.when(six >= 1_000_000).then(six // 10).otherwise(six)
+    digits = six.cast(pl.String)
+    frac = digits.str.slice(1).str.strip_chars_end("0")
+    mantissa = digits.str.slice(0, 1) + pl.when(frac != "").then("." + frac).otherwise(pl.lit(""))
+    sign = pl.when(v < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    scientific = sign + mantissa + "E+" + exp.cast(pl.String).str.zfill(2)
+    return pl.when(v.abs() < 1e11).then(number_text).otherwise(scientific)
+
+
+def _header_index(rows: pl.DataFrame) -> int | None:
+    marks = rows.select(
+        pl.any_horizontal(pl.col(c).str.strip_chars() == HEADER_MARK for c in rows.columns)
+    ).to_series()
+    hits = marks.arg_true()
+    return int(hits[0]) if hits.len() else None
+
+
+def _read_xlsx(county, name: str, body: bytes) -> tuple[pl.DataFrame, str | None]:
+    """The register sheet as text columns plus ``__id_as_number``; and the title's export time.
+
+    Every cell is read as text once; the ID column is read a second time as booleans, which
+    the reader can only produce from number (or boolean) cells: that is how a number-typed ID
+    cell is told from a text one, whatever its digits look like."""
+    try:
+        reader = fastexcel.read_excel(body)
+        sheets = reader.sheet_names
+    except Exception as exc:  # calamine/zip errors: truncated, or not a workbook at all
+        raise source_error(
+            county, name, "not a readable .xlsx workbook (truncated upload or another file type)"
+        ) from exc
+    if SHEET not in sheets:
+        raise source_error(county, name, f"no sheet {SHEET!r} (the workbook has {sheets})")
+    try:
+        grid = reader.load_sheet(
+            SHEET, header_row=None, skip_rows=0, dtypes="string", whitespace_as_null=True
+        ).to_polars()
+    except Exception as exc:
+        raise source_error(county, name, f"sheet {SHEET!r} cannot be read: {exc}") from exc
+    header_at = _header_index(grid.head(HEADER_SEARCH_ROWS))
+    if header_at is None:
+        raise source_error(county, name, f"no header row containing {HEADER_MARK!r}")
+    header = [str(v).strip() if v is not None else "" for v in grid.row(header_at)]
+    exported = _export_time(grid.head(header_at))
+    named = {old: new for old, new in zip(grid.columns, header, strict=True) if new}
+    data = grid.slice(header_at + 1).select(list(named)).rename(named)
+    missing = [c for c in COLUMNS if c not in data.columns]
+    if missing:
+        raise source_error(county, name, f"header lacks columns {missing}")
+    id_at = header.index(ID_COL)
+    typed = reader.load_sheet(
+        SHEET, header_row=None, skip_rows=header_at + 1, use_columns=[id_at], dtypes="boolean"
+    )
+    is_number, _ = typed.to_arrow_with_errors()  # text cells are "errors" → null
+    mask = pl.from_arrow(is_number).to_series().is_not_null()
+    # Pad: the typed read stops at the last non-empty ID cell.
+    mask = mask.extend_constant(False, max(0, data.height - mask.len())).head(data.height)
+    data = data.with_columns(mask.alias(ID_AS_NUMBER)).with_columns(
+        pl.when(pl.col(ID_AS_NUMBER)).then(_excel_shown(pl.col(ID_COL))).alias(ID_SHOWN)
+    )
+    return data, exported
+
+
+def _export_time(title_rows: pl.DataFrame) -> str | None:
+    """ "导出时间：2016-07-01 18:10:22" from the title rows, when present."""
+    for row in title_rows.iter_rows():  # a couple of title rows, not records
+        for cell in row:
+            if cell and (m := re.search(r"导出时间[:：]\s*(\d{4}-\d{2}-\d{2})", str(cell))):
+                return m.group(1)
+    return None
+
+
+def _utf8_hint(body: bytes) -> str:
+    try:
+        return " (the file is UTF-8, not GB18030)" if HEADER_MARK in body.decode("utf-8") else ""
+    except UnicodeDecodeError:
+        return ""
+
+
+def _read_csv(county, name: str, body: bytes) -> pl.DataFrame:
+    if body.startswith(b"\xef\xbb\xbf"):
+        raise source_error(county, name, "the CSV is UTF-8 (with BOM), not GB18030")
+    if body and not body.endswith(b"\n"):
+        raise source_error(county, name, "the CSV ends mid-line (truncated upload)")
+    try:
+        text = body.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        problem = f"not GB18030 text (byte {exc.start}){_utf8_hint(body)}"
+        raise source_error(county, name, problem) from exc
+    head = text.split("\n", HEADER_SEARCH_ROWS)[:HEADER_SEARCH_ROWS]
+    header_at = next((i for i, line in enumerate(head) if HEADER_MARK in line), None)
+    if header_at is None:
+        problem = f"no header row containing {HEADER_MARK!r}{_utf8_hint(body)}"
+        raise source_error(county, name, problem)
+    try:
+        data = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            skip_rows=header_at,
+            infer_schema=False,
+        )
+    except Exception as exc:
+        raise source_error(county, name, f"the CSV cannot be parsed: {exc}") from exc
+    data = data.rename({c: c.strip() for c in data.columns})
+    missing = [c for c in COLUMNS if c not in data.columns]
+    if missing:
+        raise source_error(county, name, f"header lacks columns {missing}")
+    sent = pl.col(ID_COL).str.strip_chars()
+    as_number = sent.str.contains(_SCIENTIFIC).fill_null(False)
+    return data.with_columns(
+        # The exporter's apostrophe keeps the ID text in a spreadsheet; it is not data.
+        sent.str.strip_prefix("'").alias(ID_COL),
+        as_number.alias(ID_AS_NUMBER),
+        pl.when(as_number).then(sent).alias(ID_SHOWN),
+    )
+
+
+def _records(county, page, order: int) -> tuple[pl.DataFrame, str | None]:
+    """One register file → its data rows (text), with ``raw_ref`` per data row (0-based,
+    counted from the row below the header, before total and empty rows are dropped)."""
+    name = page.meta.get("name") or page.url
+    body = page.body()
+    is_xlsx = name.lower().endswith(".xlsx") or (
+        not name.lower().endswith(".csv") and body[:2] == b"PK"
+    )
+    if is_xlsx:
+        data, exported = _read_xlsx(county, name, body)
+    else:
+        data, exported = _read_csv(county, name, body), None
+    data = with_refs(data, page.page_id, order)
+    cells = [pl.col(c).str.strip_chars() for c in COLUMNS]
+    empty = pl.all_horizontal(c.is_null() | (c == "") for c in cells)
+    total = pl.any_horizontal(
+        pl.col(c).str.contains(_TOTAL_MARK).fill_null(False) for c in COLUMNS[:6]
+    )
+    return data.filter(~empty & ~total), exported
+
+
+# --------------------------------------------------------------------------- canonical frames
+
+
+def _code(table: str) -> dict[str, str]:
+    return codes.from_labels(table)
+
+
+def _person(f: Fields) -> dict[str, pl.Expr]:
+    as_number = pl.col(ID_AS_NUMBER)
+    f.error("id_number_as_number", "id_number", as_number, pl.col(ID_SHOWN))
+    person_no = f.text("人编号")
+    return {
+        "person_no": person_no,
+        "household_no": f.text("户编号"),
+        "name": f.text("姓名"),
+        # A number cell's digits are lost: no ID rather than a wrong one.
+        "id_number": pl.when(~as_number).then(f.text(ID_COL)),
+        "id_upgraded": pl.lit(False),
+        "sex": pl.lit(None, dtype=pl.String),  # from the ID number below
+        "birth_date": pl.lit(None, dtype=pl.Date),  # from the ID number below
+        "relation_to_head": f.code("与户主关系", _code("relation_to_head"), "relation_to_head"),
+        "ethnicity": f.code("民族", _code("ethnicity"), "ethnicity"),
+        "education": f.code("文化程度", _code("education"), "education"),
+        "school_status": f.code("在校生状况", _code("school_status"), "school_status"),
+        "health": f.code_list("健康状况", _code("health"), "health"),
+        "labor_skill": f.code("劳动技能", _code("labor_skill"), "labor_skill"),
+        # codes.md: work status "无 (or empty)" is not_working.
+        "work_status": f.code("务工状况", _code("work_status"), "work_status").fill_null(
+            "not_working"
+        ),
+        "work_months": f.integer("务工时间(月)", "work_months"),
+        "serious_illness_insured": f.boolean("参加大病医疗", "serious_illness_insured"),
+        "source_key": person_no,
+        "source_updated_at": pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+    }
+
+
+def _household(f: Fields) -> dict[str, pl.Expr]:
+    household_no = f.text("户编号")
+    return {
+        "household_no": household_no,
+        "town_code": household_no.str.slice(0, 9),
+        "village_code": household_no.str.slice(0, 12),
+        "head_person_no": pl.lit(None, dtype=pl.String),  # from the members below
+        "poverty_attribute": f.code("贫困户属性", _code("poverty_attribute"), "poverty_attribute"),
+        "poverty_status": f.code("脱贫状态", _code("poverty_status"), "poverty_status"),
+        "main_cause": f.code("主要致贫原因", _code("poverty_cause"), "main_cause"),
+        "main_cause_label": f.variant_label("主要致贫原因", "poverty_cause", "main_cause_label"),
+        "other_causes": f.code_list("其他致贫原因", _code("poverty_cause"), "other_causes"),
+        "identified_year": f.year("识别年度", "identified_year"),
+        "exit_year": f.year("脱贫年度", "exit_year"),
+        "relapse_year": pl.lit(None, dtype=pl.Int32),  # not in the export
+        "income_per_capita": f.number("人均纯收入", "income_per_capita"),
+        "member_count": f.integer("人数", "member_count"),
+        # 危房户 "是" means the house is unsafe: the opposite sense of housing_safe.
+        "housing_safe": f.boolean("危房户", "housing_safe", negate=True),
+        "water_safe": f.boolean("饮水安全", "water_safe"),
+        "phone": f.text("联系电话"),
+        "source_key": household_no,
+        "source_updated_at": pl.lit(None, dtype=pl.Datetime("us", "UTC")),
+    }
+
+
+def _heads(persons: pl.DataFrame) -> pl.DataFrame:
+    """household_no → the member with relation 户主, when there is exactly one."""
+    return (
+        persons.filter(pl.col("relation_to_head") == "head")
+        .group_by("household_no")
+        .agg(pl.col("person_no").first().alias("__head"), pl.len().alias("__n"))
+        .filter(pl.col("__n") == 1)
+        .drop("__n")
+    )
+
+
+def _regions(rows: pl.DataFrame) -> pl.DataFrame:
+    """Towns and villages named in the file, so households reference known villages. Codes
+    come from well-formed 户编号 only: a malformed one is the household's defect, not a region."""
+    hh = text_of(pl.col("户编号"))
+    good = rows.filter(hh.str.contains(r"^\d{16}$").fill_null(False))
+    towns = good.select(
+        hh.str.slice(0, 9).alias("code"),
+        pl.lit("town").alias("level"),
+        text_of(pl.col("乡(镇)")).alias("name"),
+        hh.str.slice(0, 6).alias("parent_code"),
+        pl.col(RAW_REF),
+        pl.col(ORDER),
+    )
+    villages = good.select(
+        hh.str.slice(0, 12).alias("code"),
+        pl.lit("village").alias("level"),
+        text_of(pl.col("行政村")).alias("name"),
+        hh.str.slice(0, 9).alias("parent_code"),
+        pl.col(RAW_REF),
+        pl.col(ORDER),
+    )
+    regions = (
+        pl.concat([towns, villages])
+        .unique("code", keep="first", maintain_order=True)
+        .with_columns(
+            pl.lit(None, dtype=pl.Boolean).alias("is_poor_village"),
+            pl.lit(None, dtype=pl.Int32).alias("poor_village_exit_year"),
+            statistical_unit(pl.col("code")).alias("is_statistical_unit"),
+            pl.col("code").alias("source_key"),
+            pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("source_updated_at"),
+            EMPTY_ERRORS.alias("parse_errors"),
+        )
+    )
+    return conform("region", regions)
+
+
+def _uploaded(page) -> tuple:
+    """Sort key of a file page: upload time, then export date, then landing order."""
+    meta = page.meta or {}
+    try:
+        uploaded = datetime.fromisoformat(str(meta.get("uploadedAt"))).timestamp()
+    except ValueError:
+        uploaded = float("-inf")
+    return (uploaded, str(meta.get("exportDate") or ""), page.seq if hasattr(page, "seq") else 0)
+
+
+def _as_of(page, exported: str | None) -> date | None:
+    candidates = [(page.meta or {}).get("exportDate"), exported]
+    if m := re.search(r"_(\d{8})(?:_\d+)?\.\w+$", str((page.meta or {}).get("name") or "")):
+        candidates.append(f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:]}")
+    for value in candidates:
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError:
+            continue
+    return None
+
+
+def normalise(county, manifest, previous_watermarks: dict[str, str] | None = None) -> Staged:
+    """The newest register file of the sync → household, person and region frames."""
+    previous = dict(previous_watermarks or {})
+    files = [(order, p) for order, p in enumerate(manifest.pages) if p.entity == "file"]
+    if not files:  # nothing new was uploaded
+        return Staged(watermarks=previous)
+    order, page = max(files, key=lambda item: _uploaded(item[1]))
+    name = page.meta.get("name") or page.url
+    rows, exported = _records(county, page, order)
+
+    people = build(rows, _person, excel_serials=True)
+    people = normalise_ids(people).with_columns(
+        birth_date_from_id().alias("birth_date"), sex_from_id().alias("sex")
+    )
+    first_rows = rows.filter(text_of(pl.col("户编号")).is_not_null()).unique(
+        "户编号", keep="first", maintain_order=True
+    )
+    households = build(first_rows, _household, excel_serials=True)
+    households = (
+        households.join(_heads(people), on="household_no", how="left")
+        .with_columns(pl.col("__head").alias("head_person_no"))
+        .drop("__head")
+    )
+    frames = {
+        "region": _regions(rows),
+        "household": finish("household", households),
+        "person": finish("person", people),
+    }
+    return Staged(
+        frames=frames,
+        deletions={},
+        full_listing={"household", "person"},
+        source_counts={"household": first_rows.height, "person": rows.height},
+        watermarks={**previous, "file": str(name)},
+        as_of=_as_of(page, exported),
+    )

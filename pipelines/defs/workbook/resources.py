@@ -1,0 +1,134 @@
+"""Client of the workbook drop (``shared/platforms/workbook.md``): 柞水县 (xlsx) and 丹凤县 (csv).
+
+Each file is a full snapshot of a county's register. The client lands the index and every file
+uploaded after the one named in watermark ``file`` (all files on the first sync), each verified
+against the index's size and sha256. Whether a file's *content* is usable (truncated upload,
+wrong sheet, not a workbook at all) is the normaliser's call, not this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from pipelines.http import Fetched, PlatformClient, TransientProblem
+from pipelines.landing import Page
+
+INDEX_PATH = "/exports/index.json"
+FILE_PATH = "/exports/"
+FILE_KINDS = {"register", None}  # the index may grow other kinds; only registers are synced
+
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def _uploaded(entry: Mapping[str, Any]) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(str(entry.get("uploadedAt")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=BEIJING)
+
+
+class WorkbookClient(PlatformClient):
+    kind = "workbook"
+
+    @property
+    def _auth(self) -> tuple[str, str] | None:
+        # Basic auth is optional and configured per county.
+        if self.settings.key and self.settings.secret:
+            return (self.settings.key, self.settings.secret)
+        return None
+
+    def _index(self) -> tuple[Fetched, list[dict]]:
+        fetched = self.fetcher.request("GET", self.base_url + INDEX_PATH, auth=self._auth)
+        files = fetched.data.get("files") if isinstance(fetched.data, dict) else None
+        if not isinstance(files, list):
+            raise self.error(fetched.url, "index has no 'files' list")
+        for n, entry in enumerate(files):
+            if not isinstance(entry, dict) or not all(
+                entry.get(k) not in (None, "") for k in ("name", "sha256", "size", "uploadedAt")
+            ):
+                raise self.error(
+                    fetched.url,
+                    f"index entry {n} lacks name/sha256/size/uploadedAt: {entry!r:.160}",
+                )
+            if _uploaded(entry) is None:
+                raise self.error(fetched.url, f"index entry {entry['name']!r} has a bad uploadedAt")
+        return fetched, files
+
+    def select(self, files: list[dict], mode: str, last_file: str | None) -> list[dict]:
+        """The register files to land, oldest first: those uploaded after ``last_file`` (all
+        of them when there is none). A full sync with nothing new re-lands the latest file,
+        so it always carries a complete snapshot."""
+        registers = [f for f in files if f.get("kind") in FILE_KINDS]
+        # Sort by upload time, index order breaking ties (the index is oldest first).
+        ordered = [f for _, _, f in sorted((_uploaded(f), n, f) for n, f in enumerate(registers))]
+        if not last_file:
+            return ordered
+        names = [f["name"] for f in ordered]
+        if last_file not in names:
+            raise self.error(
+                self.base_url + INDEX_PATH,
+                f"the last processed file {last_file!r} (watermark 'file') is not in the index; "
+                "reset the county's 'file' watermark to resync from its first file",
+            )
+        new = ordered[names.index(last_file) + 1 :]
+        if not new and mode == "full" and ordered:
+            return ordered[-1:]
+        return new
+
+    def _download(self, entry: dict) -> Fetched:
+        name = entry["name"]
+        expected_sha = str(entry["sha256"]).lower()
+        expected_size = int(entry["size"])
+
+        def verify(fetched: Fetched) -> None:
+            # A mismatch is usually a transfer cut short or a gateway page; retried, and a
+            # SourceError naming the file once attempts run out.
+            size = len(fetched.body)
+            if size != expected_size:
+                raise TransientProblem(
+                    f"file {name}: {size} bytes received, the index says {expected_size}"
+                )
+            digest = hashlib.sha256(fetched.body).hexdigest()
+            if digest != expected_sha:
+                raise TransientProblem(
+                    f"file {name}: sha256 {digest[:16]}… does not match the index's "
+                    f"{expected_sha[:16]}…"
+                )
+
+        url = self.base_url + FILE_PATH + quote(name)
+        return self.fetcher.request("GET", url, auth=self._auth, parse_json=False, check=verify)
+
+    def fetch(self, mode: str, watermarks: Mapping[str, str] | None = None) -> Iterator[Page]:
+        self.check_mode(mode)
+        watermarks = watermarks or {}
+        index, files = self._index()
+        chosen = self.select(files, mode, watermarks.get("file"))
+        yield Page(
+            entity="index",
+            url=index.url,
+            body=index.body,
+            content_type=index.content_type,
+            meta={"files": len(files), "selected": [f["name"] for f in chosen], "mode": mode},
+        )
+        for entry in chosen:
+            fetched = self._download(entry)
+            yield Page(
+                entity="file",
+                url=fetched.url,
+                body=fetched.body,
+                content_type=fetched.content_type,
+                meta={
+                    "name": entry["name"],
+                    "sha256": str(entry["sha256"]).lower(),
+                    "size": int(entry["size"]),
+                    "exportDate": entry.get("exportDate"),
+                    "uploadedAt": entry.get("uploadedAt"),
+                    "kind": entry.get("kind"),
+                },
+            )

@@ -1,0 +1,342 @@
+"""Raw landing: every payload a client fetches is written to disk exactly as received, before
+anything parses it, so any sync can be replayed from the files without the source.
+
+Layout (``root`` defaults to ``pipelines.paths.landing_dir()``)::
+
+    <root>/<slug>/<sync_id>/00001-household.json      one file per page, written on arrival
+    <root>/<slug>/<sync_id>/manifest.partial.jsonl    one line per landed page (crash-safe)
+    <root>/<slug>/<sync_id>/manifest.json             written by LandingWriter.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import SourceError
+from pipelines.http import client_for  # re-exported: the entry point next to land()
+from pipelines.paths import landing_dir
+
+__all__ = [
+    "LandedPage",
+    "LandingWriter",
+    "Manifest",
+    "Page",
+    "client_for",
+    "land",
+    "new_sync_id",
+    "read_manifest",
+]
+
+MANIFEST = "manifest.json"
+PARTIAL = "manifest.partial.jsonl"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Page:
+    """One payload as a client received it (Contract 2)."""
+
+    entity: (
+        str  # canonical entity name, or "deletions:<entity>", "stats", "index", "file", "listing"
+    )
+    url: str  # the request URL without credentials
+    body: bytes  # exactly as received
+    content_type: str
+    meta: dict = field(default_factory=dict)  # e.g. cursor, pageNum, total, file name, sha256
+
+
+@dataclass(frozen=True)
+class LandedPage:
+    """A page stored on disk, as listed in a manifest."""
+
+    page_id: str  # "<slug>:<sync_id>:<seq>"
+    seq: int
+    entity: str
+    url: str
+    path: Path  # absolute path of the stored body
+    rel_path: str  # path relative to the landing root, as in the manifest
+    sha256: str
+    size: int
+    content_type: str
+    fetched_at: str  # ISO-8601 UTC
+    meta: dict
+    county: str = ""  # slug, for error messages
+
+    def body(self) -> bytes:
+        """The stored bytes, verified against the manifest's sha256."""
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise SourceError(self.county, self.path, f"landed page unreadable: {exc}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.sha256:
+            raise SourceError(
+                self.county,
+                self.path,
+                f"landed page {self.page_id} is corrupt: sha256 {digest[:12]}… "
+                f"does not match the manifest's {self.sha256[:12]}…",
+            )
+        return data
+
+    def json(self) -> Any:
+        return json.loads(self.body())
+
+    def to_record(self) -> dict:
+        return {
+            "page_id": self.page_id,
+            "seq": self.seq,
+            "entity": self.entity,
+            "url": self.url,
+            "fetched_at": self.fetched_at,
+            "sha256": self.sha256,
+            "size": self.size,
+            "content_type": self.content_type,
+            "path": self.rel_path,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The pages of one county sync, in landing order."""
+
+    path: Path  # the manifest file (manifest.json, or the partial journal of an unclosed sync)
+    root: Path  # the landing root the page paths are relative to
+    county: str  # slug
+    county_code: str
+    kind: str
+    version: str
+    sync_id: str
+    started_at: str
+    closed_at: str | None
+    complete: bool  # False when the sync failed or never closed
+    pages: tuple[LandedPage, ...]
+
+    def entity_pages(self, entity: str) -> list[LandedPage]:
+        return [p for p in self.pages if p.entity == entity]
+
+    @property
+    def entities(self) -> list[str]:
+        return list(dict.fromkeys(p.entity for p in self.pages))
+
+
+def new_sync_id(now: datetime | None = None) -> str:
+    """``20160701T182000Z-3f9a1c``: sortable UTC timestamp plus a short random suffix so that two
+    syncs started in the same second never share a directory."""
+    now = now or datetime.now(UTC)
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")
+
+
+def _file_stem(entity: str) -> str:
+    # "deletions:household" -> "deletions-household"; file names stay portable.
+    return _UNSAFE.sub("-", entity).strip("-") or "page"
+
+
+def _extension(page: Page) -> str:
+    name = page.meta.get("name") if isinstance(page.meta, dict) else None
+    if isinstance(name, str) and "." in name:
+        ext = _UNSAFE.sub("", name.rsplit(".", 1)[-1].lower())
+        if ext:
+            return ext
+    ctype = page.content_type.lower()
+    if "json" in ctype:
+        return "json"
+    if "html" in ctype:
+        return "html"
+    if "csv" in ctype:
+        return "csv"
+    if "spreadsheetml" in ctype:
+        return "xlsx"
+    stripped = page.body[:1].lstrip()
+    if stripped in (b"{", b"["):
+        return "json"
+    return "bin"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class LandingWriter:
+    """Stores one county sync's pages as they arrive and indexes them in ``manifest.json``.
+
+    Use as a context manager, or call :meth:`close` yourself; a sync that raised is closed with
+    ``complete: false`` so its pages stay listed for debugging but are never merged by mistake.
+    """
+
+    def __init__(self, county: Any, sync_id: str | None = None, root: Path | None = None) -> None:
+        self.county = county
+        self.slug = county.slug
+        self.sync_id = sync_id or new_sync_id()
+        self.root = Path(root) if root is not None else landing_dir()
+        self.dir = self.root / self.slug / self.sync_id
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.started_at = _now_iso()
+        self.pages: list[LandedPage] = []
+        self._journal = (self.dir / PARTIAL).open("a", encoding="utf-8")
+        self._closed: Path | None = None
+
+    def __enter__(self) -> LandingWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._closed is None:
+            self.close(complete=exc_type is None)
+
+    def write(self, page: Page) -> LandedPage:
+        """Store ``page.body`` now (atomically) and journal it; returns its manifest entry."""
+        if self._closed is not None:
+            raise RuntimeError(f"landing {self.dir} is already closed")
+        seq = len(self.pages) + 1
+        name = f"{seq:05d}-{_file_stem(page.entity)}.{_extension(page)}"
+        target = self.dir / name
+        tmp = target.with_name(name + ".part")
+        # Atomic rename, no fsync: a sync has thousands of pages and a crash only means
+        # fetching again; what must never happen is a half-written file under the final name.
+        tmp.write_bytes(page.body)
+        os.replace(tmp, target)
+        landed = LandedPage(
+            page_id=f"{self.slug}:{self.sync_id}:{seq}",
+            seq=seq,
+            entity=page.entity,
+            url=page.url,
+            path=target,
+            rel_path=target.relative_to(self.root).as_posix(),
+            sha256=hashlib.sha256(page.body).hexdigest(),
+            size=len(page.body),
+            content_type=page.content_type,
+            fetched_at=_now_iso(),
+            meta=dict(page.meta),
+            county=self.slug,
+        )
+        self._journal.write(json.dumps(landed.to_record(), ensure_ascii=False) + "\n")
+        self._journal.flush()
+        self.pages.append(landed)
+        return landed
+
+    def write_all(self, pages: Iterable[Page]) -> list[LandedPage]:
+        return [self.write(p) for p in pages]
+
+    def close(self, complete: bool = True) -> Path:
+        """Write ``manifest.json`` (atomically) and return its path. Idempotent."""
+        if self._closed is not None:
+            return self._closed
+        self._journal.close()
+        doc = {
+            "manifest_version": MANIFEST_VERSION,
+            "county": self.slug,
+            "county_code": getattr(self.county, "code", ""),
+            "kind": getattr(self.county, "kind", ""),
+            "version": getattr(self.county, "version", ""),
+            "sync_id": self.sync_id,
+            "started_at": self.started_at,
+            "closed_at": _now_iso(),
+            "complete": complete,
+            "pages": [p.to_record() for p in self.pages],
+        }
+        target = self.dir / MANIFEST
+        tmp = target.with_name(MANIFEST + ".part")
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, target)
+        (self.dir / PARTIAL).unlink(missing_ok=True)
+        self._closed = target
+        return target
+
+
+def _landed(record: dict, root: Path, slug: str) -> LandedPage:
+    return LandedPage(
+        page_id=record["page_id"],
+        seq=int(record.get("seq") or record["page_id"].rsplit(":", 1)[-1]),
+        entity=record["entity"],
+        url=record["url"],
+        path=root / record["path"],
+        rel_path=record["path"],
+        sha256=record["sha256"],
+        size=int(record["size"]),
+        content_type=record.get("content_type", ""),
+        fetched_at=record.get("fetched_at", ""),
+        meta=record.get("meta") or {},
+        county=slug,
+    )
+
+
+def read_manifest(path: Path | str) -> Manifest:
+    """Read a sync's manifest: ``path`` is ``manifest.json`` or the sync directory.
+
+    A directory whose sync never closed (a crash) is read from its partial journal, with
+    ``complete`` False."""
+    path = Path(path)
+    sync_dir = path if path.is_dir() else path.parent
+    root = sync_dir.parent.parent  # <root>/<slug>/<sync_id>/
+    manifest = sync_dir / MANIFEST
+    if manifest.exists():
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        slug = doc["county"]
+        return Manifest(
+            path=manifest,
+            root=root,
+            county=slug,
+            county_code=doc.get("county_code", ""),
+            kind=doc.get("kind", ""),
+            version=str(doc.get("version", "")),
+            sync_id=doc["sync_id"],
+            started_at=doc.get("started_at", ""),
+            closed_at=doc.get("closed_at"),
+            complete=bool(doc.get("complete", True)),
+            pages=tuple(_landed(r, root, slug) for r in doc["pages"]),
+        )
+    partial = sync_dir / PARTIAL
+    if not partial.exists():
+        raise FileNotFoundError(f"no {MANIFEST} or {PARTIAL} in {sync_dir}")
+    slug = sync_dir.parent.name
+    records = [
+        json.loads(line) for line in partial.read_text(encoding="utf-8").splitlines() if line
+    ]
+    return Manifest(
+        path=partial,
+        root=root,
+        county=slug,
+        county_code="",
+        kind="",
+        version="",
+        sync_id=sync_dir.name,
+        started_at="",
+        closed_at=None,
+        complete=False,
+        pages=tuple(_landed(r, root, slug) for r in records),
+    )
+
+
+def land(
+    county: Any,
+    client: Any,
+    mode: str,
+    watermarks: Mapping[str, str],
+    *,
+    sync_id: str | None = None,
+    root: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Fetch one sync from ``client`` (None: ``client_for(county, settings)``) and land every
+    page as it arrives; returns the manifest.
+
+    If the client raises (``SourceError``), the pages already landed are kept in a manifest with
+    ``complete: false`` and the error propagates."""
+    if client is None:
+        client = client_for(county, settings)
+    with LandingWriter(county, sync_id, root) as writer:
+        for page in client.fetch(mode, watermarks):
+            writer.write(page)
+    return read_manifest(writer.dir)

@@ -1,0 +1,466 @@
+"""The data-quality rule catalogue: every rule's stable name, level, entities, message and source.
+
+The names are part of the warehouse's contract: they are what ``ops.reject.rule``,
+``ops.finding.rule`` and the simulator's truth endpoint say. ``docs/data-quality.md`` explains
+each rule for county admins; ``docs/engineering/architecture.md`` summarises them.
+
+Levels:
+- ``reject``: the record is not merged; one ``ops.reject`` row per rule it failed.
+- ``finding``: the record is merged; the problem is listed in ``ops.finding`` for the county.
+- ``conflict``: the record is merged; the clash is recorded in ``ops.conflict``.
+
+Messages are templates with ``{column}``, ``{value}`` and ``{detail}``; ``render_message`` fills
+them in a vectorised way for a frame of failures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from pipelines.codes import city_codes
+
+Level = Literal["reject", "finding", "conflict"]
+
+ALL = ("region", "household", "person", "measure", "loan", "project", "cadre", "household_cadre")
+CHILDREN = ("person", "measure", "loan", "household_cadre")
+CODED_ENTITIES = ("region", "household", "person", "measure", "loan", "project", "cadre")
+
+GB11643 = "GB 11643-1999 公民身份号码"
+CODES = "contract/codes.md (city code tables, seeds/codes.csv)"
+STANDARD = "contract/city-standard.md"
+NATIONAL = (
+    "national 建档立卡 data-cleaning (数据清洗) logic checks of the poverty registration system"
+)
+CONTRACT4 = "docs/engineering/architecture.md, Contract 4 (validate)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    level: Level
+    entities: tuple[str, ...]
+    message: str  # template: {column}, {value}, {detail}
+    checks: str  # what the rule checks, in plain words
+    why: str  # why it matters
+    source: str  # where the rule comes from
+    where: str  # where it is implemented: "model" (pandera, schemas/<entity>.py) or "validate"
+
+
+_RULES = (
+    Rule(
+        "missing_value",
+        "reject",
+        ALL,
+        "{column} is empty but required",
+        "a required column is empty (null or blank)",
+        "a record without its key, parent key or defining codes cannot be merged or counted",
+        STANDARD,
+        "model",
+    ),
+    Rule(
+        "key_format",
+        "reject",
+        ("household", "person", "region"),
+        "{column}: '{value}' is not {detail}",
+        "household_no is 16 digits starting with its village_code; person_no is household_no "
+        "plus 2 digits; a region code has 6, 9 or 12 digits",
+        "the keys are the city-wide identity of households and people; a malformed key would "
+        "create a phantom record or attach members to the wrong household",
+        STANDARD + " (identity rules of the national registration system)",
+        "model",
+    ),
+    Rule(
+        "unknown_code",
+        "reject",
+        CODED_ENTITIES,
+        "{column}: '{value}' is not a {detail} code",
+        "a coded column (or an element of a coded list) holds a value that maps to no city code",
+        "an unmapped code would silently fall out of every breakdown; the county must fix the "
+        "value or the city must add a variant to seeds/codes.csv",
+        CODES,
+        "model",
+    ),
+    Rule(
+        "bad_date",
+        "reject",
+        ALL,
+        "{column}: '{value}' is not a valid date",
+        "a date value the connector could not parse (from parse_errors)",
+        "the value was lost in parsing; merging would store an empty date",
+        "architecture.md, Contract 1 (parse_errors)",
+        "validate",
+    ),
+    Rule(
+        "bad_number",
+        "reject",
+        ALL,
+        "{column}: '{value}' is not a number",
+        "a number the connector could not parse (from parse_errors)",
+        "the value was lost in parsing; merging would store an empty number",
+        "architecture.md, Contract 1 (parse_errors)",
+        "validate",
+    ),
+    Rule(
+        "bad_boolean",
+        "reject",
+        ALL,
+        "{column}: '{value}' is not a yes/no value",
+        "a yes/no value the connector could not parse (from parse_errors)",
+        "the value was lost in parsing; merging would store an empty flag",
+        "architecture.md, Contract 1 (parse_errors)",
+        "validate",
+    ),
+    Rule(
+        "id_number_format",
+        "reject",
+        ("person", "cadre"),
+        "{column}: '{value}' is not 18 characters of 17 digits and a final digit or X",
+        "after normalisation the ID number is not 17 digits followed by a digit or X",
+        "the ID number identifies a person across counties; a malformed one cannot",
+        GB11643,
+        "model",
+    ),
+    Rule(
+        "id_number_checksum",
+        "reject",
+        ("person", "cadre"),
+        "{column}: '{value}' has a wrong check digit (GB 11643 gives {detail})",
+        "the 18th character is not the ISO 7064 MOD 11-2 check digit of the first 17",
+        "a wrong check digit almost always means a typing error in the number",
+        GB11643,
+        "model",
+    ),
+    Rule(
+        "id_number_birth_date",
+        "reject",
+        ("person",),
+        "{column}: '{value}' {detail}",
+        "the birth date in digits 7-14 is not a real date, or differs from birth_date",
+        "one of the two is wrong; ages drive school, labour and pension rules",
+        GB11643 + "; " + NATIONAL,
+        "model",
+    ),
+    Rule(
+        "id_number_sex",
+        "reject",
+        ("person",),
+        "{column}: '{value}' {detail}",
+        "the 17th digit's parity (odd male, even female) disagrees with sex",
+        "one of the two is wrong",
+        GB11643 + "; " + NATIONAL,
+        "model",
+    ),
+    Rule(
+        "id_number_as_number",
+        "reject",
+        ("person",),
+        "{column}: '{value}' was stored as a number in the workbook; its last digits are lost",
+        "the workbook cell held the ID number as a number (e.g. 6.11026E+17)",
+        "the digits cannot be recovered; the county must re-export the file with the column "
+        "as text",
+        "platforms/workbook.md; architecture.md, Contract 1",
+        "validate",
+    ),
+    Rule(
+        "id_number_outside_shangluo",
+        "finding",
+        ("person",),
+        "{column}: address code '{value}' is outside Shangluo (6110xx, or 6125xx for people born "
+        "before 2001)",
+        "the address code is not 6110xx (商洛市), nor 6125xx (商洛地区) for people born before 2001",
+        "people who married or moved in keep their number, so this is worth a look, not a reject",
+        GB11643 + " (address code = place of first issue); NBS division codes",
+        "validate",
+    ),
+    Rule(
+        "head_count",
+        "reject",
+        ("household",),
+        "{column}: the household has {value} members with relation head; exactly one is required",
+        "the members delivered for the household (with members already in the warehouse for "
+        "incremental syncs) do not include exactly one with relation_to_head = head",
+        "every registered household has exactly one 户主; relations, counts and the head's "
+        "name hang on it",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "exit_before_identified",
+        "reject",
+        ("household",),
+        "{column}: {value} is before identified_year {detail}",
+        "exit_year < identified_year",
+        "a household cannot exit poverty before it was identified as poor",
+        NATIONAL,
+        "model",
+    ),
+    Rule(
+        "exited_without_exit_year",
+        "reject",
+        ("household",),
+        "{column} is empty although poverty_status is exited",
+        "poverty_status = exited but exit_year is empty",
+        "exit progress by year (mart.exit_progress) would lose the household",
+        NATIONAL,
+        "model",
+    ),
+    Rule(
+        "other_causes_invalid",
+        "reject",
+        ("household",),
+        "{column}: '{value}' {detail}",
+        "more than two other causes, or the main cause repeated among them",
+        "the national form has one main cause and at most two others; a repeated main cause "
+        "double-counts it in cause breakdowns",
+        CODES + "; " + NATIONAL,
+        "model",
+    ),
+    Rule(
+        "negative_income",
+        "reject",
+        ("household",),
+        "{column}: {value} is negative",
+        "income_per_capita < 0",
+        "net income per person below zero is a data-entry error (a sign or a misplaced field)",
+        NATIONAL,
+        "model",
+    ),
+    Rule(
+        "work_months_range",
+        "reject",
+        ("person",),
+        "{column}: {value} is outside 0-12",
+        "work_months outside 0-12",
+        "months worked in a year",
+        STANDARD,
+        "model",
+    ),
+    Rule(
+        "health_exclusive",
+        "reject",
+        ("person",),
+        "{column}: '{value}' combines healthy with another health value",
+        "health contains healthy together with another value",
+        "健康 excludes chronic illness, serious illness and disability",
+        CODES,
+        "model",
+    ),
+    Rule(
+        "orphan_household",
+        "reject",
+        CHILDREN,
+        "{column}: household '{value}' is neither in this sync nor in the warehouse",
+        "household_no matches no accepted household of the sync and no household in core",
+        "a member, measure, loan or aid relation must belong to a registered household",
+        STANDARD,
+        "validate",
+    ),
+    Rule(
+        "orphan_village",
+        "reject",
+        ("household", "project"),
+        "{column}: village '{value}' is neither in this sync nor in the warehouse",
+        "village_code matches no accepted region of the sync and no village in core",
+        "village and town breakdowns need the village",
+        STANDARD,
+        "validate",
+    ),
+    Rule(
+        "orphan_cadre",
+        "reject",
+        ("household_cadre",),
+        "{column}: cadre '{value}' is neither in this sync nor in the warehouse",
+        "cadre_id matches no accepted cadre of the sync and no cadre in core",
+        "an aid relation must name a known cadre",
+        STANDARD,
+        "validate",
+    ),
+    Rule(
+        "parent_rejected",
+        "reject",
+        CHILDREN,
+        "{column}: household '{value}' was rejected in this sync ({detail})",
+        "the record's household was rejected in the same sync",
+        "merging the child without its household would create an orphan; it follows its "
+        "household once the household is fixed",
+        CONTRACT4,
+        "validate",
+    ),
+    Rule(
+        "member_count_mismatch",
+        "finding",
+        ("household",),
+        "{column}: declared {value} members but {detail} delivered",
+        "member_count differs from the number of members delivered (with members already in "
+        "the warehouse for incremental syncs)",
+        "either a member is missing from the register or the declared count is stale",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "school_age_implausible",
+        "finding",
+        ("person",),
+        "{column}: '{value}' at age {detail}",
+        "school_status outside its age band (preschool 2-7, primary 5-15, grade7-9 10-18, "
+        "senior/vocational 13-22, higher vocational/college 16-35; not_in_school any age)",
+        "education assistance (因学, 雨露计划) is targeted by school status",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "relation_sex_inconsistent",
+        "finding",
+        ("person",),
+        "{column}: '{value}' but sex is {detail}",
+        "a male relation (son, father, ...) who is female, or a female one who is male",
+        "usually a wrong relation or a wrong sex",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "exit_below_poverty_line",
+        "finding",
+        ("household",),
+        "{column}: {value} yuan is below the poverty line {detail}",
+        "exited with income_per_capita below the poverty line of its exit year",
+        "exit requires income above the national line (两不愁三保障 exit standard)",
+        NATIONAL + "; seeds/poverty_lines.csv",
+        "validate",
+    ),
+    Rule(
+        "exit_unsafe_housing",
+        "finding",
+        ("household",),
+        "{column}: {value} although the household has exited",
+        "exited while housing_safe is false",
+        "safe housing is an exit condition (住房安全有保障)",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "exit_unsafe_water",
+        "finding",
+        ("household",),
+        "{column}: {value} although the household has exited",
+        "exited while water_safe is false",
+        "safe drinking water is an exit condition (饮水安全有保障)",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "illness_cause_nobody_ill",
+        "finding",
+        ("household",),
+        "{column}: '{value}' but no member is chronically or seriously ill",
+        "因病 (main or other cause) but no member's health is chronic or serious_illness",
+        "health assistance is targeted by this cause",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "tekun_able_bodied_member",
+        "finding",
+        ("household",),
+        "{column}: '{value}' household has an able-bodied member ({detail})",
+        "特困 household with a member aged 16-59 who is healthy with ordinary or skilled labour",
+        "特困供养 is for people without labour capacity and without supporters",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "cadre_registered_poor",
+        "finding",
+        ("cadre",),
+        "{column}: '{value}' is the ID number of a registered poor person",
+        "the cadre's ID number belongs to a registered poor person (any county)",
+        "a cadre should not be registered as poor (a typical 优亲厚友 / data-entry case)",
+        NATIONAL,
+        "validate",
+    ),
+    Rule(
+        "duplicate_id_number",
+        "conflict",
+        ("person",),
+        "{column}: '{value}' is also the ID number of {detail}",
+        "two person records (different person_no) carry the same ID number",
+        "an ID number identifies one person; the warehouse records the clash instead of "
+        "overwriting (the record with the larger person_no is the duplicate)",
+        STANDARD,
+        "validate",
+    ),
+)
+
+RULES: dict[str, Rule] = {r.name: r for r in _RULES}
+
+REJECT_COLUMNS = ("entity", "source_key", "rule", "column_name", "value", "message", "raw_ref")
+ISSUE_SCHEMA: dict[str, pl.DataType] = {c: pl.String() for c in REJECT_COLUMNS}
+
+
+def _template_parts(template: str) -> list[str]:
+    return re.split(r"(\{column\}|\{value\}|\{detail\})", template)
+
+
+def render_message(rule_name: str, column: pl.Expr, value: pl.Expr, detail: pl.Expr) -> pl.Expr:
+    """The rule's message for each row, from expressions giving column, value and detail."""
+    rule = RULES.get(rule_name)
+    template = rule.message if rule else f"{{column}}: '{{value}}' fails {rule_name}"
+    slots = {"{column}": column, "{value}": value, "{detail}": detail}
+    parts = [
+        slots[p].cast(pl.String).fill_null("") if p in slots else pl.lit(p)
+        for p in _template_parts(template)
+        if p
+    ]
+    return pl.concat_str(parts)
+
+
+def rules_for(entity: str, level: Level | None = None) -> list[Rule]:
+    return [r for r in _RULES if entity in r.entities and (level is None or r.level == level)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Building blocks of the pandera models (schemas/<entity>.py).
+#
+# How a pandera failure maps to a rule (schemas.validate does the mapping):
+# - a custom check is named after its rule (``@pa.check(..., name="key_format")``);
+# - ``not_nullable`` is ``missing_value``;
+# - a built-in check (isin, in_range, ge, str_matches) takes its rule from the field's
+#   ``metadata["rule"]``; a field has at most one built-in check so the mapping is unambiguous.
+
+
+def required(title: str, description: str, **kwargs: Any) -> Any:
+    """A column that must be filled: empty is ``missing_value``."""
+    return pa.Field(nullable=False, title=title, description=description, **kwargs)
+
+
+def optional(title: str, description: str, **kwargs: Any) -> Any:
+    return pa.Field(nullable=True, title=title, description=description, **kwargs)
+
+
+def coded(table: str, title: str, description: str, *, nullable: bool = True) -> Any:
+    """A scalar coded column: its value must be one of the city codes of ``table``."""
+    return pa.Field(
+        nullable=nullable,
+        title=title,
+        description=f"{description} (city code table {table})",
+        isin=city_codes(table),
+        metadata={"rule": "unknown_code", "code_table": table},
+    )
+
+
+def elements_in(data: PolarsData, table: str) -> pl.LazyFrame:
+    """Check body for a coded list column: every element is a city code of ``table``."""
+    codes = city_codes(table)
+    return data.lazyframe.select(pl.col(data.key).list.eval(pl.element().is_in(codes)).list.all())
+
+
+def unknown_elements(column: str, table: str) -> pl.Expr:
+    """The elements of a list column that are not codes of ``table``, joined (for messages)."""
+    codes = city_codes(table)
+    return pl.col(column).list.eval(pl.element().filter(~pl.element().is_in(codes))).list.join(", ")

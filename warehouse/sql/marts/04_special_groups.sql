@@ -1,0 +1,38 @@
+-- mart.special_groups: one row per person and special group they belong to (6种特殊贫困人口;
+-- the six groups are defined in 00_person.sql), by person_key; mart.special_groups_by_county
+-- counts them per county and for the city (611000). A person in two groups has two rows;
+-- persons_any counts each person once.
+
+CREATE OR REPLACE TABLE mart.special_groups AS
+WITH groups(group_code, group_label, sort) AS (
+    VALUES ('disabled', '残疾人', 1), ('serious_illness', '大病患者', 2),
+           ('chronic_illness', '长期慢性病患者', 3), ('elderly', '60岁及以上老人', 4),
+           ('child', '16岁以下儿童', 5), ('tekun', '特困供养人员', 6)
+)
+SELECT p.person_key, p.county_code, p.town_code, p.village_code, p.household_no,
+       g.group_code, g.group_label, p.age, p.sex
+FROM mart.person AS p
+JOIN groups AS g
+  ON (g.group_code = 'disabled' AND p.is_disabled)
+  OR (g.group_code = 'serious_illness' AND p.is_serious_illness)
+  OR (g.group_code = 'chronic_illness' AND p.is_chronic_illness)
+  OR (g.group_code = 'elderly' AND p.is_elderly)
+  OR (g.group_code = 'child' AND p.is_child)
+  OR (g.group_code = 'tekun' AND p.is_tekun)
+ORDER BY p.county_code, g.sort, p.person_key;
+
+CREATE OR REPLACE TABLE mart.special_groups_by_county AS
+SELECT coalesce(county_code, '611000') AS county_code,
+       coalesce(group_code, 'any') AS group_code,
+       coalesce(any_value(group_label), '任一特殊群体') AS group_label,
+       count(DISTINCT person_key) AS persons
+FROM mart.special_groups
+GROUP BY GROUPING SETS ((), (group_code), (county_code), (county_code, group_code))
+ORDER BY county_code NULLS FIRST, group_code NULLS FIRST;
+
+COMMENT ON TABLE mart.special_groups IS '特殊贫困人口: one row per person (person_key) and special group: disabled, serious_illness, chronic_illness, elderly (60+), child (<16), tekun; definitions in warehouse/sql/marts/00_person.sql';
+COMMENT ON TABLE mart.special_groups_by_county IS '特殊贫困人口统计: persons per special group per county and for the city (611000); group any = in at least one group';
+COMMENT ON COLUMN mart.special_groups.group_code IS 'group_code — 群体代码: disabled / serious_illness / chronic_illness / elderly / child / tekun';
+COMMENT ON COLUMN mart.special_groups.group_label IS 'group_label — 群体名称: Chinese name of the group';
+COMMENT ON COLUMN mart.special_groups_by_county.group_code IS 'group_code — 群体代码: one of the six groups, or any (at least one)';
+COMMENT ON COLUMN mart.special_groups_by_county.persons IS 'persons — 人数: distinct persons (person_key) in the group';

@@ -1,0 +1,87 @@
+-- ID-number conflicts (ops.conflict kind id_number): the same ID number on two person records,
+-- in one county or across counties. Both records stay in core; the key of the conflict is the
+-- person_key (the ID number itself never leaves core).
+--
+-- Resolution (deterministic, the same rule the marts use to count a person once city-wide):
+-- keep_first_seen — the record the warehouse saw first wins (smaller first_seen_at); on a tie
+-- the smaller person_no; a side that is not in core (rejected) never wins. The loser stays in
+-- core but is not counted as a separate person in the marts.
+-- Sides are ordered by (county_code, source_key) so the same pair always has the same
+-- conflict_id; seeing it again re-opens it rather than adding a row.
+
+-- name: resolve_id_conflicts
+-- An open conflict ends when one of its sides in core was deleted or no longer carries the
+-- shared ID number. A side that never reached core (rejected) does not end it.
+UPDATE ops.conflict AS k SET resolved_at = $now
+WHERE k.kind = 'id_number' AND k.resolved_at IS NULL
+  AND EXISTS (SELECT 1 FROM core.person AS p
+              WHERE ((p.county_code = k.county_code_a AND p.source_key = k.source_key_a)
+                  OR (p.county_code = k.county_code_b AND p.source_key = k.source_key_b))
+                AND (p.deleted_at IS NOT NULL OR p.person_key IS DISTINCT FROM k.key));
+
+-- name: resolve_household_conflicts
+-- A household_no claim ends when the owner no longer holds the household live, or when the
+-- claimant's full household listing no longer contains the claimed record.
+UPDATE ops.conflict AS k SET resolved_at = $now
+WHERE k.kind = 'household_no' AND k.resolved_at IS NULL
+  AND (NOT EXISTS (SELECT 1 FROM core.household AS h
+                   WHERE h.household_no = k.key AND h.county_code = k.county_code_a
+                     AND h.deleted_at IS NULL)
+       OR (k.county_code_b = $county AND $household_listed
+           AND NOT EXISTS (SELECT 1 FROM _listing_household AS l
+                           WHERE l.source_key = k.source_key_b)));
+
+-- name: id_pairs_table
+CREATE OR REPLACE TEMP TABLE _id_pair (
+    key VARCHAR, county_1 VARCHAR, source_key_1 VARCHAR, county_2 VARCHAR, source_key_2 VARCHAR);
+
+-- name: id_pairs_validated
+-- Pairs validation found inside this batch (both records of this county).
+INSERT INTO _id_pair
+SELECT sha256($opad || unhex(sha256($ipad || encode(id_number)))),
+       $county, source_key, $county, other_source_key
+FROM {conflicts}
+WHERE id_number IS NOT NULL AND source_key <> other_source_key;
+
+-- name: id_pairs_core
+-- An accepted person of this sync whose ID number a live person with another person_no already
+-- holds, in this county or another.
+INSERT INTO _id_pair
+SELECT s.person_key, $county, s.source_key, p.county_code, p.source_key
+FROM _stage_person AS s
+JOIN core.person AS p ON p.person_key = s.person_key AND p.person_no <> s.person_no
+WHERE p.deleted_at IS NULL;
+
+-- name: record_id_conflicts
+INSERT INTO ops.conflict BY NAME
+SELECT DISTINCT ON (conflict_id)
+       md5(concat_ws('|', 'id_number', o.key, o.county_code_a, o.source_key_a,
+                     o.county_code_b, o.source_key_b)) AS conflict_id,
+       'id_number' AS kind, o.key,
+       o.county_code_a, o.source_key_a, o.county_code_b, o.source_key_b,
+       'keep_first_seen' AS resolution,
+       CASE WHEN rb.person_no IS NULL THEN 'a'
+            WHEN ra.person_no IS NULL THEN 'b'
+            WHEN ra.first_seen_at < rb.first_seen_at THEN 'a'
+            WHEN ra.first_seen_at > rb.first_seen_at THEN 'b'
+            WHEN ra.person_no <= rb.person_no THEN 'a'
+            ELSE 'b' END AS winner,
+       $now AS detected_at, NULL::TIMESTAMPTZ AS resolved_at, $run AS sync_run_id
+FROM (
+    SELECT key,
+           CASE WHEN first_is_a THEN county_1 ELSE county_2 END AS county_code_a,
+           CASE WHEN first_is_a THEN source_key_1 ELSE source_key_2 END AS source_key_a,
+           CASE WHEN first_is_a THEN county_2 ELSE county_1 END AS county_code_b,
+           CASE WHEN first_is_a THEN source_key_2 ELSE source_key_1 END AS source_key_b
+    FROM (SELECT *, (county_1 < county_2
+                     OR (county_1 = county_2 AND source_key_1 < source_key_2)) AS first_is_a
+          FROM _id_pair
+          WHERE NOT (county_1 = county_2 AND source_key_1 = source_key_2))
+) AS o
+LEFT JOIN core.person AS ra
+       ON ra.county_code = o.county_code_a AND ra.source_key = o.source_key_a
+      AND ra.deleted_at IS NULL
+LEFT JOIN core.person AS rb
+       ON rb.county_code = o.county_code_b AND rb.source_key = o.source_key_b
+      AND rb.deleted_at IS NULL
+ON CONFLICT (conflict_id) DO UPDATE SET resolved_at = NULL, winner = EXCLUDED.winner;

@@ -1,0 +1,41 @@
+-- What the sync leaves in raw and ops. {frames} are Arrow views registered by the caller.
+
+-- name: pages
+-- Landed pages are indexed in the same transaction as the merge (counties land in parallel,
+-- only the merge writes). A replayed sync lands no new page ids.
+INSERT INTO raw.page BY NAME
+SELECT page_id, $county AS county_code, $run AS sync_run_id, entity, url,
+       fetched_at::TIMESTAMPTZ AS fetched_at, sha256, size, content_type, path,
+       meta::JSON AS meta
+FROM {pages}
+ON CONFLICT (page_id) DO NOTHING;
+
+-- name: issues
+-- Validation's rejects or findings ({issues}) into ops.reject / ops.finding ({target}).
+INSERT INTO {target} BY NAME
+SELECT $run AS sync_run_id, $county AS county_code, entity, source_key, rule, column_name,
+       value, message, raw_ref, $now AS recorded_at
+FROM {issues};
+
+-- name: merge_rejects
+INSERT INTO ops.reject BY NAME
+SELECT $run AS sync_run_id, $county AS county_code, entity, source_key, rule, column_name,
+       value, message, raw_ref, $now AS recorded_at
+FROM _merge_reject;
+
+-- name: watermarks
+-- Cursors advance only here, in the transaction of the merge they cover.
+INSERT INTO ops.watermark BY NAME
+SELECT $county AS county_code, name, value, $now AS updated_at, $run AS sync_run_id
+FROM {marks}
+ON CONFLICT (county_code, name) DO UPDATE
+SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, sync_run_id = EXCLUDED.sync_run_id;
+
+-- name: sync_runs
+-- One row per county x entity; a replay of the same sync id replaces its rows.
+INSERT OR REPLACE INTO ops.sync_run BY NAME
+SELECT $run AS sync_run_id, $county AS county_code, entity, $mode AS mode,
+       $started AS started_at, $finished AS finished_at, fetched, accepted, rejected, findings,
+       deleted, inserted, updated, unchanged, source_count, watermark_before, watermark_after,
+       $status AS status, $error AS error
+FROM {runs};
