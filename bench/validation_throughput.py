@@ -119,9 +119,15 @@ def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.Dat
     )
     j, k = pl.col("j"), pl.col("k").cast(pl.Int64)
     male = (j == 0) | ((j >= 2) & (k % 2 == 0))
-    age = pl.when(j <= 1).then(40 + k % 30).otherwise(20 + k % 15)
-    birth = pl.date(1976 - age + 40, 1 + k % 12, 1 + k % 28)
-    order = (k % 499) * 2 + male.cast(pl.Int64)
+    # (birth day, order code) is unique per person for up to 5M persons, so ID numbers are too:
+    # couples born 1940-1967, children 1985-2012
+    day = pl.duration(days=k % 10_000)
+    birth = (
+        pl.when(j <= 1)
+        .then(pl.lit(date(1940, 1, 1)) + day)
+        .otherwise(pl.lit(date(1985, 1, 1)) + day)
+    )
+    order = (k // 10_000 % 500) * 2 + male.cast(pl.Int64)
     first17 = pl.format(
         "{}{}{}",
         pl.lit(COUNTY),
@@ -229,10 +235,11 @@ def run(n_households: int, defect_rate: float, repeat: int = 3) -> None:
             best = min(best, time.perf_counter() - started)
         rejected = sum(r.rejects["source_key"].n_unique() for r in result.values())
         findings = sum(r.findings.height for r in result.values())
+        conflicts = result["person"].conflicts.height
         print(
             f"{label:>12}: {frames['household'].height:,} households + "
             f"{frames['person'].height:,} persons in {best:.2f} s = {rows / best:,.0f} rows/s "
-            f"({rejected:,} records rejected, {findings:,} findings)"
+            f"({rejected:,} records rejected, {findings:,} findings, {conflicts:,} conflicts)"
         )
 
 

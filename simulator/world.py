@@ -306,7 +306,11 @@ class World:
             cols.append("render_hint")
         # When the record's first version committed: an update in flight must not make a
         # record vanish from listings (the platform keeps serving it meanwhile).
-        first = pl.col("_first_visible").cast(TS) if "_first_visible" in df.columns else pl.col("visible_at")
+        first = (
+            pl.col("_first_visible").cast(TS)
+            if "_first_visible" in df.columns
+            else pl.col("visible_at")
+        )
         return df.select(*cols, first.alias("first_visible_at"))
 
     def truth(self, county_code: str) -> pl.DataFrame:
@@ -1110,6 +1114,8 @@ class World:
             for k in PERSON_KINDS
             if not (
                 (k == "id_number_birth_date" and not sends_birth_date)
+                # workbooks carry no sex column: sex is read from the ID, so it cannot disagree
+                or (k == "id_number_sex" and workbook)
                 or (k == "id_number_as_number" and not (workbook and county.version == "xlsx"))
                 or (k == "orphan_household" and workbook)
             )

@@ -8,8 +8,6 @@
   the ``duckdb_warehouse`` pool records it.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 import requests
 
@@ -29,7 +27,7 @@ def _groups(selected: list[County]) -> dg.AssetSelection:
     return dg.AssetSelection.groups(*[c.slug for c in selected])
 
 
-def county_job(county: County) -> dg.UnresolvedAssetJobDefinition:
+def county_job(county: County):
     return dg.define_asset_job(
         f"sync_{county.slug}",
         selection=_groups([county]),

@@ -4,8 +4,6 @@ They do not gate the merge — the merge step validates before writing (DESIGN d
 tell the county admin, after the fact, whether what the warehouse holds agrees with the source.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from pipelines import warehouse

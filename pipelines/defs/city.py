@@ -5,8 +5,6 @@ They run in their own run after the county syncs (the automation condition below
 and ``mart.sync_status`` shows the failed county as stale.
 """
 
-from __future__ import annotations
-
 import time
 
 import dagster as dg

@@ -6,17 +6,15 @@ single step in the ``duckdb_warehouse`` pool that normalises, validates and merg
 sync in one transaction.
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 import dagster as dg
-from schemas.validate import column_schema
 
 from pipelines import sync
 from pipelines.defs.metadata import landing_metadata, merge_metadata
 from pipelines.registry import County, counties
 from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+from schemas.validate import table_schema
 
 POOL = "duckdb_warehouse"
 
@@ -94,7 +92,7 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
             tags=county_tags(county),
             kinds={"duckdb", "pandera"},
             freshness_policy=freshness(county),
-            metadata={"dagster/column_schema": column_schema(entity), "table": f"core.{entity}"},
+            metadata={"dagster/column_schema": table_schema(entity), "table": f"core.{entity}"},
         )
         for entity in entities_of(county)
     ]

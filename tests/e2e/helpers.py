@@ -61,7 +61,13 @@ def warehouse_keys(con, county: County, entity: str, live_only: bool = True) -> 
 def truth(simulator, county: County) -> pl.DataFrame:
     url = simulator.url.rstrip("/") + f"/_sim/truth?county={county.code}"
     rows = requests.get(url, timeout=30).json()
-    schema = {"county_code": pl.String, "entity": pl.String, "source_key": pl.String, "rule": pl.String, "level": pl.String}
+    schema = {
+        "county_code": pl.String,
+        "entity": pl.String,
+        "source_key": pl.String,
+        "rule": pl.String,
+        "level": pl.String,
+    }
     return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
 
 
@@ -70,7 +76,7 @@ def simulator_keys(simulator, county: County, entity: str) -> set[str]:
     world = simulator.world
     with world.lock:
         df = world.records(county.code, entity)
-    if "visible_at" in df.columns:
-        now = world.now
-        df = df.filter(pl.col("visible_at") <= now)
+    visible = "first_visible_at" if "first_visible_at" in df.columns else "visible_at"
+    now = pl.lit(world.now).dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
+    df = df.filter(pl.col(visible) <= now)
     return set(df["source_key"].to_list())
