@@ -6,7 +6,6 @@ import dagster as dg
 from dotenv import load_dotenv
 
 from pipelines.defs.automation import automation_defs
-from pipelines.defs.checks import county_checks
 from pipelines.defs.city import marts, snapshot
 from pipelines.defs.counties import county_assets
 
@@ -14,6 +13,5 @@ load_dotenv()  # HUB_<SLUG>_URL/_KEY/_SECRET and HUB_PII_KEY may live in .env (g
 
 defs = dg.Definitions(
     assets=[*county_assets(), marts, snapshot],
-    asset_checks=county_checks(),
     **automation_defs(),
 )

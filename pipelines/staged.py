@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
@@ -38,3 +40,36 @@ class Staged:
 
 def empty_deletions() -> pl.DataFrame:
     return pl.DataFrame(schema=DELETION_SCHEMA)
+
+
+def save(staged: Staged, directory: Path) -> Path:
+    """Write a staged sync beside its landed pages (Parquet frames + a JSON header), so the
+    merge step — the only one holding the warehouse — does not parse payloads itself."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind, frames in (("frame", staged.frames), ("deletions", staged.deletions)):
+        for entity, df in frames.items():
+            df.write_parquet(directory / f"{kind}.{entity}.parquet", compression="lz4")
+    header = {
+        "entities": sorted(staged.frames),
+        "deletions": sorted(staged.deletions),
+        "full_listing": sorted(staged.full_listing),
+        "source_counts": staged.source_counts,
+        "watermarks": staged.watermarks,
+        "as_of": staged.as_of.isoformat() if staged.as_of else None,
+    }
+    (directory / "staged.json").write_text(json.dumps(header, ensure_ascii=False, indent=1))
+    return directory
+
+
+def load(directory: Path) -> Staged:
+    header = json.loads((directory / "staged.json").read_text())
+    return Staged(
+        frames={e: pl.read_parquet(directory / f"frame.{e}.parquet") for e in header["entities"]},
+        deletions={
+            e: pl.read_parquet(directory / f"deletions.{e}.parquet") for e in header["deletions"]
+        },
+        full_listing=set(header["full_listing"]),
+        source_counts=header["source_counts"],
+        watermarks=header["watermarks"],
+        as_of=date.fromisoformat(header["as_of"]) if header["as_of"] else None,
+    )

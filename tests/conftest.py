@@ -10,6 +10,7 @@ import pytest
 from pipelines.registry import counties
 
 TEST_SCALE = float(os.environ.get("HUB_TEST_SCALE", "0.01"))
+TEST_DEFECT_RATE = float(os.environ.get("HUB_TEST_DEFECT_RATE", "0.01"))
 DIVISIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "admin_divisions_shangluo"
 
 
@@ -32,7 +33,7 @@ def simulator(monkeypatch):
     county's HUB_<SLUG>_URL/_KEY/_SECRET pointing at it. Function-scoped: tests advance its clock."""
     from simulator import embedded
 
-    handle = embedded.start_in_thread(seed=7, scale=TEST_SCALE)
+    handle = embedded.start_in_thread(seed=7, scale=TEST_SCALE, defect_rate=TEST_DEFECT_RATE)
     try:
         for key in _county_env_keys():
             monkeypatch.delenv(key, raising=False)

@@ -7,8 +7,8 @@ tell the county admin, after the fact, whether what the warehouse holds agrees w
 import dagster as dg
 
 from pipelines import warehouse
-from pipelines.defs.counties import POOL, entities_of, entity_key
-from pipelines.registry import County, counties
+from pipelines.defs.keys import entities_of, entity_key
+from pipelines.registry import County
 
 REFERENCES = {
     # child entity: (child key column, parent table, parent key column)
@@ -111,7 +111,7 @@ def _household_checks(con, county: County) -> list[dg.AssetCheckResult]:
     ]
 
 
-def build_checks(county: County) -> dg.AssetChecksDefinition:
+def check_specs(county: County) -> list[dg.AssetCheckSpec]:
     entities = entities_of(county)
     specs = [
         dg.AssetCheckSpec(
@@ -143,20 +143,24 @@ def build_checks(county: County) -> dg.AssetChecksDefinition:
             description="The latest sync recorded no ID-number or household-number conflict.",
         ),
     ]
-
-    @dg.multi_asset_check(name=f"{county.slug}_checks", specs=specs, pool=POOL, can_subset=True)
-    def _checks(context: dg.AssetCheckExecutionContext):
-        wanted = context.selected_asset_check_keys
-        with warehouse.connect() as con:
-            results = [_count_check(con, county, e) for e in entities if e != "region"]
-            results += [_reference_check(con, county, e) for e in entities if e in REFERENCES]
-            results += _household_checks(con, county)
-        for result in results:
-            if dg.AssetCheckKey(result.asset_key, result.check_name) in wanted:
-                yield result
-
-    return _checks
+    return specs
 
 
-def county_checks() -> list[dg.AssetChecksDefinition]:
-    return [build_checks(c) for c in counties()]
+def evaluate(county: County) -> list[dg.AssetCheckResult]:
+    """Every check of ``county`` against the live warehouse; call only from a pool step."""
+    entities = entities_of(county)
+    with warehouse.connect() as con:
+        results = [_count_check(con, county, e) for e in entities if e != "region"]
+        results += [_reference_check(con, county, e) for e in entities if e in REFERENCES]
+        results += _household_checks(con, county)
+    return results
+
+
+def refused_check(county: County, rate: float) -> dg.AssetCheckResult:
+    """The reject-rate check of a sync that refused to merge."""
+    return dg.AssetCheckResult(
+        check_name="reject_rate_below_threshold",
+        asset_key=entity_key(county, "household"),
+        passed=False,
+        metadata={"reject_rate": round(rate, 4), "threshold": county.reject_threshold},
+    )

@@ -10,7 +10,7 @@ import time
 import dagster as dg
 
 from pipelines import paths, warehouse
-from pipelines.defs.counties import POOL, entities_of, entity_key
+from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key
 from pipelines.defs.metadata import frame_markdown
 from pipelines.registry import counties
 
@@ -28,6 +28,7 @@ AFTER_COUNTY_SYNCS = (
     group_name="city",
     deps=[entity_key(c, e) for c in counties() for e in entities_of(c)],
     pool=POOL,
+    op_tags=WAREHOUSE_TAG,
     kinds={"duckdb", "sql"},
     description="The mart schema (warehouse/sql/marts/*.sql), rebuilt from core and ops.",
     automation_condition=AFTER_COUNTY_SYNCS,
@@ -51,6 +52,7 @@ def marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     group_name="city",
     deps=[MARTS],
     pool=POOL,
+    op_tags=WAREHOUSE_TAG,
     kinds={"duckdb"},
     description="The read-only snapshot analysts open (`hub sql`): core, ops and mart, copied then renamed atomically.",
     automation_condition=dg.AutomationCondition.eager(),

@@ -11,12 +11,12 @@ from datetime import timedelta
 import dagster as dg
 
 from pipelines import sync
+from pipelines.defs import checks
+from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
 from pipelines.defs.metadata import landing_metadata, merge_metadata
+from pipelines.errors import RejectThresholdExceeded
 from pipelines.registry import County, counties
-from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
 from schemas.validate import table_schema
-
-POOL = "duckdb_warehouse"
 
 KIND_LABEL = {
     "bigdata": "精准扶贫大数据平台 (bigdata)",
@@ -31,12 +31,6 @@ class SyncConfig(dg.Config):
     )
 
 
-def entities_of(county: County) -> tuple[str, ...]:
-    if county.kind == "workbook":
-        return ("region", *WORKBOOK_ENTITIES)  # regions are derived from the file's names
-    return ENTITY_ORDER
-
-
 def freshness(county: County) -> dg.FreshnessPolicy:
     """API counties sync hourly, so a few hours is late; workbooks arrive about weekly."""
     if county.kind == "workbook":
@@ -46,14 +40,6 @@ def freshness(county: County) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.time_window(
         fail_window=timedelta(hours=6), warn_window=timedelta(hours=3)
     )
-
-
-def landing_key(county: County) -> dg.AssetKey:
-    return dg.AssetKey([county.slug, "landing"])
-
-
-def entity_key(county: County, entity: str) -> dg.AssetKey:
-    return dg.AssetKey([county.slug, entity])
 
 
 def county_tags(county: County) -> dict[str, str]:
@@ -97,20 +83,28 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         for entity in entities_of(county)
     ]
 
+    # The checks run in the merge step itself: it already holds the pool slot, and a separate
+    # check step per county would queue for the single DuckDB writer a second time.
     @dg.multi_asset(
         name=f"{county.slug}_merge",
         specs=specs,
+        check_specs=checks.check_specs(county),
         pool=POOL,
-        op_tags={"county": county.slug},
+        op_tags={"county": county.slug, **WAREHOUSE_TAG},
         ins={"landed": dg.AssetIn(landing_key(county))},
     )
     def merge(context: dg.AssetExecutionContext, landed: sync.Landed):
-        merged = sync.merge(county, landed)
+        try:
+            merged = sync.merge(county, landed)
+        except RejectThresholdExceeded as refused:
+            yield checks.refused_check(county, refused.rate)
+            raise
         for entity in entities_of(county):
             yield dg.MaterializeResult(
                 asset_key=entity_key(county, entity),
                 metadata=merge_metadata(county, entity, merged),
             )
+        yield from checks.evaluate(county)
 
     return [landing, merge]
 

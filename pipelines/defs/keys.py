@@ -1,0 +1,28 @@
+"""Asset keys and the entities of each county: shared by assets, checks and city assets."""
+
+import dagster as dg
+
+from pipelines.registry import County
+from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+
+#: The Dagster pool of every step that opens the live warehouse (limit 1 in dagster.yaml).
+POOL = "duckdb_warehouse"
+
+#: The same steps also carry this op tag, which the hub's executor limits to one at a time
+#: within a run. The pool still guards across runs; the tag spares steps of one run from
+#: polling for the pool slot with Dagster's growing back-off (up to 15 s between tries).
+WAREHOUSE_TAG = {"hub/warehouse": "duckdb"}
+
+
+def entities_of(county: County) -> tuple[str, ...]:
+    if county.kind == "workbook":
+        return ("region", *WORKBOOK_ENTITIES)  # regions are derived from the file's names
+    return ENTITY_ORDER
+
+
+def landing_key(county: County) -> dg.AssetKey:
+    return dg.AssetKey([county.slug, "landing"])
+
+
+def entity_key(county: County, entity: str) -> dg.AssetKey:
+    return dg.AssetKey([county.slug, entity])
