@@ -90,7 +90,8 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         specs=specs,
         check_specs=checks.check_specs(county),
         pool=POOL,
-        op_tags={"county": county.slug, **WAREHOUSE_TAG},
+        # The merges are the serial part of a sync: start each one as soon as its landing is done.
+        op_tags={"county": county.slug, "dagster/priority": "10", **WAREHOUSE_TAG},
         ins={"landed": dg.AssetIn(landing_key(county))},
     )
     def merge(context: dg.AssetExecutionContext, landed: sync.Landed):
