@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 # Wide enough for the summary table when output is piped (rich assumes 80 columns then).
 console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True)
 
 DEV_PII_KEY_NOTE = (
     "HUB_PII_KEY is not set: person_key uses the published development key, so pseudonyms are "
@@ -174,18 +175,28 @@ def sql(
     """Query the published snapshot (read-only; never blocked by a running sync)."""
     snapshot = paths.snapshot_db()
     if not snapshot.exists():
-        console.print(f"No snapshot at {snapshot} yet: run `make demo` first.")
+        # stderr, so `hub sql --csv ... > out.csv` never writes the message into the CSV
+        err_console.print(
+            f"No snapshot at {snapshot} yet: run `make demo` (or the sync_city job) first, "
+            "or set HUB_HOME / HUB_SNAPSHOT to where the hub keeps it."
+        )
         raise typer.Exit(1)
     if query is None:
+        # The duckdb-cli package's shell, read-only on the snapshot (the live file is never
+        # opened here, so a running sync and the shell do not block each other).
         shell = Path(sys.executable).parent / "duckdb"
         os.execv(str(shell), [str(shell), "-readonly", str(snapshot)])
     import duckdb
 
-    with duckdb.connect(str(snapshot), read_only=True) as con:
-        result = con.sql(query)
-        if result is None:
-            return
-        df = result.pl()
+    try:
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            result = con.sql(query)
+            if result is None:  # a statement without a result (SET, PRAGMA, ...)
+                return
+            df = result.pl()
+    except duckdb.Error as e:
+        err_console.print(f"[red]query failed:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
     if csv:
         sys.stdout.write(df.write_csv())
         return

@@ -37,7 +37,7 @@ class County:
         return f"{self.name} ({self.code}, {self.slug})"
 
 
-def _registry_path() -> Path:
+def registry_path() -> Path:
     return Path(os.environ.get("HUB_REGISTRY", SEEDS / "counties.csv"))
 
 
@@ -65,11 +65,11 @@ def _load(path: Path) -> tuple[County, ...]:
 
 
 def counties() -> tuple[County, ...]:
-    return _load(_registry_path())
+    return _load(registry_path())
 
 
 def county(slug_or_code: str) -> County:
     for c in counties():
         if slug_or_code in (c.slug, c.code):
             return c
-    raise KeyError(f"no county {slug_or_code!r} in {_registry_path()}")
+    raise KeyError(f"no county {slug_or_code!r} in {registry_path()}")

@@ -400,6 +400,7 @@ def _merge(
     gone = _soft_delete(batch, county, staged, validated, entities, live_before, safety_share)
     _record_conflicts(batch, staged, validated, "person" in change_counts)
     _record_issues(batch, validated)
+    _record_quarantine(batch, staged, validated)
     merge_rejects = dict(
         con.execute(
             "SELECT entity, count(DISTINCT source_key) FROM _merge_reject GROUP BY entity"
@@ -559,6 +560,29 @@ def _issues(validated: Mapping[str, Any], attribute: str) -> pl.DataFrame:
         if frames
         else pl.DataFrame(schema=dict.fromkeys(ISSUE_COLUMNS, pl.String))
     )
+
+
+def _record_quarantine(batch: _Batch, staged: Any, validated: Mapping[str, Any]) -> None:
+    """Keep every rejected record itself (as normalised) in ops.quarantine."""
+    parts = []
+    for entity, v in validated.items():
+        frame = staged.frames.get(entity)
+        if frame is None or v.rejects.height == 0:
+            continue
+        rejected = frame.filter(
+            pl.col("source_key").is_in(v.rejects["source_key"].unique().implode())
+        )
+        parts.append(
+            rejected.select(
+                pl.lit(entity).alias("entity"),
+                "source_key",
+                "raw_ref",
+                pl.struct(pl.all()).struct.json_encode().alias("record"),
+            )
+        )
+    if parts:
+        rows = batch.register("_quarantine", pl.concat(parts))
+        batch.run("70_bookkeeping.sql", "quarantine", rows=rows)
 
 
 def _record_issues(batch: _Batch, validated: Mapping[str, Any], findings: bool = True) -> None:
@@ -926,8 +950,12 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     Mart files document each table with COMMENT ON and each column once; a column left without
     a comment takes the comment of the same-named column in core, else elsewhere in mart."""
+    from pipelines.registry import registry_path
+
     seeds = str(paths.SEEDS).replace("'", "''")
+    registry = str(registry_path()).replace("'", "''")
     con.execute(f"SET VARIABLE hub_seeds = '{seeds}'")
+    con.execute(f"SET VARIABLE hub_registry = '{registry}'")  # HUB_REGISTRY may add counties
     con.execute("BEGIN")
     try:
         for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):

@@ -42,3 +42,11 @@ def simulator(monkeypatch):
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Client retries without the production back-off (0.5 s doubling, Retry-After honoured up
+    to 2 minutes), so failure-path tests spend their time on the failure, not on sleeping."""
+    monkeypatch.setenv("HUB_HTTP_BACKOFF", "0.01")
+    monkeypatch.setenv("HUB_HTTP_RETRY_AFTER_MAX", "0.05")

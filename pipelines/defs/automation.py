@@ -137,20 +137,47 @@ def workbook_sensor(county: County, job) -> dg.SensorDefinition:
 def record_sync_failures(context: dg.RunFailureSensorContext):
     run = context.dagster_run
     error = context.failure_event.message if context.failure_event else "run failed"
+    # A run of several counties (sync_all_counties, the schedules' jobs) has no county tag:
+    # each failed step is recorded against the county whose step it is, so mart.sync_status
+    # shows the county that failed rather than an anonymous run.
+    failed: dict[str | None, str] = {}
     for step in context.get_step_failure_events():
-        error = step.event_specific_data.error.message if step.event_specific_data else error
-        break
-    warehouse.queue_failure(
-        run_id=run.run_id,
-        job=run.job_name,
-        county=run.tags.get("county"),
-        error=error,
-    )
+        data = step.event_specific_data
+        message = _root_message(data.error) if data is not None and data.error else error
+        failed.setdefault(_county_of_step(step.step_key) or run.tags.get("county"), message)
+    for county, message in (failed or {run.tags.get("county"): error}).items():
+        warehouse.queue_failure(run_id=run.run_id, job=run.job_name, county=county, error=message)
+
+
+def _root_message(error) -> str:
+    """The hub's own error under Dagster's wrapper ("Error occurred while executing op …")."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error.message.strip()
+
+
+def _county_of_step(step_key: str | None) -> str | None:
+    """The slug of the county a step belongs to (``<slug>__landing``, ``<slug>_merge``)."""
+    for county in counties():
+        if step_key in (f"{county.slug}__landing", f"{county.slug}_merge"):
+            return county.slug
+    return None
+
+
+# Evaluates the city assets' automation conditions (marts after county syncs, then the
+# snapshot); Dagster's default automation sensor starts stopped, this one runs from the start.
+city_automation = dg.AutomationConditionSensorDefinition(
+    "city_after_county_syncs",
+    target=dg.AssetSelection.groups("city"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Rebuilds the marts, then publishes the snapshot, after county syncs.",
+)
 
 
 def automation_defs() -> dict:
     jobs = [sync_all_counties, sync_city, api_job]
-    sensors = [record_sync_failures]
+    sensors = [record_sync_failures, city_automation]
     for county in counties():
         job = county_job(county)
         jobs.append(job)

@@ -80,3 +80,100 @@ def simulator_keys(simulator, county: County, entity: str) -> set[str]:
     now = pl.lit(world.now).dt.convert_time_zone("UTC").dt.cast_time_unit("ms")
     df = df.filter(pl.col(visible) <= now)
     return set(df["source_key"].to_list())
+
+
+# --- failure paths ------------------------------------------------------------------------------
+
+
+def failure_messages(result) -> dict[str, str]:
+    """step key -> the message of the exception that failed it (the hub's own error, not
+    Dagster's wrapper), for every failed step of an in-process run."""
+    out = {}
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            out[event.step_key] = error.message.strip()
+    return out
+
+
+def core_tables(con) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'core' ORDER BY table_name"
+    ).fetchall()
+    return [f"core.{t}" for (t,) in rows]
+
+
+def table_digest(con, table: str) -> tuple[int, str | None]:
+    """Row count and MD5 of every row of ``table`` (all columns, order-independent): equal
+    digests mean the table did not change at all, timestamps included."""
+    return con.execute(
+        f"SELECT count(*), md5(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY CAST(t AS VARCHAR))) "
+        f"FROM {table} AS t"
+    ).fetchone()
+
+
+def warehouse_digest(extra: tuple[str, ...] = ("ops.watermark",)) -> dict[str, tuple]:
+    """Digest of every core table plus ``extra`` tables of the live warehouse."""
+    with live() as con:
+        return {t: table_digest(con, t) for t in (*core_tables(con), *extra)}
+
+
+def content_digest(county: County) -> dict[str, object]:
+    """What one county's data says, independent of when or by which run it was written: per
+    core table the (key, row_hash, deleted) triples, the rejected (entity, key, rule) and the
+    committed watermarks. Two syncs of the same source state must give equal digests."""
+    out: dict[str, object] = {}
+    with live() as con:
+        for table in core_tables(con):
+            entity = table.split(".", 1)[1]
+            if entity.endswith("_history"):
+                key = source_key_expr(entity.removesuffix("_history"))
+                rows = con.execute(
+                    f"SELECT {key}, row_hash, valid_to IS NULL FROM {table} WHERE county_code = ?",
+                    [county.code],
+                ).fetchall()
+            else:
+                rows = con.execute(
+                    f"SELECT {source_key_expr(entity)}, row_hash, deleted_at IS NULL "
+                    f"FROM {table} WHERE county_code = ?",
+                    [county.code],
+                ).fetchall()
+            out[table] = sorted(rows)
+        out["ops.reject"] = sorted(
+            con.execute(
+                "SELECT DISTINCT entity, source_key, rule FROM ops.reject WHERE county_code = ?",
+                [county.code],
+            ).fetchall()
+        )
+        out["ops.watermark"] = sorted(
+            con.execute(
+                "SELECT name, value FROM ops.watermark WHERE county_code = ?", [county.code]
+            ).fetchall()
+        )
+    return out
+
+
+def landing_syncs(county: County) -> set[str]:
+    """The sync ids landed for ``county`` so far (one directory each)."""
+    root = paths.landing_dir() / county.slug
+    return {p.name for p in root.iterdir() if p.is_dir()} if root.exists() else set()
+
+
+def run_failure_sensor(instance, result) -> None:
+    """Evaluate the hub's run-failure sensor on a failed in-process run, as the daemon would."""
+    from pipelines.defs.automation import record_sync_failures
+
+    failure = next(
+        e for e in instance.all_logs(result.run_id) if e.dagster_event_type == "PIPELINE_FAILURE"
+    )
+    record_sync_failures(
+        dg.build_run_status_sensor_context(
+            sensor_name="record_sync_failures",
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=failure.dagster_event,
+        ).for_run_failure()
+    )

@@ -108,7 +108,10 @@ def city(tmp_path_factory):
         feed = pl.DataFrame({"source_key": [E], "deleted_at": [AT]},
                             schema={"source_key": pl.String, "deleted_at": pl.Datetime("us", "UTC")})  # fmt: skip
         resent = [household(A, member_count=2)]
-        merge(con, LUONAN, "l2", day="2016-07-03", mode="incremental", households=resent,
+        rejected = household(
+            "6110211010010004", poverty_attribute=None
+        )  # F: kept in ops.quarantine
+        merge(con, LUONAN, "l2", day="2016-07-03", mode="incremental", households=[*resent, rejected],
               deletions={"household": feed}, safety_share=0.5,
               validated={"household": V(frame("household", resent),
                                         rejects=issues("household", [("6110211010010004", "missing_value")]))})  # fmt: skip

@@ -31,6 +31,7 @@ from pipelines.defs.parsing import (
     text_of,
     with_refs,
 )
+from pipelines.http import looks_like_html
 from pipelines.staged import Staged
 from schemas.columns import conform
 
@@ -186,6 +187,9 @@ def _records(county, page, order: int) -> tuple[pl.DataFrame, str | None]:
     is_xlsx = name.lower().endswith(".xlsx") or (
         not name.lower().endswith(".csv") and body[:2] == b"PK"
     )
+    if looks_like_html(body):  # what a failed upload through a gateway leaves behind
+        what = "not a readable .xlsx workbook" if is_xlsx else "not a CSV register"
+        raise source_error(county, name, f"{what}: an HTML page (failed upload or gateway error)")
     if is_xlsx:
         data, exported = _read_xlsx(county, name, body)
     else:

@@ -55,12 +55,18 @@ LEFT JOIN persons AS p
  AND p.village_code IS NOT DISTINCT FROM h.village_code;
 
 -- grouping() bits: county, town, village; 7 = all rolled up (the city), 3 = per county, ...
+-- The county's name from core.region, else from the registry: the workbook counties (丹凤, 柞水)
+-- deliver towns and villages but no county-level region row.
 CREATE OR REPLACE TABLE mart.county_summary AS
+WITH registry AS (
+    SELECT code, name FROM read_csv(getvariable('hub_registry'), all_varchar = true)
+)
 SELECT coalesce(a.county_code, '611000') AS county_code,
-       CASE WHEN a.county_code IS NULL THEN '商洛市' ELSE r.name END AS county_name,
+       CASE WHEN a.county_code IS NULL THEN '商洛市' ELSE coalesce(r.name, g.name) END AS county_name,
        a.* EXCLUDE (grouping_id, county_code, town_code, village_code)
 FROM _area AS a
 LEFT JOIN core.region AS r ON r.code = a.county_code
+LEFT JOIN registry AS g ON g.code = a.county_code
 WHERE a.grouping_id IN (7, 3)
 ORDER BY a.county_code NULLS FIRST;
 
@@ -88,7 +94,7 @@ COMMENT ON TABLE mart.county_summary IS '县区汇总: households and persons by
 COMMENT ON TABLE mart.town_summary IS '乡镇汇总: households and persons by poverty attribute and status per town; live records';
 COMMENT ON TABLE mart.village_summary IS '村汇总: households and persons by poverty attribute and status per village; live records';
 COMMENT ON COLUMN mart.county_summary.county_code IS 'county_code — 县区代码: 6-digit county code; 611000 = the whole city (商洛市)';
-COMMENT ON COLUMN mart.county_summary.county_name IS 'county_name — 县区名称: county name (from core.region)';
+COMMENT ON COLUMN mart.county_summary.county_name IS 'county_name — 县区名称: county name (from core.region, else the registry seeds/counties.csv)';
 COMMENT ON COLUMN mart.town_summary.town_name IS 'town_name — 乡镇名称: town name (from core.region)';
 COMMENT ON COLUMN mart.village_summary.village_name IS 'village_name — 村名称: village name (from core.region)';
 COMMENT ON COLUMN mart.county_summary.households IS 'households — 贫困户数: live poor households';

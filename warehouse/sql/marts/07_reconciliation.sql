@@ -7,9 +7,11 @@
 --   deleted                = records the source has deleted since (soft-deleted in core)
 --   accounted_difference   = -(quarantined + deleted): the part of the difference they explain
 --   unexplained_difference = difference - accounted_difference
--- Quarantine is known per record, not per attribute (a rejected row's attribute may be what
--- was wrong), so attribute figures account for deletions only. Figures the warehouse does not
--- hold (teams, dispatched officials) have a NULL warehouse_value and say so.
+--   duplicates             = live person records that are the same person as one counted elsewhere
+-- Quarantined records are attributed through ops.quarantine (the record as normalised): a
+-- household by its own attribute, a person by its household's. A person whose household number
+-- exists nowhere (an orphan) has no attribute and is accounted in the totals only. Figures the
+-- warehouse does not hold (teams, dispatched officials) have a NULL warehouse_value and say so.
 
 CREATE OR REPLACE TABLE mart.reconciliation AS
 WITH reported AS (
@@ -39,17 +41,61 @@ latest_run AS (
     QUALIFY row_number() OVER (PARTITION BY county_code
                                ORDER BY finished_at DESC, sync_run_id DESC) = 1
 ),
-quarantined AS (
-    SELECT r.entity, count(DISTINCT (r.county_code, r.source_key)) AS n
-    FROM ops.reject AS r JOIN latest_run USING (county_code, sync_run_id)
+quarantined_rows AS (
+    -- rejected records of each county's latest sync that are not live in core: the source
+    -- holds them, the warehouse does not (ops.quarantine keeps the records themselves)
+    SELECT q.entity, q.county_code, q.source_key, q.record
+    FROM ops.quarantine AS q JOIN latest_run USING (county_code, sync_run_id)
     WHERE NOT EXISTS (
         SELECT 1 FROM (SELECT 'household' AS entity, county_code, source_key FROM core.household WHERE deleted_at IS NULL
                        UNION ALL SELECT 'person', county_code, source_key FROM core.person WHERE deleted_at IS NULL
                        UNION ALL SELECT 'cadre', county_code, source_key FROM core.cadre WHERE deleted_at IS NULL
                        UNION ALL SELECT 'project', county_code, source_key FROM core.project WHERE deleted_at IS NULL) AS live
-        WHERE live.entity = r.entity AND live.county_code = r.county_code
-          AND live.source_key = r.source_key)
-    GROUP BY r.entity
+        WHERE live.entity = q.entity AND live.county_code = q.county_code
+          AND live.source_key = q.source_key)
+),
+household_attribute AS (
+    -- the attribute of every household the source holds: live in core, or quarantined
+    SELECT household_no, poverty_attribute FROM core.household WHERE deleted_at IS NULL
+    UNION ALL
+    SELECT source_key, record->>'poverty_attribute' FROM quarantined_rows WHERE entity = 'household'
+),
+quarantined AS (
+    -- by the attribute of the record's household; a person whose household number is known
+    -- nowhere (orphan) counts in the totals only
+    -- (the grand total row has a NULL attribute; an unknown attribute shows as '?')
+    SELECT 'household' AS entity,
+           CASE WHEN grouping(record->>'poverty_attribute') = 0
+                THEN coalesce(record->>'poverty_attribute', '?') END AS poverty_attribute,
+           count(*) AS n
+    FROM quarantined_rows WHERE entity = 'household'
+    GROUP BY GROUPING SETS ((), (record->>'poverty_attribute'))
+    UNION ALL
+    SELECT 'person',
+           CASE WHEN grouping(a.poverty_attribute) = 0 THEN coalesce(a.poverty_attribute, '?') END,
+           count(*)
+    FROM quarantined_rows AS p
+    LEFT JOIN household_attribute AS a ON a.household_no = (p.record->>'household_no')  -- ->> binds looser than =
+    WHERE p.entity = 'person'
+    GROUP BY GROUPING SETS ((), (a.poverty_attribute))
+    UNION ALL
+    SELECT entity, NULL, count(*) FROM quarantined_rows
+    WHERE entity IN ('cadre', 'project') GROUP BY entity
+),
+duplicates AS (
+    -- live person records of live households that are the same person (person_key) as a
+    -- record counted elsewhere: the report counts records, mart.person counts people once.
+    -- Ranked exactly as mart.person keeps one record per person (00_person.sql), so each
+    -- duplicate counts under its own household's attribute, even when the kept record's
+    -- household has another attribute.
+    SELECT poverty_attribute, count(*) FILTER (WHERE rank_in_key > 1) AS n
+    FROM (SELECT h.poverty_attribute,
+                 row_number() OVER (PARTITION BY coalesce(p.person_key, p.person_no)
+                                    ORDER BY p.first_seen_at, p.person_no) AS rank_in_key
+          FROM core.person AS p
+          JOIN core.household AS h ON h.household_no = p.household_no AND h.deleted_at IS NULL
+          WHERE p.deleted_at IS NULL)
+    GROUP BY GROUPING SETS ((), (poverty_attribute))
 ),
 warehouse AS (
     SELECT 'households' AS measure, poverty_attribute, live::DOUBLE AS value,
@@ -103,34 +149,41 @@ joined AS (
     SELECT r.figure_id, r.label_zh, r.label_en, r.unit, r.value::DOUBLE AS reported_value,
            w.value AS warehouse_value, w.basis, r.sort,
            CASE WHEN w.value IS NULL THEN NULL
-                WHEN w.entity IS NOT NULL AND nullif(r.poverty_attribute, '') IS NULL
-                     THEN coalesce(q.n, 0) ELSE 0 END AS quarantined,
+                WHEN w.entity IS NOT NULL THEN coalesce(q.n, 0) ELSE 0 END AS quarantined,
+           CASE WHEN w.value IS NULL THEN NULL
+                WHEN w.entity = 'person' THEN coalesce(d.n, 0) ELSE 0 END AS duplicates,
            CASE WHEN w.value IS NULL THEN NULL ELSE coalesce(w.deleted, 0) END AS deleted
     FROM reported AS r
     LEFT JOIN warehouse AS w
       ON w.measure = r.measure
      AND w.poverty_attribute IS NOT DISTINCT FROM nullif(r.poverty_attribute, '')
-    LEFT JOIN quarantined AS q ON q.entity = w.entity
+    LEFT JOIN quarantined AS q
+      ON q.entity = w.entity AND q.poverty_attribute IS NOT DISTINCT FROM w.poverty_attribute
+    LEFT JOIN duplicates AS d
+      ON w.entity = 'person' AND d.poverty_attribute IS NOT DISTINCT FROM w.poverty_attribute
 )
 SELECT figure_id, label_zh, label_en, unit, reported_value, warehouse_value,
        warehouse_value - reported_value AS difference,
        quarantined::BIGINT AS quarantined,
+       duplicates::BIGINT AS duplicates,
        deleted::BIGINT AS deleted,
-       -(quarantined + deleted) AS accounted_difference,
-       (warehouse_value - reported_value) + (quarantined + deleted) AS unexplained_difference,
+       -(quarantined + duplicates + deleted) AS accounted_difference,
+       (warehouse_value - reported_value) + (quarantined + duplicates + deleted) AS unexplained_difference,
        CASE
            WHEN warehouse_value IS NULL THEN
                'the warehouse does not hold this figure: no county platform delivers '
                || label_en || ' (' || label_zh || ')'
            WHEN warehouse_value = reported_value THEN 'matches the report'
            ELSE format('warehouse {} vs reported {} ({}): {} rejected in the latest syncs never reached core, '
+                       || '{} duplicate records of one person counted once, '
                        || '{} deleted at the source since; {} left unexplained (the report is of mid-2016: '
-                       || 'registrations, exits and corrections since, or a partial or scaled-down dataset)',
+                       || 'registrations, exits and corrections since, persons whose household is unknown '
+                       || '(counted in the totals only), or a partial or scaled-down dataset)',
                        warehouse_value::BIGINT, reported_value::BIGINT,
                        CASE WHEN warehouse_value > reported_value THEN '+' ELSE '' END
                        || (warehouse_value - reported_value)::BIGINT,
-                       quarantined, deleted,
-                       ((warehouse_value - reported_value) + (quarantined + deleted))::BIGINT)
+                       quarantined, duplicates, deleted,
+                       ((warehouse_value - reported_value) + (quarantined + duplicates + deleted))::BIGINT)
        END AS explanation,
        basis
 FROM joined
@@ -145,8 +198,9 @@ COMMENT ON COLUMN mart.reconciliation.reported_value IS 'reported_value — 报�
 COMMENT ON COLUMN mart.reconciliation.warehouse_value IS 'warehouse_value — 仓库数: the same figure computed from the warehouse (basis says how); NULL when not held';
 COMMENT ON COLUMN mart.reconciliation.difference IS 'difference — 差异: warehouse_value - reported_value';
 COMMENT ON COLUMN mart.reconciliation.quarantined IS 'quarantined — 隔离数: records rejected in the latest syncs that never reached core (record totals only)';
+COMMENT ON COLUMN mart.reconciliation.duplicates IS 'duplicates — 重复记录: person records that are the same person (person_key) as a record counted elsewhere';
 COMMENT ON COLUMN mart.reconciliation.deleted IS 'deleted — 已删除数: records deleted at the source since (soft-deleted in core)';
-COMMENT ON COLUMN mart.reconciliation.accounted_difference IS 'accounted_difference — 可解释差异: -(quarantined + deleted), the part of the difference those records explain';
+COMMENT ON COLUMN mart.reconciliation.accounted_difference IS 'accounted_difference — 可解释差异: -(quarantined + duplicates + deleted), the part of the difference those records explain';
 COMMENT ON COLUMN mart.reconciliation.unexplained_difference IS 'unexplained_difference — 未解释差异: difference - accounted_difference';
 COMMENT ON COLUMN mart.reconciliation.explanation IS 'explanation — 说明: why the figures differ, in plain words';
 COMMENT ON COLUMN mart.reconciliation.basis IS 'basis — 口径: how the warehouse figure is computed';

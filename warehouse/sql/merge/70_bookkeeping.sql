@@ -39,3 +39,10 @@ SELECT $run AS sync_run_id, $county AS county_code, entity, $mode AS mode,
        deleted, inserted, updated, unchanged, source_count, watermark_before, watermark_after,
        $status AS status, $error AS error
 FROM {runs};
+
+-- name: quarantine
+-- The rejected records themselves ({rows}: entity, source_key, raw_ref, record JSON).
+INSERT INTO ops.quarantine BY NAME
+SELECT $run AS sync_run_id, $county AS county_code, entity, source_key, raw_ref,
+       record::JSON AS record, $now AS recorded_at
+FROM {rows};

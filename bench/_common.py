@@ -1,0 +1,386 @@
+"""Shared parts of the end-to-end benchmarks: the simulator, throw-away homes, memory sampling,
+and running Dagster jobs in a worker process.
+
+Every measured sync runs in a fresh worker process (``python bench/_common.py run ...``)
+with its own HUB_HOME and DAGSTER_HOME: Dagster's multiprocess executor forks its step
+processes from a forkserver that keeps the environment it started with, so one process
+cannot run two syncs against two different homes. The simulator serves from a thread of the
+driver process, so its memory and CPU are not counted as the hub's.
+
+Nothing is written into the repository: homes are temp directories (deleted afterwards
+unless ``--keep``), results go to ``bench/results/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---------------------------------------------------------------------------------------------
+# The simulator (driver side)
+# ---------------------------------------------------------------------------------------------
+
+
+def start_simulator(seed: int = 7, scale: float = 1.0, slugs: list[str] | None = None):
+    """The simulator in a thread of this process, its counties generated before any clock
+    starts (a county's world is built on first access, which would otherwise be timed)."""
+    sys.path.insert(0, str(REPO))
+    from pipelines.registry import counties
+    from simulator.embedded import start_in_thread
+
+    started = time.perf_counter()
+    sim = start_in_thread(seed=seed, scale=scale)
+    for county in counties():
+        if slugs is None or county.slug in slugs:
+            with sim.world.lock:
+                sim.world.records(county.code, "household")
+    print(
+        f"simulator {sim.url} (seed {seed}, scale {scale}) ready in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return sim
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory of the process tree below this process, sampled from /proc (psutil is not installed)
+# ---------------------------------------------------------------------------------------------
+
+
+def _status_kb(pid: int) -> dict[str, int]:
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith(("VmHWM:", "VmRSS:")):
+                name, value = line.split(":", 1)
+                out[name] = int(value.split()[0])
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _descendants(root: int) -> list[tuple[int, int]]:
+    """(pid, depth) of every process below ``root`` (its children have depth 1)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the command name may contain spaces and parentheses: fields follow the last ')'
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [(root, 0)]
+    while todo:
+        parent, depth = todo.pop()
+        for child in children.get(parent, []):
+            out.append((child, depth + 1))
+            todo.append((child, depth + 1))
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+    except OSError:
+        return "?"
+
+
+@dataclass
+class TreeMemory:
+    """Peak memory of every process below ``root`` while the sampler runs.
+
+    Below the driver: the worker (depth 1: it orchestrates the run), the executor's forkserver
+    (depth 2) and the step processes it forks (depth 3 and more).
+    ``peak_mb(depth)``: the largest peak RSS (VmHWM, kept by the kernel, so a peak between two
+    samples is not missed as long as the process is sampled once before it exits).
+    ``peak_tree_pss_mb``: the largest sum of PSS over the tree at one sample (pages that forked
+    step processes share with the forkserver are counted once, split among the sharers).
+    """
+
+    root: int = field(default_factory=os.getpid)
+    interval: float = 0.25
+    hwm_kb: dict[int, int] = field(default_factory=dict)
+    depth: dict[int, int] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    peak_tree_pss_kb: int = 0
+    samples: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
+
+    def _sample(self) -> None:
+        pss_total = 0
+        for pid, depth in _descendants(self.root):
+            try:
+                status = _status_kb(pid)
+                pss_total += _pss_kb(pid)
+            except (OSError, ValueError):
+                continue  # exited between listing and reading
+            if "VmHWM" in status and status["VmHWM"] > self.hwm_kb.get(pid, 0):
+                self.hwm_kb[pid] = status["VmHWM"]
+                self.names.setdefault(pid, _cmdline(pid))
+                self.depth[pid] = depth
+        self.peak_tree_pss_kb = max(self.peak_tree_pss_kb, pss_total)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self, min_depth: int, max_depth: int = 99) -> float:
+        kb = [v for pid, v in self.hwm_kb.items() if min_depth <= self.depth[pid] <= max_depth]
+        return max(kb, default=0) / 1024
+
+    @property
+    def peak_tree_pss_mb(self) -> float:
+        return self.peak_tree_pss_kb / 1024
+
+    def largest(self, n: int = 4) -> list[tuple[float, int, str]]:
+        top = sorted(self.hwm_kb.items(), key=lambda kv: -kv[1])[:n]
+        return [(kb / 1024, self.depth[pid], self.names.get(pid, "?")) for pid, kb in top]
+
+
+def self_peak_mb() -> float:
+    """Peak RSS of this process (it hosts the simulator thread)."""
+    return _status_kb(os.getpid()).get("VmHWM", 0) / 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Running jobs in a worker process with fresh homes
+# ---------------------------------------------------------------------------------------------
+
+
+def fresh_homes(prefix: str = "hub-bench-") -> tuple[Path, dict[str, str]]:
+    """A temp directory holding HUB_HOME and a DAGSTER_HOME with the repo's dagster.yaml."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    hub_home, dagster_home = base / "hub", base / "dagster"
+    hub_home.mkdir()
+    dagster_home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    return base, {"HUB_HOME": str(hub_home), "DAGSTER_HOME": str(dagster_home)}
+
+
+def run_measured(cmd: list[str], env: dict, cwd: Path | str, log: Path):
+    """Run ``cmd`` (output to ``log``); (exit code, wall seconds, rusage of it and of every
+    descendant it reaped: CPU seconds and the largest peak RSS)."""
+    started = time.perf_counter()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        # os.wait4: this child's rusage only, not that of every child of this process so far
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait again
+    return proc.returncode, time.perf_counter() - started, usage
+
+
+def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dict:
+    """Run ``jobs`` ([(job name, landing mode or None)]) one after the other in a fresh worker
+    process against ``sim``; returns the worker's report plus the memory of its process tree."""
+    from simulator.embedded import env_for
+
+    base, homes = fresh_homes()
+    env = {
+        **os.environ,
+        **env_for(sim.url),
+        **homes,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("HUB_WAREHOUSE", None)
+    env.pop("HUB_SNAPSHOT", None)
+    spec = json.dumps([{"job": j, "mode": m} for j, m in jobs])
+    out_file = base / "report.json"
+    log = base / "worker.log"
+    try:
+        with TreeMemory() as memory:
+            code, _wall, usage = run_measured(
+                [sys.executable, str(BENCH / "_common.py"), "run", spec, str(out_file)],
+                env=env,
+                cwd=REPO,
+                log=log,
+            )
+        if code != 0 or not out_file.exists():
+            sys.stderr.write(log.read_text(errors="replace")[-6000:])
+            raise SystemExit(f"benchmark worker failed (exit {code})")
+        report = json.loads(out_file.read_text())
+    finally:
+        if keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    report["memory"] = {
+        "peak_step_process_mb": round(memory.peak_mb(3), 1),
+        "peak_forkserver_mb": round(memory.peak_mb(2, 2), 1),
+        "peak_orchestrator_mb": round(memory.peak_mb(1, 1), 1),
+        "peak_tree_pss_mb": round(memory.peak_tree_pss_mb, 1),
+        # the worker stops its forkserver, which reaped the step processes: so this is the
+        # largest peak RSS of any process of the tree, as the kernel counted it
+        "rusage_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
+        "largest": [(round(mb, 1), depth, name) for mb, depth, name in memory.largest()],
+        "samples": memory.samples,
+    }
+    report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    return report
+
+
+def hub_job(name: str):
+    """Reconstructor of a job of ``pipelines.definitions`` (used by the step processes)."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def(name)
+
+
+def _root_cause(error) -> str:
+    """The innermost error of a Dagster step failure (the wrapper says only which op failed)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()[:2000]
+
+
+def _worker(spec: str, out_file: str) -> None:
+    """Run the jobs of ``spec`` in order; write timings, step stats and records as JSON."""
+    import dagster as dg
+    import duckdb
+
+    from pipelines import paths
+
+    instance = dg.DagsterInstance.get()
+    runs = []
+    for item in json.loads(spec):
+        job, mode = item["job"], item["mode"]
+        recon = dg.build_reconstructable_job(
+            "_common",
+            "hub_job",
+            reconstructable_args=(job,),
+            reconstructor_working_directory=str(BENCH),
+        )
+        run_config = {}
+        if mode:
+            from pipelines.registry import counties
+
+            selected = [c for c in counties() if job in ("sync_all_counties", f"sync_{c.slug}")]
+            run_config = {
+                "ops": {f"{c.slug}__landing": {"config": {"mode": mode}} for c in selected}
+            }
+        started = time.perf_counter()
+        with dg.execute_job(recon, instance=instance, run_config=run_config) as result:
+            success, run_id = result.success, result.run_id
+            failures = [
+                f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
+                for e in result.all_events
+                if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
+            ]
+        wall = time.perf_counter() - started
+        stats = instance.get_run_stats(run_id)
+        steps = [
+            {
+                "step": s.step_key,
+                "status": s.status.value if s.status else None,
+                "start": s.start_time,
+                "end": s.end_time,
+                "seconds": round((s.end_time or 0) - (s.start_time or 0), 3),
+            }
+            for s in instance.get_run_step_stats(run_id)
+        ]
+        runs.append(
+            {
+                "job": job,
+                "run_id": run_id,
+                "success": success,
+                "failures": failures,
+                "wall_s": round(wall, 3),
+                "run_s": round(stats.end_time - stats.start_time, 3),
+                "run_start": stats.start_time,
+                "steps": sorted(steps, key=lambda s: s["start"] or 0),
+            }
+        )
+    records = []
+    if paths.live_db().exists():
+        with duckdb.connect(str(paths.live_db()), read_only=True) as con:
+            records = con.execute(
+                """SELECT county_code, entity, fetched, accepted, rejected, findings, status
+                   FROM ops.sync_run ORDER BY county_code, entity"""
+            ).fetchall()
+    Path(out_file).write_text(json.dumps({"runs": runs, "records": records}, default=str))
+    # Stop the executor's forkserver and reap it (a private but stable multiprocessing API), so
+    # its step processes' CPU time and peak RSS reach this process's parent through wait4.
+    from multiprocessing import forkserver
+
+    with contextlib.suppress(Exception):
+        forkserver._forkserver._stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    load = os.getloadavg()
+    return {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_1_5_15": [round(x, 2) for x in load],
+    }
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+    return path
+
+
+def phase_spans(steps: list[dict], suffix: str) -> tuple[float, float]:
+    """(summed step seconds, wall span first start → last end) of the steps ending in suffix."""
+    chosen = [s for s in steps if s["step"].endswith(suffix) and s["start"] and s["end"]]
+    if not chosen:
+        return 0.0, 0.0
+    total = sum(s["end"] - s["start"] for s in chosen)
+    span = max(s["end"] for s in chosen) - min(s["start"] for s in chosen)
+    return total, span
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "run":
+        _worker(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit("usage: _common.py run '<jobs json>' <report.json>  (used by the benches)")

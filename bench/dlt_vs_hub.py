@@ -1,0 +1,199 @@
+"""洛南 side by side: a generic loader (dlt ``rest_api`` → DuckDB) and the hub, same endpoints.
+
+Both read the same simulator (served from a thread of this process, 洛南 generated before any
+clock starts) over HTTP with the platform's token auth and cursor paging, 5,000 items a page.
+
+- dlt (``bench/_dlt_luonan.py``, in ``bench/.dlt-venv``): fetch the eight listings and load
+  them as they are into a DuckDB file (extract → normalise to load files → load). Runs in each
+  configuration of ``--dlt-runs`` (loader file format : write disposition).
+- hub: the Dagster job ``sync_luonan`` (as ``sync_luonan.py``): fetch the listings, the
+  deletion feeds and the stats; land every payload as received; normalise to city codes;
+  validate, quarantine rejects with their reason; merge with history, watermarks, sync records
+  and asset checks, in one transaction.
+
+dlt is not a project dependency: on first use this script creates ``bench/.dlt-venv``
+(git-ignored) with ``python3.11 -m venv`` and pip-installs ``dlt[duckdb,parquet]`` there.
+
+    .venv/bin/python bench/dlt_vs_hub.py [--scale 1.0] [--repeat 2]
+        [--dlt-runs jsonl:append,parquet:append,jsonl:merge]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import BENCH, machine, phase_spans, run_jobs, run_measured, save, start_simulator
+
+DLT_VERSION = "1.31.0"
+DLT_VENV = BENCH / ".dlt-venv"
+DLT_PYTHON = DLT_VENV / "bin" / "python"
+COUNTY, COUNTY_CODE = "luonan", "611021"
+
+
+def ensure_dlt() -> str:
+    """The dlt venv's python, created and filled on first use; exits naming what failed."""
+    probe = [str(DLT_PYTHON), "-c", "import dlt, duckdb, pyarrow; print(dlt.__version__)"]
+    if DLT_PYTHON.exists():
+        found = subprocess.run(probe, capture_output=True, text=True)
+        if found.returncode == 0 and found.stdout.strip() == DLT_VERSION:
+            return found.stdout.strip()
+    print(f"creating {DLT_VENV} with dlt[duckdb,parquet]=={DLT_VERSION} (first use)", flush=True)
+    steps = [
+        ["python3.11", "-m", "venv", str(DLT_VENV)],
+        [str(DLT_PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+        [
+            str(DLT_PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            f"dlt[duckdb,parquet]=={DLT_VERSION}",
+        ],
+    ]
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(
+                f"cannot install dlt: `{' '.join(cmd)}` exited {done.returncode}:\n"
+                + (done.stderr or done.stdout)[-3000:]
+            )
+    found = subprocess.run(probe, capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"dlt installed but does not import:\n{found.stderr[-3000:]}")
+    return found.stdout.strip()
+
+
+def run_dlt(sim, file_format: str, disposition: str) -> dict:
+    """One dlt load into a fresh DuckDB file; its own timings plus wall time and peak RSS."""
+    creds = sim.credentials(COUNTY)
+    work = tempfile.mkdtemp(prefix="dlt-bench-")
+    env = {
+        **os.environ,
+        "BENCH_URL": sim.base_url(COUNTY),
+        "BENCH_KEY": creds["key"],
+        "BENCH_SECRET": creds["secret"],
+        "BENCH_DIR": work,
+        # keep dlt's global state in the temp dir and off the network
+        "DLT_DATA_DIR": os.path.join(work, "data"),
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "RUNTIME__LOG_LEVEL": "WARNING",
+    }
+    try:
+        log = Path(work) / "dlt.log"
+        code, wall, usage = run_measured(
+            [str(DLT_PYTHON), str(BENCH / "_dlt_luonan.py"), file_format, disposition],
+            env=env,
+            cwd=work,
+            log=log,
+        )
+        output = log.read_text(errors="replace")
+        if code != 0:
+            raise SystemExit(f"dlt run {file_format}:{disposition} failed:\n{output[-4000:]}")
+        result = json.loads(output.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        **result,
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def run_hub(sim) -> dict:
+    report = run_jobs(sim, [(f"sync_{COUNTY}", "full")])
+    run = report["runs"][0]
+    if not run["success"]:
+        raise SystemExit("sync_luonan failed: " + "; ".join(run["failures"]))
+    rows = [r for r in report["records"] if r[0] == COUNTY_CODE]
+    landing, _ = phase_spans(run["steps"], "__landing")
+    merge, _ = phase_spans(run["steps"], "_merge")
+    return {
+        "records": sum(r[2] or 0 for r in rows),
+        "accepted": sum(r[3] or 0 for r in rows),
+        "rejected": sum(r[4] or 0 for r in rows),
+        "seconds": run["run_s"],
+        "wall_s": run["wall_s"],
+        "landing_s": landing,
+        "merge_s": merge,
+        "peak_rss_mb": report["memory"]["peak_step_process_mb"],
+        "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
+        "cpu_s": report["cpu_s"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--dlt-runs",
+        default="jsonl:append,parquet:append,jsonl:merge",
+        help="comma-separated loader_file_format:write_disposition",
+    )
+    args = parser.parse_args()
+    configs = [tuple(item.split(":")) for item in args.dlt_runs.split(",") if item]
+
+    version = ensure_dlt()
+    info = machine()
+    print(f"{info['date']}  {info['cpus']} cpus  load {info['load_avg_1_5_15']}  dlt {version}")
+    sim = start_simulator(args.seed, args.scale, [COUNTY])
+    results: list[dict] = []
+    try:
+        for i in range(1, args.repeat + 1):
+            for file_format, disposition in configs:
+                r = run_dlt(sim, file_format, disposition)
+                results.append({"tool": f"dlt {file_format}/{disposition}", "repeat": i, **r})
+                print(
+                    f"#{i} dlt {file_format}/{disposition}: {r['records']:,} records in "
+                    f"{r['seconds']:.1f} s = {r['records'] / r['seconds']:,.0f} records/s "
+                    f"(extract {r['extract_s']:.1f} s, normalise {r['normalize_s']:.1f} s, "
+                    f"load {r['load_s']:.1f} s; CPU {r['cpu_s']:.0f} s, "
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB, {len(r['tables'])} tables, "
+                    f"DuckDB {r['db_mb']:.0f} MB)",
+                    flush=True,
+                )
+            h = run_hub(sim)
+            results.append({"tool": "hub sync_luonan", "repeat": i, **h})
+            print(
+                f"#{i} hub sync_luonan: {h['records']:,} records in {h['seconds']:.1f} s = "
+                f"{h['records'] / h['seconds']:,.0f} records/s (landing {h['landing_s']:.1f} s, "
+                f"merge {h['merge_s']:.1f} s; CPU {h['cpu_s']:.0f} s, "
+                f"peak step RSS {h['peak_rss_mb']:.0f} MB, "
+                f"{h['accepted']:,} accepted, {h['rejected']:,} rejected)",
+                flush=True,
+            )
+    finally:
+        sim.stop()
+
+    print(
+        f"\n{'tool':<24} {'records':>9} {'best s':>7} {'records/s':>10} {'CPU s':>6} "
+        f"{'peak RSS MB':>12}"
+    )
+    for tool in dict.fromkeys(r["tool"] for r in results):
+        mine = [r for r in results if r["tool"] == tool]
+        best = min(mine, key=lambda r: r["seconds"])
+        print(
+            f"{tool:<24} {best['records']:>9,} {best['seconds']:>7.1f} "
+            f"{best['records'] / best['seconds']:>10,.0f} {best['cpu_s']:>6.0f} "
+            f"{max(r['peak_rss_mb'] for r in mine):>12.0f}"
+        )
+    print(
+        "dlt: fetch + load as delivered (nested arrays become child tables).\n"
+        "hub: fetch listings + deletion feeds + stats, land raw, normalise, validate, quarantine, "
+        "merge with history, checks."
+    )
+    path = save("dlt_vs_hub", {"args": vars(args), "machine": info, "results": results})
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The whole city through Dagster, end to end, timed: all seven counties, then marts + snapshot.
+
+Runs ``sync_all_counties`` (per county: landing, then validate + merge in the single-writer
+pool) and then ``sync_city`` (marts, published snapshot) with the repo's executor and
+``dagster.yaml``, in a fresh worker process with fresh HUB_HOME and DAGSTER_HOME, against the
+simulator served from a thread of this process. Prints records fetched per county, the total
+records/s, wall time, peak memory, and the landing / merge split. ``make bench`` runs this.
+
+    .venv/bin/python bench/sync_city.py [--scale 1.0] [--repeat 2] [--mode full]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import machine, phase_spans, run_jobs, save, self_peak_mb, start_simulator
+
+
+def summarise(report: dict) -> dict:
+    counties_run, city_run = report["runs"]
+    for run in report["runs"]:
+        if not run["success"]:
+            raise SystemExit(f"{run['job']} failed: " + "; ".join(run["failures"]))
+    per_county: dict[str, int] = {}
+    for code, _entity, fetched, *_ in report["records"]:
+        per_county[code] = per_county.get(code, 0) + (fetched or 0)
+    fetched = sum(per_county.values())
+    # both runs, from the first run's start to the second's end (the worker runs them back to back)
+    total_s = city_run["run_start"] + city_run["run_s"] - counties_run["run_start"]
+    landing_sum, landing_span = phase_spans(counties_run["steps"], "__landing")
+    merge_sum, merge_span = phase_spans(counties_run["steps"], "_merge")
+    return {
+        "fetched": fetched,
+        "per_county": per_county,
+        "counties_run_s": counties_run["run_s"],
+        "city_run_s": city_run["run_s"],
+        "total_s": total_s,
+        "wall_s": counties_run["wall_s"] + city_run["wall_s"],
+        "records_per_s": fetched / total_s,
+        "landing_sum_s": landing_sum,
+        "landing_span_s": landing_span,
+        "merge_sum_s": merge_sum,
+        "merge_span_s": merge_span,
+        "steps": {s["step"]: s["seconds"] for s in counties_run["steps"] + city_run["steps"]},
+        "peak_step_mb": report["memory"]["peak_step_process_mb"],
+        "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
+        "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
+        "cpu_s": report["cpu_s"],
+    }
+
+
+def print_one(i: int, s: dict, names: dict[str, str]) -> None:
+    counties = ", ".join(f"{names.get(c, c)} {n:,}" for c, n in sorted(s["per_county"].items()))
+    print(
+        f"#{i}: {s['fetched']:,} records fetched in {s['total_s']:.1f} s "
+        f"(sync_all_counties {s['counties_run_s']:.1f} s + sync_city {s['city_run_s']:.1f} s; "
+        f"{s['wall_s']:.1f} s around execute_job) = {s['records_per_s']:,.0f} records/s\n"
+        f"    {counties}\n"
+        f"    landing steps {s['landing_sum_s']:.1f} s summed over {s['landing_span_s']:.1f} s | "
+        f"merge steps {s['merge_sum_s']:.1f} s summed over {s['merge_span_s']:.1f} s\n"
+        f"    peak RSS: step process {s['peak_step_mb']:.0f} MB, run orchestrator "
+        f"{s['peak_orchestrator_mb']:.0f} MB; peak PSS of the whole tree "
+        f"{s['peak_tree_pss_mb']:.0f} MB; CPU {s['cpu_s']:.0f} s (every process of the run)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mode", default="full", choices=("full", "incremental"))
+    parser.add_argument("--keep", action="store_true", help="keep the temp homes")
+    args = parser.parse_args()
+
+    info = machine()
+    print(f"{info['date']}  {info['cpus']} cpus  load {info['load_avg_1_5_15']}")
+    sim = start_simulator(args.seed, args.scale)
+    from pipelines.registry import counties
+
+    names = {c.code: c.name for c in counties()}
+    results = []
+    try:
+        for i in range(1, args.repeat + 1):
+            report = run_jobs(
+                sim, [("sync_all_counties", args.mode), ("sync_city", None)], keep=args.keep
+            )
+            results.append({**summarise(report), "raw": report})
+            print_one(i, results[-1], names)
+    finally:
+        sim.stop()
+    steps = results[-1]["steps"]
+    print("step seconds (last run):", ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    print(f"driver peak RSS (simulator thread + driver) {self_peak_mb():.0f} MB")
+    best = min(results, key=lambda s: s["total_s"])
+    print(
+        f"best of {len(results)}: {best['fetched']:,} records in {best['total_s']:.1f} s = "
+        f"{best['records_per_s']:,.0f} records/s, peak step RSS "
+        f"{max(r['peak_step_mb'] for r in results):.0f} MB"
+    )
+    path = save("sync_city", {"args": vars(args), "machine": info, "results": results})
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,483 @@
+"""What an analyst gets: the documented queries run on a real snapshot, `hub sql` as a user runs
+it, a complete Chinese data dictionary, no PII in `mart`, and a reconciliation that adds up.
+
+One warehouse per module (building it is most of the cost): all seven counties synced through
+Dagster at test scale from the real simulator over HTTP, marts and snapshot published; a copy of
+that first snapshot is kept for reconciliation; then the simulator's clock moves 30 days and
+everything is synced again, so history has a second version of changed households.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines import paths
+from pipelines import warehouse as warehouse_module
+from pipelines.registry import counties
+from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("analysts")]
+
+REPO = paths.REPO
+HUB = Path(sys.executable).parent / "hub"
+ANALYSTS_DOC = REPO / "docs" / "analysts.md"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAYS_AGO = 3  # the first build is placed this many days in the past (see _warehouse_clock)
+ADVANCE_DAYS = 30
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+# The literals of the documented as-of query that the test replaces with a real household
+# and date of the test warehouse (docs/analysts.md shows the demo's).
+DOC_AS_OF_HOUSEHOLD = "6110210010010001"
+DOC_AS_OF_DATE = "2026-11-30"
+
+
+@dataclass(frozen=True)
+class Built:
+    home: Path
+    snapshot: Path  # after the second sync
+    initial: Path  # copy of the snapshot after the first sync (source = report, scaled)
+    live: Path
+    changed_household: str  # a household whose record changed between the two syncs
+    earlier_day: date  # a day (Asia/Shanghai) on which the warehouse held its first version
+    today: date
+
+
+def _county_env_keys() -> list[str]:
+    return [f"HUB_{c.slug.upper()}_{k}" for c in counties() for k in ("URL", "KEY", "SECRET")]
+
+
+@contextmanager
+def _environment(values: dict[str, str], remove: list[str]) -> Iterator[None]:
+    """monkeypatch.setenv for module scope: set/unset, then restore exactly."""
+    saved = dict(os.environ)
+    for key in remove:
+        os.environ.pop(key, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextmanager
+def _warehouse_clock(days_ago: int) -> Iterator[None]:
+    """Stamp the merges run inside as if they ran ``days_ago`` days ago.
+
+    History is kept in warehouse time (when a sync committed), and the as-of macros answer per
+    calendar day, so a test cannot show "the earlier version on the earlier day" with two syncs
+    a minute apart. Only pipelines.warehouse's wall clock moves (the merge's ``now``); the
+    simulator, HTTP, Dagster and DuckDB run for real."""
+    real = warehouse_module.datetime
+
+    class Earlier(real):
+        @classmethod
+        def now(cls, tz=None):
+            return real.now(tz) - timedelta(days=days_ago)
+
+    warehouse_module.datetime = Earlier
+    try:
+        yield
+    finally:
+        warehouse_module.datetime = real
+
+
+def _sync_everything(instance: dg.DagsterInstance) -> None:
+    from pipelines.definitions import defs
+
+    counties_run = defs.resolve_job_def("sync_all_counties").execute_in_process(instance=instance)
+    assert counties_run.success
+    assert defs.resolve_job_def("sync_city").execute_in_process(instance=instance).success
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Iterator[Built]:
+    from simulator import embedded
+
+    home = tmp_path_factory.mktemp("analysts") / "hub"
+    handle = embedded.start_in_thread(seed=7, scale=TEST_SCALE, defect_rate=TEST_DEFECT_RATE)
+    try:
+        env = {**handle.env(), "HUB_HOME": str(home)}
+        remove = ["HUB_WAREHOUSE", "HUB_SNAPSHOT", *_county_env_keys()]
+        with _environment(env, remove):
+            instance = dg.DagsterInstance.ephemeral()
+            with _warehouse_clock(DAYS_AGO):
+                _sync_everything(instance)
+            initial = home / "initial-snapshot.duckdb"
+            shutil.copyfile(paths.snapshot_db(), initial)
+
+            handle.advance(days=ADVANCE_DAYS)
+            _sync_everything(instance)
+            snapshot, live = paths.snapshot_db(), paths.live_db()
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            household, first_from = con.execute(
+                """
+                SELECT household_no, valid_from FROM core.household_history
+                WHERE closed_reason = 'changed' ORDER BY household_no, valid_from LIMIT 1
+                """
+            ).fetchone()
+        yield Built(
+            home=home,
+            snapshot=snapshot,
+            initial=initial,
+            live=live,
+            changed_household=household,
+            earlier_day=first_from.astimezone(SHANGHAI).date(),
+            today=datetime.now(UTC).astimezone(SHANGHAI).date(),
+        )
+    finally:
+        handle.stop()
+
+
+def _query(db: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+# ------------------------------------------------------------------------------------------
+# docs/analysts.md: every example query runs; some answers are checked
+
+
+def _doc_queries() -> list[str]:
+    text = ANALYSTS_DOC.read_text(encoding="utf-8")
+    return [m.strip() for m in re.findall(r"```sql\n(.*?)```", text, flags=re.DOTALL)]
+
+
+def _doc_query(title: str) -> str:
+    found = [q for q in _doc_queries() if q.splitlines()[0].startswith(f"-- {title}")]
+    assert len(found) == 1, f"exactly one documented query titled {title!r}"
+    return found[0]
+
+
+def test_every_documented_query_runs_on_the_snapshot(built):
+    queries = _doc_queries()
+    assert len(queries) >= 12
+    failures = []
+    with duckdb.connect(str(built.snapshot), read_only=True) as con:
+        for sql in queries:
+            try:
+                con.execute(sql).fetchall()
+            except duckdb.Error as e:
+                failures.append(f"{sql.splitlines()[0]}: {e}")
+    assert failures == []
+
+
+def test_documented_luonan_exits_by_cause(built):
+    rows = _query(built.snapshot, _doc_query("How many households in 洛南县 exited in 2016"))
+    by_cause = {r[0]: r[2] for r in rows}
+    # the same figure two other ways: straight from core, and from the exit mart
+    (direct,) = _query(
+        built.snapshot,
+        "SELECT count(*) FROM core.household WHERE county_code = '611021' "
+        "AND exit_year = 2016 AND deleted_at IS NULL",
+    )[0]
+    (mart,) = _query(
+        built.snapshot,
+        "SELECT households_exited FROM mart.exit_progress "
+        "WHERE county_code = '611021' AND exit_year = 2016",
+    )[0]
+    assert direct > 0, "30 simulated days of 2016 must bring exits in 洛南县"
+    assert sum(by_cause.values()) == direct == mart
+    assert all(CJK.search(r[1]) for r in rows), "each cause with its Chinese label"
+
+
+def test_documented_as_of_query_returns_the_earlier_version(built):
+    sql = _doc_query("What did the warehouse say about household")
+    assert DOC_AS_OF_HOUSEHOLD in sql and DOC_AS_OF_DATE in sql
+    earlier, current = _query(
+        built.snapshot,
+        """
+        SELECT row_hash FROM core.household_history WHERE household_no = ?
+        ORDER BY valid_from
+        """,
+        [built.changed_household],
+    )[-2:]
+    assert earlier != current
+
+    def as_of(day: date) -> list[tuple]:
+        real = sql.replace(DOC_AS_OF_HOUSEHOLD, built.changed_household)
+        return _query(built.snapshot, real.replace(DOC_AS_OF_DATE, day.isoformat()))
+
+    def hash_as_of(day: date) -> list[tuple]:
+        return _query(
+            built.snapshot,
+            "SELECT row_hash FROM core.household_as_of(?::DATE) WHERE household_no = ?",
+            [day.isoformat(), built.changed_household],
+        )
+
+    assert built.earlier_day < built.today
+    assert hash_as_of(built.earlier_day) == [earlier]
+    assert hash_as_of(built.today) == [current]
+    then, now = as_of(built.earlier_day), as_of(built.today)
+    assert len(then) == len(now) == 1 and then != now
+    assert as_of(built.earlier_day - timedelta(days=1)) == []  # before the first sync
+
+
+def test_documented_city_row_is_the_sum_of_the_counties(built):
+    rows = _query(built.snapshot, _doc_query("Households and persons per county"))
+    city = [r for r in rows if r[0] == "611000"]
+    assert len(city) == 1 and len(rows) == 8
+    assert city[0][2] == sum(r[2] for r in rows if r[0] != "611000")
+    assert all(r[1] for r in rows), "every county has a name"
+
+
+# ------------------------------------------------------------------------------------------
+# data dictionary
+
+
+def _dictionary_module():
+    spec = importlib.util.spec_from_file_location(
+        "gen_data_dictionary", REPO / "scripts" / "gen_data_dictionary.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_table_and_column_has_a_chinese_comment(built):
+    undocumented = _query(
+        built.snapshot,
+        """
+        SELECT schema_name || '.' || table_name, comment FROM duckdb_tables()
+        WHERE schema_name IN ('core', 'mart', 'ops')
+        UNION ALL
+        SELECT schema_name || '.' || table_name || '.' || column_name, comment
+        FROM duckdb_columns() WHERE schema_name IN ('core', 'mart', 'ops')
+        """,
+    )
+    assert len(undocumented) > 300
+    missing = [name for name, comment in undocumented if not (comment and CJK.search(comment))]
+    assert missing == []
+
+
+def test_committed_dictionary_is_up_to_date(built):
+    gen = _dictionary_module()
+    committed = gen.DEFAULT_OUT.read_text(encoding="utf-8")
+    from_code = gen.render_fresh()  # migrations + mart SQL on an empty warehouse
+    from_snapshot = gen.render_file(built.snapshot)
+    assert from_snapshot == from_code, "the dictionary must not depend on the data"
+    assert committed == from_code, "run: .venv/bin/python scripts/gen_data_dictionary.py"
+    assert "`core.household_as_of(d)`" in committed
+
+
+# ------------------------------------------------------------------------------------------
+# hub sql, run as a user runs it
+
+
+def _hub_sql(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_WAREHOUSE", "HUB_SNAPSHOT")}
+    env["HUB_HOME"] = str(home)
+    return subprocess.run(
+        [str(HUB), "sql", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_hub_sql_prints_a_table_and_csv(built):
+    query = "SELECT county_code, county_name, households FROM mart.county_summary ORDER BY 1"
+    expected = _query(built.snapshot, query)
+    table = _hub_sql(built.home, query)
+    assert table.returncode == 0, table.stderr
+    assert "county_name" in table.stdout and "商洛市" in table.stdout
+    assert str(expected[0][2]) in table.stdout
+
+    as_csv = _hub_sql(built.home, query, "--csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["county_code"], r["county_name"], int(r["households"])) for r in rows] == expected
+
+
+def test_hub_sql_reports_a_bad_query_plainly(built):
+    result = _hub_sql(built.home, "SELECT * FROM mart.no_such_table")
+    assert result.returncode == 1
+    assert "no_such_table" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hub_sql_without_a_snapshot_says_so(tmp_path):
+    result = _hub_sql(tmp_path / "empty-hub", "SELECT 1")
+    assert result.returncode == 1
+    assert "No snapshot" in result.stderr and "make demo" in result.stderr
+    assert result.stdout == ""
+
+
+def test_hub_sql_works_while_a_sync_holds_the_live_warehouse(built):
+    holder = duckdb.connect(str(built.live))  # read-write, as a merge step holds it
+    try:
+        # the lock is real: another process cannot even read the live file now ...
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import duckdb; duckdb.connect({str(built.live)!r}, read_only=True)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert probe.returncode != 0 and "lock" in probe.stderr.lower()
+        # ... and hub sql still answers, from the snapshot
+        result = _hub_sql(built.home, "SELECT count(*) AS n FROM core.household", "--csv")
+        assert result.returncode == 0, result.stderr
+        assert int(result.stdout.splitlines()[1]) > 0
+    finally:
+        holder.close()
+
+
+def test_hub_sql_without_a_query_opens_the_duckdb_shell_read_only(built):
+    answer = _hub_sql(built.home, stdin="SELECT 42 AS answer;\n")
+    assert answer.returncode == 0, answer.stderr
+    assert "42" in answer.stdout and "answer" in answer.stdout
+    write = _hub_sql(built.home, stdin="CREATE TABLE mart.scratch AS SELECT 1 AS x;\n")
+    assert "read-only" in (write.stdout + write.stderr)
+    assert _query(
+        built.snapshot, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scratch'"
+    ) == [(0,)]
+
+
+# ------------------------------------------------------------------------------------------
+# PII: nothing in mart identifies a person
+
+# A run of digits on its own (not inside a hex pseudonym such as person_key, which can hold 15
+# digits in a row between two letters).
+ID_SHAPED = r"(^|[^0-9A-Za-z])([0-9]{15}|[0-9]{17}[0-9Xx])([^0-9A-Za-z]|$)"
+PHONE_SHAPED = r"(^|[^0-9A-Za-z])1[0-9]{10}([^0-9A-Za-z]|$)"
+
+
+def _cells(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    """SQL of every non-null cell of a table as (table, column, value text)."""
+    return (
+        f"SELECT '{table}' AS tbl, col, val FROM (UNPIVOT (SELECT COLUMNS(*)::VARCHAR "
+        f"FROM {schema}.{table}) ON COLUMNS(*) INTO NAME col VALUE val)"
+    )
+
+
+def _pii_hits(db: Path, schema: str, tables: list[str] | None = None) -> list[tuple]:
+    """(kind, cells, an example) of every kind of PII found in the tables' cells."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = tables or [
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? ORDER BY 1",
+                [schema],
+            ).fetchall()
+        ]
+        cells = " UNION ALL ".join(_cells(con, schema, t) for t in tables)
+        return con.execute(
+            f"""
+            WITH cells AS ({cells}),
+            pii AS (
+                SELECT name AS v, 'name' AS kind FROM core.person
+                UNION SELECT id_number, 'id_number' FROM core.person
+                UNION SELECT name, 'name' FROM core.cadre
+                UNION SELECT id_number, 'id_number' FROM core.cadre
+                UNION SELECT phone, 'phone' FROM core.cadre
+                UNION SELECT phone, 'phone' FROM core.household
+            )
+            SELECT kind, count(*) AS cells, min(tbl || '.' || col || ' = ' || val) AS example
+            FROM (
+            SELECT tbl, col, val, 'id-shaped' FROM cells WHERE regexp_matches(val, '{ID_SHAPED}')
+            UNION ALL
+            SELECT tbl, col, val, 'phone-shaped' FROM cells
+            WHERE regexp_matches(val, '{PHONE_SHAPED}')
+            UNION ALL
+            SELECT tbl, col, val, 'a core ' || kind FROM cells JOIN pii ON cells.val = pii.v
+            WHERE pii.v IS NOT NULL AND pii.v <> ''
+            UNION ALL  -- ID numbers and phones inside longer text
+            SELECT tbl, col, val, 'contains a core ' || kind
+            FROM (SELECT tbl, col, val,
+                         unnest(regexp_extract_all(val, '[0-9]{{11,17}}[0-9Xx]?')) AS digits
+                  FROM cells) AS runs
+            JOIN pii ON kind <> 'name' AND runs.digits = pii.v
+            ) AS hits(tbl, col, val, kind)
+            GROUP BY kind ORDER BY kind
+            """
+        ).fetchall()
+
+
+def test_mart_holds_no_names_id_numbers_or_phones(built):
+    for db in (built.initial, built.snapshot):
+        assert _pii_hits(db, "mart") == []
+
+
+def test_the_pii_scan_finds_pii_where_it_is(built):
+    """The scan above would see PII: on the core tables it flags every kind."""
+    kinds = {kind for kind, _, _ in _pii_hits(built.snapshot, "core", ["person", "cadre"])}
+    assert kinds >= {"id-shaped", "phone-shaped", "a core name", "a core id_number", "a core phone"}
+
+
+# ------------------------------------------------------------------------------------------
+# reconciliation with the city's report
+
+
+def _scaled(figure: float) -> int:
+    """The simulator's count for a report figure: round half up of figure x scale."""
+    return int((Decimal(str(figure)) * Decimal(str(TEST_SCALE))).to_integral_value(ROUND_HALF_UP))
+
+
+def test_reconciliation_accounts_for_every_household_and_person(built):
+    rows = {
+        r[0]: r[1:]
+        for r in _query(
+            built.initial,
+            """
+            SELECT figure_id, reported_value, warehouse_value, difference, quarantined,
+                   duplicates, deleted, accounted_difference, unexplained_difference, explanation
+            FROM mart.reconciliation
+            WHERE figure_id SIMILAR TO '(households|persons)_(total|general|dibao|tekun)'
+            """,
+        )
+    }
+    assert len(rows) == 8
+    for measure in ("households", "persons"):
+        # what the source holds: the simulator makes round(figure x scale) per attribute
+        source = {
+            attr: _scaled(rows[f"{measure}_{attr}"][0]) for attr in ("general", "dibao", "tekun")
+        }
+        unattributed = 0
+        for figure_id in [f"{measure}_{a}" for a in source] + [f"{measure}_total"]:
+            reported, value, diff, quarantined, dups, deleted, accounted, unexplained, why = rows[
+                figure_id
+            ]
+            # the columns say what they claim
+            assert diff == value - reported
+            assert accounted == -(quarantined + dups + deleted)
+            assert unexplained == diff - accounted
+            assert f"warehouse {int(value)} vs reported {int(reported)}" in why
+            assert f"{quarantined} rejected" in why and f"{dups} duplicate" in why
+            if measure == "households":
+                assert dups == 0
+            if figure_id.endswith("_total"):
+                # every record the source holds is live, quarantined or a duplicate: exactly
+                assert value - accounted == sum(source.values()), figure_id
+                assert quarantined > 0 or measure == "households"
+            else:
+                # a quarantined person whose household is unknown has no attribute
+                missing = source[figure_id.split("_")[1]] - (value - accounted)
+                assert missing >= 0, figure_id
+                unattributed += missing
+        total_quarantined = rows[f"{measure}_total"][3]
+        attributed = sum(rows[f"{measure}_{a}"][3] for a in source)
+        assert unattributed == total_quarantined - attributed, measure
