@@ -80,16 +80,24 @@ def main() -> None:
     from pipelines.registry import counties
 
     names = {c.code: c.name for c in counties()}
-    results = []
+    results, failures = [], []
     try:
         for i in range(1, args.repeat + 1):
             report = run_jobs(
                 sim, [("sync_all_counties", args.mode), ("sync_city", None)], keep=args.keep
             )
-            results.append({**summarise(report), "raw": report})
+            try:
+                results.append({**summarise(report), "raw": report})
+            except SystemExit as failed:  # keep the other repeats' figures
+                print(f"#{i}: {failed}", flush=True)
+                failures.append({"repeat": i, "error": str(failed), "raw": report})
+                continue
             print_one(i, results[-1], names)
     finally:
         sim.stop()
+    payload = {"args": vars(args), "machine": info, "results": results, "failures": failures}
+    if not results:
+        raise SystemExit(f"every run failed; see {save('sync_city', payload)}")
     steps = results[-1]["steps"]
     print("step seconds (last run):", ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     print(f"driver peak RSS (simulator thread + driver) {self_peak_mb():.0f} MB")
@@ -99,7 +107,7 @@ def main() -> None:
         f"{best['records_per_s']:,.0f} records/s, peak step RSS "
         f"{max(r['peak_step_mb'] for r in results):.0f} MB"
     )
-    path = save("sync_city", {"args": vars(args), "machine": info, "results": results})
+    path = save("sync_city", payload)
     print(f"saved {path}")
 
 

@@ -68,14 +68,22 @@ def main() -> None:
     info = machine()
     print(f"{info['date']}  {info['cpus']} cpus  load {info['load_avg_1_5_15']}")
     sim = start_simulator(args.seed, args.scale, [COUNTY])
-    results = []
+    results, failures = [], []
     try:
         for i in range(1, args.repeat + 1):
             report = run_jobs(sim, [(f"sync_{COUNTY}", args.mode)], keep=args.keep)
-            results.append({**summarise(report), "raw": report})
+            try:
+                results.append({**summarise(report), "raw": report})
+            except SystemExit as failed:  # keep the other repeats' figures
+                print(f"#{i}: {failed}", flush=True)
+                failures.append({"repeat": i, "error": str(failed), "raw": report})
+                continue
             print_one(i, results[-1])
     finally:
         sim.stop()
+    payload = {"args": vars(args), "machine": info, "results": results, "failures": failures}
+    if not results:
+        raise SystemExit(f"every run failed; see {save('sync_luonan', payload)}")
     print("records by entity:", results[-1]["by_entity"])
     print(f"driver peak RSS (simulator thread + driver) {self_peak_mb():.0f} MB")
     best = min(results, key=lambda s: s["run_s"])
@@ -83,7 +91,7 @@ def main() -> None:
         f"best of {len(results)}: {best['records_per_s']:,.0f} records/s, {best['run_s']:.1f} s, "
         f"peak step RSS {max(r['peak_step_mb'] for r in results):.0f} MB"
     )
-    path = save("sync_luonan", {"args": vars(args), "machine": info, "results": results})
+    path = save("sync_luonan", payload)
     print(f"saved {path}")
 
 

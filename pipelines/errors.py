@@ -110,6 +110,21 @@ def _rebuild_source_error(county: str, where: str, problem: str) -> SourceError:
     return SourceError(county, where, problem)
 
 
+class StaleReplay(HubError):
+    """A landed sync older than what the warehouse already holds for the county: merging it
+    would move the county back in time, so it is refused (replay landings oldest first)."""
+
+    def __init__(self, county_label: object, sync_id: str, latest: str) -> None:
+        self.county, self.sync_id, self.latest = _label(county_label), sync_id, latest
+        super().__init__(
+            f"{self.county}: landed sync {sync_id} is older than the last merged sync {latest}; "
+            "replay landings oldest first"
+        )
+
+    def __reduce__(self):
+        return (StaleReplay, (self.county, self.sync_id, self.latest))
+
+
 class SafetyStop(HubError):
     """A sync would soft-delete an implausible share of a county's live records (a half-empty
     listing from a sick platform looks exactly like mass deletion), so nothing was merged."""

@@ -130,10 +130,11 @@ class Manifest:
 
 
 def new_sync_id(now: datetime | None = None) -> str:
-    """``20160701T182000Z-3f9a1c``: sortable UTC timestamp plus a short random suffix so that two
-    syncs started in the same second never share a directory."""
+    """``20160701T182000.123456Z-3f9a1c``: a UTC timestamp to the microsecond, so ids sort in
+    landing order (replays rely on it), plus a short random suffix so that two syncs never share
+    a directory."""
     now = now or datetime.now(UTC)
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
 
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_.-]+")

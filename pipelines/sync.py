@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines import staged as staged_io
 from pipelines import warehouse
-from pipelines.errors import RejectThresholdExceeded
+from pipelines.errors import RejectThresholdExceeded, StaleReplay
 from pipelines.landing import LandingWriter, new_sync_id, read_manifest
 from pipelines.registry import County
 from pipelines.sources import client_for, normaliser_for
@@ -151,6 +151,12 @@ def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged
         stage(county, Path(landed.manifest_path), landed.watermarks_before)
     staged = staged_io.load(staged_dir)
     with warehouse.connect(db_path) as con:
+        latest = con.execute(
+            "SELECT max(sync_run_id) FROM ops.sync_run WHERE county_code = ? AND status = 'succeeded'",
+            [county.code],
+        ).fetchone()[0]
+        if latest is not None and landed.sync_id < latest:  # sync ids sort by landing time
+            raise StaleReplay(county.label, landed.sync_id, latest)
         before = warehouse.watermarks(con, county.code)
         context = _context(con, staged)
         validated: dict[str, Validated] = validate_county(staged.frames, context)

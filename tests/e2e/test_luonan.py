@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -116,3 +119,22 @@ def test_incremental_sync_picks_up_exactly_the_changes(simulator, hub_home):
                 [LUONAN.code],
             ).fetchone()[0]
             assert got >= len(set(deleted) - _rejected(t, "household"))
+
+
+def test_replay_from_raw_without_the_source(simulator, hub_home):
+    """A landed sync merges again without the platform; an older one is refused."""
+    from pipelines import sync
+    from pipelines.errors import StaleReplay
+
+    first = sync.land(LUONAN, "full")
+    second = sync.land(LUONAN, "full")
+    simulator.stop()  # from here on the source is unreachable
+    sync.merge(LUONAN, second)
+    with live() as con:
+        before = _snapshot(con)
+    with pytest.raises(StaleReplay, match="older than the last merged sync"):
+        sync.merge(LUONAN, first)
+    shutil.rmtree(Path(second.staged_path))  # replay re-normalises from the landed pages
+    sync.merge(LUONAN, second)
+    with live() as con:
+        assert _snapshot(con) == before

@@ -37,7 +37,7 @@ def pages() -> list[Page]:
 def test_sync_id_is_sortable_utc_plus_random() -> None:
     a = new_sync_id(datetime(2016, 7, 1, 10, 20, 0, tzinfo=UTC))
     b = new_sync_id(datetime(2016, 7, 1, 10, 20, 0, tzinfo=UTC))
-    assert re.fullmatch(r"20160701T102000Z-[0-9a-f]{6}", a)
+    assert re.fullmatch(r"20160701T102000.000000Z-[0-9a-f]{6}", a)
     assert a != b
 
 
