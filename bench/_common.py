@@ -200,7 +200,8 @@ def fresh_homes(prefix: str = "hub-bench-") -> tuple[Path, dict[str, str]]:
 
 def run_measured(cmd: list[str], env: dict, cwd: Path | str, log: Path):
     """Run ``cmd`` (output to ``log``); (exit code, wall seconds, rusage of it and of every
-    descendant it reaped: CPU seconds and the largest peak RSS)."""
+    descendant it reaped). Use the rusage for CPU seconds only: its ru_maxrss starts from this
+    process's RSS at fork (the simulator's world), so memory is sampled by ``TreeMemory``."""
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -229,7 +230,7 @@ def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dic
     log = base / "worker.log"
     try:
         with TreeMemory() as memory:
-            code, _wall, usage = run_measured(
+            code, wall, usage = run_measured(
                 [sys.executable, str(BENCH / "_common.py"), "run", spec, str(out_file)],
                 env=env,
                 cwd=REPO,
@@ -249,13 +250,11 @@ def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dic
         "peak_forkserver_mb": round(memory.peak_mb(2, 2), 1),
         "peak_orchestrator_mb": round(memory.peak_mb(1, 1), 1),
         "peak_tree_pss_mb": round(memory.peak_tree_pss_mb, 1),
-        # the worker stops its forkserver, which reaped the step processes: so this is the
-        # largest peak RSS of any process of the tree, as the kernel counted it
-        "rusage_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
         "largest": [(round(mb, 1), depth, name) for mb, depth, name in memory.largest()],
         "samples": memory.samples,
     }
     report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    report["process_wall_s"] = round(wall, 2)  # worker start (imports included) to exit
     return report
 
 
@@ -339,7 +338,7 @@ def _worker(spec: str, out_file: str) -> None:
             ).fetchall()
     Path(out_file).write_text(json.dumps({"runs": runs, "records": records}, default=str))
     # Stop the executor's forkserver and reap it (a private but stable multiprocessing API), so
-    # its step processes' CPU time and peak RSS reach this process's parent through wait4.
+    # its step processes' CPU time reaches this process's parent through wait4.
     from multiprocessing import forkserver
 
     with contextlib.suppress(Exception):

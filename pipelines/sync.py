@@ -163,6 +163,8 @@ def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged
         rejected, total = warehouse.reject_counts(validated)
         rate = rejected / total if total else 0.0
         reasons = warehouse.top_reasons(validated)
+        # the UI shows each entity's own top reasons, not the sync's overall top five
+        reasons_by_entity = [r for e in validated for r in warehouse.top_reasons({e: validated[e]})]
         if total >= MIN_RECORDS_FOR_RATE and rate > county.reject_threshold:
             warehouse.refuse_sync(
                 con, county, landed.sync_id, landed.mode, staged, validated, manifest, started_at
@@ -181,7 +183,7 @@ def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged
         mode=landed.mode,
         seconds=time.perf_counter() - started,
         counts=result.counts,
-        top_reasons=reasons,
+        top_reasons=reasons_by_entity,
         watermarks_before=before,
         watermarks_after=after,
         source_counts=staged.source_counts,

@@ -870,6 +870,12 @@ def record_queued_failures(con: duckdb.DuckDBPyConnection) -> int:
 
 def latest_reject_rate(con: duckdb.DuckDBPyConnection, county_code: str) -> float:
     """Reject rate of the county's latest merged or refused sync (0.0 before the first)."""
+    rejected, total = latest_reject_counts(con, county_code)
+    return rejected / total if total else 0.0
+
+
+def latest_reject_counts(con: duckdb.DuckDBPyConnection, county_code: str) -> tuple[int, int]:
+    """(rejected, total) records of the county's latest merged or refused sync."""
     row = con.execute(
         """
         WITH latest AS (
@@ -882,7 +888,7 @@ def latest_reject_rate(con: duckdb.DuckDBPyConnection, county_code: str) -> floa
         """,
         {"county": county_code},
     ).fetchone()
-    return row[0] / row[1] if row and row[1] else 0.0
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import dagster as dg
 from pipelines import warehouse
 from pipelines.defs.keys import entities_of, entity_key
 from pipelines.registry import County
+from pipelines.sync import MIN_RECORDS_FOR_RATE
 
 REFERENCES = {
     # child entity: (child key column, parent table, parent key column)
@@ -33,14 +34,18 @@ def _count_check(con, county: County, entity: str) -> dg.AssetCheckResult:
         f"SELECT count(*) FROM core.{entity} WHERE county_code = ? AND deleted_at IS NULL",
         [county.code],
     ).fetchone()[0]
+    # Records the source holds but the warehouse quarantined: rejected by a merged sync and
+    # never accepted since (an incremental sync does not resend what it rejected before).
     rejected_live = con.execute(
-        """
-        SELECT count(DISTINCT source_key) FROM ops.reject r
-        WHERE county_code = ? AND entity = ? AND sync_run_id = (
-            SELECT sync_run_id FROM ops.sync_run WHERE county_code = ? AND entity = ? AND status = 'succeeded'
-            ORDER BY finished_at DESC LIMIT 1)
+        f"""
+        SELECT count(DISTINCT r.source_key) FROM ops.reject r
+        WHERE r.county_code = $county AND r.entity = $entity
+          AND r.sync_run_id IN (SELECT sync_run_id FROM ops.sync_run
+                                WHERE county_code = $county AND status = 'succeeded')
+          AND NOT EXISTS (SELECT 1 FROM core.{entity} c
+                          WHERE c.county_code = r.county_code AND c.source_key = r.source_key)
         """,
-        [county.code, entity, county.code, entity],
+        {"county": county.code, "entity": entity},
     ).fetchone()[0]
     source = row[0] if row else None
     if source is None or source < 0:
@@ -79,7 +84,8 @@ def _reference_check(con, county: County, entity: str) -> dg.AssetCheckResult:
 
 
 def _household_checks(con, county: County) -> list[dg.AssetCheckResult]:
-    rate, threshold = warehouse.latest_reject_rate(con, county.code), county.reject_threshold
+    rejected, total = warehouse.latest_reject_counts(con, county.code)
+    rate, threshold = (rejected / total if total else 0.0), county.reject_threshold
     conflicts = con.execute(
         """
         SELECT count(*) FROM ops.conflict
@@ -93,8 +99,15 @@ def _household_checks(con, county: County) -> list[dg.AssetCheckResult]:
         dg.AssetCheckResult(
             check_name="reject_rate_below_threshold",
             asset_key=key,
-            passed=rate <= threshold,
-            metadata={"reject_rate": round(rate, 4), "threshold": threshold},
+            # same rule as the merge: a batch this small is quarantined but never judged by rate
+            passed=rate <= threshold or total < MIN_RECORDS_FOR_RATE,
+            metadata={
+                "reject_rate": round(rate, 4),
+                "threshold": threshold,
+                "records": total,
+                "rejected": rejected,
+                "min_records_for_rate": MIN_RECORDS_FOR_RATE,
+            },
         ),
         dg.AssetCheckResult(
             check_name="no_new_conflicts",

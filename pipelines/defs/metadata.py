@@ -42,10 +42,30 @@ def _reasons_table(merged: Merged, entity: str) -> str:
     return "\n".join(lines)
 
 
+def _watermarks_of(entity: str, marks: dict[str, str]) -> dict[str, str]:
+    """The cursors that concern ``entity``: its own (``household``, ``deletions:household``) and
+    the county-wide ones (a workbook's ``file``)."""
+    named = {
+        "region",
+        "household",
+        "person",
+        "measure",
+        "loan",
+        "project",
+        "cadre",
+        "household_cadre",
+    }
+    return {
+        k: v
+        for k, v in marks.items()
+        if k.split(":")[-1] in (entity,) or k.split(":")[-1] not in named
+    }
+
+
 def merge_metadata(county: County, entity: str, merged: Merged) -> dict:
     counts = merged.counts.get(entity, {})
-    before = {k: v for k, v in merged.watermarks_before.items() if k.split(":")[-1] == entity}
-    after = {k: v for k, v in merged.watermarks_after.items() if k.split(":")[-1] == entity}
+    before = _watermarks_of(entity, merged.watermarks_before)
+    after = _watermarks_of(entity, merged.watermarks_after)
     reject_sql = (
         "SELECT source_key, rule, column_name, value, message, raw_ref FROM ops.reject "
         f"WHERE sync_run_id = '{merged.sync_id}' AND entity = '{entity}' ORDER BY source_key"
