@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/var/dagster
 
-.PHONY: demo test ui sql lint format bench clean
+.PHONY: demo test ui sql lint format bench stop clean venv
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python >= 3.11)"; exit 1; }
@@ -42,5 +42,8 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/sync_city.py
 
-clean:
+stop:
+	$(BIN)/hub stop-simulator
+
+clean: stop
 	rm -rf var

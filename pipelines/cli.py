@@ -208,6 +208,26 @@ def sql(
     console.print(table)
 
 
+@app.command(name="stop-simulator")
+def stop_simulator() -> None:
+    """Stop the embedded simulator that `make demo` / `make ui` left running for reuse."""
+    import json
+
+    import requests
+
+    state = paths.hub_home() / "simulator" / "simulator.json"
+    if not state.exists():
+        console.print("No embedded simulator recorded.")
+        return
+    url = json.loads(state.read_text())["url"]
+    try:
+        requests.post(f"{url}/_sim/shutdown", timeout=5)
+        console.print(f"Stopped the simulator at {url}.")
+    except requests.RequestException:
+        console.print(f"The simulator at {url} was not running.")
+    state.unlink(missing_ok=True)
+
+
 @app.command(name="sync")
 def sync_one(
     county: Annotated[str, typer.Argument(help="slug or code, e.g. luonan")],
