@@ -29,7 +29,7 @@ ui: venv $(DAGSTER_HOME)/dagster.yaml
 sql: venv
 	$(BIN)/hub sql
 
-test: venv
+test: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/dagster definitions validate -m pipelines.definitions

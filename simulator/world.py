@@ -1117,7 +1117,10 @@ class World:
                 # workbooks carry no sex column: sex is read from the ID, so it cannot disagree
                 or (k == "id_number_sex" and workbook)
                 or (k == "id_number_as_number" and not (workbook and county.version == "xlsx"))
-                or (k == "orphan_household" and workbook)
+                # A member whose household number exists nowhere cannot be attributed to a
+                # poverty attribute, so the report's persons-by-attribute figures could never
+                # reconcile; orphan references are injected on measures and loans instead.
+                or k == "orphan_household"
             )
         )
         out: dict[str, tuple[str, ...]] = {"household": HOUSEHOLD_KINDS, "person": person}
