@@ -32,6 +32,7 @@ from pathlib import Path
 from _common import (
     BENCH,
     TreeMemory,
+    _self_cpu,
     machine,
     phase_spans,
     run_jobs,
@@ -97,6 +98,7 @@ def run_dlt(sim, file_format: str, disposition: str) -> dict:
     }
     try:
         log = Path(work) / "dlt.log"
+        driver_cpu = _self_cpu()
         with TreeMemory() as memory:
             code, wall, usage = run_measured(
                 [str(DLT_PYTHON), str(BENCH / "_dlt_luonan.py"), file_format, disposition],
@@ -108,12 +110,14 @@ def run_dlt(sim, file_format: str, disposition: str) -> dict:
         if code != 0:
             raise SystemExit(f"dlt run {file_format}:{disposition} failed:\n{output[-4000:]}")
         result = json.loads(output.strip().splitlines()[-1])
+        simulator_cpu = _self_cpu() - driver_cpu
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
         **result,
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        "simulator_cpu_s": simulator_cpu,
         # dlt's own process and anything it starts (VmHWM from /proc)
         "peak_rss_mb": memory.peak_mb(1),
     }
@@ -138,6 +142,7 @@ def run_hub(sim) -> dict:
         "peak_rss_mb": report["memory"]["peak_step_process_mb"],
         "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
         "cpu_s": report["cpu_s"],
+        "simulator_cpu_s": report["simulator_cpu_s"],
     }
 
 

@@ -46,6 +46,7 @@ def summarise(report: dict) -> dict:
         "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
         "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
         "cpu_s": report["cpu_s"],
+        "simulator_cpu_s": report["simulator_cpu_s"],
     }
 
 
@@ -60,7 +61,8 @@ def print_one(i: int, s: dict, names: dict[str, str]) -> None:
         f"merge steps {s['merge_sum_s']:.1f} s summed over {s['merge_span_s']:.1f} s\n"
         f"    peak RSS: step process {s['peak_step_mb']:.0f} MB, run orchestrator "
         f"{s['peak_orchestrator_mb']:.0f} MB; peak PSS of the whole tree "
-        f"{s['peak_tree_pss_mb']:.0f} MB; CPU {s['cpu_s']:.0f} s (every process of the run)",
+        f"{s['peak_tree_pss_mb']:.0f} MB\n    CPU: hub {s['cpu_s']:.0f} s (every process of the "
+        f"runs), simulator {s['simulator_cpu_s']:.0f} s",
         flush=True,
     )
 

@@ -38,6 +38,7 @@ def summarise(report: dict) -> dict:
         "peak_step_mb": report["memory"]["peak_step_process_mb"],
         "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
         "cpu_s": report["cpu_s"],
+        "simulator_cpu_s": report["simulator_cpu_s"],
         "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
         "by_entity": {r[1]: r[2] for r in report["records"] if r[0] == COUNTY_CODE},
     }
@@ -51,7 +52,7 @@ def print_one(i: int, s: dict) -> None:
         f"records/s\n    landing {s['landing_s']:.1f} s | merge {s['merge_s']:.1f} s | "
         f"orchestration {other:.1f} s\n    peak RSS: step process {s['peak_step_mb']:.0f} MB, "
         f"run orchestrator {s['peak_orchestrator_mb']:.0f} MB; "
-        f"peak PSS of the whole tree {s['peak_tree_pss_mb']:.0f} MB; CPU {s['cpu_s']:.0f} s",
+        f"peak PSS of the whole tree {s['peak_tree_pss_mb']:.0f} MB\n    CPU: hub {s['cpu_s']:.0f} s, simulator {s['simulator_cpu_s']:.0f} s",
         flush=True,
     )
 

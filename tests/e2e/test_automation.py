@@ -131,6 +131,6 @@ def test_schedules_and_sensors_are_on_at_their_documented_times():
 
     sensors = {s.name: s for s in defs.sensors}
     workbook = {f"{c.slug}_new_export" for c in counties() if c.kind == "workbook"}
-    assert set(sensors) == {"record_sync_failures", *workbook}
+    assert set(sensors) == {"record_sync_failures", "city_after_county_syncs", *workbook}
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
