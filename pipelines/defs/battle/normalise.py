@@ -20,6 +20,7 @@ from datetime import datetime
 import polars as pl
 
 from pipelines import codes
+from pipelines.defs.battle.layout import FIELDS
 from pipelines.defs.parsing import (
     Fields,
     birth_date_from_id,
@@ -43,35 +44,6 @@ from schemas.columns import empty_frame
 WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
 BEGIN = "params[beginUpdateTime]"
 LEVELS = {"2": "county", "4": "town", "5": "village"}
-
-#: Documented fields per entity and version (the v2 differences are listed in battle.md).
-_V3: dict[str, tuple[str, ...]] = {
-    "region": ("areaCode", "areaName", "parentCode", "areaLevel", "sfpkc", "pkctcnf", "updateTime"),
-    "household": (
-        "hbh", "xzqh", "hzrybh", "pkhsx", "tpzt", "zyzpyy", "qtzpyy", "sbnf", "tpnf", "fpnf",
-        "rjcsr", "jtrk", "zfaq", "yssaq", "lxdh", "updateTime",
-    ),
-    "person": (
-        "rybh", "hbh", "xm", "sfzh", "xb", "csrq", "yhzgx", "mz", "whcd", "zxsqk", "jkzk",
-        "ldjn", "wgzk", "wgsj", "cjdbyl", "updateTime",
-    ),
-    "measure": ("csbh", "hbh", "cslb", "nd", "je", "csms", "updateTime"),
-    "loan": ("dkbh", "hbh", "dkyh", "dkje", "ffrq", "dkqx", "nll", "txje", "dkzt", "updateTime"),
-    "project": (
-        "xmbh", "xzqh", "xmlb", "xmmc", "ysje", "bfje", "xmzt", "kgrq", "wgrq", "syhs",
-        "updateTime",
-    ),
-    "cadre": (
-        "bfrbh", "xm", "sfzh", "xb", "lxdh", "dwmc", "dwlx", "sfdysj", "sfzcdy", "updateTime",
-    ),
-    "household_cadre": ("hbh", "bfrbh", "bfkssj", "updateTime"),
-}  # fmt: skip
-_V2 = {
-    **_V3,
-    "household": tuple("hzsfz" if f == "hzrybh" else f for f in _V3["household"]),
-    "person": tuple(f for f in _V3["person"] if f != "csrq"),
-}
-FIELDS = {"3": _V3, "2": _V2}
 
 
 def _code(table: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipelines.defs.battle.layout import FIELDS_V2, FIELDS_V3
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
 
@@ -40,34 +41,6 @@ KEYS: dict[str, tuple[str, ...]] = {
     "project": ("xmbh",),
     "cadre": ("bfrbh",),
     "household_cadre": ("hbh", "bfrbh"),
-}
-#: The documented v3 record layouts (every row carries these keys; values may be ""/null).
-FIELDS_V3: dict[str, tuple[str, ...]] = {
-    "region": ("areaCode", "areaName", "parentCode", "areaLevel", "sfpkc", "pkctcnf", "updateTime"),
-    "household": (
-        "hbh", "xzqh", "cmc", "hzxm", "hzrybh", "pkhsx", "tpzt", "zyzpyy", "qtzpyy", "sbnf",
-        "tpnf", "fpnf", "rjcsr", "jtrk", "zfaq", "yssaq", "lxdh", "updateTime",
-    ),
-    "person": (
-        "rybh", "hbh", "xm", "sfzh", "xb", "csrq", "yhzgx", "mz", "whcd", "zxsqk", "jkzk",
-        "ldjn", "wgzk", "wgsj", "cjdbyl", "updateTime",
-    ),
-    "measure": ("csbh", "hbh", "cslb", "nd", "je", "csms", "updateTime"),
-    "loan": ("dkbh", "hbh", "dkyh", "dkje", "ffrq", "dkqx", "nll", "txje", "dkzt", "updateTime"),
-    "project": (
-        "xmbh", "xzqh", "xmlb", "xmmc", "ysje", "bfje", "xmzt", "kgrq", "wgrq", "syhs",
-        "updateTime",
-    ),
-    "cadre": (
-        "bfrbh", "xm", "sfzh", "xb", "lxdh", "dwmc", "dwlx", "sfdysj", "sfzcdy", "updateTime",
-    ),
-    "household_cadre": ("hbh", "bfrbh", "bfkssj", "updateTime"),
-}  # fmt: skip
-#: v2 (商州区): the head's ID number instead of their person number; no birth date column.
-FIELDS_V2: dict[str, tuple[str, ...]] = {
-    **FIELDS_V3,
-    "household": tuple("hzsfz" if f == "hzrybh" else f for f in FIELDS_V3["household"]),
-    "person": tuple(f for f in FIELDS_V3["person"] if f != "csrq"),
 }
 
 OK, NOT_LOGGED_IN, SERVER_ERROR = 200, 401, 500

@@ -14,6 +14,8 @@ from datetime import datetime
 import polars as pl
 
 from pipelines import codes
+from pipelines.defs.bigdata.layout import ENTITIES
+from pipelines.defs.bigdata.layout import FIELDS as API_FIELDS
 from pipelines.defs.parsing import (
     Fields,
     build,
@@ -35,98 +37,10 @@ from pipelines.staged import DELETION_SCHEMA, Staged, empty_deletions
 from schemas.columns import empty_frame
 
 #: The platform's entity path names → canonical entity names.
-PLATFORM_ENTITIES = {
-    "regions": "region",
-    "households": "household",
-    "members": "person",
-    "measures": "measure",
-    "loans": "loan",
-    "projects": "project",
-    "cadres": "cadre",
-    "household-cadres": "household_cadre",
-}
+PLATFORM_ENTITIES = ENTITIES
 
-#: Documented record fields: a page whose records lack one has changed layout.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "region": ("id", "code", "name", "level", "parentCode", "poorVillage", "updatedAt"),
-    "household": (
-        "id",
-        "householdNo",
-        "villageCode",
-        "headMemberNo",
-        "attribute",
-        "status",
-        "mainCause",
-        "otherCauses",
-        "identifiedYear",
-        "exitYear",
-        "relapseYear",
-        "incomePerCapita",
-        "memberCount",
-        "housingSafe",
-        "waterSafe",
-        "phone",
-        "updatedAt",
-    ),
-    "person": (
-        "id",
-        "memberNo",
-        "householdNo",
-        "name",
-        "idNo",
-        "sex",
-        "birthDate",
-        "relation",
-        "ethnicity",
-        "education",
-        "schoolStatus",
-        "health",
-        "laborSkill",
-        "workStatus",
-        "workMonths",
-        "seriousIllnessInsured",
-        "updatedAt",
-    ),
-    "measure": ("id", "householdNo", "category", "year", "amount", "description", "updatedAt"),
-    "loan": (
-        "id",
-        "householdNo",
-        "lender",
-        "principal",
-        "issuedOn",
-        "termMonths",
-        "annualRate",
-        "interestSubsidy",
-        "status",
-        "updatedAt",
-    ),
-    "project": (
-        "id",
-        "villageCode",
-        "category",
-        "name",
-        "budget",
-        "disbursed",
-        "status",
-        "startOn",
-        "endOn",
-        "householdsBenefited",
-        "updatedAt",
-    ),
-    "cadre": (
-        "id",
-        "name",
-        "idNo",
-        "sex",
-        "phone",
-        "unitName",
-        "unitType",
-        "firstSecretary",
-        "residentTeam",
-        "updatedAt",
-    ),
-    "household_cadre": ("id", "householdNo", "cadreId", "since", "updatedAt"),
-}
+#: Documented record fields per canonical entity: a page whose records lack one has changed layout.
+FIELDS = {ENTITIES[api]: fields for api, fields in API_FIELDS.items()}
 
 #: How the platform expects ``updatedAfter`` / ``deletedAfter`` back.
 WATERMARK_FORMAT = "%Y-%m-%dT%H:%M:%S%.3f+08:00"
