@@ -94,47 +94,61 @@ def stage(county: County, manifest_path: Path, watermarks: dict[str, str]) -> Pa
     return staged_io.save(staged, manifest_path.parent / "staged")
 
 
-def _context(con, staged) -> ValidationContext:
-    """What validation needs from the warehouse that one batch cannot know."""
+def _context(con, county: County, staged) -> ValidationContext:
+    """What validation needs from the warehouse that one batch cannot know, read for this county
+    only (a county's records reference its own households, villages and cadres)."""
     frames = staged.frames
-    touched = pl.concat(
-        [
-            frames[e].select("household_no")
-            for e in ("household", "person")
-            if e in frames and frames[e].height
-        ]
-        or [pl.DataFrame(schema={"household_no": pl.String})]
-    ).unique()
-    con.register("touched_households", touched.to_arrow())
-    try:
-        existing_members = con.sql(
+
+    def query(sql: str, **views: pl.DataFrame) -> pl.DataFrame:
+        for name, frame in views.items():
+            con.register(name, frame.to_arrow())
+        try:
+            params = {"county": county.code} if "$county" in sql else {}
+            return con.execute(sql, params).pl()
+        finally:
+            for name in views:
+                con.unregister(name)
+
+    existing_members = None
+    if "person" not in staged.full_listing:  # a full listing carries every member itself
+        touched = pl.concat(
+            [frames[e].select("household_no") for e in ("household", "person") if e in frames]
+            or [pl.DataFrame(schema={"household_no": pl.String})]
+        ).unique()
+        existing_members = query(
             """
             SELECT p.household_no, p.person_no, p.relation_to_head, p.sex, p.birth_date,
                    p.health, p.labor_skill
-            FROM core.person p JOIN touched_households t USING (household_no)
+            FROM core.person p JOIN touched USING (household_no)
             WHERE p.deleted_at IS NULL
-            """
-        ).pl()
-    finally:
-        con.unregister("touched_households")
-    deleted = staged.deletions.get("person")
-    if deleted is not None and deleted.height:
-        # members who left at the source no longer count for their household's rules
-        existing_members = existing_members.filter(
-            ~pl.col("person_no").is_in(deleted["source_key"].implode())
+            """,
+            touched=touched,
         )
+        deleted = staged.deletions.get("person")
+        if deleted is not None and deleted.height:
+            # members who left at the source no longer count for their household's rules
+            existing_members = existing_members.filter(
+                ~pl.col("person_no").is_in(deleted["source_key"].implode())
+            )
+    poor_id_numbers = None
+    cadres = frames.get("cadre")
+    if cadres is not None and cadres.height:
+        # only the poor people (of any county) who share an ID number with one of these cadres
+        poor_id_numbers = query(
+            """
+            SELECT DISTINCT p.id_number FROM core.person p
+            JOIN (SELECT DISTINCT id_number FROM cadres WHERE id_number IS NOT NULL) c USING (id_number)
+            WHERE p.deleted_at IS NULL
+            """,
+            cadres=cadres.select("id_number"),
+        )
+    live = "county_code = $county AND deleted_at IS NULL"
     return ValidationContext(
-        existing_households=con.sql(
-            "SELECT household_no FROM core.household WHERE deleted_at IS NULL"
-        ).pl(),
-        existing_villages=con.sql(
-            "SELECT code FROM core.region WHERE level = 'village' AND deleted_at IS NULL"
-        ).pl(),
-        existing_cadres=con.sql("SELECT cadre_id FROM core.cadre WHERE deleted_at IS NULL").pl(),
+        existing_households=query(f"SELECT household_no FROM core.household WHERE {live}"),
+        existing_villages=query(f"SELECT code FROM core.region WHERE level = 'village' AND {live}"),
+        existing_cadres=query(f"SELECT cadre_id FROM core.cadre WHERE {live}"),
         existing_members=existing_members,
-        poor_id_numbers=con.sql(
-            "SELECT DISTINCT id_number FROM core.person WHERE deleted_at IS NULL"
-        ).pl(),
+        poor_id_numbers=poor_id_numbers,
         poverty_lines=load_poverty_lines(),
         as_of=staged.as_of,
         full_listing=staged.full_listing,
@@ -158,7 +172,7 @@ def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged
         if latest is not None and landed.sync_id < latest:  # sync ids sort by landing time
             raise StaleReplay(county.label, landed.sync_id, latest)
         before = warehouse.watermarks(con, county.code)
-        context = _context(con, staged)
+        context = _context(con, county, staged)
         validated: dict[str, Validated] = validate_county(staged.frames, context)
         rejected, total = warehouse.reject_counts(validated)
         rate = rejected / total if total else 0.0

@@ -11,13 +11,17 @@
 
 -- name: resolve_id_conflicts
 -- An open conflict ends when one of its sides in core was deleted or no longer carries the
--- shared ID number. A side that never reached core (rejected) does not end it.
+-- shared ID number. A side that never reached core (rejected) does not end it. Only this
+-- county's conflicts can change in its sync; one EXISTS per side lets DuckDB hash-join them.
 UPDATE ops.conflict AS k SET resolved_at = $now
 WHERE k.kind = 'id_number' AND k.resolved_at IS NULL
-  AND EXISTS (SELECT 1 FROM core.person AS p
-              WHERE ((p.county_code = k.county_code_a AND p.source_key = k.source_key_a)
-                  OR (p.county_code = k.county_code_b AND p.source_key = k.source_key_b))
-                AND (p.deleted_at IS NOT NULL OR p.person_key IS DISTINCT FROM k.key));
+  AND $county IN (k.county_code_a, k.county_code_b)
+  AND (EXISTS (SELECT 1 FROM core.person AS p
+               WHERE p.county_code = k.county_code_a AND p.source_key = k.source_key_a
+                 AND (p.deleted_at IS NOT NULL OR p.person_key IS DISTINCT FROM k.key))
+       OR EXISTS (SELECT 1 FROM core.person AS p
+                  WHERE p.county_code = k.county_code_b AND p.source_key = k.source_key_b
+                    AND (p.deleted_at IS NOT NULL OR p.person_key IS DISTINCT FROM k.key)));
 
 -- name: resolve_household_conflicts
 -- A household_no claim ends when the owner no longer holds the household live, or when the
