@@ -6,6 +6,7 @@ single step in the ``duckdb_warehouse`` pool that normalises, validates and merg
 sync in one transaction.
 """
 
+import os
 from datetime import timedelta
 
 import dagster as dg
@@ -23,6 +24,9 @@ KIND_LABEL = {
     "battle": "脱贫攻坚作战平台 (battle)",
     "workbook": "扶贫数据报送 workbook drop",
 }
+
+
+LANDING_NICENESS = 10
 
 
 class SyncConfig(dg.Config):
@@ -64,6 +68,9 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         op_tags={"county": county.slug},
     )
     def landing(context: dg.AssetExecutionContext, config: SyncConfig) -> sync.Landed:
+        # Fetching is throughput work; the merges (one at a time) are a sync's critical path,
+        # so on a busy machine this step yields the CPU to them.
+        os.nice(LANDING_NICENESS)
         landed = sync.land(county, config.mode)
         context.add_output_metadata(landing_metadata(county, landed))
         return landed
