@@ -232,6 +232,9 @@ def stop_simulator() -> None:
 def sync_one(
     county: Annotated[str, typer.Argument(help="slug or code, e.g. luonan")],
     mode: Annotated[str, typer.Option(help="full or incremental")] = "incremental",
+    safety_share: Annotated[
+        float, typer.Option(help="largest share of live records one sync may delete")
+    ] = 0.2,
 ) -> None:
     """Land and merge one county without Dagster (debugging); the UI and schedules use Dagster."""
     from pipelines import sync, warehouse
@@ -240,7 +243,7 @@ def sync_one(
     c = find(county)
     _start_simulator_if_needed()
     landed = sync.land(c, mode)
-    merged = sync.merge(c, landed)
+    merged = sync.merge(c, landed, safety_share=safety_share)
     with warehouse.connect() as con:
         warehouse.rebuild_marts(con)
     warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())

@@ -146,8 +146,8 @@ class SafetyStop(HubError):
         super().__init__(
             f"{self.county}: safety stop: {disappearing} of {live} live {entity} records "
             f"({share:.1%}) would be deleted, more than the allowed {limit_share:.0%}; "
-            "nothing was merged. If the deletions are real, rerun the sync with the safety "
-            "stop overridden."
+            "nothing was merged. If the deletions are real, merge again with a higher "
+            "safety_share (the merge step's config in Dagster, or hub sync --safety-share)."
         )
 
     def __reduce__(self):

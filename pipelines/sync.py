@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines import staged as staged_io
 from pipelines import warehouse
-from pipelines.errors import RejectThresholdExceeded, StaleReplay
+from pipelines.errors import RejectThresholdExceeded, SourceError, StaleReplay
 from pipelines.landing import LandingWriter, new_sync_id, read_manifest
 from pipelines.registry import County
 from pipelines.sources import client_for, normaliser_for
@@ -62,15 +62,15 @@ def land(county: County, mode: str = "incremental") -> Landed:
     if not watermarks:
         mode = "full"  # nothing committed yet: an incremental sync has nothing to resume from
     sync_id = new_sync_id()
-    writer = LandingWriter(county, sync_id)
     pages = size = 0
-    try:
+    # A fetch that fails leaves its pages on disk in a manifest marked incomplete, which is
+    # never merged (a partial full listing would look like deletions).
+    with LandingWriter(county, sync_id) as writer:
         for page in client_for(county).fetch(mode, watermarks if mode == "incremental" else {}):
             writer.write(page)
             pages += 1
             size += len(page.body)
-    finally:
-        manifest_path = writer.close()
+    manifest_path = writer.close()
     # Parse here, outside the warehouse pool, so counties normalise in parallel; the payloads
     # are already landed, so a page that fails to parse is kept for the engineer to inspect.
     staged_dir = stage(county, Path(manifest_path), watermarks)
@@ -155,11 +155,23 @@ def _context(con, county: County, staged) -> ValidationContext:
     )
 
 
-def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged:
-    """Normalise, validate and merge one landed sync; the warehouse changes all or nothing."""
+def merge(
+    county: County,
+    landed: Landed,
+    db_path: Path | None = None,
+    safety_share: float = warehouse.DEFAULT_SAFETY_SHARE,
+) -> Merged:
+    """Validate and merge one landed sync; the warehouse changes all or nothing.
+
+    ``safety_share``: the largest share of a county's live records of one entity that may be
+    deleted at once (raise it to accept a real mass deletion that the safety stop refused)."""
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     manifest = read_manifest(Path(landed.manifest_path))
+    if not manifest.complete:
+        raise SourceError(
+            county.label, landed.manifest_path, "the landing did not complete; it is never merged"
+        )
     staged_dir = Path(landed.staged_path)
     if not (staged_dir / "staged.json").exists():  # a replay of an older landing
         stage(county, Path(landed.manifest_path), landed.watermarks_before)
@@ -187,7 +199,15 @@ def merge(county: County, landed: Landed, db_path: Path | None = None) -> Merged
                 county.label, rate, county.reject_threshold, reasons, rejected=rejected, total=total
             )
         result = warehouse.merge_county(
-            con, county, landed.sync_id, landed.mode, staged, validated, manifest, started_at
+            con,
+            county,
+            landed.sync_id,
+            landed.mode,
+            staged,
+            validated,
+            manifest,
+            started_at,
+            safety_share=safety_share,
         )
         after = warehouse.watermarks(con, county.code)
     warehouse.write_state(county, after)

@@ -90,7 +90,8 @@ def _household_checks(con, county: County) -> list[dg.AssetCheckResult]:
         """
         SELECT count(*) FROM ops.conflict
         WHERE (county_code_a = ? OR county_code_b = ?) AND sync_run_id = (
-            SELECT max(sync_run_id) FROM ops.sync_run WHERE county_code = ?)
+            SELECT max(sync_run_id) FROM ops.sync_run
+            WHERE county_code = ? AND status = 'succeeded')
         """,
         [county.code, county.code, county.code],
     ).fetchone()[0]

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from pipelines import sync
+from pipelines import sync, warehouse
 from pipelines.defs import checks
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
 from pipelines.defs.metadata import landing_metadata, merge_metadata
@@ -30,9 +30,14 @@ LANDING_NICENESS = 10
 
 
 class SyncConfig(dg.Config):
-    mode: str = (
-        "incremental"  # "full" re-lists everything, which finds deletions on battle platforms
-    )
+    # "full" re-lists everything, which is what finds deletions on battle platforms
+    mode: str = "incremental"
+
+
+class MergeConfig(dg.Config):
+    # the largest share of a county's live records of one entity one sync may delete; raise it
+    # only to accept a real mass deletion that the safety stop refused
+    safety_share: float = warehouse.DEFAULT_SAFETY_SHARE
 
 
 def freshness(county: County) -> dg.FreshnessPolicy:
@@ -101,9 +106,9 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         op_tags={"county": county.slug, "dagster/priority": "10", **WAREHOUSE_TAG},
         ins={"landed": dg.AssetIn(landing_key(county))},
     )
-    def merge(context: dg.AssetExecutionContext, landed: sync.Landed):
+    def merge(context: dg.AssetExecutionContext, config: MergeConfig, landed: sync.Landed):
         try:
-            merged = sync.merge(county, landed)
+            merged = sync.merge(county, landed, safety_share=config.safety_share)
         except RejectThresholdExceeded as refused:
             yield checks.refused_check(county, refused.rate)
             raise

@@ -146,3 +146,24 @@ def test_replay_from_raw_without_the_source(simulator, hub_home):
     sync.merge(LUONAN, second)
     with live() as con:
         assert _snapshot(con) == before
+
+
+def test_a_landing_that_failed_is_never_merged(simulator, hub_home, fast_retries):
+    """Pages fetched before a failure stay on disk, marked incomplete; merging them is refused
+    (a partial full listing would otherwise look like mass deletions)."""
+    from pipelines import sync
+    from pipelines.errors import SourceError
+    from pipelines.landing import read_manifest
+
+    simulator.arm_fault(LUONAN.code, "html200", count=1000, entity="person")
+    with pytest.raises(SourceError):
+        sync.land(LUONAN, "full")
+    (manifest_path,) = Path(hub_home, "landing", "luonan").glob("*/manifest.json")
+    manifest = read_manifest(manifest_path)
+    assert not manifest.complete and manifest.pages, "what was fetched is kept"
+    partial = sync.Landed(
+        LUONAN.code, manifest.sync_id, "full", str(manifest_path),
+        str(manifest_path.parent / "staged"), len(manifest.pages), 0, 0.0, {},
+    )  # fmt: skip
+    with pytest.raises(SourceError, match="did not complete"):
+        sync.merge(LUONAN, partial)

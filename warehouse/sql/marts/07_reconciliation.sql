@@ -35,24 +35,22 @@ person_figures AS (
     SELECT poverty_attribute, count(*) AS live FROM mart.person
     GROUP BY GROUPING SETS ((), (poverty_attribute))
 ),
-latest_run AS (
-    SELECT county_code, sync_run_id FROM ops.sync_run
-    WHERE status IN ('succeeded', 'refused') AND entity <> '*'
-    QUALIFY row_number() OVER (PARTITION BY county_code
-                               ORDER BY finished_at DESC, sync_run_id DESC) = 1
-),
 quarantined_rows AS (
-    -- rejected records of each county's latest sync that are not live in core: the source
-    -- holds them, the warehouse does not (ops.quarantine keeps the records themselves)
+    -- records the source holds but the warehouse does not: quarantined by a merged sync (the
+    -- latest quarantine of each key; an incremental sync does not resend what it rejected
+    -- before) and not in core since (ops.quarantine keeps the records themselves)
     SELECT q.entity, q.county_code, q.source_key, q.record
-    FROM ops.quarantine AS q JOIN latest_run USING (county_code, sync_run_id)
-    WHERE NOT EXISTS (
+    FROM ops.quarantine AS q
+    WHERE q.sync_run_id IN (SELECT sync_run_id FROM ops.sync_run WHERE status = 'succeeded')
+      AND NOT EXISTS (
         SELECT 1 FROM (SELECT 'household' AS entity, county_code, source_key FROM core.household WHERE deleted_at IS NULL
                        UNION ALL SELECT 'person', county_code, source_key FROM core.person WHERE deleted_at IS NULL
                        UNION ALL SELECT 'cadre', county_code, source_key FROM core.cadre WHERE deleted_at IS NULL
-                       UNION ALL SELECT 'project', county_code, source_key FROM core.project WHERE deleted_at IS NULL) AS live
-        WHERE live.entity = q.entity AND live.county_code = q.county_code
-          AND live.source_key = q.source_key)
+                       UNION ALL SELECT 'project', county_code, source_key FROM core.project WHERE deleted_at IS NULL) AS held
+        WHERE held.entity = q.entity AND held.county_code = q.county_code
+          AND held.source_key = q.source_key)
+    QUALIFY row_number() OVER (PARTITION BY q.entity, q.county_code, q.source_key
+                               ORDER BY q.recorded_at DESC, q.sync_run_id DESC) = 1
 ),
 household_attribute AS (
     -- the attribute of every household the source holds: live in core, or quarantined
