@@ -2,7 +2,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-export DAGSTER_HOME := $(CURDIR)/var/dagster
+# Dagster's home lives with the hub's other run-time files (HUB_HOME, default var/).
+export DAGSTER_HOME := $(or $(HUB_HOME),$(CURDIR)/var)/dagster
 
 .PHONY: demo test ui sql lint format bench stop clean venv
 

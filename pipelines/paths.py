@@ -25,5 +25,6 @@ def snapshot_db() -> Path:
 
 
 def landing_dir() -> Path:
-    """Raw payloads exactly as received, content-addressed; indexed by ``raw.page``."""
+    """Raw payloads exactly as received, one file per page under ``<slug>/<sync_id>/`` with a
+    manifest (sha256 per page); indexed by ``raw.page`` once merged."""
     return hub_home() / "landing"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from pipelines import http
 from pipelines.paths import hub_home
 from pipelines.registry import County
 
@@ -45,13 +46,8 @@ def connection_settings(county: County) -> dict[str, str]:
 
 
 def client_for(county: County):
-    if county.kind == "bigdata":
-        from pipelines.defs.bigdata.resources import BigdataClient as client
-    elif county.kind == "battle":
-        from pipelines.defs.battle.resources import BattleClient as client
-    else:
-        from pipelines.defs.workbook.resources import WorkbookClient as client
-    return client.from_county(county, connection_settings(county))
+    """The platform client of ``county``, connected per its settings (or the simulator's)."""
+    return http.client_for(county, connection_settings(county))
 
 
 def normaliser_for(county: County) -> Callable:

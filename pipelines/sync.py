@@ -15,10 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines import landing, warehouse
 from pipelines import staged as staged_io
-from pipelines import warehouse
 from pipelines.errors import RejectThresholdExceeded, SourceError, StaleReplay
-from pipelines.landing import LandingWriter, new_sync_id, read_manifest
+from pipelines.landing import read_manifest
 from pipelines.registry import County
 from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
@@ -61,16 +61,12 @@ def land(county: County, mode: str = "incremental") -> Landed:
     watermarks = warehouse.read_state(county)
     if not watermarks:
         mode = "full"  # nothing committed yet: an incremental sync has nothing to resume from
-    sync_id = new_sync_id()
-    pages = size = 0
-    # A fetch that fails leaves its pages on disk in a manifest marked incomplete, which is
-    # never merged (a partial full listing would look like deletions).
-    with LandingWriter(county, sync_id) as writer:
-        for page in client_for(county).fetch(mode, watermarks if mode == "incremental" else {}):
-            writer.write(page)
-            pages += 1
-            size += len(page.body)
-    manifest_path = writer.close()
+    # Pages are written as they arrive; a fetch that fails leaves them on disk in a manifest
+    # marked incomplete, which is never merged (a partial full listing would look like deletions).
+    manifest = landing.land(
+        county, client_for(county), mode, watermarks if mode == "incremental" else {}
+    )
+    sync_id, manifest_path = manifest.sync_id, manifest.path
     # Parse here, outside the warehouse pool, so counties normalise in parallel; the payloads
     # are already landed, so a page that fails to parse is kept for the engineer to inspect.
     staged_dir = stage(county, Path(manifest_path), watermarks)
@@ -80,8 +76,8 @@ def land(county: County, mode: str = "incremental") -> Landed:
         mode=mode,
         manifest_path=str(manifest_path),
         staged_path=str(staged_dir),
-        pages=pages,
-        bytes=size,
+        pages=len(manifest.pages),
+        bytes=sum(p.size for p in manifest.pages),
         seconds=time.perf_counter() - started,
         watermarks_before=watermarks,
     )
