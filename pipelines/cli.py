@@ -63,12 +63,17 @@ def _run_job(name: str, ops: dict | None = None):
     from pipelines import jobs
 
     instance = dg.DagsterInstance.get()
-    run_config: dict = {}  # the jobs carry their executor (pipelines/defs/automation.py)
+    # The jobs carry their executor (pipelines/defs/automation.py). Step events go to the
+    # Dagster event log (`make ui` shows them); the terminal gets warnings and errors only.
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if ops:
         run_config["ops"] = ops
-    with dg.execute_job(
-        dg.reconstructable(getattr(jobs, name)), instance=instance, run_config=run_config
-    ) as result:
+    with (
+        console.status(f"Running {name.removesuffix('_job')} …"),
+        dg.execute_job(
+            dg.reconstructable(getattr(jobs, name)), instance=instance, run_config=run_config
+        ) as result,
+    ):
         failures = [
             (e.step_key, e.event_specific_data.error.message.strip().splitlines()[0])
             for e in result.all_events
