@@ -13,6 +13,7 @@ unless ``--keep``), results go to ``bench/results/`` (git-ignored).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -357,6 +358,17 @@ def _worker(spec: str, out_file: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Reporting
 # ---------------------------------------------------------------------------------------------
+
+
+def sync_arguments(description: str) -> argparse.Namespace:
+    """The options every sync benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mode", default="full", choices=("full", "incremental"))
+    parser.add_argument("--keep", action="store_true", help="keep the temp homes")
+    return parser.parse_args()
 
 
 def machine() -> dict:

@@ -12,9 +12,15 @@ the landing / merge split from Dagster's step stats.
 
 from __future__ import annotations
 
-import argparse
-
-from _common import machine, phase_spans, run_jobs, save, self_peak_mb, start_simulator
+from _common import (
+    machine,
+    phase_spans,
+    run_jobs,
+    save,
+    self_peak_mb,
+    start_simulator,
+    sync_arguments,
+)
 
 COUNTY, COUNTY_CODE = "luonan", "611021"
 
@@ -58,13 +64,7 @@ def print_one(i: int, s: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--mode", default="full", choices=("full", "incremental"))
-    parser.add_argument("--keep", action="store_true", help="keep the temp homes")
-    args = parser.parse_args()
+    args = sync_arguments(__doc__.splitlines()[0])
 
     info = machine()
     print(f"{info['date']}  {info['cpus']} cpus  load {info['load_avg_1_5_15']}")

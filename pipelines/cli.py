@@ -155,19 +155,13 @@ def ui(port: int = 3000) -> None:
     """The Dagster UI (and daemon: schedules, sensors) on this configuration, simulator included."""
     _dagster_home()
     _start_simulator_if_needed()
-    env = dict(os.environ)
-    bin_dir = Path(sys.executable).parent
-    cmd = [
-        str(bin_dir / "dagster"),
-        "dev",
-        "-m",
-        "pipelines.definitions",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    raise typer.Exit(subprocess.call(dagster_dev_command(port), env=dict(os.environ)))
+
+
+def dagster_dev_command(port: int) -> list[str]:
+    """`dagster dev` on loopback for this code location: the UI plus the daemon."""
+    dagster = Path(sys.executable).with_name("dagster")
+    return [str(dagster), "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)]
 
 
 @app.command()

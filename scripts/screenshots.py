@@ -34,6 +34,8 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a plain script from anywhere
 
+from pipelines.cli import dagster_dev_command  # noqa: E402 - needs the path above
+
 MAX_PNG_BYTES = 250_000
 CJK_FONT_DIRS = ("/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto")
 
@@ -153,17 +155,7 @@ class DagsterDev:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        exe = Path(sys.executable).with_name("dagster")
-        cmd = [
-            str(exe),
-            "dev",
-            "-m",
-            "pipelines.definitions",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-        ]
+        cmd = dagster_dev_command(self.port)
         # The freshness daemon evaluates every 30 s by default; 5 s spares the wait.
         env = {**os.environ, "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5"}
         self.process = subprocess.Popen(

@@ -43,6 +43,11 @@ HTML_200 = (
 ).encode()
 
 
+def _county_codes(sim, county: str | None) -> list[str]:
+    """The county a control request names (code or slug), or every county served."""
+    return [sim.county(county).code] if county else [p.county.code for p in sim.platforms.values()]
+
+
 @dataclass
 class SimConfig:
     """Server behaviour that tests and benchmarks tune (``POST /_sim/config`` changes it live)."""
@@ -291,12 +296,7 @@ class SimulatorServer(ThreadingHTTPServer):
                 code = sim.county(county).code if county else None
                 return json_response({"cleared": sim.faults.clear(code)})
             if route == ("GET", "/_sim/truth"):
-                county = req.query.get("county")
-                codes = (
-                    [sim.county(county).code]
-                    if county
-                    else [p.county.code for p in sim.platforms.values()]
-                )
+                codes = _county_codes(sim, req.query.get("county"))
                 with sim.world.lock:
                     frames = [sim.world.truth(c) for c in codes]
                 truth = pl.concat(frames) if frames else pl.DataFrame()
@@ -323,12 +323,7 @@ class SimulatorServer(ThreadingHTTPServer):
                 sim.config.update(json.loads(req.body or b"{}"))
                 return json_response({"config": asdict(sim.config)})
             if route == ("GET", "/_sim/stats"):
-                county = req.query.get("county")
-                codes = (
-                    [sim.county(county).code]
-                    if county
-                    else [p.county.code for p in sim.platforms.values()]
-                )
+                codes = _county_codes(sim, req.query.get("county"))
                 with sim.world.lock:
                     return json_response({c: sim.world.stats(c) for c in codes})
             if route == ("POST", "/_sim/shutdown"):

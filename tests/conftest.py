@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,13 +29,15 @@ def hub_home(tmp_path, monkeypatch) -> Path:
     return tmp_path / "hub"
 
 
-@pytest.fixture
-def simulator(monkeypatch):
-    """A fresh simulator world (seed 7, test scale) served over HTTP on 127.0.0.1, with every
-    county's HUB_<SLUG>_URL/_KEY/_SECRET pointing at it. Function-scoped: tests advance its clock."""
+@contextmanager
+def serving(monkeypatch, **world: object) -> Iterator:
+    """A simulator world (seed 7, test scale, ``world`` overriding) served over HTTP on
+    127.0.0.1, with every county's HUB_<SLUG>_URL/_KEY/_SECRET pointing at it."""
     from simulator import embedded
 
-    handle = embedded.start_in_thread(seed=7, scale=TEST_SCALE, defect_rate=TEST_DEFECT_RATE)
+    handle = embedded.start_in_thread(
+        **{"seed": 7, "scale": TEST_SCALE, "defect_rate": TEST_DEFECT_RATE, **world}
+    )
     try:
         for key in _county_env_keys():
             monkeypatch.delenv(key, raising=False)
@@ -42,6 +46,13 @@ def simulator(monkeypatch):
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture
+def simulator(monkeypatch):
+    """A fresh simulator world for one test (tests advance its clock)."""
+    with serving(monkeypatch) as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipelines.registry import County
 from pipelines.sync import Landed, Merged
+from schemas.columns import ENTITIES
 
 
 def frame_markdown(df) -> str:
@@ -45,21 +46,11 @@ def _reasons_table(merged: Merged, entity: str) -> str:
 def _watermarks_of(entity: str, marks: dict[str, str]) -> dict[str, str]:
     """The cursors that concern ``entity``: its own (``household``, ``deletions:household``) and
     the county-wide ones (a workbook's ``file``)."""
-    named = {
-        "region",
-        "household",
-        "person",
-        "measure",
-        "loan",
-        "project",
-        "cadre",
-        "household_cadre",
-    }
-    return {
-        k: v
-        for k, v in marks.items()
-        if k.split(":")[-1] in (entity,) or k.split(":")[-1] not in named
-    }
+
+    def about(name: str) -> str:
+        return name.split(":")[-1]
+
+    return {k: v for k, v in marks.items() if about(k) == entity or about(k) not in ENTITIES}
 
 
 def merge_metadata(county: County, entity: str, merged: Merged) -> dict:

@@ -31,8 +31,7 @@ import pytest
 
 from pipelines import paths
 from pipelines import warehouse as warehouse_module
-from pipelines.registry import counties
-from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE
+from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE, _county_env_keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("analysts")]
 
@@ -59,10 +58,6 @@ class Built:
     changed_household: str  # a household whose record changed between the two syncs
     earlier_day: date  # a day (Asia/Shanghai) on which the warehouse held its first version
     today: date
-
-
-def _county_env_keys() -> list[str]:
-    return [f"HUB_{c.slug.upper()}_{k}" for c in counties() for k in ("URL", "KEY", "SECRET")]
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.defs.keys import entities_of
 from pipelines.registry import county
-from tests.conftest import TEST_SCALE, _county_env_keys
+from tests.conftest import serving
 from tests.e2e.helpers import (
     failure_messages,
     live,
@@ -34,17 +34,8 @@ def shangnan_platform(monkeypatch):
     """A simulator serving 商南 alone. A one-county world holds the whole city's records at
     the test scale (~1,600 households), so a month of clock brings enough 清退 deletions to
     count, where the seven-county world at this scale brings about one."""
-    from simulator import embedded
-
-    handle = embedded.start_in_thread(seed=7, scale=TEST_SCALE, counties=[SHANGNAN])
-    try:
-        for key in _county_env_keys():
-            monkeypatch.delenv(key, raising=False)
-        for key, value in handle.env().items():
-            monkeypatch.setenv(key, value)
+    with serving(monkeypatch, defect_rate=0.01, counties=[SHANGNAN]) as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 def _deleted_keys(con, entity: str) -> set[str]:

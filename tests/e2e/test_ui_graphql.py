@@ -32,7 +32,7 @@ from pipelines.defs.automation import automation_defs
 from pipelines.defs.keys import entities_of
 from pipelines.registry import County, counties, county
 from pipelines.sync import MIN_RECORDS_FOR_RATE
-from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE, _county_env_keys
+from tests.conftest import serving
 from tests.e2e.helpers import live, sync_county
 
 pytestmark = pytest.mark.e2e
@@ -197,19 +197,8 @@ class Webserver:
 @pytest.fixture
 def household_defect_simulator(monkeypatch):
     """The ``simulator`` fixture of tests/conftest.py, plus a few household-level defects."""
-    from simulator import embedded
-
-    handle = embedded.start_in_thread(
-        seed=7, scale=TEST_SCALE, defect_rate=TEST_DEFECT_RATE, defect_rates=HOUSEHOLD_DEFECTS
-    )
-    try:
-        for key in _county_env_keys():
-            monkeypatch.delenv(key, raising=False)
-        for key, value in handle.env().items():
-            monkeypatch.setenv(key, value)
+    with serving(monkeypatch, defect_rates=HOUSEHOLD_DEFECTS) as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture
