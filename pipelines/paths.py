@@ -7,6 +7,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
+#: Real NBS division codes of Shangluo (2023 edition), with their source in SOURCE.md.
+DIVISIONS = SEEDS / "divisions"
 WAREHOUSE_SQL = REPO / "warehouse"
 
 

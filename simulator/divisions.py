@@ -2,7 +2,7 @@
 
 By default the towns and villages are synthetic but follow the NBS code rules (town = county +
 3 digits: 001-099 街道, 100-199 镇, 200-399 乡; village = town + 3 digits: 001-199 社区,
-200-399 村). Given the real division list (``shared/data/admin_divisions_shangluo``), the real
+200-399 村). Given the real division list (``seeds/divisions``, copied from the NBS list with its source), the real
 codes and names are used instead, and the 701 poor villages are picked among its real 村.
 The city figures: 7 counties, 98 towns and 701 poor villages (mid-2016 report).
 """

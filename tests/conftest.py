@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import paths
 from pipelines.registry import counties
 
 TEST_SCALE = float(os.environ.get("HUB_TEST_SCALE", "0.01"))
 TEST_DEFECT_RATE = float(os.environ.get("HUB_TEST_DEFECT_RATE", "0.01"))
-DIVISIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "admin_divisions_shangluo"
+DIVISIONS = paths.DIVISIONS
 
 
 def _county_env_keys() -> list[str]:

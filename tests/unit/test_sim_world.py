@@ -9,18 +9,17 @@ against the catalogue rather than against the generator's intentions.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from pipelines import codes
+from pipelines import codes, paths
 from pipelines.registry import County
 from schemas.columns import CODED, ENTITIES, KEYS
 from simulator import idcards
 from simulator.world import CITY_FIGURES, World
 
-DIVISIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "admin_divisions_shangluo"
+DIVISIONS = paths.DIVISIONS
 LINES = {2010: 2300, 2011: 2536, 2012: 2625, 2013: 2736, 2014: 2800, 2015: 2855, 2016: 2952,
          2017: 2952, 2018: 2995, 2019: 3218, 2020: 4000}  # fmt: skip
 MALE = ["son", "son_in_law", "grandson", "grandson_ext", "father", "father_in_law",
@@ -498,3 +497,21 @@ def test_synthetic_divisions_follow_nbs_rules():
         | ((v3 >= 200) & villages["name"].str.ends_with("村"))
     ).all()
     assert 1200 < villages.height < 1400
+
+
+def test_repository_never_reads_outside_itself():
+    """A user's clone has no sibling folders: no tracked file may point at the sibling shared folder."""
+    import subprocess
+
+    root = paths.REPO
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    needle = "../" + "shared"
+    offenders = [
+        f
+        for f in tracked
+        if f.endswith((".py", ".sh", ".toml", ".yaml", ".cfg", "Makefile", "run"))
+        and needle in (root / f).read_text(encoding="utf-8", errors="ignore")
+    ]
+    assert offenders == []
