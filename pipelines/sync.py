@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines import landing, warehouse
+from pipelines import landing, notify, warehouse
 from pipelines import staged as staged_io
 from pipelines.errors import RejectThresholdExceeded, SourceError, StaleReplay
 from pipelines.landing import read_manifest
@@ -55,6 +55,7 @@ class Merged:
     source_lag_seconds: float | None = None
 
 
+@notify.on_failure("land")
 def land(county: County, mode: str = "incremental") -> Landed:
     """Fetch one sync's pages from the county platform into the landing area."""
     started = time.perf_counter()
@@ -151,6 +152,7 @@ def _context(con, county: County, staged) -> ValidationContext:
     )
 
 
+@notify.on_failure("merge")
 def merge(
     county: County,
     landed: Landed,
@@ -206,6 +208,7 @@ def merge(
             safety_share=safety_share,
         )
         after = warehouse.watermarks(con, county.code)
+        notify.reject_trend(con, county, landed.sync_id, rejected, total)
     warehouse.write_state(county, after)
     return Merged(
         county_code=county.code,

@@ -11,7 +11,7 @@
 import dagster as dg
 import requests
 
-from pipelines import warehouse
+from pipelines import notify, warehouse
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
 from pipelines.registry import County, counties
@@ -147,6 +147,7 @@ def record_sync_failures(context: dg.RunFailureSensorContext):
         failed.setdefault(_county_of_step(step.step_key) or run.tags.get("county"), message)
     for county, message in (failed or {run.tags.get("county"): error}).items():
         warehouse.queue_failure(run_id=run.run_id, job=run.job_name, county=county, error=message)
+        notify.run_failed(county, run.run_id, message)  # once: a no-op if the step told already
 
 
 def _root_message(error) -> str:

@@ -1,0 +1,66 @@
+"""Done-when of the notifications: a county URL at a dead port and HUB_LUONAN_WEBHOOK at a
+loopback robot → the demo's run (``sync_all_counties`` through Dagster, as ``make demo`` runs
+it) delivers exactly one Chinese WeCom-format message naming 洛南县 and the cause; the
+run-failure sensor seeing the same run afterwards sends nothing more."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import dagster as dg
+import pytest
+
+from pipelines.registry import counties
+from tests.receivers import RobotReceiver
+
+pytestmark = pytest.mark.e2e
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_run_with_a_dead_county_sends_one_chinese_wecom_message(
+    simulator, hub_home, fast_retries, monkeypatch
+):
+    from pipelines import cli
+    from pipelines.defs.automation import record_sync_failures
+
+    for key in list(os.environ):
+        if key.endswith(("_WEBHOOK", "_WEBHOOK_SECRET", "_EMAIL")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DAGSTER_HOME", str(hub_home / "dagster"))
+    monkeypatch.setenv("HUB_LUONAN_URL", f"http://127.0.0.1:{_dead_port()}")
+    monkeypatch.setenv("HUB_HTTP_RETRIES", "1")
+    with RobotReceiver() as robot:
+        monkeypatch.setenv("HUB_LUONAN_WEBHOOK", robot.wecom_url)
+        cli._dagster_home()
+        ops = {f"{c.slug}__landing": {"config": {"mode": "full"}} for c in counties()}
+        ok, run_id, failures = cli._run_job("sync_all_counties_job", ops=ops)
+        assert not ok and [step for step, _ in failures] == ["luonan__landing"]
+
+        assert robot.errors == []
+        [message] = robot.messages
+        assert message["kind"] == "wecom" and message["body"]["msgtype"] == "markdown"
+        text = message["body"]["markdown"]["content"]
+        assert "洛南县" in text and "同步失败" in text
+        assert "connection failed" in text and "127.0.0.1" in text  # the cause
+        assert "下一步" in text and f"/runs/{run_id}" in text
+
+        # the daemon's run-failure sensor sees the same run: still one message
+        instance = dg.DagsterInstance.get()
+        failure = next(
+            e for e in instance.all_logs(run_id) if e.dagster_event_type == "PIPELINE_FAILURE"
+        )
+        record_sync_failures(
+            dg.build_run_status_sensor_context(
+                sensor_name="record_sync_failures",
+                dagster_instance=instance,
+                dagster_run=instance.get_run_by_id(run_id),
+                dagster_event=failure.dagster_event,
+            ).for_run_failure()
+        )
+        assert len(robot.messages) == 1
