@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines import landing, notify, warehouse
+from pipelines import divisions, landing, notify, warehouse
 from pipelines import staged as staged_io
 from pipelines.errors import RejectThresholdExceeded, SourceError, StaleReplay
 from pipelines.landing import read_manifest
@@ -140,6 +140,7 @@ def _context(con, county: County, staged) -> ValidationContext:
             cadres=cadres.select("id_number"),
         )
     live = "county_code = $county AND deleted_at IS NULL"
+    known = divisions.known_for(county.code)
     return ValidationContext(
         existing_households=query(f"SELECT household_no FROM core.household WHERE {live}"),
         existing_villages=query(f"SELECT code FROM core.region WHERE level = 'village' AND {live}"),
@@ -149,6 +150,8 @@ def _context(con, county: County, staged) -> ValidationContext:
         poverty_lines=load_poverty_lines(),
         as_of=staged.as_of,
         full_listing=staged.full_listing,
+        known_towns=known[0] if known else None,
+        known_villages=known[1] if known else None,
     )
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import paths
+from pipelines import divisions, paths
 from pipelines.errors import SafetyStop, redact_text, redact_url
 from schemas.columns import ENTITIES, ENTITY_ORDER, KEYS
 
@@ -69,8 +69,9 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (default: the live file), migrate it when read-write, always close.
 
-    Opening the live file read-write also records the run failures the Dagster sensor queued
-    (sensors never open the warehouse themselves)."""
+    Opening the live file read-write also seeds core.region with the known divisions (when the
+    list changed) and records the run failures the Dagster sensor queued (sensors never open
+    the warehouse themselves)."""
     path = Path(path) if path is not None else paths.live_db()
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
@@ -78,6 +79,7 @@ def connect(
         if not read_only:
             migrate(con)
             if path.resolve() == paths.live_db().resolve():
+                divisions.seed_regions(con)
                 record_queued_failures(con)
         yield con
     finally:

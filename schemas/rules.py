@@ -50,6 +50,7 @@ class Rule:
     why: str  # why it matters
     source: str  # where the rule comes from
     where: str  # where it is implemented: "model" (pandera, schemas/<entity>.py) or "validate"
+    label_zh: str = ""  # Chinese label for county clerks (schemas/rule_labels.py covers the rest)
 
 
 _RULES = (
@@ -383,6 +384,33 @@ _RULES = (
         "a cadre should not be registered as poor (a typical 优亲厚友 / data-entry case)",
         NATIONAL,
         "validate",
+    ),
+    Rule(
+        "unknown_village",
+        "finding",
+        ("household",),
+        "{column}: '{value}' is in no list of Shangluo's divisions{detail}",
+        "village_code (or town_code) is neither in the NBS division list (seeds/divisions) nor "
+        "among the historical codes registered in seeds/divisions/historical.csv; checked for "
+        "counties the list covers",
+        "one mistyped 户编号 must not invent a village; the household is kept and flagged so the "
+        "county fixes the number, or the city registers a historical code with its source",
+        "seeds/divisions/SOURCE.md (NBS 统计用区划代码, 2023)",
+        "validate",
+        label_zh="村/乡镇代码不在区划名录中",
+    ),
+    Rule(
+        "unknown_division",
+        "reject",
+        ("region",),
+        "{column}: {detail} '{value}' is in no list of Shangluo's divisions",
+        "a town or village row whose code is neither in seeds/divisions nor in "
+        "seeds/divisions/historical.csv (counties the list covers)",
+        "core.region holds known divisions only: a region is never created silently from an "
+        "unknown code; register a real historical code in historical.csv with its source",
+        "seeds/divisions/SOURCE.md (NBS 统计用区划代码, 2023)",
+        "validate",
+        label_zh="区划代码不在区划名录中",
     ),
     Rule(
         "duplicate_id_number",

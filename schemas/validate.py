@@ -145,6 +145,10 @@ class ValidationContext:
     # entities the batch lists in full (Staged.full_listing): for those, rows of core missing
     # from the batch are gone at the source, so existing_members is not consulted for "person"
     full_listing: frozenset[str] | set[str] = frozenset()
+    # the county's known division codes (seeds/divisions + historical.csv), ``code`` column;
+    # None: the list does not cover the county, codes are not checked against it
+    known_towns: pl.DataFrame | None = None
+    known_villages: pl.DataFrame | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -531,6 +535,39 @@ def _person_findings(accepted: pl.DataFrame, ctx: ValidationContext) -> list[pl.
     ]
 
 
+def _unknown_divisions(regions: pl.DataFrame, ctx: ValidationContext) -> pl.DataFrame:
+    """Town and village rows whose code is in no division list (never created silently)."""
+    known = _union(_key_set(ctx.known_towns, "code"), _key_set(ctx.known_villages, "code"))
+    level = pl.col("level")
+    return _failures(
+        regions,
+        level.is_in(["town", "village"]) & ~pl.col("code").is_in(known.implode()),
+        "unknown_division",
+        "code",
+        detail=level,
+    )
+
+
+def _unknown_villages(households: pl.DataFrame, ctx: ValidationContext) -> list[pl.DataFrame]:
+    """Households whose village (or town) code is in no division list."""
+    villages = _key_set(ctx.known_villages, "code")
+    towns = _key_set(ctx.known_towns, "code")
+    village, town = pl.col("village_code"), pl.col("town_code")
+    unknown_village = village.is_not_null() & ~village.is_in(villages.implode())
+    return [
+        _failures(
+            households, unknown_village, "unknown_village", "village_code", detail=pl.lit("")
+        ),
+        _failures(
+            households,
+            ~unknown_village & town.is_not_null() & ~town.is_in(towns.implode()),
+            "unknown_village",
+            "town_code",
+            detail=pl.lit(""),
+        ),
+    ]
+
+
 def _conflicts(persons: pl.DataFrame) -> pl.DataFrame:
     """Person records sharing an ID number: the one with the smallest person_no is the original,
     every other one a duplicate pointing at it. Records whose ID number is malformed (or was lost
@@ -624,6 +661,9 @@ def validate_county(
     dfs = {e: _with_row(df) for e, df in frames.items()}
     fails = {e: _column_failures(e, df) for e, df in frames.items()}
 
+    if "region" in dfs and ctx.known_villages is not None:
+        fails["region"] = pl.concat([fails["region"], _unknown_divisions(dfs["region"], ctx)])
+
     def accepted_part(entity: str) -> pl.DataFrame:
         return dfs[entity].filter(~pl.col("_row").is_in(_rejected_rows(fails[entity]).implode()))
 
@@ -636,7 +676,13 @@ def validate_county(
     facts = None
     if "household" in dfs:
         hh = dfs["household"]
-        extra = [_orphans(hh, "village_code", villages, "orphan_village", None)]
+        # with the division list, a village in no list is a finding (unknown_village), not a
+        # reject: the household is real, its 户编号 or the list is what needs fixing
+        extra = (
+            [_orphans(hh, "village_code", villages, "orphan_village", None)]
+            if ctx.known_villages is None
+            else []
+        )
         if members is not None:
             facts = _household_member_facts(hh, members, ctx.as_of)
             heads = hh.select("_row", "household_no").join(facts, on="household_no", how="left")
@@ -691,6 +737,8 @@ def validate_county(
     findings: dict[str, list[pl.DataFrame]] = {e: [] for e in dfs}
     if "household" in dfs:
         findings["household"] = _household_findings(accepted["household"], facts, ctx)
+    if "household" in dfs and ctx.known_villages is not None:
+        findings["household"] += _unknown_villages(accepted["household"], ctx)
     if "person" in dfs:
         findings["person"] = _person_findings(accepted["person"], ctx)
     if "cadre" in dfs:

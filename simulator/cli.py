@@ -12,6 +12,8 @@ from typing import Annotated
 import requests
 import typer
 
+from pipelines.paths import DIVISIONS
+
 app = typer.Typer(
     help="The bundled simulator of the Shangluo county platforms.", no_args_is_help=True
 )
@@ -35,8 +37,11 @@ def serve(
     scale: float = 1.0,
     defect_rate: Annotated[float, typer.Option("--defect-rate")] = 0.01,
     divisions: Annotated[
-        Path | None, typer.Option("--divisions", help="real division list directory")
-    ] = None,
+        Path, typer.Option("--divisions", help="real division list directory")
+    ] = DIVISIONS,
+    synthetic_divisions: Annotated[
+        bool, typer.Option("--synthetic-divisions", help="synthetic towns and villages instead")
+    ] = False,
     state_file: Annotated[
         Path | None, typer.Option("--state-file", help="write url/pid here once serving")
     ] = None,
@@ -55,7 +60,12 @@ def serve(
     from simulator.server import SimConfig, make_server
     from simulator.world import World
 
-    world = World(seed=seed, scale=scale, defect_rate=defect_rate, divisions_dir=divisions)
+    world = World(
+        seed=seed,
+        scale=scale,
+        defect_rate=defect_rate,
+        divisions_dir=None if synthetic_divisions else divisions,
+    )
     config = SimConfig(
         token_ttl=token_ttl,
         session_timeout=session_timeout,

@@ -1,9 +1,11 @@
 """Administrative divisions for the simulated counties: the region frame of each county.
 
-By default the towns and villages are synthetic but follow the NBS code rules (town = county +
+By default the real division list (``seeds/divisions``, copied from the NBS list with its
+source) gives the codes and names, and the 701 poor villages are picked among its real 村; a
+county the list does not cover (or ``divisions_dir=None``) gets synthetic towns and villages
+that follow the NBS code rules (town = county +
 3 digits: 001-099 街道, 100-199 镇, 200-399 乡; village = town + 3 digits: 001-199 社区,
-200-399 村). Given the real division list (``seeds/divisions``, copied from the NBS list with its source), the real
-codes and names are used instead, and the 701 poor villages are picked among its real 村.
+200-399 村).
 The city figures: 7 counties, 98 towns and 701 poor villages (mid-2016 report).
 """
 
@@ -15,6 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
+
+from pipelines.divisions import short_name
+from pipelines.paths import DIVISIONS
 
 CITY_CODE = "611000"
 POOR_VILLAGES_CITY = 701
@@ -177,17 +182,7 @@ def _synthetic(seed: int, code: str, name: str, n_villages: int, n_poor: int) ->
     return pl.DataFrame(rows, schema=REGION_SCHEMA)
 
 
-def _short_name(name: str) -> str:
-    """Registration data uses short village names: "…社区居委会" → "…社区", "…村委会" → "…村"."""
-    suffixes = (
-        ("居民委员会", ""), ("村民委员会", "村"), ("居委会", ""), ("村委会", "村"),
-        ("委员会", ""), ("居委", ""), ("委会", ""),
-    )  # fmt: skip
-    for long, short in suffixes:
-        if name.endswith(long):
-            stem = name[: -len(long)]
-            return stem if stem.endswith(("社区", "村")) else stem + short
-    return name
+_short_name = short_name  # one rule for short names, shared with the hub's seeding
 
 
 def _real(
@@ -235,9 +230,12 @@ def _real(
 def build(
     seed: int,
     counties: Sequence[tuple[str, str]],
-    divisions_dir: str | Path | None = None,
+    divisions_dir: str | Path | None = DIVISIONS,
 ) -> dict[str, pl.DataFrame]:
     """The region frame (county, towns, villages) of every county, keyed by county code.
+
+    By default the real division list (``seeds/divisions``) is used for every county it
+    covers; ``divisions_dir=None`` makes every county synthetic.
 
     ``counties`` is a sequence of (code, name). Poor villages are split over the counties by
     household share (701 over the seven real ones)."""

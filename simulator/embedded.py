@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from pipelines import registry
+from pipelines.paths import DIVISIONS
 
 
 def credentials(slug: str) -> dict[str, str]:
@@ -113,7 +114,7 @@ def start_in_thread(
     scale: float = 1.0,
     defect_rate: float = 0.01,
     defect_rates: dict | None = None,
-    divisions_dir: str | Path | None = None,
+    divisions_dir: str | Path | None = DIVISIONS,  # None: synthetic divisions
     counties: list[str] | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
@@ -180,7 +181,7 @@ def ensure_running(
     seed: int = 7,
     scale: float = 1.0,
     defect_rate: float = 0.01,
-    divisions_dir: str | Path | None = None,
+    divisions_dir: str | Path | None = DIVISIONS,  # None: synthetic divisions
     timeout: float = 300.0,
 ) -> dict:
     """The ``/_sim/info`` of a simulator with this seed/scale/defect rate: the one recorded in
@@ -215,8 +216,7 @@ def ensure_running(
         str(state_file),
         "--quiet",
     ]
-    if divisions_dir:
-        cmd += ["--divisions", str(divisions_dir)]
+    cmd += ["--divisions", str(divisions_dir)] if divisions_dir else ["--synthetic-divisions"]
     repo = Path(__file__).resolve().parent.parent
     with (state_dir / "simulator.log").open("ab") as log:
         proc = subprocess.Popen(

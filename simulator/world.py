@@ -258,7 +258,7 @@ class World:
         scale: float = 1.0,
         defect_rate: float = 0.01,
         defect_rates: dict[str, float] | None = None,
-        divisions_dir: str | Path | None = None,
+        divisions_dir: str | Path | None = divisions.DIVISIONS,  # None: synthetic divisions
         counties: Sequence[County] | None = None,
         start: datetime = datetime(2016, 7, 1, 8, 0, tzinfo=SHANGHAI),
     ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -120,7 +120,7 @@ def land(tmp_path, county_, pages):
     return read_manifest(writer.dir)
 
 
-def check_people(staged):
+def check_people(staged, exported_at):
     for entity, df in staged.frames.items():
         assert df.schema == pl.Schema(frame_schema(entity)), entity
     assert staged.full_listing == {"household", "person"}
@@ -142,7 +142,10 @@ def check_people(staged):
         {"rule": "id_number_as_number", "column": "id_number", "value": "6.11026E+17"}
     ]
     assert other["id_upgraded"] is True and other["birth_date"] == date(1960, 3, 1)
-    assert head["source_updated_at"] is None and head["source_key"] == HH1 + "01"
+    # every row carries the export time (Contract 1), the region rows too
+    for frame in staged.frames.values():
+        assert frame["source_updated_at"].to_list() == [exported_at] * frame.height
+    assert head["source_key"] == HH1 + "01"
     assert [p["parse_errors"] for p in (head, wife, other)] == [[], [], []]
 
     hh = {r["household_no"]: r for r in staged.frames["household"].rows(named=True)}
@@ -179,7 +182,8 @@ def check_people(staged):
 def test_xlsx_register(tmp_path):
     name = "柞水县建档立卡贫困人口明细_20160701.xlsx"
     staged = normalise(ZHASHUI, land(tmp_path, ZHASHUI, [file_page(name, xlsx(ROWS))]))
-    people, _ = check_people(staged)
+    # the file's 导出时间 (2016-07-01 18:10:22 Beijing time)
+    people, _ = check_people(staged, datetime(2016, 7, 1, 10, 10, 22, tzinfo=UTC))
     assert staged.watermarks == {"file": name} and staged.as_of == date(2016, 7, 1)
     assert people[HH1 + "01"]["raw_ref"].endswith(":2#0")
     assert people[HH2 + "01"]["raw_ref"].endswith(":2#3")
@@ -188,8 +192,24 @@ def test_xlsx_register(tmp_path):
 def test_csv_register(tmp_path):
     name = "丹凤县贫困人口_20160701.csv"
     staged = normalise(DANFENG, land(tmp_path, DANFENG, [file_page(name, csv_bytes(ROWS))]))
-    check_people(staged)
-    assert staged.watermarks == {"file": name}
+    # no title rows: the index's exportDate, 00:00 Beijing time
+    check_people(staged, datetime(2016, 6, 30, 16, 0, tzinfo=UTC))
+    assert staged.watermarks == {"file": name} and staged.as_of == date(2016, 7, 1)
+
+
+def test_csv_title_row_gives_the_export_time(tmp_path):
+    name = "丹凤县贫困人口_20160701.csv"
+    body = "丹凤县贫困人口\r\n导出时间：2016-07-01 09:30:00\r\n".encode("gb18030") + csv_bytes(ROWS)
+    staged = normalise(DANFENG, land(tmp_path, DANFENG, [file_page(name, body)]))
+    check_people(staged, datetime(2016, 7, 1, 1, 30, tzinfo=UTC))
+
+
+def test_index_export_date_wins_over_a_header_of_another_day(tmp_path):
+    # the header says 07-01 (a re-upload of an old file's layout); the index declares 07-08
+    page = file_page("b_20160708.xlsx", xlsx(ROWS), "2016-07-08T18:20:00+08:00", "2016-07-08")
+    staged = normalise(ZHASHUI, land(tmp_path, ZHASHUI, [page]))
+    check_people(staged, datetime(2016, 7, 7, 16, 0, tzinfo=UTC))
+    assert staged.as_of == date(2016, 7, 8)
 
 
 def test_xlsx_layout_quirks(tmp_path):

@@ -462,8 +462,8 @@ def test_advance_is_the_same_in_one_step_or_many_and_for_late_counties():
     assert a.truth("611023").equals(b.truth("611023"))
 
 
-def test_real_divisions():
-    w = World(seed=1, scale=0.01, divisions_dir=DIVISIONS)
+def test_real_divisions_are_the_default():
+    w = World(seed=1, scale=0.01)
     region = pl.concat([w.records(c.code, "region") for c in w.counties])
     real = pl.read_csv(DIVISIONS / "villages.csv", schema_overrides={"code": pl.String})
     villages = region.filter(pl.col("level") == "village")
@@ -478,7 +478,7 @@ def test_real_divisions():
 
 
 def test_synthetic_divisions_follow_nbs_rules():
-    w = World(seed=1, scale=0.01)
+    w = World(seed=1, scale=0.01, divisions_dir=None)
     region = pl.concat([w.records(c.code, "region") for c in w.counties])
     towns = region.filter(pl.col("level") == "town")
     assert towns.height == 98

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import fastexcel
 import polars as pl
@@ -34,6 +35,8 @@ from pipelines.defs.parsing import (
 from pipelines.http import looks_like_html
 from pipelines.staged import Staged
 from schemas.columns import conform
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 SHEET = "贫困人口明细"
 HEADER_MARK = "户编号"
@@ -126,11 +129,14 @@ def _read_xlsx(county, name: str, body: bytes) -> tuple[pl.DataFrame, str | None
     return data, exported
 
 
+_EXPORT_TIME = re.compile(r"导出时间[:：]\s*(\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?)")
+
+
 def _export_time(title_rows: pl.DataFrame) -> str | None:
-    """ "导出时间：2016-07-01 18:10:22" from the title rows, when present."""
+    """ "导出时间：2016-07-01 18:10:22" from the title rows, when present (date, or date and time)."""
     for row in title_rows.iter_rows():  # a couple of title rows, not records
         for cell in row:
-            if cell and (m := re.search(r"导出时间[:：]\s*(\d{4}-\d{2}-\d{2})", str(cell))):
+            if cell and (m := _EXPORT_TIME.search(str(cell))):
                 return m.group(1)
     return None
 
@@ -142,7 +148,7 @@ def _utf8_hint(body: bytes) -> str:
         return ""
 
 
-def _read_csv(county, name: str, body: bytes) -> pl.DataFrame:
+def _read_csv(county, name: str, body: bytes) -> tuple[pl.DataFrame, str | None]:
     if body.startswith(b"\xef\xbb\xbf"):
         raise source_error(county, name, "the CSV is UTF-8 (with BOM), not GB18030")
     if body and not body.endswith(b"\n"):
@@ -157,6 +163,9 @@ def _read_csv(county, name: str, body: bytes) -> pl.DataFrame:
     if header_at is None:
         problem = f"no header row containing {HEADER_MARK!r}{_utf8_hint(body)}"
         raise source_error(county, name, problem)
+    exported = next(
+        (m.group(1) for line in head[:header_at] if (m := _EXPORT_TIME.search(line))), None
+    )
     try:
         data = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
@@ -176,7 +185,7 @@ def _read_csv(county, name: str, body: bytes) -> pl.DataFrame:
         sent.str.strip_prefix("'").alias(ID_COL),
         as_number.alias(ID_AS_NUMBER),
         pl.when(as_number).then(sent).alias(ID_SHOWN),
-    )
+    ), exported
 
 
 def _records(county, page, order: int) -> tuple[pl.DataFrame, str | None]:
@@ -193,7 +202,7 @@ def _records(county, page, order: int) -> tuple[pl.DataFrame, str | None]:
     if is_xlsx:
         data, exported = _read_xlsx(county, name, body)
     else:
-        data, exported = _read_csv(county, name, body), None
+        data, exported = _read_csv(county, name, body)
     data = with_refs(data, page.page_id, order)
     cells = [pl.col(c).str.strip_chars() for c in COLUMNS]
     empty = pl.all_horizontal(c.is_null() | (c == "") for c in cells)
@@ -323,16 +332,28 @@ def _uploaded(page) -> tuple:
     return (uploaded, str(meta.get("exportDate") or ""), page.seq if hasattr(page, "seq") else 0)
 
 
-def _as_of(page, exported: str | None) -> date | None:
-    candidates = [(page.meta or {}).get("exportDate"), exported]
+def _exported_at(page, exported: str | None) -> datetime | None:
+    """When the register was exported, as a UTC instant: the file's own "导出时间" (Beijing
+    time), unless the file service index's ``exportDate`` names another day (the index is what
+    the county declared), then that date; else the date in the file name. A date alone stands
+    for 00:00 Beijing time of that day."""
+    declared = str((page.meta or {}).get("exportDate") or "")[:10]
+    candidates = [exported if exported and (not declared or exported[:10] == declared) else None]
+    candidates.append(declared)
     if m := re.search(r"_(\d{8})(?:_\d+)?\.\w+$", str((page.meta or {}).get("name") or "")):
         candidates.append(f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:]}")
     for value in candidates:
         try:
-            return date.fromisoformat(str(value)[:10])
+            local = datetime.fromisoformat(str(value).strip().replace("T", " "))
         except ValueError:
             continue
+        return local.replace(tzinfo=BEIJING).astimezone(UTC)
     return None
+
+
+def _as_of(exported_at: datetime | None) -> date | None:
+    """The export date in Beijing time: the reference date for ages (Contract 3)."""
+    return exported_at.astimezone(BEIJING).date() if exported_at is not None else None
 
 
 def normalise(county, manifest, previous_watermarks: dict[str, str] | None = None) -> Staged:
@@ -358,10 +379,13 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
         .with_columns(pl.col("__head").alias("head_person_no"))
         .drop("__head")
     )
+    # Every row carries the export time: the register's state at that moment (Contract 1).
+    exported_at = _exported_at(page, exported)
+    stamp = pl.lit(exported_at, dtype=pl.Datetime("us", "UTC")).alias("source_updated_at")
     frames = {
-        "region": _regions(rows),
-        "household": finish("household", households),
-        "person": finish("person", people),
+        "region": _regions(rows).with_columns(stamp),
+        "household": finish("household", households).with_columns(stamp),
+        "person": finish("person", people).with_columns(stamp),
     }
     return Staged(
         frames=frames,
@@ -369,5 +393,5 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
         full_listing={"household", "person"},
         source_counts={"household": first_rows.height, "person": rows.height},
         watermarks={**previous, "file": str(name)},
-        as_of=_as_of(page, exported),
+        as_of=_as_of(exported_at),
     )

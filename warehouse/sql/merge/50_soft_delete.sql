@@ -26,6 +26,7 @@ INSERT INTO _gone_{entity}
 SELECT {key_cols_c}, c.source_key, $now, 'absent'
 FROM core.{entity} AS c
 WHERE c.county_code = $county AND c.deleted_at IS NULL
+  AND c.source_platform IS DISTINCT FROM 'seed'  -- seeded divisions no platform has sent
   AND NOT EXISTS (SELECT 1 FROM {listing} AS l WHERE l.source_key = c.source_key)
   AND NOT EXISTS (SELECT 1 FROM _gone_{entity} AS g WHERE g.source_key = c.source_key);
 

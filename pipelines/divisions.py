@@ -1,0 +1,146 @@
+"""Shangluo's known administrative divisions: the NBS list in ``seeds/divisions`` plus the
+historical codes counties still use (``seeds/divisions/historical.csv``, each with its source).
+
+They seed ``core.region`` (every county, town and village, so every county has its county row
+before any platform sends one) and are what village and town codes are checked against:
+a household in no known village is flagged (``unknown_village``), and a region row with an
+unknown code is never created (``unknown_division``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import paths
+
+CITY_CODE = "611000"
+SEED_RUN = "seed:divisions"
+FILES = ("counties.csv", "towns.csv", "villages.csv", "historical.csv")
+HISTORICAL_COLUMNS = ("code", "name", "parent_code", "source", "note")
+
+
+def divisions_dir() -> Path:
+    """``seeds/divisions``, or ``HUB_DIVISIONS`` (tests, a county's own list)."""
+    return Path(os.environ.get("HUB_DIVISIONS") or paths.DIVISIONS)
+
+
+def short_name(name: str) -> str:
+    """Registration data uses short village names: "…社区居委会" → "…社区", "…村委会" → "…村"."""
+    suffixes = (
+        ("居民委员会", ""), ("村民委员会", "村"), ("居委会", ""), ("村委会", "村"),
+        ("委员会", ""), ("居委", ""), ("委会", ""),
+    )  # fmt: skip
+    for long, short in suffixes:
+        if name.endswith(long):
+            stem = name[: -len(long)]
+            return stem if stem.endswith(("社区", "村")) else stem + short
+    return name
+
+
+def _read(path: Path) -> pl.DataFrame:
+    if not path.exists():
+        return pl.DataFrame(schema={c: pl.String for c in ("code", "name", "parent_code")})
+    return pl.read_csv(path, infer_schema=False).select("code", "name", "parent_code")
+
+
+@cache
+def _load(directory: Path) -> pl.DataFrame:
+    """Every known division as region rows (code, level, name, parent_code, statistical)."""
+    parts = []
+    for file in FILES:
+        df = _read(directory / file)
+        parts.append(df)
+    rows = pl.concat(parts).unique("code", keep="first", maintain_order=True)
+    code = pl.col("code")
+    level = (
+        pl.when(code.str.len_chars() == 6)
+        .then(pl.lit("county"))
+        .when(code.str.len_chars() == 9)
+        .then(pl.lit("town"))
+        .otherwise(pl.lit("village"))
+    )
+    statistical = code.str.slice(6, 1).is_in(["4", "5"]) | (
+        (code.str.len_chars() == 12) & code.str.slice(9, 1).is_in(["4", "5"])
+    )
+    return rows.with_columns(
+        level.alias("level"),
+        pl.col("name").map_elements(short_name, return_dtype=pl.String).alias("name"),
+        pl.when(code.str.len_chars() == 6)
+        .then(pl.lit(CITY_CODE))
+        .otherwise(pl.col("parent_code"))
+        .alias("parent_code"),
+        statistical.alias("is_statistical_unit"),
+        code.str.slice(0, 6).alias("county_code"),
+    )
+
+
+def known() -> pl.DataFrame:
+    return _load(divisions_dir())
+
+
+def known_for(county_code: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """(towns, villages) — frames with a ``code`` column — of a county in the list; ``None``
+    for a county the list does not cover (nothing to check against)."""
+    rows = known().filter(pl.col("county_code") == county_code)
+    if rows.filter(pl.col("level") == "village").is_empty():
+        return None
+    return (
+        rows.filter(pl.col("level") == "town").select("code"),
+        rows.filter(pl.col("level") == "village").select("code"),
+    )
+
+
+def checksum() -> str:
+    digest = hashlib.sha256()
+    for file in FILES:
+        path = divisions_dir() / file
+        digest.update(file.encode() + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+def seed_regions(con) -> int:
+    """Insert every known division that ``core.region`` lacks (never overwrites what a
+    platform sent). Runs when the list changed since the last seeding; returns rows added."""
+    digest = checksum()
+    done = con.execute(
+        "SELECT count(*) FROM ops.seed WHERE name = 'divisions' AND checksum = ?", [digest]
+    ).fetchone()[0]
+    if done:
+        return 0
+    from pipelines.warehouse import _entities
+
+    hash_fields = _entities(con)["region"].identifiers()["hash_fields"]
+    rows = known().with_columns(
+        pl.lit(None, pl.Boolean).alias("is_poor_village"),
+        pl.lit(None, pl.Int32).alias("poor_village_exit_year"),
+    )
+    con.register("_divisions", rows.to_arrow())
+    try:
+        con.execute("BEGIN")
+        added = con.execute(
+            f"""
+            INSERT INTO core.region BY NAME
+            SELECT code, level, name, parent_code, is_poor_village, poor_village_exit_year,
+                   is_statistical_unit, county_code, 'seed' AS source_platform,
+                   code AS source_key, now() AS first_seen_at, now() AS last_synced_at,
+                   '{SEED_RUN}' AS sync_run_id,
+                   md5(to_json(struct_pack({hash_fields}))) AS row_hash
+            FROM _divisions d
+            WHERE NOT EXISTS (SELECT 1 FROM core.region r WHERE r.code = d.code)
+            """
+        ).fetchone()[0]
+        con.execute(
+            "INSERT OR REPLACE INTO ops.seed VALUES ('divisions', ?, now(), ?)", [digest, added]
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_divisions")
+    return int(added)
