@@ -49,7 +49,7 @@ def _read(path: Path) -> pl.DataFrame:
 
 
 @cache
-def _load(directory: Path) -> pl.DataFrame:
+def _load(directory: Path, digest: str) -> pl.DataFrame:
     """Every known division as region rows (code, level, name, parent_code, statistical)."""
     parts = []
     for file in FILES:
@@ -80,7 +80,7 @@ def _load(directory: Path) -> pl.DataFrame:
 
 
 def known() -> pl.DataFrame:
-    return _load(divisions_dir())
+    return _load(divisions_dir(), checksum())  # re-read when a file changes
 
 
 def known_for(county_code: str) -> tuple[pl.DataFrame, pl.DataFrame] | None:

@@ -59,7 +59,7 @@ def test_historical_codes_count_as_known(tmp_path, monkeypatch):
         encoding="utf-8",
     )
     monkeypatch.setenv("HUB_DIVISIONS", str(tmp_path))
-    towns, villages = divisions.known_for("611021")
+    _towns, villages = divisions.known_for("611021")
     assert "611021100299" in villages["code"].to_list()
     assert divisions.known_for("611099") is None  # a county the list does not cover
 
