@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines import paths
+from pipelines.cli_report import report
 from pipelines.registry import counties
 
 app = typer.Typer(
@@ -248,6 +249,8 @@ def sync_one(
     warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
     console.print(merged.counts)
 
+
+app.command(name="report")(report)
 
 if __name__ == "__main__":
     app()

@@ -184,8 +184,15 @@ def automation_defs() -> dict:
         jobs.append(job)
         if county.kind == "workbook":
             sensors.append(workbook_sensor(county, job))
+    from pipelines.defs import notifications  # weekly letters and the freshness watch
+
     return {
-        "jobs": jobs,
-        "schedules": [hourly_incremental, nightly_full, city_after_syncs],
-        "sensors": sensors,
+        "jobs": [*jobs, notifications.weekly_quality_letters],
+        "schedules": [
+            hourly_incremental,
+            nightly_full,
+            city_after_syncs,
+            notifications.weekly_letters_schedule,
+        ],
+        "sensors": [*sensors, notifications.stale_counties_sensor],
     }
