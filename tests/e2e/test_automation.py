@@ -113,6 +113,7 @@ def test_schedules_and_sensors_are_on_at_their_documented_times():
         "hourly_incremental_api_counties": ("5 * * * *", "sync_api_counties", "incremental"),
         "nightly_full_all_counties": ("30 2 * * *", "sync_all_counties", "full"),
         "city_marts_after_syncs": ("45 * * * *", "sync_city", None),
+        "weekly_quality_letters_monday": ("0 8 * * 1", "weekly_quality_letters", None),
     }
     assert {s.name for s in defs.schedules} == set(expected)
     for name, (cron, job, mode) in expected.items():
@@ -125,12 +126,17 @@ def test_schedules_and_sensors_are_on_at_their_documented_times():
         ops = request.run_config.get("ops", {})
         if mode is None:
             assert ops == {}
-            continue
+            continue  # (the weekly letters' op config defaults to last week, sent)
         synced = api if mode == "incremental" else list(counties())
         assert ops == {f"{c.slug}__landing": {"config": {"mode": mode}} for c in synced}, name
 
     sensors = {s.name: s for s in defs.sensors}
     workbook = {f"{c.slug}_new_export" for c in counties() if c.kind == "workbook"}
-    assert set(sensors) == {"record_sync_failures", "city_after_county_syncs", *workbook}
+    assert set(sensors) == {
+        "record_sync_failures",
+        "city_after_county_syncs",
+        "notify_stale_counties",
+        *workbook,
+    }
     for sensor in sensors.values():
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name

@@ -248,3 +248,17 @@ def test_notice_without_county_goes_to_the_city(robots, monkeypatch):
     monkeypatch.setenv("HUB_CITY_WEBHOOK", robots.wecom_url)
     assert notify.run_failed(None, "run-z", "DagsterExecutionInterruptedError")
     assert "全市" in robots.texts()[0]
+
+
+def test_runbook_and_cli_agree_on_the_safety_stop():
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.paths import REPO
+
+    help_text = CliRunner().invoke(app, ["sync", "--help"], env={"COLUMNS": "200"}).output
+    assert "--safety-share" in help_text
+    runbook = (REPO / "docs" / "engineering" / "runbook.md").read_text(encoding="utf-8")
+    stop = runbook[runbook.index("**`SafetyStop`**") : runbook.index("**`StaleReplay`**")]
+    assert "--safety-share" in stop and "cannot" not in stop
+    assert "hub sync --safety-share" in str(SafetyStop(LUONAN, "household", 5, 10, 0.2))
