@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -24,6 +25,24 @@ from pipelines.notify import dingtalk, mail, wecom
 from pipelines.notify.messages import Notice
 
 log = logging.getLogger("pipelines.notify")
+
+_SECRET_QUERY = re.compile(r"\b(key|access_token|sign|timestamp|secret)=[^&\s\"']+")
+
+
+class _MaskRobotSecrets(logging.Filter):
+    """urllib3 logs request lines ("POST /cgi-bin/webhook/send?key=… HTTP/1.1") at DEBUG level
+    and retried URLs as warnings: the robots' keys and signatures are masked there as well."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = _SECRET_QUERY.sub(r"\1=***", text)
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
+    logging.getLogger(_name).addFilter(_MaskRobotSecrets())
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,10 @@ def _failed(c=LUONAN, run_key="run-1", problem="connection failed after 3 retrie
     return failure_notice(c, error, step="land", run_id=run_key, run_key=run_key)
 
 
-def test_wecom_message_is_chinese_names_the_county_cause_next_step_and_run(robots, monkeypatch):
+def test_wecom_message_is_chinese_names_the_county_cause_next_step_and_run(
+    robots, monkeypatch, caplog
+):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs the request line at DEBUG
     monkeypatch.setenv("HUB_LUONAN_WEBHOOK", robots.wecom_url)
     monkeypatch.setenv("HUB_DAGSTER_URL", "http://hub.example:3000")
     assert notify.send(_failed())
@@ -65,6 +68,8 @@ def test_wecom_message_is_chinese_names_the_county_cause_next_step_and_run(robot
     assert "connection failed after 3 retries" in text  # the cause
     assert "下一步" in text and "hub sync luonan" in text  # what to do next
     assert "http://hub.example:3000/runs/run-1" in text  # the run
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/cgi-bin/webhook/send?key=***" in logged and WECOM_KEY not in logged
 
 
 def test_dingtalk_signed_message_passes_the_robots_signature_check(robots, monkeypatch):
