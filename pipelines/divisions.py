@@ -51,10 +51,18 @@ def _read(path: Path) -> pl.DataFrame:
 @cache
 def _load(directory: Path, digest: str) -> pl.DataFrame:
     """Every known division as region rows (code, level, name, parent_code, statistical)."""
-    parts = []
-    for file in FILES:
-        df = _read(directory / file)
-        parts.append(df)
+    parts = [_read(directory / file) for file in FILES]
+    historical = directory / "historical.csv"
+    if historical.exists():
+        rows = pl.read_csv(historical, infer_schema=False)
+        if missing := set(HISTORICAL_COLUMNS) - set(rows.columns):
+            raise ValueError(f"{historical}: columns {sorted(missing)} missing")
+        unsourced = rows.filter(pl.col("source").str.strip_chars().fill_null("") == "")
+        if unsourced.height:
+            raise ValueError(
+                f"{historical}: codes {unsourced['code'].to_list()[:5]} have no source: every "
+                "historical code must name the document that shows it was real"
+            )
     rows = pl.concat(parts).unique("code", keep="first", maintain_order=True)
     code = pl.col("code")
     level = (

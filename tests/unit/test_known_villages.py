@@ -4,6 +4,7 @@ historical codes): an unknown village is a finding on the household, never a new
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from pipelines import divisions, warehouse
 from tests.unit.test_schemas_validate import H1, V1, V2, clean_rows, find, issues, run
@@ -62,6 +63,10 @@ def test_historical_codes_count_as_known(tmp_path, monkeypatch):
     _towns, villages = divisions.known_for("611021")
     assert "611021100299" in villages["code"].to_list()
     assert divisions.known_for("611099") is None  # a county the list does not cover
+    with (tmp_path / "historical.csv").open("a", encoding="utf-8") as f:
+        f.write("611021100298,无据村,611021100,,\n")
+    with pytest.raises(ValueError, match="no source"):
+        divisions.known()
 
 
 def test_the_live_warehouse_is_seeded_with_every_division_once(hub_home):
