@@ -27,6 +27,9 @@ def hub_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HUB_HOME", str(tmp_path / "hub"))
     for key in ("HUB_WAREHOUSE", "HUB_SNAPSHOT"):
         monkeypatch.delenv(key, raising=False)
+    for key in list(os.environ):  # tests never notify the real channels of a developer's .env
+        if key.endswith(("_WEBHOOK", "_WEBHOOK_SECRET", "_EMAIL")) or key.startswith("HUB_SMTP_"):
+            monkeypatch.delenv(key)
     return tmp_path / "hub"
 
 
