@@ -211,8 +211,10 @@ def merge(
             safety_share=safety_share,
         )
         after = warehouse.watermarks(con, county.code)
-        notify.reject_trend(con, county, landed.sync_id, rejected, total)
+        spike = notify.reject_spike(con, county, landed.sync_id, rejected, total)
     warehouse.write_state(county, after)
+    if spike is not None:  # sent outside the pool: a slow robot never holds the warehouse
+        notify.send(spike)
     return Merged(
         county_code=county.code,
         sync_id=landed.sync_id,

@@ -8,8 +8,8 @@ e-mail. ``docs/engineering/runbook.md`` (Notifications) lists the settings.
   schedule, a sensor, ``make demo``, ``hub sync``), its failure is notified from the step that
   failed. The run-failure sensor calls :func:`run_failed` as a backstop for failures no step
   reported (a killed process); the ledger makes the two one notification.
-- :func:`reject_trend` is called by the merge after it committed: the reject rate more than
-  doubled against the county's last 7 days.
+- :func:`reject_spike` is asked by the merge after it committed (the reject rate more than
+  doubled against the county's last 7 days); the merge sends it once it released the warehouse.
 - :func:`stale_counties` is called by a sensor: a county past its freshness window.
 
 A notification never fails a sync: every error here is logged (without the webhook's secret)
@@ -108,12 +108,13 @@ def run_failed(county_slug: str | None, run_id: str, error: str) -> bool:
     return send(failure_notice(county, error, step=None, run_id=run_id, run_key=run_id))
 
 
-def reject_trend(con, county, sync_run_id: str, rejected: int, total: int) -> bool:
-    """Notify when this sync's reject rate is more than double the county's average over its
-    syncs of the last 7 days (succeeded or refused; this sync excluded). Never raises."""
+def reject_spike(con, county, sync_run_id: str, rejected: int, total: int) -> Notice | None:
+    """The notice to send when this sync's reject rate is more than double the county's average
+    over its syncs of the last 7 days (succeeded or refused; this sync excluded), else None.
+    Only reads: the merge sends it after releasing the warehouse. Never raises."""
     try:
         if not total or rejected < SPIKE_MIN_REJECTED:
-            return False
+            return None
         row = con.execute(
             """
             SELECT sum(rejected), sum(accepted) + sum(rejected), count(DISTINCT sync_run_id)
@@ -129,15 +130,14 @@ def reject_trend(con, county, sync_run_id: str, rejected: int, total: int) -> bo
         ).fetchone()
         before_rejected, before_total, syncs = (int(v or 0) for v in row)
         if not syncs or not before_total:
-            return False
+            return None
         rate, baseline = rejected / total, before_rejected / before_total
         if baseline <= 0 or rate <= 2 * baseline:
-            return False
-        run_id = current_run_id()
-        return send(spike_notice(county, rate, baseline, syncs, sync_run_id, run_id))
+            return None
+        return spike_notice(county, rate, baseline, syncs, sync_run_id, current_run_id())
     except Exception as exc:
         log.warning("reject-rate check for %s failed: %s", county.slug, type(exc).__name__)
-        return False
+        return None
 
 
 def stale_counties(now: datetime | None = None) -> list[str]:

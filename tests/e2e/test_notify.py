@@ -64,3 +64,27 @@ def test_demo_run_with_a_dead_county_sends_one_chinese_wecom_message(
             ).for_run_failure()
         )
         assert len(robot.messages) == 1
+
+
+def test_a_sync_whose_reject_rate_more_than_doubled_notifies_once(simulator, hub_home, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from pipelines import sync, warehouse
+    from pipelines.registry import county
+
+    luonan = county("luonan")
+    with RobotReceiver() as robot:
+        monkeypatch.setenv("HUB_LUONAN_WEBHOOK", robot.wecom_url)
+        first = sync.merge(luonan, sync.land(luonan, "full"))
+        rejected = sum(c.get("rejected", 0) for c in first.counts.values())
+        assert rejected >= 10 and robot.messages == []  # no history yet: nothing to compare
+        with warehouse.connect() as con:  # a clean week before: 0.1 % rejected
+            con.execute(
+                "INSERT INTO ops.sync_run BY NAME SELECT '20000101T000000.000000Z-0' AS sync_run_id, "
+                "$county AS county_code, 'person' AS entity, $at AS started_at, "
+                "$at AS finished_at, 'succeeded' AS status, 100 AS rejected, 99900 AS accepted",
+                {"county": luonan.code, "at": datetime.now(UTC) - timedelta(days=2)},
+            )
+        second = sync.merge(luonan, sync.land(luonan, "full"))
+    [text] = robot.texts()
+    assert "洛南县 拒收率较近7天翻倍" in text and second.sync_id in text

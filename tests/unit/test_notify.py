@@ -226,9 +226,10 @@ def test_reject_rate_more_than_doubled_against_the_last_seven_days(robots, monke
             ],
         )
         # 4 % is exactly double: not more than doubled
-        assert notify.reject_trend(con, LUONAN, "c", 40, 1000) is False
-        assert notify.reject_trend(con, LUONAN, "d", 45, 1000) is True
-        assert notify.reject_trend(con, LUONAN, "e", 5, 100) is False  # too few to be news
+        assert notify.reject_spike(con, LUONAN, "c", 40, 1000) is None
+        spike = notify.reject_spike(con, LUONAN, "d", 45, 1000)
+        assert notify.reject_spike(con, LUONAN, "e", 5, 100) is None  # too few to be news
+    assert spike is not None and notify.send(spike)
     [text] = robots.texts()
     assert "拒收率较近7天翻倍" in text and "4.5%" in text and "2.0%" in text
 
