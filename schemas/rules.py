@@ -423,9 +423,64 @@ _RULES = (
         STANDARD,
         "validate",
     ),
+    # Values no clerk types: hostile or broken platforms (issue 10). Implemented in
+    # schemas/sanity.py; the limits are TEXT_MAX_LENGTHS below.
+    Rule(
+        "text_too_long",
+        "reject",
+        ALL,
+        "{column}: '{value}' is longer than {detail}",
+        "a free-text column (name, phone, description, unit, lender) or an unformatted key is "
+        "longer than its maximum length (TEXT_MAX_LENGTHS); the value shown is cut",
+        "no real name, phone or description is that long; a huge value is a broken export or an "
+        "attack, and merging it would bloat history, snapshots and every report that shows it",
+        STANDARD + " (column meanings); lengths: docs/data-quality.md, 'Text limits'",
+        "validate",
+    ),
+    Rule(
+        "text_control_character",
+        "reject",
+        ALL,
+        "{column}: '{value}' contains {detail}",
+        "a free-text column or unformatted key contains a control character (U+0000-U+001F) or a "
+        "bidirectional override/isolate (U+202A-U+202E, U+2066-U+2069)",
+        "control characters break exports and terminals; bidi overrides make a name display as "
+        "something else than it is (a spoofing trick), so the record must be corrected at source",
+        "Unicode TR #36 (security considerations: bidi spoofing); " + STANDARD,
+        "validate",
+    ),
+    Rule(
+        "source_time_in_future",
+        "reject",
+        ALL,
+        "{column}: '{value}' is later than the hub's clock plus the allowed skew ({detail})",
+        "the record's source update time (updatedAt / updateTime) is later than now plus "
+        "HUB_CLOCK_SKEW_SECONDS (default 600), or beyond any representable time",
+        "a time in the future is a typing or clock error; taken as the watermark it would make "
+        "every later incremental sync ask for changes after that time and receive nothing",
+        "docs/engineering/architecture.md, Contract 2 (watermarks)",
+        "validate",
+    ),
 )
 
 RULES: dict[str, Rule] = {r.name: r for r in _RULES}
+
+#: Maximum length in characters of free-text columns and of keys no format rule checks (rule
+#: ``text_too_long``; ``text_control_character`` checks the same columns). The city standard names
+#: these columns but gives no lengths; these are the hub's, generous for any real value
+#: (docs/data-quality.md, "Text limits", says why each).
+TEXT_MAX_LENGTHS: dict[str, dict[str, int]] = {
+    "region": {"name": 100},
+    "household": {"phone": 40, "main_cause_label": 20},
+    "person": {"name": 50},
+    "measure": {"measure_id": 64, "description": 1000},
+    "loan": {"loan_id": 64, "lender": 100},
+    "project": {"project_id": 64, "name": 200},
+    "cadre": {"cadre_id": 64, "name": 50, "phone": 40, "unit_name": 100},
+    "household_cadre": {},
+}
+#: Characters ``text_control_character`` rejects: C0 controls, bidi embeddings/overrides, isolates.
+CONTROL_CHARACTERS = r"[\x00-\x1f\u202a-\u202e\u2066-\u2069]"
 
 REJECT_COLUMNS = ("entity", "source_key", "rule", "column_name", "value", "message", "raw_ref")
 ISSUE_SCHEMA: dict[str, pl.DataType] = {c: pl.String() for c in REJECT_COLUMNS}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from schemas import cadre, household, household_cadre, loan, measure, person, pr
 from schemas import id_number as idn
 from schemas.columns import CODED, ENTITIES, STAGING, frame_schema
 from schemas.rules import ISSUE_SCHEMA, RULES, render_message, unknown_elements
+from schemas.sanity import sanity_failures
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "region": region.RegionModel,
@@ -149,6 +150,8 @@ class ValidationContext:
     # None: the list does not cover the county, codes are not checked against it
     known_towns: pl.DataFrame | None = None
     known_villages: pl.DataFrame | None = None
+    # the hub's clock for source_time_in_future (None: now); see schemas/sanity.py
+    now: datetime | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,7 +179,10 @@ def _failures(
     detail: pl.Expr | None = None,
 ) -> pl.DataFrame:
     """Rows of ``df`` (which has ``_row``) where ``mask`` is true, as failures of ``rule``."""
-    return df.filter(mask.fill_null(False)).select(
+    # the mask becomes a column first: a literal predicate (pl.lit(True)) does not broadcast in
+    # filter and raises ShapeError from 16,384 rows on (polars 2.1)
+    hit = df.with_columns(mask.fill_null(False).alias("__hit")).filter(pl.col("__hit"))
+    return hit.select(
         pl.col("_row").cast(pl.UInt32),
         pl.lit(rule).alias("rule"),
         pl.lit(column).alias("column_name"),
@@ -660,6 +666,8 @@ def validate_county(
         raise ValueError(f"unknown entities {sorted(unknown)}")
     dfs = {e: _with_row(df) for e, df in frames.items()}
     fails = {e: _column_failures(e, df) for e, df in frames.items()}
+    # over-long text, control characters, times in the future (schemas/sanity.py)
+    fails = {e: pl.concat([f, sanity_failures(e, dfs[e], ctx.now)]) for e, f in fails.items()}
 
     if "region" in dfs and ctx.known_villages is not None:
         fails["region"] = pl.concat([fails["region"], _unknown_divisions(dfs["region"], ctx)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,9 +19,13 @@ from pipelines import codes
 from pipelines.errors import SourceError
 from schemas import id_number
 from schemas.columns import KEYS, PARSE_ERROR, conform
+from schemas.sanity import LATEST_REPRESENTABLE, future_limit
 
 SHANGHAI = "Asia/Shanghai"
-EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0 (it counts the non-existent 1900-02-29)
+EXCEL_EPOCH = date(1899, 12, 30)
+EARLIEST_TIME = datetime(
+    1900, 1, 1, tzinfo=UTC
+)  # a source update time before this is bad_date  # Excel's day 0 (it counts the non-existent 1900-02-29)
 ORDER = "__order"  # global position of a row in the sync (page order, then row order)
 RAW_REF = "raw_ref"
 EMPTY_ERRORS = pl.lit([], dtype=pl.List(PARSE_ERROR))
@@ -347,7 +351,21 @@ class Fields:
         value = sent.str.to_datetime(
             "%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC"
         )
-        return self._checked(field, column, "bad_date", value)
+        return self._bounded_time(field, column, value)
+
+    def _bounded_time(self, field: str, column: str, value: pl.Expr) -> pl.Expr:
+        """A parsed source time kept only inside the representable range: 9999-12-31T23:59:59-10:00
+        is year 10000 in UTC, which no Python datetime holds (it crashed syncs with
+        OverflowError). Beyond the range → ``source_time_in_future``; before 1900 →
+        ``bad_date``; both recorded as parse errors with the value as sent."""
+        late = value > pl.lit(LATEST_REPRESENTABLE, dtype=pl.Datetime("us", "UTC"))
+        early = value < pl.lit(EARLIEST_TIME, dtype=pl.Datetime("us", "UTC"))
+        self.error("source_time_in_future", column, late.fill_null(False), self.raw(field))
+        self.error("bad_date", column, early.fill_null(False), self.raw(field))
+        kept = pl.when(~late & ~early).then(value)
+        sent = text_of(self.raw(field))
+        self.error("bad_date", column, sent.is_not_null() & value.is_null(), self.raw(field))
+        return kept.alias(column)
 
     def local_timestamp(self, field: str, column: str = "source_updated_at") -> pl.Expr:
         """ "yyyy-MM-dd HH:mm:ss" in Beijing time (battle ``updateTime``) as a UTC instant."""
@@ -359,7 +377,7 @@ class Fields:
             .dt.replace_time_zone(SHANGHAI, non_existent="null", ambiguous="earliest")
             .dt.convert_time_zone("UTC")
         )
-        return self._checked(field, column, "bad_date", value)
+        return self._bounded_time(field, column, value)
 
 
 # --------------------------------------------------------------------------- frames
@@ -418,6 +436,15 @@ def latest(values: Iterable[str | None], key) -> str | None:
     return best[1] if best else None
 
 
+def advance(previous: str | None, seen: str | None, *, full: bool, key) -> str | None:
+    """An entity's next watermark. A full listing sets it from what it saw, never
+    ``max(previous, seen)``: a poisoned watermark (a time in the future committed before it was
+    caught) heals on the next full sync. An incremental listing only moves it forward."""
+    if full:
+        return seen
+    return latest([previous, seen], key)
+
+
 # --------------------------------------------------------------------------- shared builders
 
 
@@ -450,10 +477,16 @@ def statistical_unit(code: pl.Expr) -> pl.Expr:
 
 
 def max_timestamp(df: pl.DataFrame, fmt: str) -> str | None:
-    """The newest ``source_updated_at`` of a frame, in Beijing time, formatted for the platform."""
+    """The newest ``source_updated_at`` of a frame, in Beijing time, formatted for the platform.
+
+    Times later than the hub's clock plus the allowed skew are ignored: validation rejects
+    those records (``source_time_in_future``) and a watermark in the future would make every
+    later incremental sync ask for changes after it and get nothing."""
     if df.height == 0:
         return None
-    newest = df.select(pl.col("source_updated_at").max()).item()
+    at = pl.col("source_updated_at")
+    limit = pl.lit(future_limit(), dtype=pl.Datetime("us", "UTC"))
+    newest = df.select(at.filter(at <= limit).max()).item()
     if newest is None:
         return None
     return pl.Series([newest]).dt.convert_time_zone(SHANGHAI).dt.strftime(fmt).item()

@@ -601,6 +601,27 @@ CASES = {
         ),
         {("person", H1 + "04", "duplicate_id_number", "conflict")},
     ),
+    # --- hostile values (schemas/sanity.py)
+    "text_too_long person name": (
+        _set("person", P2, name="张" * 51),
+        {("person", P2, "text_too_long", "reject")},
+    ),
+    "text_too_long measure description": (
+        _set("measure", "M1", description="x" * 1001),
+        {("measure", "M1", "text_too_long", "reject")},
+    ),
+    "text_control_character: right-to-left override in a name": (
+        _set("person", P2, name="王\u202e三"),
+        {("person", P2, "text_control_character", "reject")},
+    ),
+    "text_control_character: NUL in a cadre phone": (
+        _set("cadre", "C1", phone="1390000\x000000"),
+        {("cadre", "C1", "text_control_character", "reject"), *C1_CHILDREN},
+    ),
+    "source_time_in_future household": (
+        _set("household", H2, source_updated_at=datetime(9999, 12, 30, tzinfo=UTC)),
+        {("household", H2, "source_time_in_future", "reject"), *H2_CHILDREN},
+    ),
 }
 
 

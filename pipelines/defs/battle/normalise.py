@@ -23,12 +23,12 @@ from pipelines import codes
 from pipelines.defs.battle.layout import FIELDS
 from pipelines.defs.parsing import (
     Fields,
+    advance,
     birth_date_from_id,
     build,
     concat,
     field_of,
     finish,
-    latest,
     max_timestamp,
     normalise_ids,
     query_has,
@@ -302,9 +302,12 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
     full = listed - incremental
     watermarks = dict(previous)
     for entity, df in frames.items():
-        best = latest([previous.get(entity), max_timestamp(df, WATERMARK_FORMAT)], _watermark_key)
+        newest = max_timestamp(df, WATERMARK_FORMAT)
+        best = advance(previous.get(entity), newest, full=entity in full, key=_watermark_key)
         if best:
             watermarks[entity] = best
+        else:  # a full listing that saw no valid time: resume from scratch next time
+            watermarks.pop(entity, None)
 
     # The platform's total is the live count only when the listing was not filtered by time.
     source_counts = {

@@ -18,11 +18,11 @@ from pipelines.defs.bigdata.layout import ENTITIES
 from pipelines.defs.bigdata.layout import FIELDS as API_FIELDS
 from pipelines.defs.parsing import (
     Fields,
+    advance,
     build,
     concat,
     field_of,
     finish,
-    latest,
     max_timestamp,
     normalise_ids,
     query_has,
@@ -257,6 +257,7 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
     deletion_entities: set[str] = set()
     listed: set[str] = set()
     incremental: set[str] = set()
+    incremental_deletions: set[str] = set()
     source_counts: dict[str, int] = {}
 
     for order, page in enumerate(manifest.pages):
@@ -267,6 +268,8 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
             entity = kind.split(":", 1)[1]
             entity = PLATFORM_ENTITIES.get(entity, entity)
             deletion_entities.add(entity)
+            if query_has(page.url, page.meta, "deletedAfter"):
+                incremental_deletions.add(entity)
             deletion_frames.append(_deletions(county, page, entity, order))
         elif kind in BUILDERS:
             env = _data(county, page)
@@ -290,9 +293,13 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
             df = normalise_ids(df)
         frames[entity] = finish(entity, df)
         newest = max_timestamp(frames[entity], WATERMARK_FORMAT)
-        best = latest([previous.get(entity), newest], _watermark_key)
+        best = advance(
+            previous.get(entity), newest, full=entity not in incremental, key=_watermark_key
+        )
         if best:
             watermarks[entity] = best
+        else:  # a full listing that saw no valid time: resume from scratch next time
+            watermarks.pop(entity, None)
 
     deletions: dict[str, pl.DataFrame] = {e: empty_deletions() for e in deletion_entities}
     if deletion_frames:
@@ -304,9 +311,16 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
                 latest_first.rename({"deleted_at": "source_updated_at"}), WATERMARK_FORMAT
             )
             key = f"deletions:{entity}"
-            best = latest([previous.get(key), newest], _watermark_key)
+            full = entity not in incremental_deletions
+            best = advance(previous.get(key), newest, full=full, key=_watermark_key)
             if best:
                 watermarks[key] = best
+            else:
+                watermarks.pop(key, None)
+
+    for entity in deletion_entities - incremental_deletions:
+        if deletions[entity].height == 0:  # a full feed with nothing in it: no watermark to keep
+            watermarks.pop(f"deletions:{entity}", None)
 
     return Staged(
         frames=frames,
