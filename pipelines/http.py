@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from pipelines.errors import SourceError, redact_text, redact_url
@@ -54,6 +54,13 @@ class HttpPolicy:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0  # battle platforms take seconds per page under load
     body_attempts: int = 5  # attempts for bad bodies and application-level transient errors
+    # Bounds against hostile or broken platforms (pipelines/paging.py, issue 10):
+    max_body_bytes: int = 512 * 1024 * 1024  # one answer larger than this is refused
+    sync_deadline: float = 4 * 3600.0  # seconds one sync's fetch may take, all requests included
+    max_empty_pages: int = 5  # consecutive empty pages that still say more follow
+    paging_slack_share: float = 0.2  # records a listing may exceed the platform's count by …
+    paging_slack_items: int = 1000  # … plus this many (records move while we page)
+    reauth_attempts: int = 3  # re-authentications per request when the token keeps expiring
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, str] | None = None) -> HttpPolicy:
@@ -66,6 +73,12 @@ class HttpPolicy:
             "connect_timeout": ("HUB_HTTP_CONNECT_TIMEOUT", float),
             "read_timeout": ("HUB_HTTP_READ_TIMEOUT", float),
             "body_attempts": ("HUB_HTTP_BODY_ATTEMPTS", int),
+            "max_body_bytes": ("HUB_HTTP_MAX_BODY_BYTES", int),
+            "sync_deadline": ("HUB_SYNC_DEADLINE_SECONDS", float),
+            "max_empty_pages": ("HUB_PAGING_MAX_EMPTY_PAGES", int),
+            "paging_slack_share": ("HUB_PAGING_SLACK_SHARE", float),
+            "paging_slack_items": ("HUB_PAGING_SLACK_ITEMS", int),
+            "reauth_attempts": ("HUB_HTTP_REAUTH_ATTEMPTS", int),
         }
         values: dict[str, Any] = {}
         for attr, (name, cast) in knobs.items():
@@ -178,9 +191,24 @@ class Fetcher:
     policy: HttpPolicy = field(default_factory=HttpPolicy)
     secrets: Callable[[], Iterable[str | None]] = lambda: ()
     sleep: Callable[[float], None] = time.sleep
+    #: ``time.monotonic()`` after which no request starts and no body is read further (set per
+    #: sync by ``PlatformClient.start_sync``); None = no deadline.
+    deadline: float | None = None
+    #: What the client is fetching ("members (person)"), named when the deadline passes.
+    activity: str = ""
 
     def error(self, where: str, problem: str) -> SourceError:
         return SourceError(self.county, where, problem, secrets=self.secrets())
+
+    def check_deadline(self, where: str) -> None:
+        """``SourceError`` once the sync's deadline has passed."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            doing = f" while fetching {self.activity}" if self.activity else ""
+            raise self.error(
+                where,
+                f"sync deadline of {self.policy.sync_deadline:g} s passed{doing}; "
+                "the sync was stopped (HUB_SYNC_DEADLINE_SECONDS)",
+            )
 
     def request(
         self,
@@ -194,6 +222,7 @@ class Fetcher:
         auth: tuple[str, str] | None = None,
         parse_json: bool = True,
         check: Callable[[Fetched], None] | None = None,
+        max_bytes: int | None = None,
     ) -> Fetched:
         """Send one logical request and return its response once it is usable.
 
@@ -208,6 +237,7 @@ class Fetcher:
         problem = "no attempt made"
         for attempt in range(1, self.policy.body_attempts + 1):
             retry_after: float | None = None
+            self.check_deadline(shown)
             try:
                 resp = self.session.request(
                     method,
@@ -217,7 +247,9 @@ class Fetcher:
                     data=form,
                     headers=headers,
                     auth=auth,
+                    stream=True,  # the body is read by _read_body: bounded in size and time
                 )
+                body = self._read_body(resp, redact_url(resp.url or shown), max_bytes)
             except requests.exceptions.RetryError as exc:
                 raise self.error(shown, f"gave up after retries: {_reason(exc)}") from None
             except requests.exceptions.ConnectionError as exc:
@@ -232,16 +264,24 @@ class Fetcher:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
                 requests.exceptions.Timeout,
+                ProtocolError,
+                ReadTimeoutError,
+                DecodeError,
+                _LongerThanExpected,
             ) as exc:
                 # The body was cut off or stalled after the headers arrived: urllib3's retries
                 # only cover getting the headers, so retry the whole request here.
-                problem = f"transfer interrupted ({_reason(exc)})"
+                problem = (
+                    str(exc)
+                    if isinstance(exc, _LongerThanExpected)
+                    else f"transfer interrupted ({_reason(exc)})"
+                )
             else:
                 shown = redact_url(resp.url or shown)
                 fetched = Fetched(
                     url=shown,
                     status=resp.status_code,
-                    body=resp.content,
+                    body=body,
                     content_type=resp.headers.get("Content-Type", ""),
                     headers=dict(resp.headers),
                     attempts=attempt,
@@ -259,6 +299,8 @@ class Fetcher:
                 delay = self.policy.backoff(attempt)
                 if retry_after is not None:
                     delay = max(delay, min(retry_after, self.policy.retry_after_max))
+                if self.deadline is not None:  # never sleep past the deadline
+                    delay = max(0.0, min(delay, self.deadline - time.monotonic() + 0.01))
                 log.warning(
                     "%s: %s: %s; retrying in %.1fs (attempt %d of %d)",
                     getattr(self.county, "label", self.county),
@@ -270,6 +312,47 @@ class Fetcher:
                 )
                 self.sleep(delay)
         raise self.error(shown, f"{problem} (gave up after {self.policy.body_attempts} attempts)")
+
+    def _read_body(
+        self, resp: requests.Response, shown: str, max_bytes: int | None = None
+    ) -> bytes:
+        """The whole body, read as it arrives: refused past ``policy.max_body_bytes`` or the
+        caller's ``max_bytes`` (a body that never ends) and stopped at the sync's deadline (a
+        body that trickles in a byte at a time never trips the read timeout)."""
+        limit = self.policy.max_body_bytes
+        if max_bytes is not None and max_bytes < limit:
+            limit = max_bytes
+
+        def too_long(size: int) -> Exception:
+            if limit < self.policy.max_body_bytes:  # the caller's expectation: retried
+                return _LongerThanExpected(f"more than the {limit:,} bytes expected arrived")
+            return self.error(
+                shown,
+                f"answer refused at {size:,} bytes: more than {limit:,} bytes "
+                "(HUB_HTTP_MAX_BODY_BYTES)",
+            )
+
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            resp.close()
+            raise too_long(int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                self.check_deadline(shown)
+                chunk = resp.raw.read1(1 << 16, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise too_long(size)
+                chunks.append(chunk)
+        except BaseException:
+            resp.close()  # drop the connection: the rest of the body is unwanted
+            raise
+        resp.raw.release_conn()
+        return b"".join(chunks)
 
     def _problem(self, fetched: Fetched, parse_json: bool) -> str | None:
         """A transient problem to retry, None when usable; raises for permanent failures."""
@@ -283,9 +366,9 @@ class Fetcher:
         if not 200 <= status < 300:
             if parse_json and not looks_like_html(fetched.body, fetched.content_type):
                 try:
-                    fetched.data = json.loads(fetched.body)
+                    fetched.data = parse_json_body(fetched.body)
                     return None  # e.g. 401 with an envelope: the client interprets it
-                except ValueError:
+                except (ValueError, UnusableJson):
                     pass
             raise self.error(fetched.url, f"HTTP {status}{_message_hint(fetched.body)}")
         if not parse_json:
@@ -293,10 +376,49 @@ class Fetcher:
         if looks_like_html(fetched.body, fetched.content_type):
             return f"HTML page instead of JSON (HTTP {status}, likely a gateway error page)"
         try:
-            fetched.data = json.loads(fetched.body)
-        except ValueError:
-            return f"invalid or truncated JSON ({len(fetched.body)} bytes, HTTP {status})"
+            fetched.data = parse_json_body(fetched.body)
+        except UnusableJson as exc:  # the same bytes will come again: no point retrying
+            raise self.error(fetched.url, f"{exc} (HTTP {status})") from None
+        except ValueError as exc:
+            return f"{describe_json_error(fetched.body, exc)} (HTTP {status})"
         return None
+
+
+class _LongerThanExpected(Exception):
+    """More bytes arrived than the caller expected (a file's size from its index): retried."""
+
+
+class UnusableJson(Exception):
+    """A body that parses as no JSON the hub accepts, and never will on a retry: ``NaN`` /
+    ``Infinity`` (not JSON, RFC 8259), or nesting too deep to parse."""
+
+
+def _no_constants(name: str) -> Any:
+    raise UnusableJson(f"the JSON holds {name}, which is not a JSON number (RFC 8259)")
+
+
+def parse_json_body(body: bytes) -> Any:
+    """``json.loads`` that refuses ``NaN``/``Infinity`` and turns runaway nesting into
+    :class:`UnusableJson` instead of a bare ``RecursionError``."""
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except RecursionError:
+        raise UnusableJson(
+            f"the JSON is nested too deeply to parse ({len(body):,} bytes; "
+            "a hostile or broken answer)"
+        ) from None
+
+
+def describe_json_error(body: bytes, exc: ValueError) -> str:
+    """What is wrong with a body that is not JSON: empty, cut off, or not JSON at all."""
+    if not body.strip():
+        return "empty body instead of JSON"
+    if isinstance(exc, json.JSONDecodeError):
+        # the input ended mid-value: what a transfer cut short looks like
+        if exc.pos >= len(exc.doc.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
+            return f"JSON cut off after {len(body):,} bytes (truncated transfer?): {exc.msg}"
+        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno} ({len(body):,} bytes)"
+    return f"not JSON ({type(exc).__name__}: {str(exc)[:120]})"
 
 
 def _reason(exc: BaseException) -> str:
@@ -317,8 +439,8 @@ def _message_hint(body: bytes) -> str:
     if not body or looks_like_html(body):
         return ""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json_body(body)
+    except (ValueError, UnusableJson):
         return ""
     if isinstance(data, dict):
         msg = data.get("message") or data.get("msg")
@@ -393,6 +515,40 @@ class PlatformClient:
 
     def _secrets(self) -> tuple[str | None, ...]:
         return (self.settings.key, self.settings.secret, self._token)
+
+    def start_sync(self) -> None:
+        """Start the per-sync deadline (``HUB_SYNC_DEADLINE_SECONDS``): every request and body
+        read after it raises ``SourceError``. Clients call it when ``fetch`` begins."""
+        self.fetcher.deadline = time.monotonic() + self.policy.sync_deadline
+        self.fetcher.activity = ""
+
+    def fetching(self, what: str) -> None:
+        """Name what is being fetched, for the deadline's message ("members (person)")."""
+        self.fetcher.activity = what
+
+    def token_refused(self, where: str, refusals: int, problem: str) -> None:
+        """The platform refused a fresh token ``refusals`` times for one request: pause with
+        backoff and let the caller authenticate again, up to ``policy.reauth_attempts`` times
+        (tokens can expire twice in a row when the platform's clock or cache is off); then fail.
+        A refused *login* never gets here: it fails at once."""
+        if refusals > self.policy.reauth_attempts:
+            raise self.error(
+                where,
+                f"{problem} {refusals} times in a row, {refusals - 1} of them right after "
+                f"re-authenticating (HUB_HTTP_REAUTH_ATTEMPTS={self.policy.reauth_attempts})",
+            )
+        if refusals > 1:
+            delay = self.policy.backoff(refusals - 1)
+            log.warning(
+                "%s: %s: %s; re-authenticating again in %.1fs (%d of %d)",
+                getattr(self.county, "label", self.county),
+                where,
+                problem,
+                delay,
+                refusals,
+                self.policy.reauth_attempts,
+            )
+            self.fetcher.sleep(delay)
 
     def error(self, where: str, problem: str) -> SourceError:
         return SourceError(self.county, where, problem, secrets=self._secrets())

@@ -13,13 +13,19 @@ Watermarks (canonical entity names): ``<entity>`` = last ``updateTime`` seen
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Generator, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pipelines.defs.battle.layout import FIELDS_V2, FIELDS_V3
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
+from pipelines.paging import PagingGuard
+from schemas.sanity import future_limit
+
+log = logging.getLogger(__name__)
+BEIJING = timezone(timedelta(hours=8))
 
 #: Canonical entity -> list path, in dependency order (parents first).
 PATHS: dict[str, str] = {
@@ -114,7 +120,7 @@ class BattleClient(PlatformClient):
     def _get(self, path: str, params: Mapping[str, Any]) -> Fetched:
         """GET a list; on code 401 log in again once and repeat the request."""
         url = self.base_url + path
-        relogged = False
+        refusals = 0
         while True:
             token = self._token or self._login()
             fetched = self.fetcher.request(
@@ -123,15 +129,15 @@ class BattleClient(PlatformClient):
             )  # fmt: skip
             body = fetched.data
             if body.get("code") == NOT_LOGGED_IN:
-                if relogged:
-                    raise self.error(fetched.url, f"session refused right after login{_hint(body)}")
-                relogged = True
+                refusals += 1
+                self.token_refused(fetched.url, refusals, f"session refused{_hint(body)}")
                 self._token = None
                 continue
             if body.get("code") != OK:
                 raise self.error(fetched.url, f"platform error{_hint(body)}")
-            if not isinstance(body.get("rows"), list) or not isinstance(body.get("total"), int):
-                raise self.error(fetched.url, "list answer lacks rows/total")
+            total = body.get("total")
+            if not isinstance(body.get("rows"), list) or type(total) is not int or total < 0:
+                raise self.error(fetched.url, "list answer lacks rows or a total ≥ 0")
             return fetched
 
     # -- listing --------------------------------------------------------------------------
@@ -142,14 +148,16 @@ class BattleClient(PlatformClient):
         ``total`` the platform reported."""
         path, key_fields, fields = PATHS[entity], KEYS[entity], self.fields[entity]
         page_num, total = 1, 0
-        # Guard against a platform whose total keeps growing: a pass never reads more than
-        # twice the pages the first answer announced (plus slack).
-        max_pages: int | None = None
+        # Bounds on the pass: a page served twice (pageNum ignored), more pages than the first
+        # answer's total justifies (with slack), the sync's deadline (pipelines/paging.py).
+        guard = PagingGuard(self, entity, page_size=self.page_size)
+        self.fetching(f"{path} ({entity}, pass {pass_no})")
         while True:
+            guard.before(self.base_url + path, page_num)
             fetched = self._get(path, {**params, "pageNum": page_num, "pageSize": self.page_size})
             rows, total = fetched.data["rows"], fetched.data["total"]
-            if max_pages is None:
-                max_pages = 2 * (total // self.page_size + 1) + 10
+            if guard.expected is None:
+                guard.expected = total
             yield Page(
                 entity=entity,
                 url=fetched.url,
@@ -181,20 +189,23 @@ class BattleClient(PlatformClient):
                 try:
                     if len(key_fields) == 1:
                         (k,) = key_fields
-                        seen.update(r[k] for r in rows)
+                        keys = [r[k] for r in rows]
                     else:
-                        seen.update(tuple(r[k] for k in key_fields) for r in rows)
+                        keys = [tuple(r[k] for k in key_fields) for r in rows]
+                    seen.update(keys)
                 except (KeyError, TypeError):
                     raise self.error(
-                        fetched.url, f"a row lacks its key field(s) {'+'.join(key_fields)}"
+                        fetched.url,
+                        f"a row lacks its key field(s) {'+'.join(key_fields)}, or a key is "
+                        "not a plain value",
                     ) from None
-            if len(rows) < self.page_size or page_num * self.page_size >= total:
+            else:
+                keys = []
+            last = len(rows) < self.page_size or page_num * self.page_size >= total
+            guard.after(fetched.url, len(rows), not last, fingerprint=tuple(keys))
+            if last:
                 return total
             page_num += 1
-            if page_num > max_pages:
-                raise self.error(
-                    fetched.url, f"paging does not end: {page_num - 1} pages read, total {total}"
-                )
 
     def _listing(self, entity: str, params: dict[str, Any], stats: dict) -> Iterator[Page]:
         """Passes over ``entity`` until the distinct keys seen reach the platform's total."""
@@ -223,6 +234,7 @@ class BattleClient(PlatformClient):
         """Every entity (full, or since its watermark on v3), then a ``listing`` page stating,
         per entity, the total, the distinct keys landed and whether it was a full listing."""
         self.check_mode(mode)
+        self.start_sync()
         watermarks = watermarks or {}
         stats: dict[str, dict] = {}
         for entity in PATHS:
@@ -230,14 +242,28 @@ class BattleClient(PlatformClient):
             mark = watermarks.get(entity)
             if mode == "incremental" and self.supports_incremental and mark:
                 try:
-                    params[BEGIN] = shift_time(mark, -VISIBILITY_LAG)
-                except ValueError:
+                    if _beijing(mark) > future_limit():
+                        # a poisoned watermark: list in full, which sets it from what it sees
+                        log.warning(
+                            "%s: watermark %s = %s lies in the future; listing it in full",
+                            self.county.label,
+                            entity,
+                            mark[:40],
+                        )
+                    else:
+                        params[BEGIN] = shift_time(mark, -VISIBILITY_LAG)
+                except (ValueError, OverflowError):
                     raise self.error(
                         f"watermark {entity}", f"not a 'yyyy-MM-dd HH:mm:ss' time: {mark[:40]!r}"
                     ) from None
             yield from self._listing(entity, params, stats)
         body = json.dumps(stats, ensure_ascii=False).encode("utf-8")
         yield Page("listing", self.base_url, body, "application/json", {"complete": True})
+
+
+def _beijing(value: str) -> datetime:
+    """A watermark ("yyyy-MM-dd HH:mm:ss", Beijing time) as an aware instant."""
+    return datetime.strptime(shift_time(value, timedelta(0)), TIME_FORMAT).replace(tzinfo=BEIJING)
 
 
 def _is_envelope(fetched: Fetched) -> None:

@@ -8,14 +8,19 @@ and the layout check need. Watermarks (committed by the merge, named by canonica
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pipelines.defs.bigdata.layout import DELETION_FIELDS, ENTITIES, FIELDS
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
+from pipelines.paging import PagingGuard
+from schemas.sanity import future_limit
+
+log = logging.getLogger(__name__)
 
 API = "/api/v2"
 
@@ -30,6 +35,7 @@ MAX_LIMIT = 5000
 VISIBILITY_LAG = timedelta(minutes=5)
 BEIJING = timezone(timedelta(hours=8))
 TOKEN_MARGIN_S = 30.0  # renew a token this long before the platform says it expires
+MAX_CURSOR_LENGTH = 4096  # an opaque cursor goes into the next URL; real ones are < 200
 
 
 def shift_iso(value: str, delta: timedelta) -> str:
@@ -111,7 +117,7 @@ class BigdataClient(PlatformClient):
     def _get(self, path: str, params: Mapping[str, Any]) -> Fetched:
         """GET an API path; re-authenticates once if the token is refused, then repeats."""
         url = self.api + path
-        reauthenticated = False
+        refusals = 0
         while True:
             fetched = self.fetcher.request(
                 "GET",
@@ -123,11 +129,8 @@ class BigdataClient(PlatformClient):
             env = fetched.data
             code = env.get("code")
             if fetched.status == 401 or code == TOKEN_EXPIRED:
-                if reauthenticated:
-                    raise self.error(
-                        fetched.url, "token refused again right after re-authentication (40101)"
-                    )
-                reauthenticated = True
+                refusals += 1
+                self.token_refused(fetched.url, refusals, "token refused (40101)")
                 self._token = None
                 continue
             if fetched.status != 200 or code != 0:
@@ -145,21 +148,27 @@ class BigdataClient(PlatformClient):
         page_entity: str,
         fields: tuple[str, ...],
         meta: dict[str, Any],
+        expected: int | None = None,
     ) -> Iterator[Page]:
-        """Follow ``nextCursor`` while ``hasMore``; yield each page, then check its layout."""
+        """Follow ``nextCursor`` while ``hasMore``; yield each page, then check its layout and
+        that the paging still makes sense (``PagingGuard``; ``expected``: the platform's own
+        count of the records this listing can hold)."""
         cursor: str | None = None
         page_no = 0
+        guard = PagingGuard(self, page_entity, expected=expected)
+        self.fetching(f"{path.strip('/')} ({page_entity})")
         while True:
             query = {**params, "limit": self.limit}
             if cursor is not None:
                 query["cursor"] = cursor
+            guard.before(self.api + path, cursor)
             fetched = self._get(path, query)
             page_no += 1
             data = fetched.data.get("data")
             if not isinstance(data, dict) or not isinstance(data.get("items"), list):
                 raise self.error(fetched.url, "listing answer has no data.items list")
             items = data["items"]
-            has_more = bool(data.get("hasMore"))
+            has_more = data.get("hasMore") is True
             next_cursor = data.get("nextCursor")
             yield Page(
                 entity=page_entity,
@@ -179,37 +188,65 @@ class BigdataClient(PlatformClient):
             problem = check_layout(items, fields)
             if problem:
                 raise self.error(fetched.url, problem)
+            if page_entity.startswith("deletions:"):
+                problem = check_deletion_entities(items, params["entity"])
+                if problem:
+                    raise self.error(fetched.url, problem)
+            guard.after(fetched.url, len(items), has_more)
             if not has_more:
                 return
-            if not next_cursor or next_cursor == cursor:
+            if not isinstance(next_cursor, str) or not next_cursor or next_cursor == cursor:
                 raise self.error(fetched.url, "hasMore is true but nextCursor does not advance")
-            cursor = str(next_cursor)
+            if len(next_cursor) > MAX_CURSOR_LENGTH:
+                raise self.error(
+                    fetched.url,
+                    f"nextCursor of {len(next_cursor):,} characters (at most "
+                    f"{MAX_CURSOR_LENGTH:,} accepted: it goes into the next URL)",
+                )
+            cursor = next_cursor
 
     def _since(self, watermarks: Mapping[str, str], name: str) -> str | None:
         value = watermarks.get(name)
         if not value:
             return None
         try:
+            if _parse_iso(value) > future_limit():
+                # A poisoned watermark (committed before source_time_in_future existed): asking
+                # for changes after it returns nothing, forever. List the entity in full
+                # instead; the full listing then sets the watermark from what it sees.
+                log.warning(
+                    "%s: watermark %s = %s lies in the future; listing it in full",
+                    self.county.label,
+                    name,
+                    value[:40],
+                )
+                return None
             return shift_iso(value, -VISIBILITY_LAG)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise self.error(f"watermark {name}", f"not an ISO-8601 time: {value[:40]!r}") from None
 
     def fetch(self, mode: str, watermarks: Mapping[str, str] | None = None) -> Iterator[Page]:
         """Every entity (full or since its watermark), each entity's deletion feed, then the
         platform's live counts (``stats``) for reconciliation."""
         self.check_mode(mode)
+        self.start_sync()
         watermarks = watermarks or {}
+        # The platform's own counts first: they bound every listing (PagingGuard). Landed too;
+        # the normaliser reconciles against the last stats page (fetched after the listings).
+        stats = yield from self._stats()
         for api_entity, entity in ENTITIES.items():
             params: dict[str, Any] = {}
             since = self._since(watermarks, entity) if mode == "incremental" else None
             if since:
                 params["updatedAfter"] = since
+            count = stats.get(api_entity)
             yield from self._pages(
                 f"/{api_entity}",
                 params,
                 entity,
                 FIELDS[api_entity],
                 {"apiEntity": api_entity, "mode": "incremental" if since else "full", **params},
+                expected=count if isinstance(count, int) and count >= 0 else None,
             )
         # Deletions are fetched after the listings: a record deleted while we listed it then
         # shows up as deleted rather than lingering as live.
@@ -221,6 +258,11 @@ class BigdataClient(PlatformClient):
             yield from self._pages(
                 "/deletions", params, f"deletions:{entity}", DELETION_FIELDS, dict(params)
             )
+        yield from self._stats()
+
+    def _stats(self) -> Generator[Page, None, dict[str, Any]]:
+        """Land one ``/stats`` answer; return its ``counts`` (api entity → live records)."""
+        self.fetching("stats")
         fetched = self._get("/stats", {})
         data = fetched.data.get("data")
         if not isinstance(data, dict) or not isinstance(data.get("counts"), dict):
@@ -228,6 +270,25 @@ class BigdataClient(PlatformClient):
         yield Page(
             "stats", fetched.url, fetched.body, fetched.content_type, {"asOf": data.get("asOf")}
         )
+        return data["counts"]
+
+
+def check_deletion_entities(items: list, requested: str) -> str | None:
+    """A problem when a deletion item names another entity than the one asked for: the name is
+    used to file the deletion (and once crashed staging, holding a ``/``)."""
+    wrong = {str(i.get("entity"))[:40] for i in items if i.get("entity") != requested}
+    if not wrong:
+        return None
+    allowed = "" if requested in ENTITIES else f" (not even a documented entity: {requested!r})"
+    return (
+        f"deletion items name entity {', '.join(sorted(map(repr, wrong)))} in the feed of "
+        f"{requested!r}; the contract allows only {requested!r} here{allowed}"
+    )
+
+
+def _parse_iso(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=BEIJING)
 
 
 def _envelope_hint(env: Any, status: int) -> str:

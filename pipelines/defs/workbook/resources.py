@@ -9,6 +9,7 @@ wrong sheet, not a workbook at all) is the normaliser's call, not this module's.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,6 +24,25 @@ FILE_KINDS = {"register", None}  # the index may grow other kinds; only register
 
 
 BEIJING = timezone(timedelta(hours=8))
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+#: What the contract's file names are made of (``柞水县建档立卡贫困人口明细_20160701.xlsx``,
+#: ``丹凤县贫困人口_20160701.csv``, a second upload of the day ``…_20160701_1.csv``): one path
+#: segment of letters (Chinese included), digits, ``_ - . ( ) （ ）`` and spaces, ending in .xlsx or
+#: .csv. Anything else (``../../etc/x.xlsx``, ``a/b.csv``, ``%2e%2e``, control characters) is
+#: refused before it reaches a URL or a file name.
+FILE_NAME = re.compile(r"[\w\-.()（） ]{1,200}\.(?:xlsx|csv)")
+
+
+def file_name_problem(name: object) -> str | None:
+    """Why a file name from the index is not one the contract allows, or None when it is."""
+    if not isinstance(name, str):
+        return f"file name {name!r:.80} is not text"
+    if not FILE_NAME.fullmatch(name) or name.startswith(".") or ".." in name:
+        return (
+            f"file name {name[:120]!r} is not one the contract allows (one plain file name "
+            "ending in .xlsx or .csv, no path, no '..'); it was not requested"
+        )
+    return None
 
 
 def _uploaded(entry: Mapping[str, Any]) -> datetime | None:
@@ -44,10 +64,12 @@ class WorkbookClient(PlatformClient):
         return None
 
     def _index(self) -> tuple[Fetched, list[dict]]:
+        self.fetching("the file index")
         fetched = self.fetcher.request("GET", self.base_url + INDEX_PATH, auth=self._auth)
         files = fetched.data.get("files") if isinstance(fetched.data, dict) else None
         if not isinstance(files, list):
             raise self.error(fetched.url, "index has no 'files' list")
+        seen: dict[str, str] = {}
         for n, entry in enumerate(files):
             if not isinstance(entry, dict) or not all(
                 entry.get(k) not in (None, "") for k in ("name", "sha256", "size", "uploadedAt")
@@ -56,8 +78,36 @@ class WorkbookClient(PlatformClient):
                     fetched.url,
                     f"index entry {n} lacks name/sha256/size/uploadedAt: {entry!r:.160}",
                 )
+            if entry.get("kind") not in FILE_KINDS:
+                continue  # not a register: never fetched, so its name does not matter
+            name = entry["name"]
+            problem = file_name_problem(name)
+            if problem:
+                raise self.error(fetched.url, f"index entry {n}: {problem}")
             if _uploaded(entry) is None:
-                raise self.error(fetched.url, f"index entry {entry['name']!r} has a bad uploadedAt")
+                raise self.error(fetched.url, f"index entry {name!r} has a bad uploadedAt")
+            size = entry["size"]
+            if type(size) is not int or size < 0:
+                raise self.error(
+                    fetched.url, f"index entry {name!r}: size {size!r:.40} is not a count of bytes"
+                )
+            if size > self.policy.max_body_bytes:
+                raise self.error(
+                    fetched.url,
+                    f"index entry {name!r}: {size:,} bytes, more than the {self.policy.max_body_bytes:,} "
+                    "accepted (HUB_HTTP_MAX_BODY_BYTES)",
+                )
+            sha = entry["sha256"]
+            if not isinstance(sha, str) or not SHA256.fullmatch(sha):
+                raise self.error(
+                    fetched.url, f"index entry {name!r}: sha256 {sha!r:.80} is not 64 hex digits"
+                )
+            if seen.get(name, sha.lower()) != sha.lower():
+                # files are never changed after upload (workbook.md): two contents, one name
+                raise self.error(
+                    fetched.url, f"index lists {name!r} twice with different contents (sha256)"
+                )
+            seen[name] = sha.lower()
         return fetched, files
 
     def select(self, files: list[dict], mode: str, last_file: str | None) -> list[dict]:
@@ -101,11 +151,17 @@ class WorkbookClient(PlatformClient):
                     f"{expected_sha[:16]}…"
                 )
 
-        url = self.base_url + FILE_PATH + quote(name)
-        return self.fetcher.request("GET", url, auth=self._auth, parse_json=False, check=verify)
+        # The name was checked against the contract (file_name_problem) and is quoted whole, "/"
+        # included: it can only ever name a file under /exports/.
+        url = self.base_url + FILE_PATH + quote(name, safe="")
+        self.fetching(f"file {name}")
+        return self.fetcher.request(
+            "GET", url, auth=self._auth, parse_json=False, check=verify, max_bytes=expected_size
+        )
 
     def fetch(self, mode: str, watermarks: Mapping[str, str] | None = None) -> Iterator[Page]:
         self.check_mode(mode)
+        self.start_sync()
         watermarks = watermarks or {}
         index, files = self._index()
         chosen = self.select(files, mode, watermarks.get("file"))
