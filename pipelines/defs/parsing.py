@@ -17,6 +17,7 @@ import polars as pl
 
 from pipelines import codes
 from pipelines.errors import SourceError
+from pipelines.http import UnusableJson, describe_json_error, parse_json_body
 from schemas import id_number
 from schemas.columns import KEYS, PARSE_ERROR, conform
 from schemas.sanity import LATEST_REPRESENTABLE, future_limit
@@ -69,12 +70,19 @@ def source_error(county: CountyLike, where: str, problem: str) -> SourceError:
 
 
 def _describe(body: bytes) -> str:
+    """Why polars could not read a landed body, in the words of ``pipelines.http``."""
     head = body.lstrip()[:200].lower()
     if not head:
         return "empty body"
     if head.startswith((b"<!doctype", b"<html", b"<")):
         return "an HTML page instead of JSON"
-    return "a body that is not valid JSON (truncated?)"
+    try:
+        parse_json_body(body)
+    except UnusableJson as exc:
+        return str(exc)
+    except ValueError as exc:
+        return describe_json_error(body, exc)
+    return "a JSON body polars cannot read as one object"
 
 
 def read_json_envelope(county: CountyLike, page: PageLike) -> pl.DataFrame:
