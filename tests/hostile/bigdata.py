@@ -172,11 +172,15 @@ class HostileBigdata:
             return json_answer({"code": 0, "data": {"items": page, "nextCursor": "n0", "hasMore": True}})  # fmt: skip
         if s == "deep_nesting":
             depth = 10_000
-            body = b'{"code":0,"data":{"items":' + b"[" * depth + b"]" * depth + b',"hasMore":false}}'
+            body = (
+                b'{"code":0,"data":{"items":' + b"[" * depth + b"]" * depth + b',"hasMore":false}}'
+            )
             return Answer(body=body)
         if s in ("nan", "infinity"):
             bad = "NaN" if s == "nan" else "Infinity"
-            text = json.dumps({"code": 0, "data": {"items": self.items["members"][:2], "hasMore": False}})
+            text = json.dumps(
+                {"code": 0, "data": {"items": self.items["members"][:2], "hasMore": False}}
+            )
             return Answer(body=text.replace('"workMonths": 6', f'"workMonths": {bad}', 1).encode())
         if s == "not_json":
             return Answer(body=b"OK")
@@ -187,10 +191,12 @@ class HostileBigdata:
             head = b'{"code":0,"data":{"hasMore":false,"items":['
             return Answer(stream=itertools.chain([head], itertools.repeat(item + b",")))
         if s == "drip":
+
             def drip():
                 for byte in b'{"code":0,"data":{"hasMore":false,"items":[]}}':
                     time.sleep(0.2)
                     yield bytes([byte])
+
             return Answer(stream=drip())
         return None
 
