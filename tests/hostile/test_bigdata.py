@@ -263,3 +263,29 @@ def test_a_page_of_children_of_rejected_households_is_refused_on_the_reject_rate
     assert rss["growth_mb"] < 1500, rss  # measured: 360 MB at 60,000, 830 MB at 200,000
     assert len(landings(LUONAN)) == 2
     print(json.dumps({"children_rejected": children, **rss}))
+
+
+def test_a_landed_deletion_naming_no_entity_is_a_clear_error_in_staging(hub_home) -> None:
+    """A landing from before the client checked deletion entities (a replay) must not crash
+    staging with a file name built from ``../households``."""
+    from pipelines.defs.bigdata.normalise import normalise
+    from pipelines.landing import LandingWriter, Page, read_manifest
+
+    body = json.dumps(
+        {
+            "code": 0,
+            "data": {
+                "items": [
+                    {"entity": "../households", "id": "x", "deletedAt": "2016-07-01T08:00:00+08:00"}
+                ],
+                "hasMore": False,
+                "nextCursor": None,
+            },
+        }
+    ).encode()
+    url = "http://127.0.0.1:1/api/v2/deletions?entity=households"
+    with LandingWriter(LUONAN) as writer:
+        writer.write(Page("deletions:households", url, body, "application/json", {}))
+    manifest = read_manifest(landings(LUONAN)[-1])
+    with pytest.raises(SourceError, match=r"deletions\?entity=households: .*'\.\./households'"):
+        normalise(LUONAN, manifest, {})

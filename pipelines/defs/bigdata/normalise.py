@@ -242,6 +242,11 @@ def _deletions(county, page, entity: str, order: int) -> pl.DataFrame:
     )
     if out["deleted_at"].null_count() or out["source_key"].null_count():
         raise source_error(county, page.url, "deletion records without `id` or a valid `deletedAt`")
+    # the entity names files in staging: only the contract's entities may pass (a "/" crashed it)
+    unknown = out.filter(~pl.col("entity").is_in(list(PLATFORM_ENTITIES.values())))["entity"]
+    if unknown.len():
+        shown = ", ".join(repr(v[:40]) for v in unknown.unique().head(3).to_list())
+        raise source_error(county, page.url, f"deletion records name no documented entity: {shown}")
     return out
 
 
