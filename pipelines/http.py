@@ -416,7 +416,7 @@ def describe_json_error(body: bytes, exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         # the input ended mid-value: what a transfer cut short looks like
         if exc.pos >= len(exc.doc.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
-            return f"JSON cut off after {len(body):,} bytes (truncated transfer?): {exc.msg}"
+            return f"truncated JSON: the body ends mid-value after {len(body):,} bytes ({exc.msg})"
         return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno} ({len(body):,} bytes)"
     return f"not JSON ({type(exc).__name__}: {str(exc)[:120]})"
 

@@ -242,7 +242,7 @@ def test_transient_faults_in_the_middle_of_paging_are_survived(
         ("busy", "code 50001 (database busy"),
         ("maintenance", "HTTP 503"),
         ("html200", "HTML page instead of JSON"),
-        ("truncate", "JSON cut off"),
+        ("truncate", "truncated JSON"),
         ("bad_parameter", "bad parameter (HTTP 400, code 40001"),
         ("forbidden", "not allowed (HTTP 403, code 40301"),
     ],

@@ -241,7 +241,7 @@ def test_post_is_retried_for_logins() -> None:
     ("bad", "words"),
     [
         (Resp(200, HTML_PAGE, "text/html"), "HTML page instead of JSON"),
-        (Resp(200, b'{"rows": [1, 2', "application/json"), "JSON cut off"),
+        (Resp(200, b'{"rows": [1, 2', "application/json"), "truncated JSON"),
         (Resp(500, b"oops", "text/plain"), "HTTP 500"),
         (Resp(502, HTML_PAGE, "text/html"), "HTTP 502"),
         (Resp(mode="drop"), "connection failed after 3 retries"),

@@ -136,7 +136,7 @@ def test_index_faults(drop: FakeDrop) -> None:
     drop.faults.append(["html200", 1, "index"])
     assert len(list(make_client(drop).fetch("incremental", {}))) == 3
     drop.faults.append(["truncate", 100, "index"])
-    with pytest.raises(SourceError, match=r"index\.json: JSON cut off"):
+    with pytest.raises(SourceError, match=r"index\.json: truncated JSON"):
         list(make_client(drop).fetch("incremental", {}))
 
 

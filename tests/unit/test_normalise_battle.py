@@ -301,7 +301,7 @@ def test_v2_is_always_a_full_listing(tmp_path):
     ("body", "problem"),
     [
         (b"<!DOCTYPE html><html>500</html>", "HTML"),
-        (b'{"total": 1, "rows": [{"hbh": "1"', "JSON cut off"),
+        (b'{"total": 1, "rows": [{"hbh": "1"', "truncated JSON"),
         ('{"code": 500, "msg": "系统繁忙，请稍后再试"}'.encode(), "500"),
         (b'{"code": 200, "msg": "ok", "total": 0}', "rows"),
         (json.dumps({"code": 200, "total": 1, "rows": [{"hbh": HH}]}).encode(), "xzqh"),

@@ -264,7 +264,7 @@ def test_watermark_never_goes_back(tmp_path):
     ("body", "problem"),
     [
         (b"<html><body>502 Bad Gateway</body></html>", "HTML"),
-        (b'{"code": 0, "data": {"items": [{"id": 1', "JSON cut off"),
+        (b'{"code": 0, "data": {"items": [{"id": 1', "truncated JSON"),
         (b'{"code": 0, "message": "ok", "data": {"rows": []}}', "data.items"),
         (b'{"code": 50001, "message": "database busy", "data": null}', "50001"),
         (envelope([{k: v for k, v in member(1).items() if k != "idNo"}]), "idNo"),
