@@ -365,14 +365,15 @@ class BigdataPlatform(Platform):
 
     def _page(self, frame: pl.DataFrame, req: Request, after_param: str) -> bytes:
         limit = self._limit(req)
-        cond = pl.lit(True)
+        # no literal predicate: polars 2.1 does not broadcast one in filter (ShapeError)
+        conds: list[pl.Expr] = []
         if req.query.get(after_param):
             after_us = _parse_time(req.query[after_param], after_param)
-            cond = cond & (pl.col("_ts") * 1000 > after_us)
+            conds.append(pl.col("_ts") * 1000 > after_us)
         if req.query.get("cursor"):
             ts, key = _decode_cursor(req.query["cursor"])
-            cond = cond & ((pl.col("_ts") > ts) | ((pl.col("_ts") == ts) & (pl.col("_id") > key)))
-        rest = frame.filter(cond)
+            conds.append((pl.col("_ts") > ts) | ((pl.col("_ts") == ts) & (pl.col("_id") > key)))
+        rest = frame.filter(*conds) if conds else frame
         page = rest.head(limit)
         has_more = rest.height > page.height
         cursor = _encode_cursor(page["_ts"][-1], page["_id"][-1]) if has_more else None
