@@ -207,3 +207,24 @@ def test_bad_values_in_a_register_are_rejected(drop) -> None:
         ("text_too_long", rows[1]["人编号"], "name"),
     ]
     assert watermarks(DANFENG)["file"] == NEXT
+
+
+@pytest.mark.parametrize("uploaded", ["9999-12-31T23:59:59-10:00", "9999-01-01T00:00:00+08:00"])
+def test_an_upload_time_in_the_future_never_becomes_the_file_watermark(drop, uploaded) -> None:
+    """A file stamped in the future would sort after every real upload and, once processed,
+    hide them all; it is left out (and named in the index page's meta) until its time comes."""
+    baseline(drop)
+    first = watermarks(DANFENG)["file"]
+    future = drop.upload("丹凤县贫困人口_99991231.csv", BODY, "2016-07-02")
+    future["uploadedAt"] = uploaded
+    with timed(10):
+        run_sync(DANFENG, "incremental")
+    assert watermarks(DANFENG)["file"] == first
+    index_page = next(p for p in last_landing(DANFENG).pages if p.entity == "index")
+    assert index_page.meta["skipped_future"] == ["丹凤县贫困人口_99991231.csv"]
+    assert not [p for p in last_landing(DANFENG).pages if p.entity == "file"]
+    rows = clean_rows()
+    rows[0]["联系电话"] = "13911111111"
+    drop.upload(NEXT, register_csv(rows), "2016-07-03")
+    run_sync(DANFENG, "incremental")
+    assert watermarks(DANFENG)["file"] == NEXT

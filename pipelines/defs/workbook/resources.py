@@ -9,14 +9,18 @@ wrong sheet, not a workbook at all) is the normaliser's call, not this module's.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
+from schemas.sanity import future_limit
+
+log = logging.getLogger(__name__)
 
 INDEX_PATH = "/exports/index.json"
 FILE_PATH = "/exports/"
@@ -53,8 +57,23 @@ def _uploaded(entry: Mapping[str, Any]) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=BEIJING)
 
 
+def _uploaded_utc(entry: Mapping[str, Any]) -> datetime:
+    """``uploadedAt`` in UTC, for sorting (offsets compared without overflow at year 9999)."""
+    dt = _uploaded(entry)
+    assert dt is not None  # checked by _index
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def _in_future(entry: Mapping[str, Any], limit: datetime) -> bool:
+    return _uploaded_utc(entry) > limit
+
+
 class WorkbookClient(PlatformClient):
     kind = "workbook"
+    skipped: list[str] = []  # noqa: RUF012  (set per select(); names of future uploads)
 
     @property
     def _auth(self) -> tuple[str, str] | None:
@@ -115,8 +134,22 @@ class WorkbookClient(PlatformClient):
         of them when there is none). A full sync with nothing new re-lands the latest file,
         so it always carries a complete snapshot."""
         registers = [f for f in files if f.get("kind") in FILE_KINDS]
+        # An upload time later than the hub's clock (plus skew) is a clock or typing error: such
+        # a file would sort after every real upload and, once processed, hide them all (the
+        # workbook's poisoned watermark). It is left out until its time has come.
+        limit = future_limit()
+        self.skipped = [f["name"] for f in registers if _in_future(f, limit)]
+        for name in self.skipped:
+            log.warning(
+                "%s: index entry %r has uploadedAt in the future; not synced",
+                self.county.label,
+                name,
+            )
+        registers = [f for f in registers if f["name"] not in self.skipped]
         # Sort by upload time, index order breaking ties (the index is oldest first).
-        ordered = [f for _, _, f in sorted((_uploaded(f), n, f) for n, f in enumerate(registers))]
+        ordered = [
+            f for _, _, f in sorted((_uploaded_utc(f), n, f) for n, f in enumerate(registers))
+        ]
         if not last_file:
             return ordered
         names = [f["name"] for f in ordered]
@@ -170,7 +203,12 @@ class WorkbookClient(PlatformClient):
             url=index.url,
             body=index.body,
             content_type=index.content_type,
-            meta={"files": len(files), "selected": [f["name"] for f in chosen], "mode": mode},
+            meta={
+                "files": len(files),
+                "selected": [f["name"] for f in chosen],
+                "skipped_future": self.skipped,
+                "mode": mode,
+            },
         )
         for entry in chosen:
             fetched = self._download(entry)
