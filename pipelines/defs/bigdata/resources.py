@@ -168,7 +168,11 @@ class BigdataClient(PlatformClient):
             if not isinstance(data, dict) or not isinstance(data.get("items"), list):
                 raise self.error(fetched.url, "listing answer has no data.items list")
             items = data["items"]
-            has_more = data.get("hasMore") is True
+            has_more = data.get("hasMore")
+            if not isinstance(has_more, bool):
+                # "true" as text, or missing: guessing either way could end a full listing early
+                # (absence = deletion) or page forever
+                raise self.error(fetched.url, f"hasMore is {has_more!r:.40}, not true or false")
             next_cursor = data.get("nextCursor")
             yield Page(
                 entity=page_entity,
