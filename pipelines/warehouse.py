@@ -39,6 +39,7 @@ import polars as pl
 from pipelines import divisions, paths
 from pipelines.errors import SafetyStop, redact_text, redact_url
 from schemas.columns import ENTITIES, ENTITY_ORDER, KEYS
+from schemas.sanity import watermark_in_future
 
 log = logging.getLogger(__name__)
 
@@ -410,10 +411,11 @@ def _merge(
     )
     batch.run("70_bookkeeping.sql", "merge_rejects")
 
-    if staged.watermarks:
-        marks = pl.DataFrame(
-            {"name": list(staged.watermarks), "value": [str(v) for v in staged.watermarks.values()]}
-        )
+    _drop_stale_watermarks(con, county, staged)
+    # a time in the future never becomes a watermark, even from a landing staged by older code
+    believable = {k: str(v) for k, v in staged.watermarks.items() if not watermark_in_future(v)}
+    if believable:
+        marks = pl.DataFrame({"name": list(believable), "value": list(believable.values())})
         batch.run("70_bookkeeping.sql", "watermarks", marks=batch.register("_marks", marks))
 
     counts = {}
@@ -632,6 +634,17 @@ def _write_runs(
     runs = pl.DataFrame(rows, schema=schema)
     batch.params.update(status=status, error=error, finished=finished)
     batch.run("70_bookkeeping.sql", "sync_runs", runs=batch.register("_runs", runs))
+
+
+def _drop_stale_watermarks(con: duckdb.DuckDBPyConnection, county: Any, staged: Any) -> None:
+    """An entity listed in full whose sync set no watermark (it saw no believable time) starts
+    afresh: its old watermark, possibly poisoned, must not survive the full listing."""
+    gone = [e for e in staged.full_listing if e not in staged.watermarks]
+    if gone:
+        con.execute(
+            "DELETE FROM ops.watermark WHERE county_code = ? AND list_contains(?, name)",
+            [county.code, gone],
+        )
 
 
 def _watermark_for(entity: str, marks: Mapping[str, str]) -> str | None:

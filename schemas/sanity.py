@@ -17,12 +17,13 @@ as ``<U+XXXX>``, so a reject row never carries the hostile value itself.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
 
 from schemas.rules import CONTROL_CHARACTERS, TEXT_MAX_LENGTHS
 
+BEIJING = timezone(timedelta(hours=8))
 CLOCK_SKEW_ENV = "HUB_CLOCK_SKEW_SECONDS"
 DEFAULT_CLOCK_SKEW = timedelta(minutes=10)
 #: How much of an offending value a reject row shows.
@@ -56,6 +57,23 @@ def clock_skew() -> timedelta:
 def future_limit(now: datetime | None = None) -> datetime:
     """The latest acceptable source time: the hub's clock plus the allowed skew (UTC)."""
     return min((now or datetime.now(UTC)) + clock_skew(), LATEST_REPRESENTABLE)
+
+
+def watermark_in_future(value: str, now: datetime | None = None) -> bool:
+    """Whether a watermark value is a time beyond ``future_limit`` (or beyond year 9999 in
+    UTC): ISO-8601 (bigdata) or "yyyy-MM-dd HH:mm:ss" in Beijing time (battle). A value that is
+    no time at all (the workbook's file name) is never in the future."""
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=BEIJING)
+    try:
+        return dt.astimezone(UTC) > future_limit(now)
+    except OverflowError:  # 9999-12-31T23:59:59-10:00: after any limit
+        return True
 
 
 def shown(value: pl.Expr) -> pl.Expr:

@@ -289,3 +289,25 @@ def test_a_landed_deletion_naming_no_entity_is_a_clear_error_in_staging(hub_home
     manifest = read_manifest(landings(LUONAN)[-1])
     with pytest.raises(SourceError, match=r"deletions\?entity=households: .*'\.\./households'"):
         normalise(LUONAN, manifest, {})
+
+
+def test_the_warehouse_never_commits_a_future_watermark_even_from_an_old_staging(platform) -> None:
+    """A landing staged before source_time_in_future existed carries max(previous, 9999) in its
+    staged.json; merging (replaying) it must not commit that. And an entity listed in full that
+    saw no time at all drops its old watermark instead of keeping a poisoned one."""
+    baseline(platform)
+    good = watermarks(LUONAN)
+    with warehouse.connect() as con:  # an old poisoned watermark on an empty entity
+        con.execute(
+            "INSERT INTO ops.watermark (county_code, name, value, updated_at, sync_run_id) "
+            "VALUES ('611021', 'measure', '9999-12-31T23:59:59.000+08:00', now(), 'old')"
+        )
+    landed = sync.land(LUONAN, "full")
+    staged_json = Path(landed.staged_path) / "staged.json"
+    header = json.loads(staged_json.read_text(encoding="utf-8"))
+    header["watermarks"]["person"] = "9999-12-31T23:59:59-10:00"
+    staged_json.write_text(json.dumps(header), encoding="utf-8")
+    sync.merge(LUONAN, landed)
+    after = watermarks(LUONAN)
+    assert after["person"] == good["person"]
+    assert "measure" not in after
