@@ -15,17 +15,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from pipelines.defs.battle.layout import FIELDS_V2, FIELDS_V3
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
 from pipelines.paging import PagingGuard
-from schemas.sanity import future_limit
+from schemas.sanity import watermark_in_future
 
 log = logging.getLogger(__name__)
-BEIJING = timezone(timedelta(hours=8))
 
 #: Canonical entity -> list path, in dependency order (parents first).
 PATHS: dict[str, str] = {
@@ -242,7 +241,7 @@ class BattleClient(PlatformClient):
             mark = watermarks.get(entity)
             if mode == "incremental" and self.supports_incremental and mark:
                 try:
-                    if _beijing(mark) > future_limit():
+                    if watermark_in_future(mark):
                         # a poisoned watermark: list in full, which sets it from what it sees
                         log.warning(
                             "%s: watermark %s = %s lies in the future; listing it in full",
@@ -259,11 +258,6 @@ class BattleClient(PlatformClient):
             yield from self._listing(entity, params, stats)
         body = json.dumps(stats, ensure_ascii=False).encode("utf-8")
         yield Page("listing", self.base_url, body, "application/json", {"complete": True})
-
-
-def _beijing(value: str) -> datetime:
-    """A watermark ("yyyy-MM-dd HH:mm:ss", Beijing time) as an aware instant."""
-    return datetime.strptime(shift_time(value, timedelta(0)), TIME_FORMAT).replace(tzinfo=BEIJING)
 
 
 def _is_envelope(fetched: Fetched) -> None:

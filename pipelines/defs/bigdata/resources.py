@@ -18,7 +18,7 @@ from pipelines.defs.bigdata.layout import DELETION_FIELDS, ENTITIES, FIELDS
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
 from pipelines.paging import PagingGuard
-from schemas.sanity import future_limit
+from schemas.sanity import watermark_in_future
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class BigdataClient(PlatformClient):
         if not value:
             return None
         try:
-            if _parse_iso(value) > future_limit():
+            if watermark_in_future(value):
                 # A poisoned watermark (committed before source_time_in_future existed): asking
                 # for changes after it returns nothing, forever. List the entity in full
                 # instead; the full listing then sets the watermark from what it sees.
@@ -288,11 +288,6 @@ def check_deletion_entities(items: list, requested: str) -> str | None:
         f"deletion items name entity {', '.join(sorted(map(repr, wrong)))} in the feed of "
         f"{requested!r}; the contract allows only {requested!r} here{allowed}"
     )
-
-
-def _parse_iso(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=BEIJING)
 
 
 def _envelope_hint(env: Any, status: int) -> str:
