@@ -105,13 +105,17 @@ def test_bad_records_are_rejected_and_never_move_a_watermark(platform) -> None:
     people[1].update(updateTime="9999-12-31 23:59:59")
     people[3].update(xm="名" * 200_000, updateTime="2016-07-01 09:00:00")
     people[5].update(xm="赵\u202e六", updateTime="2016-07-01 09:00:01")
+    people[4].update(xm="钱\x00七", updateTime="2016-07-01 08:59:00")
     with timed(10):
         run_sync(SHANGNAN, "incremental")
     assert rejects("source_time_in_future") == [
         (people[1]["rybh"], "source_updated_at", "9999-12-31 23:59:59")  # as sent
     ]
     assert [(k, c) for k, c, _ in rejects("text_too_long")] == [(people[3]["rybh"], "name")]
-    assert rejects("text_control_character") == [(people[5]["rybh"], "name", "赵<U+202E>六")]
+    assert rejects("text_control_character") == [
+        (people[4]["rybh"], "name", "钱<U+0000>七"),
+        (people[5]["rybh"], "name", "赵<U+202E>六"),
+    ]
     # the newest *believable* time seen (a rejected record comes back with a newer time once
     # it is fixed at the source); never the one in year 9999
     assert marks["person"] < watermarks(SHANGNAN)["person"] == "2016-07-01 09:00:01"

@@ -164,6 +164,18 @@ FAILURES = {
 }
 
 
+def test_refused_credentials_fail_at_once(drop, monkeypatch) -> None:
+    before = baseline(drop)
+    monkeypatch.setenv(f"{DANFENG.env_prefix}SECRET", "not-the-password")
+    seen = len(drop.server.requests)
+    with timed(3), pytest.raises(SourceError) as err:
+        run_sync(DANFENG, "incremental")
+    assert str(err.value).startswith(PREFIX) and "index.json: HTTP 401" in str(err.value)
+    assert "not-the-password" not in str(err.value)
+    assert len(drop.server.requests) == seen + 1  # not retried
+    assert warehouse_fingerprint(DANFENG) == before
+
+
 @pytest.mark.parametrize("scenario", list(FAILURES))
 def test_hostile_file_service_fails_the_sync_fast_and_cleanly(drop, monkeypatch, scenario) -> None:
     prepare, words, seconds, env = FAILURES[scenario]
@@ -195,6 +207,7 @@ def test_bad_values_in_a_register_are_rejected(drop) -> None:
     rows = clean_rows()
     rows[1]["姓名"] = "名" * 100_000
     rows[3]["姓名"] = "王\u202e五"
+    rows[5]["姓名"] = "赵\x00六"
     drop.upload(NEXT, register_csv(rows), "2016-07-02")
     with timed(10):
         run_sync(DANFENG, "incremental")
@@ -204,6 +217,7 @@ def test_bad_values_in_a_register_are_rejected(drop) -> None:
     )
     assert found == [
         ("text_control_character", rows[3]["人编号"], "name"),
+        ("text_control_character", rows[5]["人编号"], "name"),
         ("text_too_long", rows[1]["人编号"], "name"),
     ]
     assert watermarks(DANFENG)["file"] == NEXT
