@@ -985,3 +985,20 @@ def test_full_listing_ignores_members_in_core():
     assert issues(run(rows, existing_members=in_core)) == {
         ("household", H1, "member_count_mismatch", "finding")
     }
+
+
+def test_tens_of_thousands_of_children_of_a_rejected_household_validate():
+    """Issue 10: from 16,384 rows on, polars' filter did not broadcast the literal predicate of
+    parent_rejected and raised ShapeError; 60,000 children must simply be rejected."""
+    rows = clean_rows()
+    find(rows, "household", H1).update(poverty_attribute="no_such_code")
+    frames = build(rows)
+    n = 60_000
+    many = pl.concat([frames["person"].filter(pl.col("person_no") == P1)] * n).with_columns(
+        (pl.lit(H1) + pl.int_range(n).cast(pl.String).str.zfill(5)).alias("source_key")
+    )
+    frames["person"] = pl.concat([many, frames["person"]])
+    result = validate_county(frames, ValidationContext(as_of=AS_OF))
+    rules = result["person"].rejects.group_by("rule").len()
+    assert dict(rules.iter_rows()) == {"parent_rejected": n + 3}
+    assert result["person"].accepted.height == 1  # Q1, of the other household
