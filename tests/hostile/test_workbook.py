@@ -74,55 +74,55 @@ FAILURES = {
     "path traversal": (
         named("../../etc/x.csv"),
         ["index.json", "'../../etc/x.csv' is not one the contract allows"],
-        3,
+        5,
         {},
     ),
     "a folder in the name": (
         named("子目录/丹凤县贫困人口_20160702.csv"),
         ["index.json", "is not one the contract allows"],
-        3,
+        5,
         {},
     ),
     "percent-encoded dots": (
         named("%2e%2e%2fx.csv"),
         ["index.json", "'%2e%2e%2fx.csv' is not one"],
-        3,
+        5,
         {},
     ),
     "a control character": (
         named("丹凤县\x00.csv"),
         ["index.json", "is not one the contract allows"],
-        3,
+        5,
         {},
     ),
     "not a register file": (
         named("丹凤县贫困人口_20160702.exe"),
         ["index.json", "ending in .xlsx or .csv"],
-        3,
+        5,
         {},
     ),
     "size not a number": (
         lambda d: (named(NEXT)(d), d.index_with(size="abc")),
         ["index.json", "size 'abc' is not a count of bytes"],
-        3,
+        5,
         {},
     ),
     "size beyond the cap": (
         lambda d: (named(NEXT)(d), d.index_with(size=10**12)),
         ["index.json", "1,000,000,000,000 bytes, more than"],
-        3,
+        5,
         {},
     ),
     "sha256 not hex": (
         lambda d: (named(NEXT)(d), d.index_with(sha256="../x")),
         ["index.json", "is not 64 hex digits"],
-        3,
+        5,
         {},
     ),
     "one name, two contents": (
         duplicate,
         ["index.json", f"lists '{NEXT}' twice with different contents"],
-        3,
+        5,
         {},
     ),
     "a file that never ends": (
@@ -140,25 +140,25 @@ FAILURES = {
     "index nested 10,000 deep": (
         index(b'{"files":' + b"[" * 10_000 + b"]" * 10_000 + b"}"),
         ["index.json", "nested too deeply"],
-        3,
+        5,
         {},
     ),
     "index with NaN": (
         index(b'{"files": [{"size": NaN}]}'),
         ["index.json", "NaN, which is not a JSON number"],
-        3,
+        5,
         {},
     ),
     "index not JSON": (
         index(b"files: none"),
         ["index.json", "not JSON: Expecting value at line 1 column 1"],
-        3,
+        5,
         {},
     ),
     "index not the envelope": (
         index(b"[]"),
         ["index.json", "index has no 'files' list"],
-        3,
+        5,
         {},
     ),
 }
@@ -168,7 +168,7 @@ def test_refused_credentials_fail_at_once(drop, monkeypatch) -> None:
     before = baseline(drop)
     monkeypatch.setenv(f"{DANFENG.env_prefix}SECRET", "not-the-password")
     seen = len(drop.server.requests)
-    with timed(3), pytest.raises(SourceError) as err:
+    with timed(5), pytest.raises(SourceError) as err:
         run_sync(DANFENG, "incremental")
     assert str(err.value).startswith(PREFIX) and "index.json: HTTP 401" in str(err.value)
     assert "not-the-password" not in str(err.value)
