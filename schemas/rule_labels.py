@@ -45,6 +45,9 @@ _LABELS = {
     "duplicate_id_number": "身份证号重复",
     "unknown_village": "村/乡镇代码不在区划名录中",
     "key_owned_by_other_county": "编号已属于其他县区",
+    "text_too_long": "文本超过最大长度",
+    "text_control_character": "含控制字符或文字方向控制符",
+    "source_time_in_future": "更新时间晚于当前时间",
 }
 
 
