@@ -11,7 +11,7 @@ from schemas.id_number import make_id
 from tests.hostile.harness import Answer, LoopbackServer, Request, json_answer
 
 USERNAME, PASSWORD = "shangnan-hostile-user", "shangnan-hostile-pass-9"
-VILLAGE = "611023100201"
+VILLAGE = "611023101001"
 PATHS = {
     "/system/area/list": "region",
     "/fpzz/pkh/list": "household",
@@ -70,8 +70,8 @@ class HostileBattle:
         self.rows: dict[str, list[dict]] = {e: [] for e in PATHS.values()}
         self.rows["region"] = [
             area("611023", "2", "611000", 0),
-            area("611023100", "4", "611023", 1),
-            area(VILLAGE, "5", "611023100", 2),
+            area("611023101", "4", "611023", 1),
+            area(VILLAGE, "5", "611023101", 2),
         ]
         for n in range(1, households + 1):
             hh = household(n, 10 + n)

@@ -13,7 +13,7 @@ from tests.hostile.harness import Answer, LoopbackServer, Request, json_answer
 
 KEY, SECRET = "luonan-hostile-key-1", "luonan-hostile-secret-2"
 T0 = datetime.fromisoformat("2016-07-01T08:00:00.000+08:00")
-VILLAGE = "611021100201"
+VILLAGE = "611021101001"
 API_ENTITIES = (
     "regions", "households", "members", "measures", "loans", "projects", "cadres",
     "household-cadres",
@@ -71,8 +71,8 @@ class HostileBigdata:
         self.items: dict[str, list[dict]] = {e: [] for e in API_ENTITIES}
         self.items["regions"] = [
             region("611021", "county", "611000", 0),
-            region("611021100", "town", "611021", 1),
-            region(VILLAGE, "village", "611021100", 2),
+            region("611021101", "town", "611021", 1),
+            region(VILLAGE, "village", "611021101", 2),
         ]
         for n in range(1, households + 1):
             hh = household(n, 10 + n)

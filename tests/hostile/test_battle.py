@@ -35,6 +35,7 @@ def baseline(platform: HostileBattle) -> dict[str, str]:
     platform.set(None)
     merged = run_sync(SHANGNAN, "full")
     assert merged.counts["person"]["accepted"] == 6
+    assert query("SELECT rule, count(*) FROM ops.reject GROUP BY rule") == []  # a clean county
     return warehouse_fingerprint(SHANGNAN)
 
 

@@ -45,6 +45,7 @@ def baseline(platform: HostileBigdata) -> dict[str, str]:
     platform.set(None)
     merged = run_sync(LUONAN, "full")
     assert merged.counts["person"]["accepted"] == 6
+    assert query("SELECT rule, count(*) FROM ops.reject GROUP BY rule") == []  # a clean county
     return warehouse_fingerprint(LUONAN)
 
 

@@ -38,6 +38,7 @@ def drop(monkeypatch):
 def baseline(drop: HostileDrop) -> dict[str, str]:
     merged = run_sync(DANFENG, "full")
     assert merged.counts["person"]["accepted"] == 6
+    assert query("SELECT rule, count(*) FROM ops.reject GROUP BY rule") == []  # a clean county
     return warehouse_fingerprint(DANFENG)
 
 

@@ -15,7 +15,7 @@ from schemas.id_number import make_id
 from tests.hostile.harness import Answer, LoopbackServer, Request, json_answer
 
 USER, PASSWORD = "danfeng-drop", "danfeng-drop-pass-3"
-VILLAGE = "611022100201"
+VILLAGE = "611022101200"
 HEADER = [
     "县",
     "乡(镇)",
@@ -53,7 +53,7 @@ def person_row(n: int, seq: int, **kw) -> dict[str, str]:
     born = date(1970, 5, 1) if head else date(1972, 3, 3)
     hh = f"{VILLAGE}{n:04d}"
     row = {
-        "县": "丹凤县", "乡(镇)": "龙驹寨镇", "行政村": "一村", "户编号": hh,
+        "县": "丹凤县", "乡(镇)": "庾岭镇", "行政村": "街坊村", "户编号": hh,
         "人编号": f"{hh}{seq:02d}", "姓名": "张三" if head else "李四",
         "证件号码": "'" + make_id("611022", born, (n * 10 + seq * 2) % 1000, sex), "人数": "2",
         "与户主关系": "户主" if head else "配偶", "民族": "汉族", "文化程度": "初中",
