@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import paths
+from pipelines import paths, settings
 from pipelines.cli_report import report
 from pipelines.registry import counties
 
@@ -27,22 +27,61 @@ err_console = Console(stderr=True)
 
 DEV_PII_KEY_NOTE = (
     "HUB_PII_KEY is not set: person_key uses the published development key, so pseudonyms are "
-    "NOT secret. Set HUB_PII_KEY (e.g. in .env) before loading real data."
+    "NOT secret (allowed in the demo profile only). " + settings.PII_KEY_HELP
 )
+
+
+@app.callback()
+def _load_settings() -> None:
+    """Runs before every command: environment + .env, profile, owner-only umask."""
+    try:
+        settings.load()
+    except settings.SettingsError as exc:
+        _fail(exc)
+
+
+def _fail(exc: BaseException) -> None:
+    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    raise typer.Exit(1)
+
+
+def _prepare_to_write() -> None:
+    """What every command that syncs checks first: the PII key for this profile, that the
+    warehouse was created by this profile, and owner-only modes under HUB_HOME."""
+    from pipelines import warehouse
+
+    try:
+        settings.check_pii_key()
+        recorded = warehouse.recorded_profile()
+        if recorded is not None and recorded != settings.profile():
+            raise warehouse.ProfileMismatch(recorded, settings.profile(), paths.live_db())
+    except (settings.SettingsError, warehouse.ProfileMismatch) as exc:
+        _fail(exc)
+    settings.secure_home()
 
 
 def _dagster_home() -> Path:
     """DAGSTER_HOME with the repo's dagster.yaml (the DuckDB pool limit lives there)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or paths.hub_home() / "dagster")
-    home.mkdir(parents=True, exist_ok=True)
+    home = settings.private_dir(
+        Path(os.environ.get("DAGSTER_HOME") or paths.hub_home() / "dagster")
+    )
     shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
 def _start_simulator_if_needed():
-    """Start the bundled simulator for every county without ``HUB_<SLUG>_URL``; export its URLs."""
-    missing = [c for c in counties() if not c.setting("URL")]
+    """Demo profile: start the bundled simulator for every county without ``HUB_<SLUG>_URL``
+    (environment or .env) and export its URLs. Production never simulates: such a county is
+    reported as not configured when it syncs."""
+    missing = [c for c in counties() if not settings.county_configured(c)]
+    if not settings.is_demo():
+        if missing:
+            console.print(
+                "[yellow]not configured[/yellow] (production profile; never simulated): "
+                + ", ".join(f"{c.slug} ({c.env_prefix}URL)" for c in missing)
+            )
+        return None
     if not missing:
         return None
     from pipelines.sources import start_embedded_simulator
@@ -87,8 +126,15 @@ def _run_job(name: str, ops: dict | None = None):
 def demo(
     mode: Annotated[str, typer.Option(help="full or incremental")] = "incremental",
 ) -> None:
-    """Sync every county into the warehouse through Dagster, publish the snapshot, summarise."""
-    if not os.environ.get("HUB_PII_KEY"):
+    """Sync every county into the warehouse through Dagster, publish the snapshot, summarise.
+
+    Runs the demo profile: counties without settings are served by the bundled simulator."""
+    try:
+        settings.use_demo_profile()
+    except settings.SettingsError as exc:
+        _fail(exc)
+    _prepare_to_write()
+    if settings.uses_development_key():
         console.print(f"[yellow]warning:[/yellow] {DEV_PII_KEY_NOTE}")
     _dagster_home()
     _start_simulator_if_needed()
@@ -153,7 +199,9 @@ def _summary(run_id: str, county_seconds: float, total: float, failures) -> None
 
 @app.command()
 def ui(port: int = 3000) -> None:
-    """The Dagster UI (and daemon: schedules, sensors) on this configuration, simulator included."""
+    """The Dagster UI (and daemon: schedules, sensors) on this configuration; the simulator too
+    in the demo profile (`make ui` selects it)."""
+    _prepare_to_write()
     _dagster_home()
     _start_simulator_if_needed()
     raise typer.Exit(subprocess.call(dagster_dev_command(port), env=dict(os.environ)))
@@ -172,7 +220,9 @@ def sql(
     ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of a table")] = False,
 ) -> None:
-    """Query the published snapshot (read-only; never blocked by a running sync)."""
+    """Query the analyst snapshot: read-only, in DuckDB's safe mode (no other files, no shell)."""
+    from pipelines import analyst_sql
+
     snapshot = paths.snapshot_db()
     if not snapshot.exists():
         # stderr, so `hub sql --csv ... > out.csv` never writes the message into the CSV
@@ -182,14 +232,14 @@ def sql(
         )
         raise typer.Exit(1)
     if query is None:
-        # The duckdb-cli package's shell, read-only on the snapshot (the live file is never
-        # opened here, so a running sync and the shell do not block each other).
-        shell = Path(sys.executable).parent / "duckdb"
-        os.execv(str(shell), [str(shell), "-readonly", str(snapshot)])
+        # The DuckDB shell on the snapshot only (the live file is never opened here, so a
+        # running sync and the shell do not block each other), read-only and in safe mode.
+        command = analyst_sql.shell_command(snapshot)
+        os.execv(command[0], command)
     import duckdb
 
     try:
-        with duckdb.connect(str(snapshot), read_only=True) as con:
+        with analyst_sql.connect(snapshot) as con:
             result = con.sql(query)
             if result is None:  # a statement without a result (SET, PRAGMA, ...)
                 return
@@ -241,9 +291,14 @@ def sync_one(
     from pipelines.registry import county as find
 
     c = find(county)
-    _start_simulator_if_needed()
-    landed = sync.land(c, mode)
-    merged = sync.merge(c, landed, safety_share=safety_share)
+    _prepare_to_write()
+    if settings.is_demo():
+        _start_simulator_if_needed()
+    try:
+        landed = sync.land(c, mode)
+        merged = sync.merge(c, landed, safety_share=safety_share)
+    except settings.NotConfigured as exc:
+        _fail(exc)
     with warehouse.connect() as con:
         warehouse.rebuild_marts(con)
     warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import dagster as dg
-from dotenv import load_dotenv
+# First, before anything reads a setting (the registry, county URLs, the PII key): the
+# environment and .env, the profile, the owner-only umask; production refuses to start without
+# a proper HUB_PII_KEY (the code location then fails to load with that message).
+from pipelines import settings
 
-from pipelines.defs.automation import automation_defs
-from pipelines.defs.city import marts, snapshot
-from pipelines.defs.counties import county_assets
+settings.load()
+settings.check_pii_key()
 
-load_dotenv()  # HUB_<SLUG>_URL/_KEY/_SECRET and HUB_PII_KEY may live in .env (git-ignored)
+import dagster as dg  # noqa: E402
+
+from pipelines.defs.automation import automation_defs  # noqa: E402
+from pipelines.defs.city import marts, snapshot  # noqa: E402
+from pipelines.defs.counties import county_assets  # noqa: E402
 
 defs = dg.Definitions(
     assets=[*county_assets(), marts, snapshot],

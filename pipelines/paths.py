@@ -22,8 +22,16 @@ def live_db() -> Path:
 
 
 def snapshot_db() -> Path:
-    """The published read-only copy analysts open."""
+    """The published read-only copy every analyst opens: no direct identifiers."""
     return Path(os.environ.get("HUB_SNAPSHOT", hub_home() / "warehouse" / "snapshot.duckdb"))
+
+
+def pii_snapshot_db() -> Path:
+    """The restricted copy with names, ID numbers and phones, for the few with PII rights
+    (owner-only, in its own directory)."""
+    return Path(
+        os.environ.get("HUB_PII_SNAPSHOT", hub_home() / "restricted" / "pii-snapshot.duckdb")
+    )
 
 
 def landing_dir() -> Path:

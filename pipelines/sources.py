@@ -1,8 +1,11 @@
 """Which connector serves a county: chosen by its platform kind in the registry.
 
-A county whose ``HUB_<SLUG>_URL`` is unset is served by the bundled simulator (started on
-loopback on first use and shared by every process of this hub home), so the demo and the tests
-run the same connector code as production.
+A county is synced from the platform its ``HUB_<SLUG>_URL/_KEY/_SECRET`` name (environment or
+``.env``, read by :mod:`pipelines.settings`). Without them, the demo profile serves it from the
+bundled simulator (started on loopback on first use and shared by every process of this hub
+home), so the demo and the tests run the same connector code as production; the production
+profile reports it as not configured (:class:`~pipelines.settings.NotConfigured`) and never
+simulates it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from pipelines import http
+from pipelines import http, settings
 from pipelines.paths import hub_home
 from pipelines.registry import County
 
@@ -24,9 +27,14 @@ def simulator_settings(county: County) -> dict[str, str]:
 
 
 def start_embedded_simulator() -> dict:
-    """The bundled simulator recorded under ``HUB_HOME``, started detached if not running."""
+    """The bundled simulator recorded under ``HUB_HOME``, started detached if not running.
+    Demo profile only: a production process never starts it."""
     from simulator import embedded
 
+    if not settings.is_demo():
+        raise settings.SettingsError(
+            "the simulator runs only in the demo profile (HUB_PROFILE=demo; `make demo`, `make ui`)"
+        )
     return embedded.ensure_running(
         hub_home() / "simulator",
         seed=int(os.environ.get("HUB_SIM_SEED", "7")),
@@ -35,14 +43,23 @@ def start_embedded_simulator() -> dict:
 
 
 def connection_settings(county: County) -> dict[str, str]:
-    """``HUB_<SLUG>_URL/_KEY/_SECRET`` from the environment, else the embedded simulator's."""
+    """``HUB_<SLUG>_URL/_KEY/_SECRET`` from the environment (or .env); else the embedded
+    simulator's in the demo profile; else :class:`~pipelines.settings.NotConfigured`."""
+    settings.load()
     if county.setting("URL"):
         return {
             "url": county.setting("URL") or "",
             "key": county.setting("KEY") or "",
             "secret": county.setting("SECRET") or "",
         }
-    return simulator_settings(county)
+    if settings.is_demo():
+        return simulator_settings(county)
+    raise settings.NotConfigured(county)
+
+
+def configured(county: County) -> bool:
+    """Whether ``county`` can be synced in this profile (its own settings, or the demo's simulator)."""
+    return settings.county_configured(county) or settings.is_demo()
 
 
 def client_for(county: County):

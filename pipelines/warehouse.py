@@ -10,10 +10,12 @@ The SQL lives in ``warehouse/``: ``migrations/NNN_*.sql`` (DDL, applied once eac
 identifiers and column lists generated here from ``schemas.columns``; values are always
 ``$parameters``) and ``sql/marts/NN_*.sql`` (run in order by :func:`rebuild_marts`).
 
-``person_key`` is HMAC-SHA256 of the ID number keyed with ``HUB_PII_KEY``. Without that
-variable the documented development key :data:`DEV_PII_KEY` is used, which is fine for the
-simulator and tests and wrong for real data: production must set ``HUB_PII_KEY`` (and keep it:
-changing it changes every person_key).
+``person_key`` is HMAC-SHA256 of the ID number keyed with ``HUB_PII_KEY`` (hex; checked by
+``pipelines.settings.pii_key``: the production profile refuses a missing, short or development
+key; the demo profile falls back to the published development key).
+
+The live file records the profile that created it (``ops.hub_profile``); :func:`connect` refuses
+to open it read-write from the other profile, so simulated people never reach a real warehouse.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -36,7 +37,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import divisions, paths
+from pipelines import divisions, paths, settings
 from pipelines.errors import SafetyStop, redact_text, redact_url
 from schemas.columns import ENTITIES, ENTITY_ORDER, KEYS
 from schemas.sanity import watermark_in_future
@@ -47,9 +48,6 @@ MIGRATIONS_DIR = paths.WAREHOUSE_SQL / "migrations"
 MERGE_DIR = paths.WAREHOUSE_SQL / "sql" / "merge"
 MARTS_DIR = paths.WAREHOUSE_SQL / "sql" / "marts"
 
-#: Development key for person_key when HUB_PII_KEY is unset (simulator, tests, demo). Public on
-#: purpose: pseudonyms made with it protect nothing, so real data must use HUB_PII_KEY.
-DEV_PII_KEY = "shangluo-hub-development-pii-key-not-for-production"
 
 #: Default share of a county's live rows of an entity that one sync may soft-delete.
 DEFAULT_SAFETY_SHARE = 0.2
@@ -58,7 +56,6 @@ HISTORY_ENTITIES = ("household", "person")
 #: Entities whose rows hang off a household (rejected with it when its household is).
 CHILD_ENTITIES = ("person", "measure", "loan", "household_cadre")
 ISSUE_COLUMNS = ("entity", "source_key", "rule", "column_name", "value", "message", "raw_ref")
-SNAPSHOT_SCHEMAS = ("core", "ops", "mart")
 
 # --------------------------------------------------------------------------------------------
 # connection and migrations
@@ -79,12 +76,60 @@ def connect(
     try:
         if not read_only:
             migrate(con)
+            check_profile(con, path)
             if path.resolve() == paths.live_db().resolve():
                 divisions.seed_regions(con)
                 record_queued_failures(con)
         yield con
     finally:
         con.close()
+
+
+class ProfileMismatch(RuntimeError):
+    """The warehouse was created by the other profile (demo vs production)."""
+
+    def __init__(self, recorded: str, current: str, path: Path | str) -> None:
+        advice = (
+            "simulated demo data never goes into a production warehouse; run the demo with "
+            "another HUB_HOME (or HUB_WAREHOUSE)."
+            if current == "demo"
+            else "it holds simulated people; give production its own HUB_HOME (or "
+            "HUB_WAREHOUSE), or run this with HUB_PROFILE=demo."
+        )
+        super().__init__(
+            f"{path} was created by the {recorded} profile and may not be written by the "
+            f"{current} profile (HUB_PROFILE={current}): {advice}"
+        )
+        self.recorded, self.current = recorded, current
+
+
+def check_profile(con: duckdb.DuckDBPyConnection, path: Path | str = "the warehouse") -> str:
+    """Record this process's profile in a new warehouse; refuse one created by the other profile.
+    A warehouse from before profiles were recorded is adopted by the first profile to write it."""
+    current = settings.profile()
+    row = con.execute("SELECT profile FROM ops.hub_profile LIMIT 1").fetchone()
+    if row is None:
+        con.execute("INSERT INTO ops.hub_profile VALUES (?, now())", [current])
+        return current
+    if row[0] != current:
+        raise ProfileMismatch(row[0], current, path)
+    return current
+
+
+def recorded_profile(path: Path | str | None = None) -> str | None:
+    """The profile recorded in the warehouse at ``path`` (default: the live file), or None when
+    it does not exist yet, records none, or is open by a writer right now."""
+    path = Path(path) if path is not None else paths.live_db()
+    if not path.exists():
+        return None
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            if not _table_exists(con, "ops", "hub_profile"):
+                return None
+            row = con.execute("SELECT profile FROM ops.hub_profile LIMIT 1").fetchone()
+    except duckdb.Error:  # locked by a running writer: connect() checks when it writes
+        return None
+    return row[0] if row else None
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -233,7 +278,8 @@ def _entities(con: duckdb.DuckDBPyConnection) -> dict[str, _Entity]:
 
 
 def pii_key() -> bytes:
-    return (os.environ.get("HUB_PII_KEY") or DEV_PII_KEY).encode("utf-8")
+    """The person_key key bytes (``pipelines.settings.pii_key``: checked for the profile)."""
+    return settings.pii_key()
 
 
 def _hmac_pads(key: bytes) -> dict[str, bytes]:
@@ -1019,46 +1065,26 @@ def _inherit_column_comments(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def publish_snapshot(
-    live_path: str | Path | None = None, snapshot_path: str | Path | None = None
+    live_path: str | Path | None = None,
+    snapshot_path: str | Path | None = None,
+    pii_snapshot_path: str | Path | None = None,
 ) -> Path:
-    """Copy the live file beside the snapshot, drop ``raw`` from the copy (payload metadata
-    stays with the engineers), then rename it over the snapshot atomically.
+    """Publish the two copies of the live file (``pipelines.snapshots``): the analyst snapshot
+    (no direct identifiers; returned) and the restricted PII snapshot, each written beside its
+    target and renamed into place atomically.
 
     Call only from a step in the ``duckdb_warehouse`` pool, so no writer is active while the
-    file is copied (a closed DuckDB connection has checkpointed its WAL into the file). A
-    reader that has the old snapshot open keeps reading the old file; connections opened after
-    the rename see the new one. A byte copy is several times faster than re-inserting every
-    table, and keeps comments, keys and macros exactly."""
+    live file is read (a closed DuckDB connection has checkpointed its WAL into the file). A
+    reader that has an old snapshot open keeps reading the old file; connections opened after
+    the rename see the new one."""
+    from pipelines import snapshots
+
     live = Path(live_path) if live_path is not None else paths.live_db()
     target = Path(snapshot_path) if snapshot_path is not None else paths.snapshot_db()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    pii = Path(pii_snapshot_path) if pii_snapshot_path is not None else paths.pii_snapshot_db()
     if live.with_name(live.name + ".wal").exists():
         with connect(live):  # replays and checkpoints a WAL left by a crashed writer
             pass
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        shutil.copyfile(live, tmp)
-        con = duckdb.connect(str(tmp))
-        try:
-            kept = ", ".join(f"'{s}'" for s in SNAPSHOT_SCHEMAS)
-            dropped = con.execute(
-                "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
-                f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
-            ).fetchall()
-            for (schema,) in dropped:
-                con.execute(f"DROP SCHEMA {_q(schema)} CASCADE")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-    except BaseException:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            with suppress(FileNotFoundError):
-                leftover.unlink()
-        raise
-    os.replace(tmp, target)
-    return target
+    snapshots.publish_pii_snapshot(live, pii)
+    return snapshots.publish_analyst_snapshot(live, target)

@@ -32,12 +32,14 @@ SCHEMAS = ("core", "mart", "ops")
 # DuckDB cannot COMMENT ON SCHEMA; these repeat the schema notes of 001_init.sql.
 SCHEMA_NOTES = {
     "core": "核心数据: current state of every entity per the city standard, one row per key, "
-    "plus `*_history` and the as-of macros. Contains PII (names, ID numbers, phones): "
-    "for analysts with PII rights.",
+    "plus `*_history` and the as-of macros. Without direct identifiers: names, ID numbers, "
+    "phones and birth dates are only in the restricted PII snapshot; persons by `person_key`, "
+    "`birth_year` instead of the birth date.",
     "mart": "分析集市: aggregates and pseudonymised views for analysts and dashboards. "
     "No names, ID numbers or phone numbers; persons by `person_key`.",
-    "ops": "运行记录: sync runs, watermarks, rejects, findings, conflicts (and quarantined "
-    "records, which contain PII).",
+    "ops": "运行记录: sync runs, watermarks, rejects, findings, conflicts; identifying values "
+    "in rejects and findings masked as `***` (the quarantined records themselves are only in "
+    "the restricted PII snapshot).",
 }
 
 
@@ -116,15 +118,16 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def render_fresh() -> str:
-    """The dictionary of an empty warehouse built from the migrations and the mart SQL."""
-    from pipelines import warehouse
+    """The dictionary of the analyst snapshot of an empty warehouse built from the migrations
+    and the mart SQL."""
+    from pipelines import snapshots, warehouse
 
-    with (
-        tempfile.TemporaryDirectory(prefix="hub-dictionary-") as tmp,
-        warehouse.connect(Path(tmp) / "fresh.duckdb") as con,
-    ):
-        warehouse.rebuild_marts(con)
-        return render(con)
+    with tempfile.TemporaryDirectory(prefix="hub-dictionary-") as tmp:
+        live, published = Path(tmp) / "fresh.duckdb", Path(tmp) / "snapshot.duckdb"
+        with warehouse.connect(live) as con:
+            warehouse.rebuild_marts(con)
+        snapshots.publish_analyst_snapshot(live, published)
+        return render_file(published)
 
 
 def render_file(db: Path) -> str:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# The suite runs on the simulator: the demo profile (production, the default, never simulates),
+# and no developer's .env (a test that needs one writes its own and points HUB_ENV_FILE at it).
+# Set at import, before any test module imports pipelines.definitions.
+os.environ["HUB_PROFILE"] = "demo"
+os.environ["HUB_ENV_FILE"] = os.devnull
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

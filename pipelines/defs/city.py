@@ -54,17 +54,23 @@ def marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     pool=POOL,
     op_tags=WAREHOUSE_TAG,
     kinds={"duckdb"},
-    description="The read-only snapshot analysts open (`hub sql`): core, ops and mart, copied then renamed atomically.",
+    description=(
+        "The two published files: the analyst snapshot (`hub sql`; core, ops and mart without "
+        "names, ID numbers, phones or birth dates) and the restricted PII snapshot (owner-only), "
+        "each built beside its target and renamed into place atomically."
+    ),
     automation_condition=dg.AutomationCondition.eager(),
 )
 def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     started = time.perf_counter()
-    target = warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
+    pii = paths.pii_snapshot_db()
+    target = warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db(), pii)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(target)),
             "size_mb": round(target.stat().st_size / 2**20, 1),
+            "pii_snapshot_path": dg.MetadataValue.path(str(pii)),
             "duration_s": round(time.perf_counter() - started, 2),
-            "query": dg.MetadataValue.md(f"```\nmake sql   # or: duckdb -readonly {target}\n```"),
+            "query": dg.MetadataValue.md('```\nmake sql   # or: hub sql "SELECT …"\n```'),
         }
     )

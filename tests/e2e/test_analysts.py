@@ -353,44 +353,74 @@ def test_hub_sql_without_a_query_opens_the_duckdb_shell_read_only(built):
 
 
 # ------------------------------------------------------------------------------------------
-# PII: nothing in mart identifies a person
+# PII: nothing in the analyst snapshot identifies a person
 
-# A run of digits on its own (not inside a hex pseudonym such as person_key, which can hold 15
-# digits in a row between two letters).
-ID_SHAPED = r"(^|[^0-9A-Za-z])([0-9]{15}|[0-9]{17}[0-9Xx])([^0-9A-Za-z]|$)"
-PHONE_SHAPED = r"(^|[^0-9A-Za-z])1[0-9]{10}([^0-9A-Za-z]|$)"
+# Shapes, whatever their source: an ID number (6-digit address code, a real-looking birth date,
+# sequence and check character; 18 or legacy 15 digits) or a mobile number, standing on its own
+# (not inside a longer run of digits or a hex pseudonym such as person_key). person_no and
+# household_no (16/18 digits) have a town/village code where the birth date would be.
+_DATE8 = "(18|19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])"
+_DATE6 = "[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])"
+ID_SHAPED = rf"(^|[^0-9A-Za-z])[1-9][0-9]{{5}}({_DATE8}[0-9]{{3}}[0-9Xx]|{_DATE6}[0-9]{{3}})([^0-9A-Za-z]|$)"
+PHONE_SHAPED = r"(^|[^0-9A-Za-z])1[3-9][0-9]{9}([^0-9A-Za-z]|$)"
 
 
-def _cells(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
-    """SQL of every non-null cell of a table as (table, column, value text)."""
+def _cells(schema: str, table: str) -> str:
+    """SQL of every non-null cell of a table as (table, column, value as text)."""
     return (
-        f"SELECT '{table}' AS tbl, col, val FROM (UNPIVOT (SELECT COLUMNS(*)::VARCHAR "
+        f"SELECT '{schema}.{table}' AS tbl, col, val FROM (UNPIVOT (SELECT COLUMNS(*)::VARCHAR "
         f"FROM {schema}.{table}) ON COLUMNS(*) INTO NAME col VALUE val)"
     )
 
 
-def _pii_hits(db: Path, schema: str, tables: list[str] | None = None) -> list[tuple]:
-    """(kind, cells, an example) of every kind of PII found in the tables' cells."""
+def _identities(pii: str) -> str:
+    """SQL of every name, ID number and phone the hub holds (kind, v), from the PII snapshot
+    attached as ``pii``: live and historical versions, cadres, and the quarantined records."""
+    record = f"{pii}.ops.quarantine"
+    return f"""
+        SELECT name AS v, 'name' AS kind FROM {pii}.core.person
+        UNION SELECT id_number, 'id_number' FROM {pii}.core.person
+        UNION SELECT name, 'name' FROM {pii}.core.person_history
+        UNION SELECT id_number, 'id_number' FROM {pii}.core.person_history
+        UNION SELECT name, 'name' FROM {pii}.core.cadre
+        UNION SELECT id_number, 'id_number' FROM {pii}.core.cadre
+        UNION SELECT phone, 'phone' FROM {pii}.core.cadre
+        UNION SELECT phone, 'phone' FROM {pii}.core.household
+        UNION SELECT phone, 'phone' FROM {pii}.core.household_history
+        UNION SELECT record->>'name', 'name' FROM {record}
+        UNION SELECT record->>'id_number', 'id_number' FROM {record}
+        UNION SELECT record->>'phone', 'phone' FROM {record}
+        UNION SELECT CAST(birth_date AS VARCHAR), 'birth_date' FROM {pii}.core.person
+    """
+
+
+def _pii_hits(
+    db: Path, pii_db: Path, schemas: tuple[str, ...], tables: list[str] | None = None
+) -> list[tuple]:
+    """(kind, cells, an example) of every kind of identifier found in the VALUES of the tables
+    of ``db`` (every column, every row, cast to text): ID-number and phone shapes, and every
+    name, ID number, phone and birth date the hub holds (``pii_db``), whole or inside text."""
     with duckdb.connect(str(db), read_only=True) as con:
-        tables = tables or [
-            t
-            for (t,) in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? ORDER BY 1",
-                [schema],
+        con.execute(f"ATTACH '{pii_db}' AS pii (READ_ONLY)")
+        names = tables or [
+            f"{s}.{t}"
+            for s, t in con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "WHERE database_name = current_database() ORDER BY 1, 2"
             ).fetchall()
+            if s in schemas
         ]
-        cells = " UNION ALL ".join(_cells(con, schema, t) for t in tables)
+        cells = " UNION ALL ".join(_cells(*n.split(".")) for n in names)
         return con.execute(
             f"""
             WITH cells AS ({cells}),
-            pii AS (
-                SELECT name AS v, 'name' AS kind FROM core.person
-                UNION SELECT id_number, 'id_number' FROM core.person
-                UNION SELECT name, 'name' FROM core.cadre
-                UNION SELECT id_number, 'id_number' FROM core.cadre
-                UNION SELECT phone, 'phone' FROM core.cadre
-                UNION SELECT phone, 'phone' FROM core.household
-            )
+            pii AS (SELECT DISTINCT * FROM ({_identities("pii")}) WHERE v IS NOT NULL AND v <> ''),
+            -- words of free text (JSON, messages): runs of digits, of Han characters, dates
+            words AS (
+                SELECT tbl, col, val,
+                       unnest(regexp_extract_all(val,
+                           '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|[0-9][0-9Xx]*|[\u4e00-\u9fff]+')) AS w
+                FROM cells)
             SELECT kind, count(*) AS cells, min(tbl || '.' || col || ' = ' || val) AS example
             FROM (
             SELECT tbl, col, val, 'id-shaped' FROM cells WHERE regexp_matches(val, '{ID_SHAPED}')
@@ -398,29 +428,74 @@ def _pii_hits(db: Path, schema: str, tables: list[str] | None = None) -> list[tu
             SELECT tbl, col, val, 'phone-shaped' FROM cells
             WHERE regexp_matches(val, '{PHONE_SHAPED}')
             UNION ALL
-            SELECT tbl, col, val, 'a core ' || kind FROM cells JOIN pii ON cells.val = pii.v
-            WHERE pii.v IS NOT NULL AND pii.v <> ''
-            UNION ALL  -- ID numbers and phones inside longer text
-            SELECT tbl, col, val, 'contains a core ' || kind
-            FROM (SELECT tbl, col, val,
-                         unnest(regexp_extract_all(val, '[0-9]{{11,17}}[0-9Xx]?')) AS digits
-                  FROM cells) AS runs
-            JOIN pii ON kind <> 'name' AND runs.digits = pii.v
+            SELECT tbl, col, val, 'a held ' || kind FROM cells JOIN pii ON cells.val = pii.v
+            WHERE kind <> 'birth_date' OR col LIKE '%birth%'
+            UNION ALL  -- inside longer text: a whole word that is a held identifier
+            SELECT tbl, col, val, 'contains a held ' || kind FROM words JOIN pii ON words.w = pii.v
+            WHERE w <> val AND kind <> 'birth_date'
             ) AS hits(tbl, col, val, kind)
             GROUP BY kind ORDER BY kind
             """
         ).fetchall()
 
 
-def test_mart_holds_no_names_id_numbers_or_phones(built):
-    for db in (built.initial, built.snapshot):
-        assert _pii_hits(db, "mart") == []
+def _pii_snapshot(built: Built) -> Path:
+    return built.home / "restricted" / "pii-snapshot.duckdb"
+
+
+def test_analyst_snapshot_values_hold_no_identifier(built):
+    """Every value of every table of the analyst snapshot (core, ops and mart; not the column
+    names) is scanned for ID-number and phone shapes and for the names, ID numbers and phones
+    the hub holds."""
+    assert _pii_hits(built.snapshot, _pii_snapshot(built), ("core", "ops", "mart")) == []
+
+
+def test_analyst_snapshot_keeps_what_analysts_join_and_count_by(built):
+    columns = set(
+        _query(
+            built.snapshot,
+            "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
+            "WHERE schema_name IN ('core', 'ops', 'mart')",
+        )
+    )
+    assert {("core.person.person_key",), ("core.person.birth_year",)} <= columns
+    assert {("core.person_history.birth_year",), ("mart.person.birth_year",)} <= columns
+    people = ("core.person", "core.person_history", "core.cadre")
+    households = ("core.household", "core.household_history")
+    identifying = {f"{t}.{c}" for t in people for c in ("name", "id_number", "phone")}
+    identifying |= {f"{t}.phone" for t in households}
+    assert not identifying & {c for (c,) in columns}
+    assert not {c for (c,) in columns if "birth_date" in c}
+    tables = {t for (t,) in _query(built.snapshot, "SELECT table_name FROM duckdb_tables()")}
+    assert "quarantine" not in tables
+    # rejects keep rule, column, key and reason; identifying values are masked
+    masked = _query(
+        built.snapshot,
+        "SELECT count(*), count(DISTINCT rule) FROM ops.reject WHERE value = '***' "
+        "AND source_key IS NOT NULL AND rule IS NOT NULL AND message IS NOT NULL",
+    )[0]
+    assert masked[0] > 0 and masked[1] >= 2
+    # ... and the same people are found by person_key in both files
+    assert _query(built.snapshot, "SELECT count(DISTINCT person_key) FROM core.person") == _query(
+        _pii_snapshot(built), "SELECT count(DISTINCT person_key) FROM core.person"
+    )
 
 
 def test_the_pii_scan_finds_pii_where_it_is(built):
-    """The scan above would see PII: on the core tables it flags every kind."""
-    kinds = {kind for kind, _, _ in _pii_hits(built.snapshot, "core", ["person", "cadre"])}
-    assert kinds >= {"id-shaped", "phone-shaped", "a core name", "a core id_number", "a core phone"}
+    """The scan above would see PII: on the restricted snapshot it flags every kind."""
+    pii = _pii_snapshot(built)
+    hits = {kind for kind, _, _ in _pii_hits(pii, pii, (), ["core.person", "core.cadre"])}
+    assert hits >= {"id-shaped", "phone-shaped", "a held name", "a held id_number", "a held phone"}
+    quarantine = {kind for kind, _, _ in _pii_hits(pii, pii, (), ["ops.quarantine", "ops.reject"])}
+    assert {"contains a held name", "contains a held id_number"} <= quarantine
+
+
+def test_the_pii_snapshot_is_owner_only_and_complete(built):
+    pii = _pii_snapshot(built)
+    assert pii.stat().st_mode & 0o777 == 0o600 and pii.parent.stat().st_mode & 0o777 == 0o700
+    held = _query(pii, "SELECT count(*) FROM ops.quarantine")[0][0]
+    assert held > 0
+    assert _query(pii, "SELECT count(*) FROM core.person WHERE id_number IS NULL") == [(0,)]
 
 
 # ------------------------------------------------------------------------------------------

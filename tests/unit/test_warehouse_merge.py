@@ -322,7 +322,8 @@ def test_rejects_stay_out_of_core(con):
 
 
 def test_person_key_is_python_hmac(con, monkeypatch):
-    monkeypatch.setenv("HUB_PII_KEY", "a-test-key-" + "k" * 70)  # longer than a block: hashed first
+    key = ("a-test-key-" + "k" * 70).encode()  # longer than a block: hashed first
+    monkeypatch.setenv("HUB_PII_KEY", key.hex())  # HUB_PII_KEY is hex
     ids = [
         f"6110211970{m:02d}01{i:03d}{'X' if i % 7 == 0 else i % 10}"
         for m in range(1, 13)
@@ -331,7 +332,6 @@ def test_person_key_is_python_hmac(con, monkeypatch):
     pp = [person(f"{H1}{n:02d}", ident) for n, ident in enumerate(ids[:99])]
     merge(con, LUONAN, "r1", households=[household(H1)], persons=pp)
     got = dict(rows(con, "SELECT id_number, person_key FROM core.person"))
-    key = ("a-test-key-" + "k" * 70).encode()
     assert got == {i: hmac.new(key, i.encode(), hashlib.sha256).hexdigest() for i in ids[:99]}
     assert warehouse.person_key(ids[0]) == got[ids[0]]
     # Vectorised over many more values, short keys too.

@@ -1,0 +1,48 @@
+"""How analysts' SQL reaches the hub (``hub sql``, ``make sql``): the analyst snapshot only,
+read-only, in DuckDB's safe mode.
+
+Safe mode means ``enable_external_access = false`` (no ``ATTACH`` of other files — the live
+warehouse or the PII snapshot —, no ``read_csv``/``read_json``/``read_text``/``glob`` of local
+paths, no ``COPY … TO`` or ``EXPORT DATABASE``, no extension loading) and
+``lock_configuration = true`` (no ``SET`` can turn it back on). The shell runs the DuckDB
+binary with ``-safe -readonly``, which also refuses ``.shell``/``.system``, ``.open``,
+``.read``, ``.output``/``.once``, ``.import``, ``.log`` and ``.cd``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+#: The connection settings of every analyst query (DuckDB's safe mode).
+SAFE_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,  # last: the settings above can no longer be changed
+}
+
+
+def connect(snapshot: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only, safe-mode connection to the analyst snapshot."""
+    return duckdb.connect(str(snapshot), read_only=True, config=dict(SAFE_CONFIG))
+
+
+def duckdb_binary() -> Path:
+    """The DuckDB shell binary of the pinned ``duckdb-cli`` package.
+
+    Not its ``duckdb`` console script: that wrapper starts the binary with a ``SET
+    extension_directories`` command, which safe mode's locked configuration refuses."""
+    import duckdb_cli
+
+    binary = Path(duckdb_cli.__file__).with_name("duckdb")
+    if not binary.is_file():
+        raise FileNotFoundError(f"the duckdb-cli package has no shell binary at {binary}")
+    return binary
+
+
+def shell_command(snapshot: Path) -> list[str]:
+    """The DuckDB shell on the analyst snapshot: read-only and safe mode."""
+    return [str(duckdb_binary()), "-safe", "-readonly", str(snapshot)]

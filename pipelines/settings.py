@@ -1,0 +1,253 @@
+"""The hub's settings: the ONE place that reads the environment and ``.env``, picks the profile and
+checks the PII key. Every entry point calls :func:`load` first (each ``hub`` command, the Dagster
+definitions and with them every schedule, sensor and step process).
+
+Where settings come from, first match wins:
+
+1. the process environment;
+2. a git-ignored ``.env`` file (``HUB_ENV_FILE``, default ``<repo>/.env``), loaded into the
+   environment without overriding anything already there, so child processes (Dagster steps, the
+   UI's code server) see the same values.
+
+Profiles (``HUB_PROFILE``):
+
+* ``production`` (the default: a deployment never has to say so) — a county is synced only from
+  the platform its ``HUB_<SLUG>_URL/_KEY/_SECRET`` name; a county without them is *not
+  configured* and is never simulated. ``HUB_PII_KEY`` must be a real key (:func:`pii_key`).
+* ``demo`` — chosen explicitly (``make demo``, ``make ui``, ``hub demo``): counties without
+  settings are served by the bundled simulator, and without ``HUB_PII_KEY`` person_key uses the
+  published development key (with a warning).
+
+The warehouse records the profile that created it and refuses to be written by the other one
+(``pipelines.warehouse.connect``), so simulated people never reach a real warehouse.
+
+File modes: :func:`load` sets the process umask to ``077``, so everything the hub (and the
+DuckDB, Dagster and simulator processes it starts) creates is owner-only: directories 0700,
+files 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from pipelines.errors import SourceError
+from pipelines.paths import REPO, hub_home
+
+PROFILES = ("production", "demo")
+DEFAULT_PROFILE = "production"
+
+#: person_key's development key, the UTF-8 bytes of a published sentence (hex-encoded, as
+#: HUB_PII_KEY is). Pseudonyms made with it protect nothing: anyone can recompute them from a
+#: guessed ID number. Allowed in the demo profile only.
+DEV_PII_KEY = b"shangluo-hub-development-pii-key-not-for-production".hex()
+#: The shortest accepted key: 32 bytes = 64 hex digits (HMAC-SHA256's own output size).
+MIN_PII_KEY_BYTES = 32
+PII_KEY_HELP = (
+    "HUB_PII_KEY is the secret key of the person_key pseudonym (HMAC-SHA256 of the ID number): "
+    f"at least {MIN_PII_KEY_BYTES} random bytes written as hex "
+    f"({2 * MIN_PII_KEY_BYTES}+ hex digits). Generate one with "
+    '`python3 -c "import secrets; print(secrets.token_hex(32))"`, put it in .env or the '
+    "environment, keep it secret and never change it (changing it changes every person_key)."
+)
+
+#: Owner-only modes of everything the hub writes under HUB_HOME.
+PRIVATE_UMASK = 0o077
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600  # files keep no execute bit: the hub writes data, not programs
+
+
+def snapshot_mode() -> int:
+    """File mode of the analyst snapshot: ``HUB_SNAPSHOT_MODE`` (octal), default 0600. 0640 lets
+    the analysts' group read it when ``HUB_SNAPSHOT`` points at a directory that group can
+    enter; nobody but the owner may ever write it. (The PII snapshot is always 0600.)"""
+    raw = os.environ.get("HUB_SNAPSHOT_MODE") or "0600"
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        mode = -1
+    if mode < 0 or mode & ~0o644 or mode & 0o600 != 0o600:
+        raise SettingsError(
+            f"HUB_SNAPSHOT_MODE={raw!r}: use an octal file mode that the owner can read and write "
+            "and nobody else can write, e.g. 0600 (default) or 0640"
+        )
+    return mode
+
+
+class SettingsError(RuntimeError):
+    """The configuration is unusable; the message says what to set and where."""
+
+
+class NotConfigured(SourceError):
+    """A county without connection settings in the production profile: never simulated."""
+
+    def __init__(self, county: object) -> None:
+        prefix = getattr(county, "env_prefix", "HUB_<SLUG>_")
+        super().__init__(
+            county,
+            f"{prefix}URL",
+            f"not configured: set {prefix}URL, {prefix}KEY and {prefix}SECRET in the environment "
+            "or .env to sync this county (the simulator serves only the demo profile, "
+            "HUB_PROFILE=demo)",
+        )
+
+
+_loaded: dict[str, str] | None = None
+_loaded_from: Path | None = None
+
+
+def env_file() -> Path:
+    """The ``.env`` file read by :func:`load`: ``HUB_ENV_FILE``, else ``<repo>/.env``."""
+    return Path(os.environ.get("HUB_ENV_FILE") or REPO / ".env")
+
+
+def load() -> dict[str, str]:
+    """Read ``.env`` into the environment (the environment wins), set the owner-only umask and
+    check the profile's name. Returns what ``.env`` added. Cheap and idempotent: every entry
+    point calls it first."""
+    global _loaded, _loaded_from
+    os.umask(PRIVATE_UMASK)
+    source = env_file()
+    if _loaded is None or _loaded_from != source:
+        added: dict[str, str] = {}
+        if source.is_file():
+            for key, value in dotenv_values(source).items():
+                if value is not None and key not in os.environ:
+                    os.environ[key] = value
+                    added[key] = value
+        _loaded, _loaded_from = added, source
+    profile()  # an unknown profile fails here, before anything runs
+    return dict(_loaded)
+
+
+def profile() -> str:
+    """``production`` (default) or ``demo``, from ``HUB_PROFILE``."""
+    value = (os.environ.get("HUB_PROFILE") or DEFAULT_PROFILE).strip().lower()
+    if value not in PROFILES:
+        raise SettingsError(
+            f"HUB_PROFILE={value!r} is not a profile: use 'production' (the default) or 'demo'"
+        )
+    return value
+
+
+def is_demo() -> bool:
+    return profile() == "demo"
+
+
+def use_demo_profile() -> None:
+    """Select the demo profile for this process and its children (``hub demo``). Refused when
+    ``production`` was chosen explicitly: a production deployment never runs the simulator."""
+    if (os.environ.get("HUB_PROFILE") or "").strip().lower() == "production":
+        raise SettingsError(
+            "hub demo runs the demo profile (simulated counties), but HUB_PROFILE=production is "
+            f"set (environment or {env_file()}): run the demo from another checkout or HUB_HOME"
+        )
+    os.environ["HUB_PROFILE"] = "demo"
+
+
+def county_configured(county: object) -> bool:
+    """Whether ``HUB_<SLUG>_URL`` is set for ``county`` (environment or .env)."""
+    return bool(os.environ.get(f"{county.env_prefix}URL"))  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# the PII key
+
+
+def _parse_pii_key(raw: str) -> bytes:
+    try:
+        key = bytes.fromhex(raw.strip())
+    except ValueError:
+        raise SettingsError(
+            "HUB_PII_KEY is not hex-encoded. " + PII_KEY_HELP
+        ) from None  # the value itself is never shown
+    return key
+
+
+def pii_key_problem() -> str | None:
+    """Why this process may not compute person_key with the configured key, or None.
+
+    Production: the key must be set, hex, at least 32 bytes and not the development key. Demo:
+    unset means the development key; a key that is set must still be valid hex."""
+    raw = os.environ.get("HUB_PII_KEY")
+    if not raw:
+        if is_demo():
+            return None
+        return "HUB_PII_KEY is not set (production profile). " + PII_KEY_HELP
+    try:
+        key = _parse_pii_key(raw)
+    except SettingsError as exc:
+        return str(exc)
+    if is_demo():
+        return None
+    if key == bytes.fromhex(DEV_PII_KEY):
+        return (
+            "HUB_PII_KEY is the published development key, which protects nothing "
+            "(production profile). " + PII_KEY_HELP
+        )
+    if len(key) < MIN_PII_KEY_BYTES:
+        return (
+            f"HUB_PII_KEY is {len(key)} bytes, shorter than {MIN_PII_KEY_BYTES} "
+            "(production profile). " + PII_KEY_HELP
+        )
+    return None
+
+
+def check_pii_key() -> None:
+    """Fail start-up with a clear message when the PII key is unusable in this profile."""
+    problem = pii_key_problem()
+    if problem:
+        raise SettingsError(problem)
+
+
+def pii_key() -> bytes:
+    """The key bytes of person_key: ``HUB_PII_KEY`` (hex), or the development key in the demo
+    profile when it is unset. Raises :class:`SettingsError` for a key the profile refuses."""
+    check_pii_key()
+    raw = os.environ.get("HUB_PII_KEY")
+    return _parse_pii_key(raw) if raw else bytes.fromhex(DEV_PII_KEY)
+
+
+def uses_development_key() -> bool:
+    return not os.environ.get("HUB_PII_KEY")
+
+
+# --------------------------------------------------------------------------------------------
+# file modes
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) owner-only, and make it owner-only if it exists."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    _chmod_if_mine(path, PRIVATE_DIR)
+    return path
+
+
+def secure_home() -> Path:
+    """Make ``HUB_HOME`` and what is already in it owner-only (a home created before the hub set
+    its umask, or by another tool, may be world-readable). One ``lstat`` per entry: cheap, as
+    retention keeps the landing area to weeks."""
+    home = hub_home()
+    if not home.exists():
+        return private_dir(home)
+    for root, dirs, files in os.walk(home):
+        _chmod_if_mine(Path(root), PRIVATE_DIR)
+        for name in files:
+            _chmod_if_mine(Path(root) / name, PRIVATE_FILE)
+        for name in dirs:
+            _chmod_if_mine(Path(root) / name, PRIVATE_DIR)
+    return home
+
+
+def _chmod_if_mine(path: Path, mode: int) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
+        return
+    if stat.S_IMODE(st.st_mode) & ~mode:
+        path.chmod(stat.S_IMODE(st.st_mode) & mode)

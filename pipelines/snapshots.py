@@ -1,0 +1,211 @@
+"""The two files the hub publishes from the live warehouse (``warehouse.publish_snapshot``):
+
+* the **analyst snapshot** (``paths.snapshot_db()``, for every analyst): ``core``, ``ops`` and
+  ``mart`` with **no direct identifier anywhere** — no names, ID numbers, phone numbers or full
+  birth dates (``schemas.columns.IDENTIFYING``) in any table. Persons keep ``person_key`` (the
+  keyed HMAC) to join and count, and ``birth_year`` instead of the birth date. In ``ops.reject``
+  and ``ops.finding`` the value (and its echo in the message) of an identifying column is masked
+  as ``***``; rule, column, key and reason stay. ``ops.quarantine`` (whole rejected records)
+  is left out.
+* the **restricted PII snapshot** (``paths.pii_snapshot_db()``, for the few with PII rights):
+  everything but ``raw``, as the live warehouse holds it. Always 0600 in a 0700 directory.
+
+The analyst snapshot is built into a NEW file (schema copied with ``COPY FROM DATABASE …
+(SCHEMA)``, so comments, keys and macros stay; identifying columns dropped while the tables are
+empty; then the rows copied without them), so no identifier is ever written to it, not even to
+pages a later checkpoint frees. Both files are written beside their target and renamed into
+place atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import duckdb
+
+from pipelines import settings
+from schemas.columns import IDENTIFYING
+
+#: Schemas analysts get. ``raw`` (payload metadata) stays with the engineers.
+PUBLISHED_SCHEMAS = ("core", "ops", "mart")
+#: Tables with whole records (PII) that only the PII snapshot carries.
+PII_ONLY_TABLES = ("ops.quarantine",)
+#: core tables of each entity that hold its columns (current state and history versions).
+_TABLES_OF = {
+    "person": ("person", "person_history"),
+    "household": ("household", "household_history"),
+}
+MASK = "***"
+
+#: What a masked reject/finding message hides besides the value itself: digit runs long enough to
+#: be (part of) an ID number or phone, and dates (the ID number's birth date echoed in details).
+_MESSAGE_MASKS = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}", r"[0-9][0-9.Ee+]{5,}[0-9Xx]")
+
+
+def redacted_columns() -> dict[str, tuple[str, ...]]:
+    """``core`` table -> its identifying columns (dropped from the analyst snapshot)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for entity, columns in IDENTIFYING.items():
+        for table in _TABLES_OF.get(entity, (entity,)):
+            out[table] = columns
+    return out
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _identifying_issue() -> str:
+    """SQL condition: this ops.reject / ops.finding row is about an identifying value."""
+    pairs = " OR ".join(
+        f"(entity = {_sql_text(e)} AND column_name IN ({', '.join(map(_sql_text, cols))}))"
+        for e, cols in IDENTIFYING.items()
+    )
+    # ID-number rules quote the number or its birth date whatever column they name.
+    return f"({pairs} OR rule LIKE 'id_number%' OR rule = 'cadre_registered_poor')"
+
+
+def _masked_message() -> str:
+    expr = f"replace(message, coalesce(value, ''), {_sql_text(MASK)})"
+    expr = f"CASE WHEN coalesce(value, '') = '' THEN message ELSE {expr} END"
+    for pattern in _MESSAGE_MASKS:
+        expr = f"regexp_replace({expr}, {_sql_text(pattern)}, {_sql_text(MASK)}, 'g')"
+    return expr
+
+
+def _select_list(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    """The analyst copy of one table: its (remaining) columns, derived ones computed."""
+    columns = [
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            [schema, table],
+        ).fetchall()
+    ]
+    identifying = _identifying_issue()
+    exprs = []
+    for c in columns:
+        if c == "birth_year" and schema == "core":
+            exprs.append('CAST(year("birth_date") AS INTEGER) AS "birth_year"')
+        elif schema == "ops" and table in ("reject", "finding") and c == "value":
+            exprs.append(
+                f"CASE WHEN {identifying} AND value IS NOT NULL THEN {_sql_text(MASK)} "
+                'ELSE value END AS "value"'
+            )
+        elif schema == "ops" and table in ("reject", "finding") and c == "message":
+            exprs.append(
+                f'CASE WHEN {identifying} THEN {_masked_message()} ELSE message END AS "message"'
+            )
+        else:
+            exprs.append(_q(c))
+    return ", ".join(exprs)
+
+
+@contextmanager
+def _new_file(target: Path, mode: int) -> Iterator[Path]:
+    """A temporary path beside ``target``; renamed over it (with ``mode``) when the block ends
+    without error, removed otherwise."""
+    if _under_home(target):
+        settings.private_dir(target.parent)
+    else:  # e.g. a share the analysts' group can enter (HUB_SNAPSHOT); its owner sets its mode
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        tmp.chmod(mode)
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _under_home(path: Path) -> bool:
+    from pipelines.paths import hub_home
+
+    return path.resolve().is_relative_to(hub_home())
+
+
+def publish_analyst_snapshot(live: Path, target: Path) -> Path:
+    """Build the analyst snapshot of ``live`` at ``target`` (see the module docstring)."""
+    redacted = redacted_columns()
+    with _new_file(target, settings.snapshot_mode()) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            con.execute(f"ATTACH {_sql_text(str(live))} AS live (READ_ONLY)")
+            this = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"COPY FROM DATABASE live TO {_q(this)} (SCHEMA)")
+            kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
+            for (schema,) in con.execute(
+                "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
+                f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
+            ).fetchall():
+                con.execute(f"DROP SCHEMA {_q(schema)} CASCADE")
+            for table in PII_ONLY_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            for table, columns in redacted.items():
+                if not _exists(con, "core", table):
+                    continue
+                if "birth_date" in columns:
+                    con.execute(f"ALTER TABLE core.{_q(table)} ADD COLUMN birth_year INTEGER")
+                    con.execute(
+                        f"COMMENT ON COLUMN core.{_q(table)}.birth_year IS "
+                        "'birth_year — 出生年份: year of birth (the full date is only in the "
+                        "restricted PII snapshot)'"
+                    )
+                for column in columns:
+                    con.execute(f"ALTER TABLE core.{_q(table)} DROP COLUMN {_q(column)}")
+            tables = con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "WHERE database_name = current_database() ORDER BY schema_name, table_name"
+            ).fetchall()
+            con.execute("BEGIN")
+            for schema, table in tables:
+                con.execute(
+                    f"INSERT INTO {_q(schema)}.{_q(table)} BY NAME "
+                    f"SELECT {_select_list(con, schema, table)} FROM live.{_q(schema)}.{_q(table)}"
+                )
+            con.execute("COMMIT")
+            con.execute("DETACH live")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return target
+
+
+def publish_pii_snapshot(live: Path, target: Path) -> Path:
+    """The restricted copy: the live file byte for byte, ``raw`` dropped; 0600 in a 0700 dir."""
+    with _new_file(target, settings.PRIVATE_FILE) as tmp:
+        shutil.copyfile(live, tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
+            for (schema,) in con.execute(
+                "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
+                f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
+            ).fetchall():
+                con.execute(f"DROP SCHEMA {_q(schema)} CASCADE")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return target
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
