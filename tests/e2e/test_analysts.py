@@ -353,6 +353,70 @@ def test_hub_sql_without_a_query_opens_the_duckdb_shell_read_only(built):
 
 
 # ------------------------------------------------------------------------------------------
+# hub sql is locked to the analyst snapshot (DuckDB safe mode): every escape is refused
+
+
+def _landed_file(built: Built) -> Path:
+    return next((built.home / "landing").rglob("*.json"))
+
+
+def _escapes(built: Built, outside: Path) -> dict[str, str]:
+    """What an analyst could try, by name: SQL reaching past the analyst snapshot."""
+    return {
+        "attach the live warehouse": f"ATTACH '{built.live}' AS live (READ_ONLY)",
+        "attach the PII snapshot": f"ATTACH '{_pii_snapshot(built)}' AS pii",
+        "read_json a landed payload": f"SELECT * FROM read_json('{_landed_file(built)}')",
+        "read a landed payload by path": f"SELECT * FROM '{_landed_file(built)}'",
+        "read_csv a local file": "SELECT * FROM read_csv('/etc/passwd')",
+        "read_text a local file": "SELECT * FROM read_text('/etc/hostname')",
+        "glob the hub home": f"SELECT * FROM glob('{built.home}/**')",
+        "COPY TO a file": f"COPY (SELECT * FROM core.person) TO '{outside}'",
+        "EXPORT DATABASE": f"EXPORT DATABASE '{outside.parent / 'export'}'",
+        "turn external access back on": "SET enable_external_access = true",
+        "unlock the configuration": "SET lock_configuration = false",
+        "load an extension": "LOAD httpfs",
+    }
+
+
+def test_hub_sql_refuses_every_escape(built, tmp_path):
+    outside = tmp_path / "stolen.csv"
+    for name, statement in _escapes(built, outside).items():
+        result = _hub_sql(built.home, statement)
+        assert result.returncode == 1, f"{name}: {result.stdout}"
+        message = result.stderr.lower()
+        assert "permission" in message or "configuration" in message or "lock" in message, (
+            f"{name}: {result.stderr}"
+        )
+    assert not outside.exists() and not (tmp_path / "export").exists()
+    # the refused ATTACH took no lock on the live file: the pipeline can still write it
+    with duckdb.connect(str(built.live)) as writer:
+        assert writer.execute("SELECT count(*) FROM ops.sync_run").fetchone()[0] > 0
+
+
+def test_make_sql_shell_refuses_every_escape(built, tmp_path):
+    outside = tmp_path / "stolen.csv"
+    marker = tmp_path / "shell-ran"
+    statements = [f"{s};" for s in _escapes(built, outside).values()]
+    dot_commands = [
+        f".shell touch {marker}",
+        f".system touch {marker}",
+        f".open {built.live}",
+        f".output {outside}",
+        f".once {outside}",
+        f".read {_landed_file(built)}",
+        f".import {_landed_file(built)} stolen",
+        f".log {outside}",
+    ]
+    script = "\n".join([*statements, *dot_commands, "SELECT 'still here' AS alive;", ""])
+    result = _hub_sql(built.home, stdin=script)
+    output = result.stdout + result.stderr
+    assert "still here" in result.stdout  # the shell ran all of it ...
+    assert output.count("Permission Error") >= 9  # ... and refused each statement
+    assert output.count("cannot be used in -safe mode") == len(dot_commands)
+    assert not marker.exists() and not outside.exists()
+
+
+# ------------------------------------------------------------------------------------------
 # PII: nothing in the analyst snapshot identifies a person
 
 # Shapes, whatever their source: an ID number (6-digit address code, a real-looking birth date,
