@@ -71,9 +71,11 @@ def _dagster_home() -> Path:
 
 
 def _start_simulator_if_needed():
-    """Demo profile: start the bundled simulator for every county without ``HUB_<SLUG>_URL``
-    (environment or .env) and export its URLs. Production never simulates: such a county is
-    reported as not configured when it syncs."""
+    """Demo profile: start the bundled simulator for the counties without ``HUB_<SLUG>_URL``
+    (environment or .env). Step processes find it through its state file under HUB_HOME
+    (``pipelines.sources``); its URLs are not exported, so a county's own settings stay the
+    only thing that says "configured". Production never simulates: such a county is reported
+    as not configured when it syncs."""
     missing = [c for c in counties() if not settings.county_configured(c)]
     if not settings.is_demo():
         if missing:
@@ -85,11 +87,8 @@ def _start_simulator_if_needed():
     if not missing:
         return None
     from pipelines.sources import start_embedded_simulator
-    from simulator import embedded
 
     info = start_embedded_simulator()
-    # Step processes inherit these, so they all talk to this one simulator.
-    os.environ.update(embedded.env_for(info["url"], [c.slug for c in missing]))
     console.print(
         f"[dim]Simulator on {info['url']} (scale {os.environ.get('HUB_SIM_SCALE', '1.0')}) "
         f"serving {', '.join(c.slug for c in missing)}[/dim]"

@@ -57,9 +57,13 @@ def connection_settings(county: County) -> dict[str, str]:
     raise settings.NotConfigured(county)
 
 
-def configured(county: County) -> bool:
-    """Whether ``county`` can be synced in this profile (its own settings, or the demo's simulator)."""
-    return settings.county_configured(county) or settings.is_demo()
+def connection_state(county: County) -> str:
+    """``configured`` (its own settings), ``simulated`` (demo profile, no settings) or
+    ``not configured`` (production profile, no settings: never synced, never simulated)."""
+    settings.load()
+    if settings.county_configured(county):
+        return "configured"
+    return "simulated" if settings.is_demo() else "not configured"
 
 
 def client_for(county: County):

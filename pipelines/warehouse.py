@@ -1023,6 +1023,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     registry = str(registry_path()).replace("'", "''")
     con.execute(f"SET VARIABLE hub_seeds = '{seeds}'")
     con.execute(f"SET VARIABLE hub_registry = '{registry}'")  # HUB_REGISTRY may add counties
+    _set_connection_states(con)
     con.execute("BEGIN")
     try:
         for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
@@ -1040,6 +1041,19 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("ROLLBACK")
         raise
     return tables
+
+
+def _set_connection_states(con: duckdb.DuckDBPyConnection) -> None:
+    """``hub_connections``: slug -> configured / simulated / not configured, for
+    mart.sync_status (the settings are the process's, not the warehouse's)."""
+    from pipelines.registry import counties
+    from pipelines.sources import connection_state
+
+    states = {c.slug: connection_state(c) for c in counties()}
+    con.execute(
+        "SET VARIABLE hub_connections = MAP(?::VARCHAR[], ?::VARCHAR[])",
+        [list(states), list(states.values())],
+    )
 
 
 def _inherit_column_comments(con: duckdb.DuckDBPyConnection) -> None:

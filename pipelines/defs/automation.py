@@ -15,6 +15,7 @@ from pipelines import notify, warehouse
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
 from pipelines.registry import County, counties
+from pipelines.settings import NotConfigured
 from pipelines.sources import connection_settings
 
 API_KINDS = ("bigdata", "battle")
@@ -108,7 +109,10 @@ def workbook_sensor(county: County, job) -> dg.SensorDefinition:
         description=f"Launches sync_{county.slug} when a new file appears in {county.name}'s export index.",
     )
     def _sensor(context: dg.SensorEvaluationContext):
-        settings = connection_settings(county)
+        try:
+            settings = connection_settings(county)
+        except NotConfigured as not_configured:  # production without HUB_<SLUG>_URL
+            return dg.SkipReason(str(not_configured))
         auth = (settings["key"], settings["secret"]) if settings.get("key") else None
         response = requests.get(
             f"{settings['url'].rstrip('/')}/exports/index.json", auth=auth, timeout=30

@@ -59,7 +59,8 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
     description = (
         f"{county.name} {county.name_en} ({county.code}) — {KIND_LABEL[county.kind]}, "
         f"version {county.version}. Connection: HUB_{county.slug.upper()}_URL/_KEY/_SECRET "
-        "(the bundled simulator when unset)."
+        "(when unset: the bundled simulator in the demo profile; in production the county is "
+        "not configured and never simulated)."
     )
     owners = [county.owner] if county.owner else []
 

@@ -2,6 +2,8 @@
 -- "Latest sync" is the county's most recent merged or refused sync (by finish time); its counts
 -- add up its entities. age_hours is measured when the marts were built (built_at); compute
 -- now() - last_success_at for the age at query time.
+-- connection: whether the county is configured (its own platform), simulated (demo) or not
+-- configured (production without settings), as the process that built the marts sees it.
 
 CREATE OR REPLACE TABLE mart.sync_status AS
 WITH registry AS (
@@ -41,6 +43,7 @@ live AS (
     FROM core.household WHERE deleted_at IS NULL GROUP BY county_code
 )
 SELECT r.county_code, r.county_name, r.slug, r.kind,
+       coalesce(getvariable('hub_connections')[r.slug], 'unknown') AS connection,
        s.last_success_at,
        round(date_diff('second', s.last_success_at, now()) / 3600.0, 2) AS age_hours,
        l.sync_run_id AS latest_sync_run_id, l.mode AS latest_mode, l.status AS latest_status,
@@ -64,6 +67,7 @@ COMMENT ON TABLE mart.sync_status IS '同步状态: per county of the registry: 
 COMMENT ON COLUMN mart.sync_status.county_name IS 'county_name — 县区名称: name in the registry';
 COMMENT ON COLUMN mart.sync_status.slug IS 'slug — 县区标识: registry slug (Dagster group, env-var infix)';
 COMMENT ON COLUMN mart.sync_status.kind IS 'kind — 平台类型: bigdata / battle / workbook';
+COMMENT ON COLUMN mart.sync_status.connection IS 'connection — 接入状态: configured (HUB_<SLUG>_URL set: the county''s own platform), simulated (demo profile: the bundled simulator) or not configured (production profile without settings: never synced, never simulated)';
 COMMENT ON COLUMN mart.sync_status.last_success_at IS 'last_success_at — 最近成功同步: when the latest succeeded sync committed';
 COMMENT ON COLUMN mart.sync_status.age_hours IS 'age_hours — 数据时效(小时): hours from last_success_at to built_at';
 COMMENT ON COLUMN mart.sync_status.latest_sync_run_id IS 'latest_sync_run_id — 最近同步批次: the latest merged or refused sync';
