@@ -4,11 +4,15 @@ from __future__ import annotations
 
 # First, before anything reads a setting (the registry, county URLs, the PII key): the
 # environment and .env, the profile, the owner-only umask; production refuses to start without
-# a proper HUB_PII_KEY (the code location then fails to load with that message).
+# a proper HUB_PII_KEY (the code location then fails to load with that message). Schedules,
+# sensors and step processes all run from this module, so they all see the same settings.
 from pipelines import settings
 
 settings.load()
 settings.check_pii_key()
+# Dagster created its instance files (DAGSTER_HOME under HUB_HOME) before importing this module,
+# under the caller's umask: make them, and anything older, owner-only too.
+settings.secure_home()
 
 import dagster as dg  # noqa: E402
 

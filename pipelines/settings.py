@@ -231,8 +231,8 @@ def secure_home() -> Path:
     its umask, or by another tool, may be world-readable). One ``lstat`` per entry: cheap, as
     retention keeps the landing area to weeks."""
     home = hub_home()
-    if not home.exists():
-        return private_dir(home)
+    if not home.exists():  # created later, under the owner-only umask
+        return home
     for root, dirs, files in os.walk(home):
         _chmod_if_mine(Path(root), PRIVATE_DIR)
         for name in files:
