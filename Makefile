@@ -17,15 +17,18 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 venv: $(BIN)/.installed
 
+# Owner-only, like everything the hub writes under HUB_HOME (pipelines/settings.py).
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	umask 077 && mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
 
+# The demo profile: counties without HUB_<SLUG>_URL are served by the bundled simulator. A
+# production deployment never sets it (production is the default: unconfigured counties are
+# reported, never simulated).
 demo: venv $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/hub demo
+	HUB_PROFILE=demo $(BIN)/hub demo
 
 ui: venv $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/hub ui
+	HUB_PROFILE=demo $(BIN)/hub ui
 
 sql: venv
 	$(BIN)/hub sql
@@ -33,7 +36,7 @@ sql: venv
 test: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/dagster definitions validate -m pipelines.definitions
+	HUB_PROFILE=demo $(BIN)/dagster definitions validate -m pipelines.definitions
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 lint: venv

@@ -228,6 +228,7 @@ def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dic
         **os.environ,
         **env_for(sim.url),
         **homes,
+        "HUB_PROFILE": "demo",  # simulated counties: the demo profile (pipelines/settings.py)
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     env.pop("HUB_WAREHOUSE", None)
