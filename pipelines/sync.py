@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines import divisions, landing, notify, warehouse
+from pipelines import divisions, landing, notify, retention, warehouse
 from pipelines import staged as staged_io
 from pipelines.errors import RejectThresholdExceeded, SourceError, StaleReplay
 from pipelines.landing import read_manifest
@@ -213,6 +213,8 @@ def merge(
         after = warehouse.watermarks(con, county.code)
         spike = notify.reject_spike(con, county, landed.sync_id, rejected, total)
     warehouse.write_state(county, after)
+    if landed.mode == "full":  # the latest state is now replayable from this landing on
+        retention.prune_landing(county, landed.sync_id)
     if spike is not None:  # sent outside the pool: a slow robot never holds the warehouse
         notify.send(spike)
     return Merged(

@@ -534,3 +534,53 @@ def test_watermarks_commit_with_the_merge(con):
     assert rows(
         con, "SELECT watermark_before, watermark_after FROM ops.sync_run WHERE sync_run_id = 'r2'"
     ) == [("c1", "c2")]
+
+
+def test_a_rejected_record_is_quarantined_once_per_content(con):
+    def sync(run: str, income: float, raw_ref: str) -> None:
+        bad = household(H2, income_per_capita=income)
+        bad["raw_ref"] = raw_ref  # every sync lands on other pages
+        hh = [household(H1), bad]
+        validated = {
+            "household": V(
+                frame("household", hh[:1]), rejects=issues("household", [(H2, "negative_income")])
+            )
+        }
+        merge(con, LUONAN, run, households=hh, validated=validated)
+
+    sync("r1", -5.0, "luonan:r1:1#1")
+    sync("r2", -5.0, "luonan:r2:1#1")  # re-sent unchanged: rejected again, not stored again
+    assert rows(con, "SELECT sync_run_id FROM ops.quarantine") == [("r1",)]
+    assert rows(con, "SELECT sync_run_id FROM ops.reject ORDER BY 1") == [("r1",), ("r2",)]
+    sync("r3", -7.0, "luonan:r3:1#1")  # changed content: stored
+    assert rows(
+        con, "SELECT sync_run_id, record->>'income_per_capita' FROM ops.quarantine ORDER BY 1"
+    ) == [("r1", "-5.0"), ("r3", "-7.0")]
+    # the same key and content from another county is its own record
+    merge(
+        con,
+        SHANGNAN,
+        "s1",
+        households=[household(H2, income_per_capita=-5.0)],
+        validated={
+            "household": V(
+                frame("household", []), rejects=issues("household", [(H2, "negative_income")])
+            )
+        },
+    )
+    assert count(con, "SELECT count(*) FROM ops.quarantine") == 3
+
+
+def test_migration_keeps_one_copy_of_each_quarantined_record(tmp_path):
+    db = tmp_path / "old.duckdb"
+    with warehouse.connect(db) as con:
+        con.execute("DELETE FROM ops.schema_migration WHERE version >= 5")
+        con.execute("ALTER TABLE ops.quarantine DROP COLUMN record_hash")
+        for run, ref in (("r1", "a#1"), ("r2", "b#1"), ("r3", "c#1")):
+            record = f'{{"household_no": "{H2}", "income_per_capita": -5.0, "raw_ref": "{ref}"}}'
+            con.execute(
+                "INSERT INTO ops.quarantine VALUES (?, '611021', 'household', ?, ?, ?, now())",
+                [run, H2, ref, record],
+            )
+    with warehouse.connect(db) as con:  # applies 005 again
+        assert rows(con, "SELECT sync_run_id FROM ops.quarantine") == [("r1",)]
