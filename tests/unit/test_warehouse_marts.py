@@ -260,7 +260,8 @@ def test_publish_snapshot_with_a_reader_held_open(city, tmp_path):
     live = tmp_path / "live.duckdb"
     live.write_bytes(db.read_bytes())
     snap = tmp_path / "snap" / "snapshot.duckdb"
-    assert warehouse.publish_snapshot(live, snap) == snap
+    pii = tmp_path / "restricted" / "pii-snapshot.duckdb"
+    assert warehouse.publish_snapshot(live, snap, pii) == snap
     reader = warehouse.duckdb.connect(str(snap), read_only=True)
     try:
         schemas = {
@@ -287,7 +288,7 @@ def test_publish_snapshot_with_a_reader_held_open(city, tmp_path):
 
         with warehouse.connect(live) as con:
             merge(con, SHANGNAN, "s2", day="2016-07-04", households=[household("6110231010010002")])
-        warehouse.publish_snapshot(live, snap)
+        warehouse.publish_snapshot(live, snap, pii)
         # The open reader still reads the snapshot it opened...
         assert reader.execute("SELECT count(*) FROM core.household").fetchone()[0] == 5
     finally:
