@@ -31,7 +31,7 @@ def _county_env_keys() -> list[str]:
 def hub_home(tmp_path, monkeypatch) -> Path:
     """A fresh HUB_HOME (warehouse, snapshot, landing, state) for one test."""
     monkeypatch.setenv("HUB_HOME", str(tmp_path / "hub"))
-    for key in ("HUB_WAREHOUSE", "HUB_SNAPSHOT"):
+    for key in ("HUB_WAREHOUSE", "HUB_SNAPSHOT", "HUB_PII_SNAPSHOT"):
         monkeypatch.delenv(key, raising=False)
     for key in list(os.environ):  # tests never notify the real channels of a developer's .env
         if key.endswith(("_WEBHOOK", "_WEBHOOK_SECRET", "_EMAIL")) or key.startswith("HUB_SMTP_"):
