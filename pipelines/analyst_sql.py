@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.columns import IDENTIFYING
+
 #: The connection settings of every analyst query (DuckDB's safe mode).
 SAFE_CONFIG = {
     "enable_external_access": False,
@@ -25,9 +27,32 @@ SAFE_CONFIG = {
 }
 
 
+class NotAnAnalystSnapshot(RuntimeError):
+    """``HUB_SNAPSHOT`` names a file with direct identifiers (the live warehouse, the PII copy)."""
+
+
 def connect(snapshot: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only, safe-mode connection to the analyst snapshot."""
-    return duckdb.connect(str(snapshot), read_only=True, config=dict(SAFE_CONFIG))
+    """A read-only, safe-mode connection to the analyst snapshot. Refuses a file that holds
+    direct identifiers, so pointing ``HUB_SNAPSHOT`` at the live warehouse or the restricted PII
+    snapshot does not turn ``hub sql`` into a way around the file split."""
+    con = duckdb.connect(str(snapshot), read_only=True, config=dict(SAFE_CONFIG))
+    try:
+        identifying = [f"{e}.{c}" for e, cols in IDENTIFYING.items() for c in cols]
+        found = con.execute(
+            "SELECT table_name || '.' || column_name FROM duckdb_columns() "
+            "WHERE schema_name = 'core' AND list_contains($names, table_name || '.' || column_name)",
+            {"names": identifying},
+        ).fetchall()
+    except BaseException:
+        con.close()
+        raise
+    if found:
+        con.close()
+        raise NotAnAnalystSnapshot(
+            f"{snapshot} holds direct identifiers (core.{found[0][0]}): it is not the analyst "
+            "snapshot. hub sql opens only the analyst snapshot; check HUB_SNAPSHOT."
+        )
+    return con
 
 
 def duckdb_binary() -> Path:
@@ -44,5 +69,7 @@ def duckdb_binary() -> Path:
 
 
 def shell_command(snapshot: Path) -> list[str]:
-    """The DuckDB shell on the analyst snapshot: read-only and safe mode."""
+    """The DuckDB shell on the analyst snapshot (checked as :func:`connect` does), read-only
+    and in safe mode."""
+    connect(snapshot).close()
     return [str(duckdb_binary()), "-safe", "-readonly", str(snapshot)]

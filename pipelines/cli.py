@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -40,7 +40,7 @@ def _load_settings() -> None:
         _fail(exc)
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException) -> NoReturn:
     err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
     raise typer.Exit(1)
 
@@ -233,7 +233,10 @@ def sql(
     if query is None:
         # The DuckDB shell on the snapshot only (the live file is never opened here, so a
         # running sync and the shell do not block each other), read-only and in safe mode.
-        command = analyst_sql.shell_command(snapshot)
+        try:
+            command = analyst_sql.shell_command(snapshot)
+        except analyst_sql.NotAnAnalystSnapshot as exc:
+            _fail(exc)
         os.execv(command[0], command)
     import duckdb
 
@@ -243,6 +246,8 @@ def sql(
             if result is None:  # a statement without a result (SET, PRAGMA, ...)
                 return
             df = result.pl()
+    except analyst_sql.NotAnAnalystSnapshot as exc:
+        _fail(exc)
     except duckdb.Error as e:
         err_console.print(f"[red]query failed:[/red] {e}", markup=True, highlight=False)
         raise typer.Exit(1) from None

@@ -278,9 +278,12 @@ def test_committed_dictionary_is_up_to_date(built):
 # hub sql, run as a user runs it
 
 
-def _hub_sql(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def _hub_sql(
+    home: Path, *args: str, stdin: str | None = None, **extra: str
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HUB_WAREHOUSE", "HUB_SNAPSHOT")}
     env["HUB_HOME"] = str(home)
+    env.update(extra)
     return subprocess.run(
         [str(HUB), "sql", *args],
         env=env,
@@ -414,6 +417,16 @@ def test_make_sql_shell_refuses_every_escape(built, tmp_path):
     assert output.count("Permission Error") >= 9  # ... and refused each statement
     assert output.count("cannot be used in -safe mode") == len(dot_commands)
     assert not marker.exists() and not outside.exists()
+
+
+def test_hub_sql_opens_nothing_but_an_analyst_snapshot(built):
+    """HUB_SNAPSHOT pointed at the live warehouse or the PII snapshot is refused, query and shell."""
+    for other in (built.live, _pii_snapshot(built)):
+        for stdin, args in ((None, ("SELECT count(*) FROM core.person",)), ("SELECT 1;\n", ())):
+            result = _hub_sql(built.home, *args, stdin=stdin, HUB_SNAPSHOT=str(other))
+            assert result.returncode == 1, result.stdout
+            assert "not the analyst snapshot" in result.stderr, result.stderr
+            assert result.stdout == ""
 
 
 # ------------------------------------------------------------------------------------------
