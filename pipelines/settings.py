@@ -60,23 +60,6 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600  # files keep no execute bit: the hub writes data, not programs
 
 
-def snapshot_mode() -> int:
-    """File mode of the analyst snapshot: ``HUB_SNAPSHOT_MODE`` (octal), default 0600. 0640 lets
-    the analysts' group read it when ``HUB_SNAPSHOT`` points at a directory that group can
-    enter; nobody but the owner may ever write it. (The PII snapshot is always 0600.)"""
-    raw = os.environ.get("HUB_SNAPSHOT_MODE") or "0600"
-    try:
-        mode = int(raw, 8)
-    except ValueError:
-        mode = -1
-    if mode < 0 or mode & ~0o644 or mode & 0o600 != 0o600:
-        raise SettingsError(
-            f"HUB_SNAPSHOT_MODE={raw!r}: use an octal file mode that the owner can read and write "
-            "and nobody else can write, e.g. 0600 (default) or 0640"
-        )
-    return mode
-
-
 class SettingsError(RuntimeError):
     """The configuration is unusable; the message says what to set and where."""
 
@@ -217,6 +200,23 @@ def uses_development_key() -> bool:
 
 # --------------------------------------------------------------------------------------------
 # file modes
+
+
+def snapshot_mode() -> int:
+    """File mode of the analyst snapshot: ``HUB_SNAPSHOT_MODE`` (octal), default 0600. 0640 lets
+    the analysts' group read it when ``HUB_SNAPSHOT`` points at a directory that group can
+    enter; nobody but the owner may ever write it. (The PII snapshot is always 0600.)"""
+    raw = os.environ.get("HUB_SNAPSHOT_MODE") or "0600"
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        mode = -1
+    if mode < 0 or mode & ~0o644 or mode & 0o600 != 0o600:
+        raise SettingsError(
+            f"HUB_SNAPSHOT_MODE={raw!r}: use an octal file mode that the owner can read and write "
+            "and nobody else can write, e.g. 0600 (default) or 0640"
+        )
+    return mode
 
 
 def private_dir(path: Path) -> Path:
