@@ -296,7 +296,7 @@ def sync_one(
 
     c = find(county)
     _prepare_to_write()
-    if settings.is_demo():
+    if settings.is_demo() and not settings.county_configured(c):
         _start_simulator_if_needed()
     try:
         landed = sync.land(c, mode)
