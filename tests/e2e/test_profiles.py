@@ -188,6 +188,33 @@ def test_dagster_reads_dotenv_in_production(setup):
     assert _not_owner_only(setup.home) == []
 
 
+SENSOR_TICKS = """
+import dagster as dg
+from pipelines.definitions import defs
+
+for name in ("zhashui_new_export", "danfeng_new_export"):
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral()) as context:
+        result = defs.get_sensor_def(name).evaluate_tick(context)
+    print(name, len(result.run_requests or []), result.skip_message or "")
+"""
+
+
+def test_dagster_sensors_read_dotenv_in_production(setup):
+    setup.write_env(
+        HUB_ZHASHUI_URL=f"{setup.proxy.url}/zhashui",
+        HUB_ZHASHUI_KEY="zhashui-app",
+        HUB_ZHASHUI_SECRET="sim-zhashui-secret",
+    )
+    ticked = setup.run(sys.executable, "-c", SENSOR_TICKS, timeout=300)
+    assert ticked.returncode == 0, ticked.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in ticked.stdout.strip().splitlines())
+    assert lines["zhashui_new_export"].startswith("1")  # a new export: one run requested
+    assert "/zhashui/exports/index.json" in setup.proxy.paths()
+    assert lines["danfeng_new_export"].startswith("0")
+    assert "not configured" in lines["danfeng_new_export"]
+    assert not any(p.startswith("/danfeng") for p in setup.proxy.paths())
+
+
 @pytest.mark.parametrize(
     "key, problem",
     [
