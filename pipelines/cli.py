@@ -41,7 +41,8 @@ def _load_settings() -> None:
 
 
 def _fail(exc: BaseException) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    # soft_wrap: one line per message, whole paths and variable names (logs, grep)
+    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
