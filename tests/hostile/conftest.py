@@ -18,7 +18,7 @@ def hostile_env(hub_home, monkeypatch):
         "HUB_HTTP_READ_TIMEOUT": "5",
         "HUB_HTTP_CONNECT_TIMEOUT": "2",
         "HUB_SYNC_DEADLINE_SECONDS": "30",
-        "HUB_PII_KEY": "hostile-suite-pii-key",
+        "HUB_PII_KEY": b"hostile-suite-pii-key".hex(),  # HUB_PII_KEY is hex
     }.items():
         monkeypatch.setenv(name, value)
     return hub_home
