@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Dagster's home lives with the hub's other run-time files (HUB_HOME, default var/).
 export DAGSTER_HOME := $(or $(HUB_HOME),$(CURDIR)/var)/dagster
 
-.PHONY: demo test ui sql lint format bench stop clean venv
+.PHONY: demo test ui sql lint format bench stop clean venv postgres system-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python >= 3.11)"; exit 1; }
@@ -16,6 +16,13 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 venv: $(BIN)/.installed
+
+# System packages the tests need: Debian's PostgreSQL server (the DuckLake catalog in tests/lake).
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "note: no PostgreSQL server; DuckLake tests will skip (apt-get install postgresql)"; fi; }
 
 # Owner-only, like everything the hub writes under HUB_HOME (pipelines/settings.py).
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
@@ -33,7 +40,7 @@ ui: venv $(DAGSTER_HOME)/dagster.yaml
 sql: venv
 	$(BIN)/hub sql
 
-test: venv $(DAGSTER_HOME)/dagster.yaml
+test: venv system-deps $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	HUB_PROFILE=demo $(BIN)/dagster definitions validate -m pipelines.definitions
@@ -45,6 +52,10 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/sync_city.py
+
+# A local PostgreSQL (Debian's package) for the DuckLake catalog, under var/postgres.
+postgres: venv
+	$(BIN)/python -m pipelines.lake.postgres start
 
 stop:
 	$(BIN)/hub stop-simulator

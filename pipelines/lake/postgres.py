@@ -1,0 +1,153 @@
+"""A local PostgreSQL server for the DuckLake catalog, for development (`make postgres`) and tests.
+
+Production points ``HUB_LAKE_CATALOG`` at the city's managed PostgreSQL; this module only runs
+a throwaway cluster from Debian's ``postgresql`` package on a private Unix socket (no TCP port
+is opened, so nothing outside this machine can reach it). PostgreSQL refuses to run as root, so
+when we are root the server runs as the package's ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 55432
+DATABASE = "hub_lake"
+USER = "hub"
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries on this machine."""
+
+
+def _bindir() -> Path:
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if (Path(candidate) / "pg_ctl").exists():
+            return Path(candidate)
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    raise PostgresUnavailable(
+        "PostgreSQL server binaries not found: install Debian's package "
+        "(`apt-get install -y postgresql`) or point HUB_LAKE_CATALOG at an existing server"
+    )
+
+
+def _run_as() -> list[str]:
+    """Prefix that runs a server command as an unprivileged user when we are root."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise PostgresUnavailable("running as root but there is no `postgres` user") from exc
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    """A cluster in ``root`` listening on the Unix socket ``root/socket/.s.PGSQL.<port>``."""
+
+    root: Path
+    port: int = DEFAULT_PORT
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "socket"
+
+    @property
+    def dsn(self) -> str:
+        """libpq connection string, as DuckLake's ``ducklake:postgres:`` prefix takes it."""
+        return f"host={self.socket_dir} port={self.port} user={USER} dbname={DATABASE}"
+
+    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*_run_as(), str(_bindir() / "pg_ctl"), "-D", str(self.data), *args],
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def running(self) -> bool:
+        return self.data.exists() and self._ctl("status", check=False).returncode == 0
+
+    def start(self, timeout: float = 30.0) -> LocalPostgres:
+        """Initialise (first time), start and create the catalog database; idempotent."""
+        bindir, prefix = _bindir(), _run_as()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if prefix:  # the server user must own its folders
+            subprocess.run(["chown", "-R", "postgres", str(self.root)], check=True)
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [*prefix, str(bindir / "initdb"), "-D", str(self.data), "-U", USER,
+                 "-A", "trust", "--no-sync", "-E", "UTF8"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+        if not self.running():
+            options = (
+                f"-p {self.port} -k {self.socket_dir} -c listen_addresses='' "
+                "-c max_connections=100 -c fsync=off"
+            )
+            self._ctl("-o", options, "-l", str(self.root / "server.log"), "-w",
+                      "-t", str(int(timeout)), "start")  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            created = subprocess.run(
+                [*prefix, str(bindir / "createdb"), "-h", str(self.socket_dir),
+                 "-p", str(self.port), "-U", USER, DATABASE],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if created.returncode == 0 or "already exists" in created.stderr:
+                return self
+            if time.monotonic() > deadline:
+                raise PostgresUnavailable(f"createdb failed: {created.stderr.strip()}")
+            time.sleep(0.2)
+
+    def database(self, name: str) -> str:
+        """Create database ``name`` (if new) on this server and return its DSN: one lake each."""
+        created = subprocess.run(
+            [*_run_as(), str(_bindir() / "createdb"), "-h", str(self.socket_dir),
+             "-p", str(self.port), "-U", USER, name],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise PostgresUnavailable(f"createdb {name} failed: {created.stderr.strip()}")
+        return f"host={self.socket_dir} port={self.port} user={USER} dbname={name}"
+
+    def stop(self) -> None:
+        if self.running():
+            self._ctl("-m", "fast", "stop", check=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m pipelines.lake.postgres start|stop|status`` on ``HUB_HOME/postgres``."""
+    import sys
+
+    from pipelines.paths import hub_home
+
+    action = (argv or sys.argv[1:] or ["status"])[0]
+    server = LocalPostgres(hub_home() / "postgres")
+    if action == "start":
+        server.start()
+        print(f"PostgreSQL running; catalog DSN: {server.dsn}")
+        print(f"HUB_LAKE_CATALOG='{server.dsn}'")
+    elif action == "stop":
+        server.stop()
+        print("PostgreSQL stopped")
+    else:
+        print("running" if server.running() else "not running")
+
+
+if __name__ == "__main__":
+    main()
