@@ -100,7 +100,7 @@ def _start_simulator_if_needed():
 def _run_job(name: str, ops: dict | None = None):
     import dagster as dg
 
-    from pipelines import jobs
+    from pipelines import jobs, run_health
 
     instance = dg.DagsterInstance.get()
     # The jobs carry their executor (pipelines/defs/automation.py). Step events go to the
@@ -110,6 +110,7 @@ def _run_job(name: str, ops: dict | None = None):
         run_config["ops"] = ops
     with (
         console.status(f"Running {name.removesuffix('_job')} …"),
+        run_health.PoolWatch(instance, _say_warning),
         dg.execute_job(
             dg.reconstructable(getattr(jobs, name)), instance=instance, run_config=run_config
         ) as result,
@@ -137,6 +138,7 @@ def demo(
     if settings.uses_development_key():
         console.print(f"[yellow]warning:[/yellow] {DEV_PII_KEY_NOTE}")
     _dagster_home()
+    _free_dead_runs()
     _start_simulator_if_needed()
     started = time.perf_counter()
     ops = {f"{c.slug}__landing": {"config": {"mode": mode}} for c in counties()}
@@ -203,8 +205,25 @@ def ui(port: int = 3000) -> None:
     in the demo profile (`make ui` selects it)."""
     _prepare_to_write()
     _dagster_home()
+    watch = _free_dead_runs()
     _start_simulator_if_needed()
-    raise typer.Exit(subprocess.call(dagster_dev_command(port), env=dict(os.environ)))
+    with watch:  # while the UI runs: dead runs' slots freed, long pool waits reported
+        code = subprocess.call(dagster_dev_command(port), env=dict(os.environ))
+    raise typer.Exit(code)
+
+
+def _free_dead_runs():
+    """Free the pool slots of runs whose process died (saying so); a watcher for later ones."""
+    import dagster as dg
+
+    from pipelines import run_health
+
+    run_health.report_cleared(_say_warning)
+    return run_health.PoolWatch(dg.DagsterInstance.get(), _say_warning)
+
+
+def _say_warning(line: str) -> None:
+    console.print(f"[yellow]{line}[/yellow]", soft_wrap=True, highlight=False)
 
 
 def dagster_dev_command(port: int) -> list[str]:
@@ -293,6 +312,7 @@ def sync_one(
 ) -> None:
     """Land and merge one county without Dagster (debugging); the UI and schedules use Dagster."""
     from pipelines import sync, warehouse
+    from pipelines.errors import HubError
     from pipelines.registry import county as find
 
     c = find(county)
@@ -302,15 +322,19 @@ def sync_one(
     try:
         landed = sync.land(c, mode)
         merged = sync.merge(c, landed, safety_share=safety_share)
-    except settings.NotConfigured as exc:
+        with warehouse.connect() as con:
+            warehouse.rebuild_marts(con)
+        warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
+    except (settings.NotConfigured, HubError) as exc:  # county, place and problem: no traceback
         _fail(exc)
-    with warehouse.connect() as con:
-        warehouse.rebuild_marts(con)
-    warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
     console.print(merged.counts)
 
 
 app.command(name="report")(report)
+
+from pipelines import cli_ops  # noqa: E402  (hub backup / restore / replay)
+
+cli_ops.register(app)
 
 if __name__ == "__main__":
     app()

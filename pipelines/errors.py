@@ -208,3 +208,102 @@ def _reason(reason: Mapping[str, Any] | tuple[str, int]) -> str:
         return f"{reason.get('rule')}{f' ({where})' if where else ''} ×{count}"
     rule, count = reason
     return f"{rule} ×{count}"
+
+
+#: errno values that mean "the machine, not the data": named in ResourceError messages.
+_RESOURCE_ERRNOS = {
+    "ENOSPC": "no space left on the device (disk full)",
+    "EDQUOT": "disk quota exceeded",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "EROFS": "read-only file system",
+    "EIO": "input/output error on the device",
+}
+_RESOURCE_TEXT = re.compile(
+    r"No space left on device|Disk quota exceeded|Permission denied|Operation not permitted|"
+    r"Read-only file system|Input/output error",
+    re.IGNORECASE,
+)
+
+
+def resource_cause(exc: BaseException | None) -> str | None:
+    """The real cause when ``exc`` (or an error it was raised from / during) is a disk-full,
+    permission or device error, as a short phrase; None for anything else."""
+    import errno as errno_module
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno is not None:
+            name = errno_module.errorcode.get(exc.errno, "")
+            if name in _RESOURCE_ERRNOS:
+                return f"{_RESOURCE_ERRNOS[name]} ({name}: {exc.strerror})"
+        match = _RESOURCE_TEXT.search(str(exc))
+        if match:
+            return f"{match.group(0)}: {str(exc).strip().splitlines()[0][:300]}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class ResourceError(HubError):
+    """The machine refused: disk full, no permission, read-only or failing device. Names the
+    county, the file and the real cause; whatever was being written was not committed."""
+
+    def __init__(self, county_label: object, path: object, action: str, cause: str) -> None:
+        self.county, self.path, self.action, self.cause = (
+            _label(county_label),
+            str(path),
+            action,
+            cause,
+        )
+        super().__init__(
+            f"{self.county}: {self.path}: {action} failed: {cause}. Nothing was committed; "
+            "free space or fix the permissions, then sync again."
+        )
+
+    def __reduce__(self):
+        return (ResourceError, (self.county, self.path, self.action, self.cause))
+
+
+class CursorMismatch(HubError):
+    """A landing fetched from cursors that are not the warehouse's committed ones (its cursor
+    cache belonged to another state of the warehouse: a restored backup, another
+    ``HUB_WAREHOUSE``): merging it could skip changes for good, so it is refused."""
+
+    def __init__(self, county_label: object, sync_id: str, landed: dict, committed: dict) -> None:
+        self.county, self.sync_id = _label(county_label), sync_id
+        self.landed, self.committed = dict(landed), dict(committed)
+        super().__init__(
+            f"{self.county}: landing {sync_id} fetched from cursors {_short(self.landed)}, but "
+            f"the warehouse's committed cursors are {_short(self.committed)} (the cursor cache "
+            "was not the warehouse's: a restored backup, or HUB_WAREHOUSE pointing at another "
+            "file). Nothing was merged. The cache now holds the warehouse's cursors: sync the "
+            "county again and it resumes from them (no full sync needed)."
+        )
+
+    def __reduce__(self):
+        return (CursorMismatch, (self.county, self.sync_id, self.landed, self.committed))
+
+
+def _short(marks: Mapping[str, str], limit: int = 300) -> str:
+    text = "{" + ", ".join(f"{k}: {v}" for k, v in sorted(marks.items())) + "}"
+    return text if len(text) <= limit else text[: limit - 1] + "…}"
+
+
+class ListingIncomplete(HubError):
+    """A full listing delivered a different number of records than the platform says it has:
+    absence from it would delete records that still exist, so it is refused before any delete."""
+
+    def __init__(self, county_label: object, where: object, differences: dict) -> None:
+        self.county, self.where, self.differences = _label(county_label), str(where), differences
+        detail = "; ".join(
+            f"{entity}: {got} in the listing, the platform counts {expected}"
+            for entity, (got, expected) in sorted(differences.items())
+        )
+        super().__init__(
+            f"{self.county}: {self.where}: full listing incomplete ({detail}); nothing was "
+            "merged or deleted. Land the county again (a full sync), or inspect the landed pages."
+        )
+
+    def __reduce__(self):
+        return (ListingIncomplete, (self.county, self.where, self.differences))

@@ -6,22 +6,29 @@ Layout (``root`` defaults to ``pipelines.paths.landing_dir()``)::
     <root>/<slug>/<sync_id>/00001-household.json      one file per page, written on arrival
     <root>/<slug>/<sync_id>/manifest.partial.jsonl    one line per landed page (crash-safe)
     <root>/<slug>/<sync_id>/manifest.json             written by LandingWriter.close()
+    <root>/<slug>/<sync_id>/.writing                  flock held while the landing runs
+
+A page is written as ``<name>.part`` then renamed; a landing killed mid-write leaves that
+``.part`` behind, and the next landing of the county removes it (``remove_leftovers``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import SourceError
+from pipelines.errors import ResourceError, SourceError, resource_cause
 from pipelines.http import client_for  # re-exported: the entry point next to land()
 from pipelines.paths import landing_dir
 
@@ -34,10 +41,15 @@ __all__ = [
     "land",
     "new_sync_id",
     "read_manifest",
+    "remove_leftovers",
+    "verify",
 ]
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 PARTIAL = "manifest.partial.jsonl"
+WRITING = ".writing"
 MANIFEST_VERSION = 1
 
 
@@ -120,6 +132,9 @@ class Manifest:
     closed_at: str | None
     complete: bool  # False when the sync failed or never closed
     pages: tuple[LandedPage, ...]
+    #: how the landing started: mode, the cursors it fetched from (``watermarks_before``) and
+    #: where they came from; lets a replay rebuild the sync from the directory alone
+    sync: dict = field(default_factory=dict)
 
     def entity_pages(self, entity: str) -> list[LandedPage]:
         return [p for p in self.pages if p.entity == entity]
@@ -177,24 +192,44 @@ class LandingWriter:
     ``complete: false`` so its pages stay listed for debugging but are never merged by mistake.
     """
 
-    def __init__(self, county: Any, sync_id: str | None = None, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        county: Any,
+        sync_id: str | None = None,
+        root: Path | None = None,
+        sync: Mapping[str, Any] | None = None,
+    ) -> None:
         self.county = county
         self.slug = county.slug
         self.sync_id = sync_id or new_sync_id()
         self.root = Path(root) if root is not None else landing_dir()
         self.dir = self.root / self.slug / self.sync_id
-        self.dir.mkdir(parents=True, exist_ok=False)
+        self.sync = dict(sync or {})
         self.started_at = _now_iso()
         self.pages: list[LandedPage] = []
-        self._journal = (self.dir / PARTIAL).open("a", encoding="utf-8")
         self._closed: Path | None = None
+        with self._disk("creating the landing directory", self.dir):
+            self.dir.mkdir(parents=True, exist_ok=False)
+            # held until close (or the process dies): tells remove_leftovers this one is alive
+            self._writing = os.open(self.dir / WRITING, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._writing, fcntl.LOCK_EX)
+            self._journal = (self.dir / PARTIAL).open("a", encoding="utf-8")
+
+    def _disk(self, action: str, path: Path):
+        return disk_errors(getattr(self.county, "label", self.slug), action, path)
 
     def __enter__(self) -> LandingWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._closed is None:
-            self.close(complete=exc_type is None)
+            if exc_type is None:
+                self.close()
+                return
+            try:  # the error that ended the landing is the one to report
+                self.close(complete=False)
+            except Exception as close_error:
+                log.warning("%s: could not close the failed landing: %s", self.slug, close_error)
 
     def write(self, page: Page) -> LandedPage:
         """Store ``page.body`` now (atomically) and journal it; returns its manifest entry."""
@@ -206,8 +241,13 @@ class LandingWriter:
         tmp = target.with_name(name + ".part")
         # Atomic rename, no fsync: a sync has thousands of pages and a crash only means
         # fetching again; what must never happen is a half-written file under the final name.
-        tmp.write_bytes(page.body)
-        os.replace(tmp, target)
+        with self._disk("landing a page", target):
+            try:
+                tmp.write_bytes(page.body)
+                os.replace(tmp, target)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
         landed = LandedPage(
             page_id=f"{self.slug}:{self.sync_id}:{seq}",
             seq=seq,
@@ -222,8 +262,9 @@ class LandingWriter:
             meta=dict(page.meta),
             county=self.slug,
         )
-        self._journal.write(json.dumps(landed.to_record(), ensure_ascii=False) + "\n")
-        self._journal.flush()
+        with self._disk("journalling a page", self.dir / PARTIAL):
+            self._journal.write(json.dumps(landed.to_record(), ensure_ascii=False) + "\n")
+            self._journal.flush()
         self.pages.append(landed)
         return landed
 
@@ -234,7 +275,15 @@ class LandingWriter:
         """Write ``manifest.json`` (atomically) and return its path. Idempotent."""
         if self._closed is not None:
             return self._closed
-        self._journal.close()
+        try:
+            with self._disk("closing the landing", self.dir / MANIFEST):
+                return self._close(complete)
+        finally:
+            os.close(self._writing)  # the landing is over, whatever happened
+
+    def _close(self, complete: bool) -> Path:
+        with suppress(OSError):  # a full disk fails the flush; writing the manifest says so
+            self._journal.close()
         doc = {
             "manifest_version": MANIFEST_VERSION,
             "county": self.slug,
@@ -245,6 +294,7 @@ class LandingWriter:
             "started_at": self.started_at,
             "closed_at": _now_iso(),
             "complete": complete,
+            "sync": self.sync,
             "pages": [p.to_record() for p in self.pages],
         }
         target = self.dir / MANIFEST
@@ -297,6 +347,7 @@ def read_manifest(path: Path | str) -> Manifest:
             closed_at=doc.get("closed_at"),
             complete=bool(doc.get("complete", True)),
             pages=tuple(_landed(r, root, slug) for r in doc["pages"]),
+            sync=doc.get("sync") or {},
         )
     partial = sync_dir / PARTIAL
     if not partial.exists():
@@ -329,6 +380,7 @@ def land(
     sync_id: str | None = None,
     root: Path | None = None,
     settings: Mapping[str, str] | None = None,
+    sync: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Fetch one sync from ``client`` (None: ``client_for(county, settings)``) and land every
     page as it arrives; returns the manifest.
@@ -337,7 +389,79 @@ def land(
     ``complete: false`` and the error propagates."""
     if client is None:
         client = client_for(county, settings)
-    with LandingWriter(county, sync_id, root) as writer:
+    remove_leftovers(county, root)
+    with LandingWriter(county, sync_id, root, sync={"mode": mode, **(sync or {})}) as writer:
         for page in client.fetch(mode, watermarks):
             writer.write(page)
     return read_manifest(writer.dir)
+
+
+@contextmanager
+def disk_errors(county_label: str, action: str, path: Path):
+    """Turn a disk-full or permission error into a ResourceError naming county, file, cause."""
+    try:
+        yield
+    except OSError as exc:
+        cause = resource_cause(exc)
+        if cause is None:
+            raise
+        raise ResourceError(county_label, path, action, cause) from exc
+
+
+def verify(manifest: Manifest, county_label: str | None = None) -> None:
+    """Check every landed page of ``manifest`` against its recorded size and sha256 (a replay
+    must not merge a truncated or altered page); raises SourceError naming the first bad one."""
+    for page in manifest.pages:
+        who = county_label or page.county
+        try:
+            size = page.path.stat().st_size
+        except OSError as exc:
+            raise SourceError(who, page.path, f"landed page missing: {exc}") from None
+        if size != page.size:
+            raise SourceError(
+                who,
+                page.path,
+                f"landed page {page.page_id} is {size} bytes, the manifest says {page.size}: "
+                "truncated or altered; refused",
+            )
+        try:
+            page.body()  # verifies the sha256
+        except SourceError as exc:
+            raise SourceError(who, page.path, exc.problem + "; refused") from None
+
+
+def remove_leftovers(county: Any, root: Path | None = None) -> list[Path]:
+    """Remove the ``.part`` files that landings of ``county`` killed mid-write left behind
+    (skipping a landing that is still running: its ``.writing`` lock is held)."""
+    root = Path(root) if root is not None else landing_dir()
+    removed: list[Path] = []
+    county_dir = root / county.slug
+    if not county_dir.is_dir():
+        return removed
+    for sync_dir in county_dir.iterdir():
+        parts = list(sync_dir.glob("*.part")) if sync_dir.is_dir() else []
+        if not parts or _landing_alive(sync_dir):
+            continue
+        for part in parts:
+            with suppress(FileNotFoundError):
+                part.unlink()
+                removed.append(part)
+    if removed:
+        log.warning(
+            "%s: removed %d leftover .part file(s) of killed landings", county.slug, len(removed)
+        )
+    return removed
+
+
+def _landing_alive(sync_dir: Path) -> bool:
+    try:
+        fd = os.open(sync_dir / WRITING, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -20,7 +20,6 @@ place atomically.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -119,7 +118,8 @@ def _new_file(target: Path, mode: int) -> Iterator[Path]:
         settings.private_dir(target.parent)
     else:  # e.g. a share the analysts' group can enter (HUB_SNAPSHOT); its owner sets its mode
         target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    # the PID lets the next publish remove the copy of a killed one (warehouse.remove_publish_leftovers)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         yield tmp
         tmp.chmod(mode)
@@ -186,7 +186,9 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
 def publish_pii_snapshot(live: Path, target: Path) -> Path:
     """The restricted copy: the live file byte for byte, ``raw`` dropped; 0600 in a 0700 dir."""
     with _new_file(target, settings.PRIVATE_FILE) as tmp:
-        shutil.copyfile(live, tmp)
+        from pipelines.warehouse import copy_live_consistently
+
+        copy_live_consistently(live, tmp)  # under the warehouse lock, writers kept out
         con = duckdb.connect(str(tmp))
         try:
             kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))

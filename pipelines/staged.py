@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+
+from pipelines.errors import SourceError
 
 #: Layout of a deletion frame: the platform's key of the deleted record and when it went.
 DELETION_SCHEMA: dict[str, pl.DataType] = {
@@ -42,14 +45,30 @@ def empty_deletions() -> pl.DataFrame:
     return pl.DataFrame(schema=DELETION_SCHEMA)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save(staged: Staged, directory: Path) -> Path:
     """Write a staged sync beside its landed pages (Parquet frames + a JSON header), so the
-    merge step — the only one holding the warehouse — does not parse payloads itself."""
+    merge step — the only one holding the warehouse — does not parse payloads itself.
+
+    The header is written last and lists every file with its sha256 and row count: a staged
+    directory without a header is unfinished, and a file changed since is refused by ``load``."""
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "staged.json").unlink(missing_ok=True)
+    files: dict[str, dict] = {}
     for kind, frames in (("frame", staged.frames), ("deletions", staged.deletions)):
         for entity, df in frames.items():
-            df.write_parquet(directory / f"{kind}.{entity}.parquet", compression="lz4")
+            path = directory / f"{kind}.{entity}.parquet"
+            df.write_parquet(path, compression="lz4")
+            files[path.name] = {"sha256": _sha256(path), "rows": df.height}
     header = {
+        "files": files,
         "entities": sorted(staged.frames),
         "deletions": sorted(staged.deletions),
         "full_listing": sorted(staged.full_listing),
@@ -57,17 +76,51 @@ def save(staged: Staged, directory: Path) -> Path:
         "watermarks": staged.watermarks,
         "as_of": staged.as_of.isoformat() if staged.as_of else None,
     }
-    (directory / "staged.json").write_text(json.dumps(header, ensure_ascii=False, indent=1))
+    tmp = directory / "staged.json.part"
+    tmp.write_text(json.dumps(header, ensure_ascii=False, indent=1))
+    tmp.replace(directory / "staged.json")
     return directory
 
 
-def load(directory: Path) -> Staged:
+def load(directory: Path, county: object = "") -> Staged:
+    """Read a staged sync, verifying every file against the sha256 and row count its header
+    recorded: a truncated, shortened or swapped file raises ``SourceError`` naming it."""
     header = json.loads((directory / "staged.json").read_text())
+    files = header.get("files")
+    if files is None:
+        raise SourceError(
+            county, directory / "staged.json", "staged files carry no checksums; stage again"
+        )
+
+    def read(name: str) -> pl.DataFrame:
+        path = directory / name
+        expected = files.get(name)
+        if expected is None:
+            raise SourceError(county, path, "not listed in staged.json")
+        try:
+            digest = _sha256(path)
+        except OSError as exc:
+            raise SourceError(county, path, f"staged file unreadable: {exc}") from None
+        if digest != expected["sha256"]:
+            raise SourceError(
+                county,
+                path,
+                f"staged file changed since it was written: sha256 {digest[:12]}… does not "
+                f"match staged.json's {expected['sha256'][:12]}…; refused (stage it again "
+                "from the landed pages)",
+            )
+        df = pl.read_parquet(path)
+        if df.height != expected["rows"]:
+            raise SourceError(
+                county,
+                path,
+                f"staged file has {df.height} rows, staged.json says {expected['rows']}",
+            )
+        return df
+
     return Staged(
-        frames={e: pl.read_parquet(directory / f"frame.{e}.parquet") for e in header["entities"]},
-        deletions={
-            e: pl.read_parquet(directory / f"deletions.{e}.parquet") for e in header["deletions"]
-        },
+        frames={e: read(f"frame.{e}.parquet") for e in header["entities"]},
+        deletions={e: read(f"deletions.{e}.parquet") for e in header["deletions"]},
         full_listing=set(header["full_listing"]),
         source_counts=header["source_counts"],
         watermarks=header["watermarks"],

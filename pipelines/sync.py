@@ -4,24 +4,52 @@
 before anything parses it; it never opens the warehouse, so counties fetch in parallel.
 ``merge`` normalises, validates and merges one landed sync in a single DuckDB transaction; it
 is the only step that opens the live warehouse and runs in the ``duckdb_warehouse`` pool.
+
+Before it writes anything, ``merge`` checks what it is given: every landed page against its
+sha256, every staged file against its checksum, every full listing against the platform's own
+count, and the landing's starting cursors against the warehouse's (``pipelines.cursors``).
+``replay`` merges an older landing again from its directory, recorded as a replay.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
-from pipelines import divisions, landing, notify, retention, warehouse
+from pipelines import (
+    cursors,
+    divisions,
+    landing,
+    notify,
+    paths,
+    retention,
+    warehouse,
+    warehouse_lock,
+)
 from pipelines import staged as staged_io
-from pipelines.errors import RejectThresholdExceeded, SourceError, StaleReplay
+from pipelines.errors import (
+    CursorMismatch,
+    HubError,
+    ListingIncomplete,
+    RejectThresholdExceeded,
+    ResourceError,
+    SourceError,
+    StaleReplay,
+    resource_cause,
+)
 from pipelines.landing import read_manifest
 from pipelines.registry import County
 from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
+
+log = logging.getLogger(__name__)
 
 #: A share of a handful of records says nothing about the feed (one orphan in an incremental
 #: batch of 13 is 7.7%); below this many records the rejects are quarantined but never refuse.
@@ -39,6 +67,10 @@ class Landed:
     bytes: int
     seconds: float
     watermarks_before: dict[str, str]
+    #: where the starting cursors came from: "cache", "warehouse", "none" or "replay"
+    watermarks_source: str = ""
+    #: merging an older landing again (``replay``): recorded under its own run id
+    replay: bool = False
 
 
 @dataclass
@@ -53,19 +85,27 @@ class Merged:
     watermarks_after: dict[str, str] = field(default_factory=dict)
     source_counts: dict[str, int] = field(default_factory=dict)
     source_lag_seconds: float | None = None
+    #: the ops.sync_run id it was recorded under (the sync id, or ``<sync id>+replay<n>``)
+    sync_run_id: str = ""
 
 
 @notify.on_failure("land")
 def land(county: County, mode: str = "incremental") -> Landed:
     """Fetch one sync's pages from the county platform into the landing area."""
     started = time.perf_counter()
-    watermarks = warehouse.read_state(county)
+    # The warehouse's committed cursors: the cache only when it is provably theirs.
+    with warehouse_lock.working_for(county=county.slug):
+        watermarks, source = cursors.starting_watermarks(county)
     if not watermarks:
         mode = "full"  # nothing committed yet: an incremental sync has nothing to resume from
     # Pages are written as they arrive; a fetch that fails leaves them on disk in a manifest
     # marked incomplete, which is never merged (a partial full listing would look like deletions).
     manifest = landing.land(
-        county, client_for(county), mode, watermarks if mode == "incremental" else {}
+        county,
+        client_for(county),
+        mode,
+        watermarks if mode == "incremental" else {},
+        sync={"watermarks_before": watermarks, "watermarks_source": source},
     )
     sync_id, manifest_path = manifest.sync_id, manifest.path
     # Parse here, outside the warehouse pool, so counties normalise in parallel; the payloads
@@ -81,6 +121,7 @@ def land(county: County, mode: str = "incremental") -> Landed:
         bytes=sum(p.size for p in manifest.pages),
         seconds=time.perf_counter() - started,
         watermarks_before=watermarks,
+        watermarks_source=source,
     )
 
 
@@ -88,7 +129,52 @@ def stage(county: County, manifest_path: Path, watermarks: dict[str, str]) -> Pa
     """Normalise a landed sync into canonical frames, saved beside the manifest."""
     manifest = read_manifest(manifest_path)
     staged = normaliser_for(county)(county, manifest, watermarks)
-    return staged_io.save(staged, manifest_path.parent / "staged")
+    target = manifest_path.parent / "staged"
+    with landing.disk_errors(county.label, "staging the normalised frames", target):
+        return staged_io.save(staged, target)
+
+
+def replay(county: County, sync_id: str, root: Path | None = None) -> Landed:
+    """A landed sync, read back from its directory to be merged again (``merge``): recorded in
+    ops.sync_run under ``<sync id>+replay<n>`` with ``replay_of``, beside the original run."""
+    sync_dir = (Path(root) if root is not None else paths.landing_dir()) / county.slug / sync_id
+    manifest = read_manifest(sync_dir)
+    started = manifest.sync
+    if "mode" not in started:
+        raise SourceError(
+            county.label,
+            manifest.path,
+            "the manifest does not say how the landing started (mode, cursors): it predates "
+            "verified replays and cannot be replayed safely; sync the county anew",
+        )
+    return Landed(
+        county_code=county.code,
+        sync_id=manifest.sync_id,
+        mode=started["mode"],
+        manifest_path=str(manifest.path),
+        staged_path=str(sync_dir / "staged"),
+        pages=len(manifest.pages),
+        bytes=sum(p.size for p in manifest.pages),
+        seconds=0.0,
+        watermarks_before=dict(started.get("watermarks_before") or {}),
+        watermarks_source="replay",
+        replay=True,
+    )
+
+
+def check_listings(county: County, staged, where: object) -> None:
+    """Refuse a full listing whose frame heights differ from the platform's own live counts:
+    absence from a short listing would delete records that still exist (the safety stop only
+    catches large shares)."""
+    differences = {
+        entity: (staged.frames[entity].height, int(staged.source_counts[entity]))
+        for entity in sorted(staged.full_listing)
+        if entity in staged.frames
+        and staged.source_counts.get(entity) is not None
+        and staged.frames[entity].height != int(staged.source_counts[entity])
+    }
+    if differences:
+        raise ListingIncomplete(county.label, where, differences)
 
 
 def _context(con, county: County, staged) -> ValidationContext:
@@ -161,11 +247,13 @@ def merge(
     landed: Landed,
     db_path: Path | None = None,
     safety_share: float = warehouse.DEFAULT_SAFETY_SHARE,
+    orchestrator_run: str | None = None,
 ) -> Merged:
     """Validate and merge one landed sync; the warehouse changes all or nothing.
 
     ``safety_share``: the largest share of a county's live records of one entity that may be
-    deleted at once (raise it to accept a real mass deletion that the safety stop refused)."""
+    deleted at once (raise it to accept a real mass deletion that the safety stop refused).
+    ``orchestrator_run``: the Dagster run id, named to whoever waits for the warehouse lock."""
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     manifest = read_manifest(Path(landed.manifest_path))
@@ -173,18 +261,59 @@ def merge(
         raise SourceError(
             county.label, landed.manifest_path, "the landing did not complete; it is never merged"
         )
+    # every page as landed: a truncated or altered page is refused
+    landing.verify(manifest, county.label)
     staged_dir = Path(landed.staged_path)
     if not (staged_dir / "staged.json").exists():  # a replay of an older landing
         stage(county, Path(landed.manifest_path), landed.watermarks_before)
-    staged = staged_io.load(staged_dir)
-    with warehouse.connect(db_path) as con:
+    staged = staged_io.load(staged_dir, county.label)
+    check_listings(county, staged, staged_dir)
+    db = Path(db_path) if db_path is not None else paths.live_db()
+    with warehouse_lock.working_for(
+        county=county.slug, run=orchestrator_run or landed.sync_id, purpose="merge"
+    ):
+        try:
+            return _merge_checked(
+                county, landed, staged, manifest, db, safety_share, started, started_at
+            )
+        except warehouse_lock.WarehouseBusy as busy:
+            # the warehouse is what we could not get: queue the failure for ops.sync_run
+            warehouse.queue_failure(landed.sync_id, None, county.slug, str(busy))
+            raise
+        except HubError:
+            raise
+        except (duckdb.Error, OSError) as exc:
+            cause = resource_cause(exc)
+            if cause is None:
+                raise
+            raise ResourceError(county.label, db, "merging into the warehouse", cause) from exc
+
+
+def _merge_checked(
+    county: County,
+    landed: Landed,
+    staged,
+    manifest,
+    db: Path,
+    safety_share: float,
+    started: float,
+    started_at: datetime,
+) -> Merged:
+    with warehouse.connect(db) as con:
         latest = con.execute(
-            "SELECT max(sync_run_id) FROM ops.sync_run WHERE county_code = ? AND status = 'succeeded'",
+            "SELECT max(coalesce(replay_of, sync_run_id)) FROM ops.sync_run "
+            "WHERE county_code = ? AND status = 'succeeded'",
             [county.code],
         ).fetchone()[0]
         if latest is not None and landed.sync_id < latest:  # sync ids sort by landing time
             raise StaleReplay(county.label, landed.sync_id, latest)
         before = warehouse.watermarks(con, county.code)
+        if landed.mode == "incremental" and before != landed.watermarks_before:
+            # the landing resumed from cursors the warehouse never committed: refuse, and make
+            # the next landing start from the warehouse's own
+            _refresh_cache(county, before, cursors.owners(con).get(county.code))
+            raise CursorMismatch(county.label, landed.sync_id, landed.watermarks_before, before)
+        run_id, replay_of = _run_id(con, county, landed)
         context = _context(con, county, staged)
         validated: dict[str, Validated] = validate_county(staged.frames, context)
         rejected, total = warehouse.reject_counts(validated)
@@ -194,7 +323,15 @@ def merge(
         reasons_by_entity = [r for e in validated for r in warehouse.top_reasons({e: validated[e]})]
         if total >= MIN_RECORDS_FOR_RATE and rate > county.reject_threshold:
             warehouse.refuse_sync(
-                con, county, landed.sync_id, landed.mode, staged, validated, manifest, started_at
+                con,
+                county,
+                run_id,
+                landed.mode,
+                staged,
+                validated,
+                manifest,
+                started_at,
+                replay_of=replay_of,
             )
             raise RejectThresholdExceeded(
                 county.label, rate, county.reject_threshold, reasons, rejected=rejected, total=total
@@ -202,17 +339,19 @@ def merge(
         result = warehouse.merge_county(
             con,
             county,
-            landed.sync_id,
+            run_id,
             landed.mode,
             staged,
             validated,
             manifest,
             started_at,
             safety_share=safety_share,
+            replay_of=replay_of,
         )
         after = warehouse.watermarks(con, county.code)
-        spike = notify.reject_spike(con, county, landed.sync_id, rejected, total)
-    warehouse.write_state(county, after)
+        owner = cursors.owners(con).get(county.code)
+        spike = notify.reject_spike(con, county, run_id, rejected, total)
+    _refresh_cache(county, after, owner)
     if landed.mode == "full":  # the latest state is now replayable from this landing on
         retention.prune_landing(county, landed.sync_id)
     if spike is not None:  # sent outside the pool: a slow robot never holds the warehouse
@@ -228,7 +367,38 @@ def merge(
         watermarks_after=after,
         source_counts=staged.source_counts,
         source_lag_seconds=_source_lag(staged.frames),
+        sync_run_id=run_id,
     )
+
+
+def _refresh_cache(county: County, marks: dict[str, str], owner: str | None) -> None:
+    """Cache the committed cursors for the next landing. The merge has committed: a cache that
+    cannot be written (disk full) is dropped, not fatal; the next landing reads the warehouse."""
+    try:
+        warehouse.write_state(county, marks, sync_run_id=owner)
+    except OSError as exc:
+        log.warning(
+            "%s: cursor cache not written (%s); the next landing reads the warehouse",
+            county.slug,
+            exc,
+        )
+        with suppress(OSError):
+            warehouse.state_path(county).unlink(missing_ok=True)
+
+
+def _run_id(con, county: County, landed: Landed) -> tuple[str, str | None]:
+    """The ops.sync_run id of this merge: the landing's sync id, or, for a replay (asked for,
+    or a sync id the warehouse already recorded), ``<sync id>+replay<n>`` so the original
+    run's audit rows stay as they were."""
+    recorded, replays = con.execute(
+        "SELECT count(*) FILTER (sync_run_id = $id), "
+        "count(DISTINCT sync_run_id) FILTER (replay_of = $id) "
+        "FROM ops.sync_run WHERE county_code = $county",
+        {"id": landed.sync_id, "county": county.code},
+    ).fetchone()
+    if not landed.replay and not recorded and not replays:
+        return landed.sync_id, None
+    return f"{landed.sync_id}+replay{replays + 1}", landed.sync_id
 
 
 def _source_lag(frames: dict[str, pl.DataFrame]) -> float | None:

@@ -25,9 +25,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -37,7 +38,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import divisions, paths, settings
+from pipelines import divisions, paths, settings, warehouse_lock
 from pipelines.errors import SafetyStop, redact_text, redact_url
 from schemas.columns import ENTITIES, ENTITY_ORDER, KEYS
 from schemas.sanity import watermark_in_future
@@ -67,22 +68,60 @@ def connect(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (default: the live file), migrate it when read-write, always close.
 
-    Opening the live file read-write also seeds core.region with the known divisions (when the
-    list changed) and records the run failures the Dagster sensor queued (sensors never open
-    the warehouse themselves)."""
+    Holds the warehouse lock (``pipelines.warehouse_lock``: exclusive when read-write, shared
+    when read-only) from before the open until after the close, waiting politely for another
+    writer. Opening the live file read-write also seeds core.region with the known divisions
+    (when the list changed) and records the run failures the Dagster sensor queued (sensors
+    never open the warehouse themselves); closing it writes the commit record that tells
+    landings whether their cached cursors are the warehouse's (``pipelines.cursors``)."""
     path = Path(path) if path is not None else paths.live_db()
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    is_live = path.resolve() == paths.live_db().resolve()
+    # readers of other files (the snapshot) need no lock: only the live file has writers
+    lock = (
+        warehouse_lock.hold(path, shared=read_only, purpose="read" if read_only else "write")
+        if is_live or not read_only
+        else nullcontext()
+    )
+    with lock:
+        con = duckdb.connect(str(path), read_only=read_only)
+        owners = None
+        try:
+            if not read_only:
+                migrate(con)
+                check_profile(con, path)
+                if is_live:
+                    divisions.seed_regions(con)
+                    record_queued_failures(con)
+            yield con
+            if not read_only and is_live:
+                from pipelines import cursors
+
+                owners = cursors.owners(con)
+        finally:
+            con.close()
+            if is_live and not read_only:
+                from pipelines import cursors
+
+                if owners is None:  # the work failed: landings read the file's own cursors
+                    cursors.forget_commit_record()
+                else:
+                    cursors.write_commit_record(path, owners)
+
+
+def wal_path(db_path: Path) -> Path:
+    """The write-ahead log DuckDB keeps beside a file until it checkpoints."""
+    return db_path.with_name(db_path.name + ".wal")
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """ROLLBACK after an error, never hiding that error: when the rollback fails too (disk
+    full at COMMIT leaves "no transaction is active"), it is logged and the caller re-raises
+    the original; closing the connection discards whatever the transaction had written."""
     try:
-        if not read_only:
-            migrate(con)
-            check_profile(con, path)
-            if path.resolve() == paths.live_db().resolve():
-                divisions.seed_regions(con)
-                record_queued_failures(con)
-        yield con
-    finally:
-        con.close()
+        con.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        log.warning("ROLLBACK failed after an error (%s); the original error follows", exc)
 
 
 class ProfileMismatch(RuntimeError):
@@ -156,10 +195,14 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         done.append(file.name)
     return done
+
+
+def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return _table_exists(con, schema, table)
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -363,6 +406,7 @@ def merge_county(
     *,
     safety_share: float = DEFAULT_SAFETY_SHARE,
     now: datetime | None = None,
+    replay_of: str | None = None,
 ) -> MergeResult:
     """Merge one county sync into the warehouse in ONE transaction (Contract 5).
 
@@ -387,7 +431,8 @@ def merge_county(
       the record first seen wins, ties to the smaller person_no (see 60_conflicts.sql).
 
     ``now`` (default: the wall clock) stamps every row of the merge; tests pass it to place
-    versions on chosen dates.
+    versions on chosen dates. ``replay_of``: the landing's sync id when this merge replays it
+    under a new ``sync_run_id`` (ops.sync_run.replay_of), so the original run's audit stays.
     """
     now = now or datetime.now(UTC)
     batch = _Batch(
@@ -399,6 +444,7 @@ def merge_county(
             "mode": mode,
             "now": now,
             "started": started_at,
+            "replay_of": replay_of,
             **_hmac_pads(pii_key()),
         },
     )
@@ -407,7 +453,7 @@ def merge_county(
         result = _merge(batch, county, staged, validated, manifest, safety_share)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     finally:
         batch.release()
@@ -800,6 +846,7 @@ def refuse_sync(
     started_at: datetime | None = None,
     *,
     reason: str | None = None,
+    replay_of: str | None = None,
 ) -> None:
     """Record a sync refused for its reject rate: its ops.sync_run rows (status ``refused``) and
     ops.reject rows, nothing else; the county's data and watermarks stay as they were.
@@ -815,7 +862,13 @@ def refuse_sync(
         reason = f"refused: reject rate {rate:.1%}{limit}; top reasons: {reasons or 'none'}"
     batch = _Batch(
         con,
-        {"county": county.code, "run": sync_run_id, "mode": mode, "now": now},
+        {
+            "county": county.code,
+            "run": sync_run_id,
+            "mode": mode,
+            "now": now,
+            "replay_of": replay_of,
+        },
     )
     batch.params["started"] = started_at or now
     con.execute("BEGIN")
@@ -833,7 +886,7 @@ def refuse_sync(
         _write_runs(batch, county, staged, counts, marks_before, "refused", reason, now)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     finally:
         batch.release()
@@ -974,9 +1027,11 @@ def state_path(county: Any) -> Path:
     return paths.hub_home() / "state" / f"{_slug(county)}.json"
 
 
-def write_state(county: Any, marks: Mapping[str, str]) -> Path:
+def write_state(county: Any, marks: Mapping[str, str], *, sync_run_id: str | None = None) -> Path:
     """Cache a county's committed watermarks where the landing step reads them without opening
-    DuckDB. Write after the merge committed; the warehouse stays the source of truth."""
+    DuckDB. Write after the merge committed; the warehouse stays the source of truth:
+    ``sync_run_id`` is the sync that committed them, which ``pipelines.cursors`` compares with
+    the warehouse's before a landing trusts the cache."""
     target = state_path(county)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
@@ -985,6 +1040,7 @@ def write_state(county: Any, marks: Mapping[str, str]) -> Path:
             {
                 "county": _slug(county),
                 "watermarks": dict(marks),
+                "sync_run_id": sync_run_id,
                 "written_at": datetime.now(UTC).isoformat(),
             },
             ensure_ascii=False,
@@ -1038,7 +1094,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
         ]
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     return tables
 
@@ -1097,8 +1153,73 @@ def publish_snapshot(
     live = Path(live_path) if live_path is not None else paths.live_db()
     target = Path(snapshot_path) if snapshot_path is not None else paths.snapshot_db()
     pii = Path(pii_snapshot_path) if pii_snapshot_path is not None else paths.pii_snapshot_db()
-    if live.with_name(live.name + ".wal").exists():
+    for published in (target, pii):
+        remove_publish_leftovers(published)
+    if wal_path(live).exists():
         with connect(live):  # replays and checkpoints a WAL left by a crashed writer
             pass
-    snapshots.publish_pii_snapshot(live, pii)
-    return snapshots.publish_analyst_snapshot(live, target)
+    # Both copies read the live file under the warehouse lock (shared): no writer can change it
+    # while they are taken (a copy taken under a writer was unreadable once in 111).
+    with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
+        snapshots.publish_pii_snapshot(live, pii)
+        return snapshots.publish_analyst_snapshot(live, target)
+
+
+def copy_live_consistently(live: Path, dest: Path) -> Path:
+    """Byte-copy the live file to ``dest`` while no writer can change it.
+
+    A WAL left by a crashed writer is first replayed and checkpointed (a read-write open), so
+    the file alone holds every committed transaction. The copy then holds the warehouse lock
+    shared (hub writers wait politely) and a read-only DuckDB connection on the file (a writer
+    outside the hub, such as a stray shell, is refused by DuckDB instead of changing the bytes
+    under the copy)."""
+    live, dest = Path(live), Path(dest)
+    if wal_path(live).exists():
+        with connect(live):  # replays and checkpoints a WAL left by a crashed writer
+            pass
+    with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
+        guard = duckdb.connect(str(live), read_only=True)
+        try:
+            shutil.copyfile(live, dest)
+        finally:
+            guard.close()
+    return dest
+
+
+#: A leftover of a killed publish whose name carries no PID is removed once it is this old.
+_ANONYMOUS_LEFTOVER_SECONDS = 600
+
+
+def remove_publish_leftovers(target: Path) -> list[Path]:
+    """Remove the temporary copies (``.<snapshot>.<pid>-<hex>.tmp`` and their ``.wal``) that
+    publishes killed mid-copy left beside ``target``; a live publisher's copy is left alone."""
+    removed = []
+    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
+        tag = leftover.name[len(target.name) + 2 :].split(".tmp", 1)[0]
+        pid = tag.split("-", 1)[0] if "-" in tag else ""
+        if pid.isdigit():
+            if _pid_alive(int(pid)):
+                continue
+        else:
+            try:
+                age = datetime.now(UTC).timestamp() - leftover.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age < _ANONYMOUS_LEFTOVER_SECONDS:
+                continue
+        with suppress(FileNotFoundError):
+            leftover.unlink()
+            removed.append(leftover)
+    if removed:
+        log.warning("removed %d leftover(s) of killed publishes: %s", len(removed), removed)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

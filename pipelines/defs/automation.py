@@ -15,6 +15,7 @@ from pipelines import notify, warehouse
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
 from pipelines.registry import County, counties
+from pipelines.run_health import free_dead_runs
 from pipelines.settings import NotConfigured
 from pipelines.sources import connection_settings
 
@@ -182,7 +183,7 @@ city_automation = dg.AutomationConditionSensorDefinition(
 
 def automation_defs() -> dict:
     jobs = [sync_all_counties, sync_city, api_job]
-    sensors = [record_sync_failures, city_automation]
+    sensors = [record_sync_failures, city_automation, free_dead_runs]
     for county in counties():
         job = county_job(county)
         jobs.append(job)

@@ -109,7 +109,12 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
     )
     def merge(context: dg.AssetExecutionContext, config: MergeConfig, landed: sync.Landed):
         try:
-            merged = sync.merge(county, landed, safety_share=config.safety_share)
+            merged = sync.merge(
+                county,
+                landed,
+                safety_share=config.safety_share,
+                orchestrator_run=context.run.run_id,
+            )
         except RejectThresholdExceeded as refused:
             yield checks.refused_check(county, refused.rate)
             raise

@@ -136,6 +136,7 @@ def test_schedules_and_sensors_are_on_at_their_documented_times():
         "record_sync_failures",
         "city_after_county_syncs",
         "notify_stale_counties",
+        "free_dead_runs",
         *workbook,
     }
     for sensor in sensors.values():

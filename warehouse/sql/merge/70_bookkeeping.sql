@@ -32,12 +32,13 @@ ON CONFLICT (county_code, name) DO UPDATE
 SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, sync_run_id = EXCLUDED.sync_run_id;
 
 -- name: sync_runs
--- One row per county x entity; a replay of the same sync id replaces its rows.
-INSERT OR REPLACE INTO ops.sync_run BY NAME
+-- One row per county x entity. A replay merges under its own run id (replay_of = the landing's
+-- sync id), so the original run's rows are never replaced.
+INSERT INTO ops.sync_run BY NAME
 SELECT $run AS sync_run_id, $county AS county_code, entity, $mode AS mode,
        $started AS started_at, $finished AS finished_at, fetched, accepted, rejected, findings,
        deleted, inserted, updated, unchanged, source_count, watermark_before, watermark_after,
-       $status AS status, $error AS error
+       $status AS status, $error AS error, $replay_of AS replay_of
 FROM {runs};
 
 -- name: quarantine

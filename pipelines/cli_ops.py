@@ -1,0 +1,163 @@
+"""Operations commands of ``hub``: ``backup``, ``restore`` and ``replay`` (runbook, "Backup and
+restore" and "Replay and backfill"). Registered on the ``hub`` app by ``cli.py``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipelines import paths
+from pipelines.errors import HubError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def backups_dir() -> Path:
+    return paths.hub_home() / "backups"
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]{message}[/red]", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+def _latest_syncs(db: Path) -> list[tuple[str, str]]:
+    """(county_code, the sync that committed its cursors) of a warehouse file, read-only."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "SELECT county_code, max(sync_run_id) FROM ops.watermark GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def backup(
+    dest: Annotated[
+        Path | None,
+        typer.Argument(help="file to write (default: HUB_HOME/backups/hub-<time>.duckdb)"),
+    ] = None,
+) -> None:
+    """Copy the live warehouse consistently (writers wait for the copy; a crashed writer's WAL is
+    checkpointed first), then check that the copy opens."""
+    from pipelines import warehouse
+
+    live = paths.live_db()
+    if not live.exists():
+        raise _fail(f"No warehouse at {live}: nothing to back up.")
+    if dest is None:
+        dest = backups_dir() / f"hub-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.duckdb"
+    from pipelines import settings
+
+    dest = dest.resolve()
+    # a backup holds everything the warehouse holds, PII included: owner-only, like the file
+    if dest.parent == backups_dir().resolve():
+        settings.private_dir(dest.parent)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    try:
+        warehouse.copy_live_consistently(live, tmp)
+        latest = _latest_syncs(tmp)  # the copy opens and holds the hub's tables
+    except HubError as e:
+        tmp.unlink(missing_ok=True)
+        raise _fail(str(e)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.chmod(settings.PRIVATE_FILE)
+    os.replace(tmp, dest)
+    console.print(f"Backed up {live} to {dest} ({dest.stat().st_size / 2**20:.1f} MB).")
+    for code, run in latest:
+        console.print(f"  {code}: cursors of sync {run}")
+    console.print(f"Restore it with: hub restore {dest}")
+
+
+def restore(
+    source: Annotated[Path, typer.Argument(help="a file written by `hub backup`")],
+) -> None:
+    """Put a backup in place of the live warehouse (waiting for any writer), and reset the
+    cursor cache so every county's next sync resumes from the restored warehouse's cursors."""
+    import duckdb
+
+    from pipelines import cursors, settings, warehouse, warehouse_lock
+    from pipelines.cli import _prepare_to_write
+
+    _prepare_to_write()
+    source = source.resolve()
+    live = paths.live_db()
+    try:
+        latest = _latest_syncs(source)
+    except (duckdb.Error, OSError) as e:
+        raise _fail(f"{source} is not a usable warehouse backup: {e}") from None
+    live.parent.mkdir(parents=True, exist_ok=True)
+    tmp = live.with_name(f".{live.name}.restore-{uuid.uuid4().hex}.tmp")
+    try:
+        with warehouse_lock.hold(live, purpose="restore"):
+            import shutil
+
+            shutil.copyfile(source, tmp)
+            tmp.chmod(settings.PRIVATE_FILE)
+            # a WAL beside the live file belongs to the file being replaced, never to the backup
+            warehouse.wal_path(live).unlink(missing_ok=True)
+            os.replace(tmp, live)
+            removed = cursors.reset_cache()
+    except HubError as e:
+        raise _fail(str(e)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    console.print(f"Restored {live} from {source}.")
+    for code, run in latest:
+        console.print(f"  {code}: the next sync resumes from the cursors of sync {run}")
+    console.print(
+        f"Cursor cache reset ({len(removed)} file(s) removed): landings read the restored "
+        "warehouse's cursors. The analyst snapshot shows the old state until the next publish "
+        "(`hub sync <county>` or the sync_city job)."
+    )
+
+
+def replay(
+    county: Annotated[str, typer.Argument(help="slug or code, e.g. luonan")],
+    sync_id: Annotated[
+        str, typer.Argument(help="the landing's directory under var/landing/<slug>/")
+    ],
+    safety_share: Annotated[
+        float, typer.Option(help="largest share of live records one sync may delete")
+    ] = 0.2,
+) -> None:
+    """Merge a landed sync again from its files (pages verified, recorded as a replay)."""
+    from pipelines import sync
+    from pipelines.cli import _prepare_to_write
+    from pipelines.registry import county as find
+
+    _prepare_to_write()
+    c = find(county)
+    try:
+        landed = sync.replay(c, sync_id)
+        merged = sync.merge(c, landed, safety_share=safety_share)
+    except HubError as e:
+        raise _fail(str(e)) from None
+    totals = {
+        k: sum(c.get(k, 0) for c in merged.counts.values())
+        for k in ("accepted", "rejected", "deleted")
+    }
+    console.print(
+        f"Replayed {sync_id} as run {merged.sync_run_id}: "
+        + ", ".join(f"{n} {k}" for k, n in totals.items()),
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(backup)
+    app.command()(restore)
+    app.command()(replay)
