@@ -110,7 +110,7 @@ def land(county: County, mode: str = "incremental") -> Landed:
     sync_id, manifest_path = manifest.sync_id, manifest.path
     # Parse here, outside the warehouse pool, so counties normalise in parallel; the payloads
     # are already landed, so a page that fails to parse is kept for the engineer to inspect.
-    staged_dir = stage(county, Path(manifest_path), watermarks)
+    staged_dir = stage(county, Path(manifest_path), _previous(mode, watermarks))
     return Landed(
         county_code=county.code,
         sync_id=sync_id,
@@ -123,6 +123,14 @@ def land(county: County, mode: str = "incremental") -> Landed:
         watermarks_before=watermarks,
         watermarks_source=source,
     )
+
+
+def _previous(mode: str, watermarks: dict[str, str]) -> dict[str, str]:
+    """The cursors a normaliser builds on: an incremental sync moves its starting cursors
+    forward; a full sync sets them from what it saw (issue 10), so it starts from none (now
+    that landings start from the warehouse's own cursors, a poisoned one would otherwise
+    survive a full listing that saw nothing)."""
+    return watermarks if mode == "incremental" else {}
 
 
 def stage(county: County, manifest_path: Path, watermarks: dict[str, str]) -> Path:
@@ -265,7 +273,7 @@ def merge(
     landing.verify(manifest, county.label)
     staged_dir = Path(landed.staged_path)
     if not (staged_dir / "staged.json").exists():  # a replay of an older landing
-        stage(county, Path(landed.manifest_path), landed.watermarks_before)
+        stage(county, Path(landed.manifest_path), _previous(landed.mode, landed.watermarks_before))
     staged = staged_io.load(staged_dir, county.label)
     check_listings(county, staged, staged_dir)
     db = Path(db_path) if db_path is not None else paths.live_db()
