@@ -31,12 +31,20 @@ class NotAnAnalystSnapshot(RuntimeError):
     """``HUB_SNAPSHOT`` names a file with direct identifiers (the live warehouse, the PII copy)."""
 
 
-def connect(snapshot: Path) -> duckdb.DuckDBPyConnection:
+def connect(snapshot: Path, timezone: str | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only, safe-mode connection to the analyst snapshot. Refuses a file that holds
     direct identifiers, so pointing ``HUB_SNAPSHOT`` at the live warehouse or the restricted PII
-    snapshot does not turn ``hub sql`` into a way around the file split."""
-    con = duckdb.connect(str(snapshot), read_only=True, config=dict(SAFE_CONFIG))
+    snapshot does not turn ``hub sql`` into a way around the file split.
+
+    ``timezone`` (``hub sql``: Asia/Shanghai) is set before the configuration is locked."""
+    config = dict(SAFE_CONFIG)
+    lock = config.pop("lock_configuration")
+    con = duckdb.connect(str(snapshot), read_only=True, config=config)
     try:
+        if timezone:
+            con.execute(f"SET TimeZone = '{timezone.replace(chr(39), '')}'")
+        if lock:
+            con.execute("SET lock_configuration = true")
         identifying = [f"{e}.{c}" for e, cols in IDENTIFYING.items() for c in cols]
         found = con.execute(
             "SELECT table_name || '.' || column_name FROM duckdb_columns() "

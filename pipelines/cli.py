@@ -12,17 +12,19 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pipelines import paths, settings
 from pipelines.cli_report import report
+from pipelines.modes import Mode
 from pipelines.registry import counties
+from pipelines.sql_output import TIMEZONE, Format
+from pipelines.sql_output import write as write_result
 
 app = typer.Typer(
     help="Shangluo city poverty data hub.", no_args_is_help=True, add_completion=False
 )
 # Wide enough for the summary table when output is piped (rich assumes 80 columns then).
-console = Console(width=None if sys.stdout.isatty() else 120)
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 DEV_PII_KEY_NOTE = (
@@ -97,39 +99,41 @@ def _start_simulator_if_needed():
     return info
 
 
-def _run_job(name: str, ops: dict | None = None):
-    import dagster as dg
+def _valid_county(value):
+    """A county slug or code of the registry; a misspelt one lists the valid ones."""
+    if value is None:
+        return value
+    known = {k for c in counties() for k in (c.slug, c.code)}
+    for name in [value] if isinstance(value, str) else value:
+        if name not in known:
+            valid = ", ".join(f"{c.slug} ({c.code} {c.name})" for c in counties())
+            raise typer.BadParameter(f"no county {name!r}. Valid: {valid}")
+    return value
 
-    from pipelines import jobs, run_health
 
-    instance = dg.DagsterInstance.get()
-    # The jobs carry their executor (pipelines/defs/automation.py). Step events go to the
-    # Dagster event log (`make ui` shows them); the terminal gets warnings and errors only.
-    run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    if ops:
-        run_config["ops"] = ops
-    with (
-        console.status(f"Running {name.removesuffix('_job')} …"),
-        run_health.PoolWatch(instance, _say_warning),
-        dg.execute_job(
-            dg.reconstructable(getattr(jobs, name)), instance=instance, run_config=run_config
-        ) as result,
-    ):
-        failures = [
-            (e.step_key, e.event_specific_data.error.message.strip().splitlines()[0])
-            for e in result.all_events
-            if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
-        ]
-        return result.success, result.run_id, failures
+def _selected(names: list[str] | None) -> list:
+    from pipelines.registry import county as find
+
+    wanted = {find(n).code for n in names} if names else None
+    return [c for c in counties() if wanted is None or c.code in wanted]
 
 
 @app.command()
 def demo(
-    mode: Annotated[str, typer.Option(help="full or incremental")] = "incremental",
+    mode: Annotated[Mode, typer.Option(help="incremental or full")] = Mode.incremental,
+    county: Annotated[
+        list[str] | None,
+        typer.Option("--county", callback=_valid_county, help="only this county (repeatable)"),
+    ] = None,
 ) -> None:
-    """Sync every county into the warehouse through Dagster, publish the snapshot, summarise.
+    """Sync the counties into the warehouse through Dagster, publish the snapshot, report.
 
-    Runs the demo profile: counties without settings are served by the bundled simulator."""
+    Runs the demo profile: counties without settings are served by the bundled simulator.
+    Exit status: 0 when every county succeeded, 1 when any failed or was refused, 130 when
+    interrupted (Ctrl-C: counties already merged stay merged, the city step does not run)."""
+    from pipelines import demo as run
+    from pipelines import report as run_report
+
     try:
         settings.use_demo_profile()
     except settings.SettingsError as exc:
@@ -138,77 +142,74 @@ def demo(
     if settings.uses_development_key():
         console.print(f"[yellow]warning:[/yellow] {DEV_PII_KEY_NOTE}")
     _dagster_home()
-    _free_dead_runs()
+    watch = _free_dead_runs()
+    selected = _selected(county)
+    blocked = {c.slug: run.not_configured(c) for c in selected if run.not_configured(c)}
+    runnable = [c for c in selected if c.slug not in blocked]
     _start_simulator_if_needed()
     started = time.perf_counter()
-    ops = {f"{c.slug}__landing": {"config": {"mode": mode}} for c in counties()}
-    ok, run_id, failures = _run_job("sync_all_counties_job", ops=ops)
+    with watch:  # dead runs' pool slots freed, long pool waits reported
+        result = run.run_counties(console, "sync_all_counties_job", runnable, mode.value)
     county_seconds = time.perf_counter() - started
-    city_ok, _, city_failures = _run_job("sync_city_job")
+    by_slug = {o.county.slug: o for o in result.outcomes}
+    outcomes = [
+        by_slug.get(c.slug) or run_report.CountyOutcome(c, "not configured", cause=blocked[c.slug])
+        for c in selected
+    ]
+    run.record_failures(outcomes, result.run_id, "sync_all_counties")
+    title = "同步报告 Sync report (this run 本次运行"
+    if result.interrupted:
+        run_report.print_report(console, outcomes, f"{title}, interrupted 已中断)")
+        console.print(run_report.interrupted_line(outcomes))
+        console.print(f"[dim]Dagster's log of this run: {result.log}[/dim]")
+        raise typer.Exit(run.EXIT_INTERRUPTED)
+    with _free_dead_runs():
+        city_ok, city_cause, city_log = run.run_city(console)
     total = time.perf_counter() - started
-    _summary(run_id, county_seconds, total, failures + city_failures)
-    if not (ok and city_ok):
-        raise typer.Exit(1)
+    run_report.print_report(console, outcomes, f"{title})")
+    if not city_ok:
+        console.print(f"[red]city step failed 市级汇总失败[/red]: {city_cause} (log: {city_log})")
+    _summary_footer(county_seconds, total, result.log)
+    raise typer.Exit(run_report.exit_code(outcomes) or (0 if city_ok else 1))
 
 
-def _summary(run_id: str, county_seconds: float, total: float, failures) -> None:
-    import duckdb
-
+def _summary_footer(county_seconds: float, total: float, log: Path) -> None:
     snapshot = paths.snapshot_db()
-    table = Table(title="Sync summary (this run)", show_lines=False)
-    for col in (
-        "county",
-        "entity",
-        "mode",
-        "fetched",
-        "accepted",
-        "rejected",
-        "findings",
-        "deleted",
-        "status",
-    ):
-        table.add_column(
-            col,
-            justify="right"
-            if col in {"fetched", "accepted", "rejected", "findings", "deleted"}
-            else "left",
-        )
-    if snapshot.exists():
-        with duckdb.connect(str(snapshot), read_only=True) as con:
-            rows = con.execute(
-                """
-                WITH latest AS (
-                  SELECT *, row_number() OVER (PARTITION BY county_code, entity ORDER BY started_at DESC) AS n
-                  FROM ops.sync_run)
-                SELECT county_code, entity, mode, fetched, accepted, rejected, findings, deleted, status
-                FROM latest WHERE n = 1 ORDER BY county_code, entity
-                """
-            ).fetchall()
-        names = {c.code: c.name for c in counties()}
-        for r in rows:
-            table.add_row(names.get(r[0], r[0]), *[str(v) for v in r[1:]])
-    console.print(table)
-    for step, message in failures:
-        console.print(f"[red]failed[/red] {step}: {message}")
     console.print(
         f"Counties synced in {county_seconds:.1f} s; with marts and snapshot {total:.1f} s.\n"
+        f"Dagster's log of this run (warnings, errors): {log}\n"
         f"Analyst snapshot: {snapshot}\n"
         "Query it:   make sql            (DuckDB shell on the snapshot, read-only)\n"
         '            .venv/bin/hub sql "SELECT * FROM mart.county_summary"\n'
+        "Status:     .venv/bin/hub status   Rejects as CSV: .venv/bin/hub rejects <county>\n"
         "Dagster UI: make ui             (then open http://127.0.0.1:3000)"
     )
 
 
 @app.command()
-def ui(port: int = 3000) -> None:
+def ui(
+    port: int = 3000,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="interface to listen on: 127.0.0.1 (this machine only) or e.g. 0.0.0.0 behind "
+            "the city's reverse proxy with a login (docs/county-admins.md, section 9)"
+        ),
+    ] = "127.0.0.1",
+) -> None:
     """The Dagster UI (and daemon: schedules, sensors) on this configuration; the simulator too
     in the demo profile (`make ui` selects it)."""
     _prepare_to_write()
     _dagster_home()
     watch = _free_dead_runs()
     _start_simulator_if_needed()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[yellow]warning:[/yellow] the UI has no login of its own; on {host} anyone who "
+            "reaches the port can run syncs. Put it behind the reverse proxy with a login."
+        )
     with watch:  # while the UI runs: dead runs' slots freed, long pool waits reported
-        code = subprocess.call(dagster_dev_command(port), env=dict(os.environ))
+        code = subprocess.call(dagster_dev_command(port, host), env=dict(os.environ))
     raise typer.Exit(code)
 
 
@@ -226,10 +227,10 @@ def _say_warning(line: str) -> None:
     console.print(f"[yellow]{line}[/yellow]", soft_wrap=True, highlight=False)
 
 
-def dagster_dev_command(port: int) -> list[str]:
-    """`dagster dev` on loopback for this code location: the UI plus the daemon."""
+def dagster_dev_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """`dagster dev` for this code location: the UI plus the daemon (loopback by default)."""
     dagster = Path(sys.executable).with_name("dagster")
-    return [str(dagster), "dev", "-m", "pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    return [str(dagster), "dev", "-m", "pipelines.definitions", "-h", host, "-p", str(port)]
 
 
 @app.command()
@@ -237,7 +238,10 @@ def sql(
     query: Annotated[
         str | None, typer.Argument(help="SQL to run; omit for the DuckDB shell")
     ] = None,
-    csv: Annotated[bool, typer.Option("--csv", help="print CSV instead of a table")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="same as --format csv")] = False,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table, csv, json or markdown")
+    ] = Format.table,
 ) -> None:
     """Query the analyst snapshot: read-only, in DuckDB's safe mode (no other files, no shell)."""
     from pipelines import analyst_sql
@@ -252,16 +256,18 @@ def sql(
         raise typer.Exit(1)
     if query is None:
         # The DuckDB shell on the snapshot only (the live file is never opened here, so a
-        # running sync and the shell do not block each other), read-only and in safe mode.
+        # running sync and the shell do not block each other), read-only and in safe mode, on
+        # Beijing time (its locked configuration takes the time zone from TZ).
         try:
             command = analyst_sql.shell_command(snapshot)
         except analyst_sql.NotAnAnalystSnapshot as exc:
             _fail(exc)
+        os.environ["TZ"] = TIMEZONE
         os.execv(command[0], command)
     import duckdb
 
     try:
-        with analyst_sql.connect(snapshot) as con:
+        with analyst_sql.connect(snapshot, timezone=TIMEZONE) as con:
             result = con.sql(query)
             if result is None:  # a statement without a result (SET, PRAGMA, ...)
                 return
@@ -271,15 +277,7 @@ def sql(
     except duckdb.Error as e:
         err_console.print(f"[red]query failed:[/red] {e}", markup=True, highlight=False)
         raise typer.Exit(1) from None
-    if csv:
-        sys.stdout.write(df.write_csv())
-        return
-    table = Table(show_lines=False)
-    for col in df.columns:
-        table.add_column(col)
-    for row in df.iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
-    console.print(table)
+    write_result(df, Format.csv if csv else fmt, console)
 
 
 @app.command(name="stop-simulator")
@@ -304,30 +302,94 @@ def stop_simulator() -> None:
 
 @app.command(name="sync")
 def sync_one(
-    county: Annotated[str, typer.Argument(help="slug or code, e.g. luonan")],
-    mode: Annotated[str, typer.Option(help="full or incremental")] = "incremental",
+    county: Annotated[
+        str, typer.Argument(callback=_valid_county, help="slug or code, e.g. luonan")
+    ],
+    mode: Annotated[Mode, typer.Option(help="incremental or full")] = Mode.incremental,
     safety_share: Annotated[
         float, typer.Option(help="largest share of live records one sync may delete")
     ] = 0.2,
 ) -> None:
-    """Land and merge one county without Dagster (debugging); the UI and schedules use Dagster."""
+    """Land and merge one county without Dagster (debugging); the UI and schedules use Dagster.
+
+    Prints the run report; exit status 1 when the county failed or was refused."""
+    from pipelines import demo as run
+    from pipelines import report as run_report
     from pipelines import sync, warehouse
-    from pipelines.errors import HubError
+    from pipelines.errors import HubError, RejectThresholdExceeded
     from pipelines.registry import county as find
 
     c = find(county)
     _prepare_to_write()
+    blocked = run.not_configured(c)
+    if blocked:  # asked for by name: an error (hub demo lists such counties in its report)
+        _fail(f"{c.label}: not configured: {blocked}")
     if settings.is_demo() and not settings.county_configured(c):
         _start_simulator_if_needed()
+    outcome = run_report.CountyOutcome(c, "failed", mode=mode.value)
     try:
-        landed = sync.land(c, mode)
-        merged = sync.merge(c, landed, safety_share=safety_share)
-        with warehouse.connect() as con:
-            warehouse.rebuild_marts(con)
-        warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
-    except (settings.NotConfigured, HubError) as exc:  # county, place and problem: no traceback
-        _fail(exc)
-    console.print(merged.counts)
+        with console.status(f"{c.name}: landing 取回中 …"):
+            landed = sync.land(c, mode.value)
+        outcome.mode = landed.mode
+        with console.status(f"{c.name}: merging 合并中 …"):
+            merged = sync.merge(c, landed, safety_share=safety_share)
+            with warehouse.connect() as con:
+                warehouse.rebuild_marts(con)
+            warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
+        outcome.status, outcome.seconds = "succeeded", landed.seconds + merged.seconds
+        outcome.counts = run_report.sum_counts(merged.counts.values())
+    except RejectThresholdExceeded as refused:
+        outcome.status, outcome.cause = "refused", run_report.one_line(str(refused))
+        outcome.counts = {"fetched": refused.total or 0, "rejected": refused.rejected or 0}
+    except HubError as failed:
+        outcome.cause = run_report.one_line(str(failed))
+    run_report.print_report(console, [outcome], "同步报告 Sync report (this run 本次运行)")
+    raise typer.Exit(run_report.exit_code([outcome]))
+
+
+@app.command()
+def status() -> None:
+    """Per county: last success, last failure and why, lag, next scheduled run, reject rate."""
+    from pipelines import rejects
+    from pipelines import status as county_status
+
+    try:
+        with rejects.readable() as (con, source):
+            statuses = county_status.read(con)
+    except FileNotFoundError as missing:
+        err_console.print(str(missing))
+        raise typer.Exit(1) from None
+    console.print(county_status.table(statuses, source))
+    for line in county_status.failure_lines(statuses):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@app.command(name="rejects")
+def rejects_csv(
+    county: Annotated[
+        str, typer.Argument(callback=_valid_county, help="slug or code, e.g. luonan")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="file to write (default under var/rejects/)"),
+    ] = None,
+) -> None:
+    """The county's latest rejects (merged or refused sync) as CSV for Excel (UTF-8 with BOM)."""
+    from pipelines import rejects
+    from pipelines.registry import county as find
+
+    c = find(county)
+    try:
+        with rejects.readable() as (con, source):
+            sync_id = rejects.latest_sync(con, c)
+            if sync_id is None:
+                err_console.print(f"{c.label}: no merged or refused sync yet in {source}")
+                raise typer.Exit(1)
+            path, rows = rejects.export(con, c, sync_id, output)
+    except FileNotFoundError as missing:
+        err_console.print(str(missing))
+        raise typer.Exit(1) from None
+    console.print(f"{c.name}: {rows:,} rejects of sync {sync_id} → {path}", highlight=False)
 
 
 app.command(name="report")(report)

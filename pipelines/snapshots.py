@@ -30,8 +30,15 @@ import duckdb
 from pipelines import settings
 from schemas.columns import IDENTIFYING
 
+
+def quiet(con: duckdb.DuckDBPyConnection) -> None:
+    from pipelines.warehouse import quiet as no_progress_bar  # warehouse imports this module
+
+    no_progress_bar(con)
+
+
 #: Schemas analysts get. ``raw`` (payload metadata) stays with the engineers.
-PUBLISHED_SCHEMAS = ("core", "ops", "mart")
+PUBLISHED_SCHEMAS = ("core", "ops", "mart", "ref")
 #: Tables with whole records (PII) that only the PII snapshot carries.
 PII_ONLY_TABLES = ("ops.quarantine",)
 #: core tables of each entity that hold its columns (current state and history versions).
@@ -141,6 +148,7 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
     redacted = redacted_columns()
     with _new_file(target, settings.snapshot_mode()) as tmp:
         con = duckdb.connect(str(tmp))
+        quiet(con)
         try:
             con.execute(f"ATTACH {_sql_text(str(live))} AS live (READ_ONLY)")
             this = con.execute("SELECT current_database()").fetchone()[0]
@@ -190,6 +198,7 @@ def publish_pii_snapshot(live: Path, target: Path) -> Path:
 
         copy_live_consistently(live, tmp)  # under the warehouse lock, writers kept out
         con = duckdb.connect(str(tmp))
+        quiet(con)
         try:
             kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
             for (schema,) in con.execute(

@@ -58,6 +58,13 @@ HISTORY_ENTITIES = ("household", "person")
 CHILD_ENTITIES = ("person", "measure", "loan", "household_cadre")
 ISSUE_COLUMNS = ("entity", "source_key", "rule", "column_name", "value", "message", "raw_ref")
 
+
+def quiet(con: duckdb.DuckDBPyConnection) -> None:
+    """Pipeline connections print nothing: DuckDB's progress bar would draw unlabelled bars from
+    every step process into the terminal (and into the logs)."""
+    con.execute("SET enable_progress_bar = false")
+
+
 # --------------------------------------------------------------------------------------------
 # connection and migrations
 
@@ -87,6 +94,7 @@ def connect(
         con = duckdb.connect(str(path), read_only=read_only)
         owners = None
         try:
+            quiet(con)
             if not read_only:
                 migrate(con)
                 check_profile(con, path)

@@ -50,7 +50,13 @@ class Rule:
     why: str  # why it matters
     source: str  # where the rule comes from
     where: str  # where it is implemented: "model" (pandera, schemas/<entity>.py) or "validate"
-    label_zh: str = ""  # Chinese label for county clerks (schemas/rule_labels.py covers the rest)
+    # What county admins read (Chinese first); ``name`` stays the key everywhere. Required, so a
+    # new rule without its Chinese label does not even import.
+    label_zh: str
+
+    def __post_init__(self) -> None:
+        if not any("\u4e00" <= ch <= "\u9fff" for ch in self.label_zh):
+            raise ValueError(f"rule {self.name}: label_zh must be Chinese, got {self.label_zh!r}")
 
 
 _RULES = (
@@ -63,6 +69,7 @@ _RULES = (
         "a record without its key, parent key or defining codes cannot be merged or counted",
         STANDARD,
         "model",
+        label_zh="必填项为空",
     ),
     Rule(
         "key_format",
@@ -75,6 +82,7 @@ _RULES = (
         "create a phantom record or attach members to the wrong household",
         STANDARD + " (identity rules of the national registration system)",
         "model",
+        label_zh="编号格式错误",
     ),
     Rule(
         "unknown_code",
@@ -86,6 +94,7 @@ _RULES = (
         "value or the city must add a variant to seeds/codes.csv",
         CODES,
         "model",
+        label_zh="代码不在市级代码表中",
     ),
     Rule(
         "bad_date",
@@ -96,6 +105,7 @@ _RULES = (
         "the value was lost in parsing; merging would store an empty date",
         "architecture.md, Contract 1 (parse_errors)",
         "validate",
+        label_zh="日期无法识别",
     ),
     Rule(
         "bad_number",
@@ -106,6 +116,7 @@ _RULES = (
         "the value was lost in parsing; merging would store an empty number",
         "architecture.md, Contract 1 (parse_errors)",
         "validate",
+        label_zh="数字无法识别",
     ),
     Rule(
         "bad_boolean",
@@ -116,6 +127,7 @@ _RULES = (
         "the value was lost in parsing; merging would store an empty flag",
         "architecture.md, Contract 1 (parse_errors)",
         "validate",
+        label_zh="是/否值无法识别",
     ),
     Rule(
         "id_number_format",
@@ -126,6 +138,7 @@ _RULES = (
         "the ID number identifies a person across counties; a malformed one cannot",
         GB11643,
         "model",
+        label_zh="身份证号格式错误",
     ),
     Rule(
         "id_number_checksum",
@@ -136,6 +149,7 @@ _RULES = (
         "a wrong check digit almost always means a typing error in the number",
         GB11643,
         "model",
+        label_zh="身份证号校验位错误",
     ),
     Rule(
         "id_number_birth_date",
@@ -146,6 +160,7 @@ _RULES = (
         "one of the two is wrong; ages drive school, labour and pension rules",
         GB11643 + "; " + NATIONAL,
         "model",
+        label_zh="身份证号与出生日期不符",
     ),
     Rule(
         "id_number_sex",
@@ -156,6 +171,7 @@ _RULES = (
         "one of the two is wrong",
         GB11643 + "; " + NATIONAL,
         "model",
+        label_zh="身份证号与性别不符",
     ),
     Rule(
         "id_number_as_number",
@@ -167,6 +183,7 @@ _RULES = (
         "as text",
         "platforms/workbook.md; architecture.md, Contract 1",
         "validate",
+        label_zh="身份证号被存为数字（后几位丢失）",
     ),
     Rule(
         "id_number_outside_shangluo",
@@ -178,6 +195,7 @@ _RULES = (
         "people who married or moved in keep their number, so this is worth a look, not a reject",
         GB11643 + " (address code = place of first issue); NBS division codes",
         "validate",
+        label_zh="身份证号地址码不在商洛",
     ),
     Rule(
         "head_count",
@@ -190,6 +208,7 @@ _RULES = (
         "name hang on it",
         NATIONAL,
         "validate",
+        label_zh="户主人数不是一人",
     ),
     Rule(
         "exit_before_identified",
@@ -200,6 +219,7 @@ _RULES = (
         "a household cannot exit poverty before it was identified as poor",
         NATIONAL,
         "model",
+        label_zh="脱贫年度早于识别年度",
     ),
     Rule(
         "exited_without_exit_year",
@@ -210,6 +230,7 @@ _RULES = (
         "exit progress by year (mart.exit_progress) would lose the household",
         NATIONAL,
         "model",
+        label_zh="已脱贫但无脱贫年度",
     ),
     Rule(
         "other_causes_invalid",
@@ -221,6 +242,7 @@ _RULES = (
         "double-counts it in cause breakdowns",
         CODES + "; " + NATIONAL,
         "model",
+        label_zh="其他致贫原因无效",
     ),
     Rule(
         "negative_income",
@@ -231,6 +253,7 @@ _RULES = (
         "net income per person below zero is a data-entry error (a sign or a misplaced field)",
         NATIONAL,
         "model",
+        label_zh="人均纯收入为负数",
     ),
     Rule(
         "work_months_range",
@@ -241,6 +264,7 @@ _RULES = (
         "months worked in a year",
         STANDARD,
         "model",
+        label_zh="务工时间不在0-12个月",
     ),
     Rule(
         "health_exclusive",
@@ -251,6 +275,7 @@ _RULES = (
         "健康 excludes chronic illness, serious illness and disability",
         CODES,
         "model",
+        label_zh="健康与疾病/残疾并存",
     ),
     Rule(
         "orphan_household",
@@ -261,6 +286,7 @@ _RULES = (
         "a member, measure, loan or aid relation must belong to a registered household",
         STANDARD,
         "validate",
+        label_zh="所属户不存在",
     ),
     Rule(
         "orphan_village",
@@ -271,6 +297,7 @@ _RULES = (
         "village and town breakdowns need the village",
         STANDARD,
         "validate",
+        label_zh="所属村不存在",
     ),
     Rule(
         "orphan_cadre",
@@ -281,6 +308,7 @@ _RULES = (
         "an aid relation must name a known cadre",
         STANDARD,
         "validate",
+        label_zh="帮扶干部不存在",
     ),
     Rule(
         "parent_rejected",
@@ -292,6 +320,7 @@ _RULES = (
         "household once the household is fixed",
         CONTRACT4,
         "validate",
+        label_zh="所属户被拒收",
     ),
     Rule(
         "member_count_mismatch",
@@ -303,6 +332,7 @@ _RULES = (
         "either a member is missing from the register or the declared count is stale",
         NATIONAL,
         "validate",
+        label_zh="家庭人口数与成员数不符",
     ),
     Rule(
         "school_age_implausible",
@@ -314,6 +344,7 @@ _RULES = (
         "education assistance (因学, 雨露计划) is targeted by school status",
         NATIONAL,
         "validate",
+        label_zh="在校生状况与年龄不符",
     ),
     Rule(
         "relation_sex_inconsistent",
@@ -324,6 +355,7 @@ _RULES = (
         "usually a wrong relation or a wrong sex",
         NATIONAL,
         "validate",
+        label_zh="与户主关系与性别不符",
     ),
     Rule(
         "exit_below_poverty_line",
@@ -334,6 +366,7 @@ _RULES = (
         "exit requires income above the national line (两不愁三保障 exit standard)",
         NATIONAL + "; seeds/poverty_lines.csv",
         "validate",
+        label_zh="脱贫时收入低于贫困线",
     ),
     Rule(
         "exit_unsafe_housing",
@@ -344,6 +377,7 @@ _RULES = (
         "safe housing is an exit condition (住房安全有保障)",
         NATIONAL,
         "validate",
+        label_zh="脱贫但住房不安全",
     ),
     Rule(
         "exit_unsafe_water",
@@ -354,6 +388,7 @@ _RULES = (
         "safe drinking water is an exit condition (饮水安全有保障)",
         NATIONAL,
         "validate",
+        label_zh="脱贫但饮水不安全",
     ),
     Rule(
         "illness_cause_nobody_ill",
@@ -364,6 +399,7 @@ _RULES = (
         "health assistance is targeted by this cause",
         NATIONAL,
         "validate",
+        label_zh="因病致贫但无患病成员",
     ),
     Rule(
         "tekun_able_bodied_member",
@@ -374,6 +410,7 @@ _RULES = (
         "特困供养 is for people without labour capacity and without supporters",
         NATIONAL,
         "validate",
+        label_zh="特困户有劳动能力成员",
     ),
     Rule(
         "cadre_registered_poor",
@@ -384,6 +421,7 @@ _RULES = (
         "a cadre should not be registered as poor (a typical 优亲厚友 / data-entry case)",
         NATIONAL,
         "validate",
+        label_zh="帮扶干部是建档立卡贫困人口",
     ),
     Rule(
         "unknown_village",
@@ -422,6 +460,7 @@ _RULES = (
         "overwriting (the record with the larger person_no is the duplicate)",
         STANDARD,
         "validate",
+        label_zh="身份证号重复",
     ),
     # Values no clerk types: hostile or broken platforms (issue 10). Implemented in
     # schemas/sanity.py; the limits are TEXT_MAX_LENGTHS below.
@@ -436,6 +475,7 @@ _RULES = (
         "attack, and merging it would bloat history, snapshots and every report that shows it",
         STANDARD + " (column meanings); lengths: docs/data-quality.md, 'Text limits'",
         "validate",
+        label_zh="文本超过最大长度",
     ),
     Rule(
         "text_control_character",
@@ -448,6 +488,7 @@ _RULES = (
         "something else than it is (a spoofing trick), so the record must be corrected at source",
         "Unicode TR #36 (security considerations: bidi spoofing); " + STANDARD,
         "validate",
+        label_zh="含控制字符或文字方向控制符",
     ),
     Rule(
         "source_time_in_future",
@@ -460,10 +501,22 @@ _RULES = (
         "every later incremental sync ask for changes after that time and receive nothing",
         "docs/engineering/architecture.md, Contract 2 (watermarks)",
         "validate",
+        label_zh="更新时间晚于当前时间",
     ),
 )
 
 RULES: dict[str, Rule] = {r.name: r for r in _RULES}
+
+#: Rejects that come from the merge rather than validation (warehouse/sql/merge/20_claims.sql),
+#: with their Chinese labels: not rules of the catalogue, but county admins see them in ops.reject.
+MERGE_REJECTS: dict[str, str] = {"key_owned_by_other_county": "编号已属于其他县区"}
+
+
+def label_zh(rule_name: str) -> str:
+    """The Chinese label of a rule (or merge reject) name; the name itself if unknown."""
+    rule = RULES.get(rule_name)
+    return rule.label_zh if rule else MERGE_REJECTS.get(rule_name, rule_name)
+
 
 #: Maximum length in characters of free-text columns and of keys no format rule checks (rule
 #: ``text_too_long``; ``text_control_character`` checks the same columns). The city standard names

@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO))
 
 DEFAULT_OUT = REPO / "docs" / "data-dictionary.md"
-SCHEMAS = ("core", "mart", "ops")
+SCHEMAS = ("core", "mart", "ops", "ref")
 
 # DuckDB cannot COMMENT ON SCHEMA; these repeat the schema notes of 001_init.sql.
 SCHEMA_NOTES = {
@@ -40,6 +40,7 @@ SCHEMA_NOTES = {
     "ops": "运行记录: sync runs, watermarks, rejects, findings, conflicts; identifying values "
     "in rejects and findings masked as `***` (the quarantined records themselves are only in "
     "the restricted PII snapshot).",
+    "ref": "参考数据: reference tables: `ref.code`, the label of every code a coded column holds.",
 }
 
 

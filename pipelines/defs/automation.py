@@ -135,12 +135,18 @@ def workbook_sensor(county: County, job) -> dg.SensorDefinition:
 
 @dg.run_failure_sensor(
     name="record_sync_failures",
-    monitor_all_code_locations=False,
+    # Every failed run, whatever started it: runs launched from the UI or the schedules belong to
+    # this code location, but `hub demo` (and any script) executes jobs in its own process, and
+    # those runs have no code location at all; a sensor limited to its own location skips them.
+    monitor_all_code_locations=True,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Queues every failed run's error for ops.sync_run (written by the next pool step).",
 )
 def record_sync_failures(context: dg.RunFailureSensorContext):
     run = context.dagster_run
+    current = context.instance.get_run_by_id(run.run_id)
+    if current is not None and current.status == dg.DagsterRunStatus.CANCELED:
+        return  # stopped by its user (Ctrl-C in hub demo marks the run canceled): not a failure
     error = context.failure_event.message if context.failure_event else "run failed"
     # A run of several counties (sync_all_counties, the schedules' jobs) has no county tag:
     # each failed step is recorded against the county whose step it is, so mart.sync_status

@@ -4,12 +4,55 @@ They do not gate the merge — the merge step validates before writing (DESIGN d
 tell the county admin, after the fact, whether what the warehouse holds agrees with the source.
 """
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 from pipelines import warehouse
 from pipelines.defs.keys import entities_of, entity_key
 from pipelines.registry import County
 from pipelines.sync import MIN_RECORDS_FOR_RATE
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # the stable key (Dagster check name)
+    label_zh: str  # what county admins read first
+    description: str  # English
+
+
+#: Every check with its Chinese label (docs/county-admins.md explains what to do when it fails).
+CHECKS = {
+    c.name: c
+    for c in (
+        Check(
+            "count_matches_source",
+            "条数与平台一致：仓库有效记录 + 隔离记录 = 平台报告的总数",
+            "Live rows + quarantined = the source's own count.",
+        ),
+        Check(
+            "references_resolve",
+            "引用有效：每条记录的上级（户、行政村）都存在",
+            "Every reference points at a live parent row.",
+        ),
+        Check(
+            "reject_rate_below_threshold",
+            "拒收率不超过本县阈值",
+            "Rejected share of the latest sync ≤ the county's threshold.",
+        ),
+        Check(
+            "no_new_conflicts",
+            "最近一次同步没有新的冲突（身份证号、户编号）",
+            "The latest sync recorded no ID-number or household-number conflict.",
+        ),
+    )
+}
+
+
+def _describe(name: str, detail: str | None = None) -> str:
+    check = CHECKS[name]
+    return f"{check.label_zh} — {detail or check.description}"
+
 
 REFERENCES = {
     # child entity: (child key column, parent table, parent key column)
@@ -131,7 +174,7 @@ def check_specs(county: County) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "count_matches_source",
             asset=entity_key(county, e),
-            description="Live rows + quarantined = the source's own count.",
+            description=_describe("count_matches_source"),
         )
         for e in entities
         if e != "region"
@@ -140,7 +183,7 @@ def check_specs(county: County) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "references_resolve",
             asset=entity_key(county, e),
-            description="Every reference points at a live parent row.",
+            description=_describe("references_resolve"),
         )
         for e in entities
         if e in REFERENCES
@@ -149,12 +192,15 @@ def check_specs(county: County) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "reject_rate_below_threshold",
             asset=entity_key(county, "household"),
-            description=f"Rejected share of the latest sync ≤ {county.reject_threshold:.0%}.",
+            description=_describe(
+                "reject_rate_below_threshold",
+                f"Rejected share of the latest sync ≤ {county.reject_threshold:.0%}.",
+            ),
         ),
         dg.AssetCheckSpec(
             "no_new_conflicts",
             asset=entity_key(county, "household"),
-            description="The latest sync recorded no ID-number or household-number conflict.",
+            description=_describe("no_new_conflicts"),
         ),
     ]
     return specs
@@ -170,11 +216,20 @@ def evaluate(county: County) -> list[dg.AssetCheckResult]:
     return results
 
 
-def refused_check(county: County, rate: float) -> dg.AssetCheckResult:
-    """The reject-rate check of a sync that refused to merge."""
+def refused_check(county: County, refused, rejects_csv: str | None = None) -> dg.AssetCheckResult:
+    """The reject-rate check of a sync that refused to merge (``RejectThresholdExceeded``)."""
+    metadata = {
+        "reject_rate": round(refused.rate, 4),
+        "threshold": county.reject_threshold,
+        "records": refused.total or 0,
+        "rejected": refused.rejected or 0,
+    }
+    if rejects_csv:
+        metadata["rejects_csv"] = dg.MetadataValue.path(rejects_csv)
     return dg.AssetCheckResult(
         check_name="reject_rate_below_threshold",
         asset_key=entity_key(county, "household"),
         passed=False,
-        metadata={"reject_rate": round(rate, 4), "threshold": county.reject_threshold},
+        metadata=metadata,
+        description=CHECKS["reject_rate_below_threshold"].label_zh + "：本次同步被拒绝，未合并",
     )

@@ -11,11 +11,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from pipelines import sync, warehouse
+from pipelines import rejects, sync, warehouse
 from pipelines.defs import checks
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
 from pipelines.defs.metadata import landing_metadata, merge_metadata
 from pipelines.errors import RejectThresholdExceeded
+from pipelines.modes import FULL_REREAD, FULL_REREAD_ZH, filters_by_time
 from pipelines.registry import County, counties
 from schemas.validate import table_schema
 
@@ -62,6 +63,14 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         "(when unset: the bundled simulator in the demo profile; in production the county is "
         "not configured and never simulated)."
     )
+    # A platform that cannot filter by time re-reads everything on an "incremental" sync.
+    reread = (
+        ""
+        if filters_by_time(county.kind, county.version)
+        else f" 增量同步：{FULL_REREAD_ZH}（平台不能按时间筛选）. Incremental syncs: "
+        f"{FULL_REREAD} (the platform cannot filter by time)."
+    )
+    description += reread
     owners = [county.owner] if county.owner else []
 
     @dg.asset(
@@ -86,7 +95,8 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
             entity_key(county, entity),
             deps=[landing_key(county)],
             group_name=county.slug,
-            description=f"core.{entity} rows of {county.name} ({county.code}), validated and merged.",
+            description=f"core.{entity} rows of {county.name} ({county.code}), validated and merged."
+            + reread,
             owners=owners,
             tags=county_tags(county),
             kinds={"duckdb", "pandera"},
@@ -116,12 +126,14 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
                 orchestrator_run=context.run.run_id,
             )
         except RejectThresholdExceeded as refused:
-            yield checks.refused_check(county, refused.rate)
+            csv = rejects.export_sync(county, landed.sync_id)
+            yield checks.refused_check(county, refused, csv)
             raise
+        csv = rejects.export_sync(county, merged.sync_id)
         for entity in entities_of(county):
             yield dg.MaterializeResult(
                 asset_key=entity_key(county, entity),
-                metadata=merge_metadata(county, entity, merged),
+                metadata=merge_metadata(county, entity, merged, csv),
             )
         yield from checks.evaluate(county)
 

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import requests
 
+from pipelines import paths
 from pipelines.landing import read_manifest
 from pipelines.registry import counties, county
 from tests.conftest import TEST_SCALE
@@ -267,3 +268,15 @@ def test_a_county_over_its_reject_threshold_is_refused_and_keeps_its_data(
     expected = {(r["entity"], r["source_key"], r["rule"]) for r in rejects.iter_rows(named=True)}
     assert quarantined == expected
     assert refused["rejected"].sum() == len({(e, k) for e, k, _ in expected})
+
+    # The run report says so: refused, with this sync's counts and the reason in one line.
+    from pipelines import report
+
+    (outcome,) = report.from_dagster_run(instance, result.run_id, [LUONAN])
+    assert outcome.status == "refused" and report.exit_code([outcome]) == 1
+    assert outcome.counts["rejected"] == refused["rejected"].sum() > 0
+    assert outcome.counts["fetched"] >= outcome.counts["rejected"]
+    assert "nothing was merged" in outcome.cause and "\n" not in outcome.cause
+    assert not outcome.cause.startswith("pipelines.errors")
+    csv_file = paths.hub_home() / "rejects" / "luonan" / f"luonan-rejects-{run_id}.csv"
+    assert csv_file.read_bytes().startswith(b"\xef\xbb\xbf")

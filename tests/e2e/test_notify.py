@@ -5,11 +5,13 @@ run-failure sensor seeing the same run afterwards sends nothing more."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 
 import dagster as dg
 import pytest
+from rich.console import Console
 
 from pipelines.registry import counties
 from tests.receivers import RobotReceiver
@@ -26,7 +28,7 @@ def _dead_port() -> int:
 def test_demo_run_with_a_dead_county_sends_one_chinese_wecom_message(
     simulator, hub_home, fast_retries, monkeypatch
 ):
-    from pipelines import cli
+    from pipelines import cli, demo
     from pipelines.defs.automation import record_sync_failures
 
     for key in list(os.environ):
@@ -38,9 +40,11 @@ def test_demo_run_with_a_dead_county_sends_one_chinese_wecom_message(
     with RobotReceiver() as robot:
         monkeypatch.setenv("HUB_LUONAN_WEBHOOK", robot.wecom_url)
         cli._dagster_home()
-        ops = {f"{c.slug}__landing": {"config": {"mode": "full"}} for c in counties()}
-        ok, run_id, failures = cli._run_job("sync_all_counties_job", ops=ops)
-        assert not ok and [step for step, _ in failures] == ["luonan__landing"]
+        quiet = Console(file=io.StringIO())
+        run = demo.run_counties(quiet, "sync_all_counties_job", list(counties()), "full")
+        run_id = run.run_id
+        assert [o.county.slug for o in run.outcomes if o.status != "succeeded"] == ["luonan"]
+        assert not run.interrupted
 
         assert robot.errors == []
         [message] = robot.messages

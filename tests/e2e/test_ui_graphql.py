@@ -12,6 +12,8 @@ pytest-xdist would repeat a module-scoped setup on each worker.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -30,8 +32,11 @@ import requests
 from pipelines import paths
 from pipelines.defs.automation import automation_defs
 from pipelines.defs.keys import entities_of
+from pipelines.defs.metadata import LABELS_ZH
+from pipelines.modes import mode_label, mode_label_zh
 from pipelines.registry import County, counties, county
 from pipelines.sync import MIN_RECORDS_FOR_RATE
+from schemas.rules import label_zh
 from tests.conftest import serving
 from tests.e2e.helpers import live, sync_county
 
@@ -276,7 +281,7 @@ def _latest_sync(con, county: County) -> str:
 def _sync_row(con, sync_id: str, county: County, entity: str) -> dict:
     cur = con.execute(
         "SELECT fetched, accepted, rejected, findings, deleted, source_count, "
-        "epoch_ms(finished_at) AS finished_ms FROM ops.sync_run "
+        "inserted, updated, unchanged, epoch_ms(finished_at) AS finished_ms FROM ops.sync_run "
         "WHERE sync_run_id = ? AND county_code = ? AND entity = ?",
         [sync_id, county.code, entity],
     )
@@ -354,6 +359,16 @@ def _assert_materialization(ui: Webserver, con, county: County, entity: str) -> 
     row = _sync_row(con, sync_id, county, entity)
     for field in ("fetched", "accepted", "rejected", "findings", "deleted"):
         assert meta[field] == row[field], field
+    # an unchanged record is not news: accepted splits into inserted, updated, unchanged
+    for field in ("inserted", "updated", "unchanged"):
+        assert meta[field] == row[field], field
+    assert meta["accepted"] == meta["inserted"] + meta["updated"] + meta["unchanged"]
+    assert (
+        meta["mode_label"]
+        == f"{mode_label_zh(county, meta['mode'])} {mode_label(county, meta['mode'])}"
+    )
+    for key in ("fetched", "unchanged", "rejects_sql", "mode_label"):
+        assert f"`{key}` | {LABELS_ZH[key]}" in meta["labels_zh"], key
     assert meta["source_count"] == (-1 if row["source_count"] is None else row["source_count"])
     assert meta["dagster/row_count"] == row["accepted"]
     assert meta["county"] == f"{county.name} ({county.code})"
@@ -365,18 +380,37 @@ def _assert_materialization(ui: Webserver, con, county: County, entity: str) -> 
     # (over all entities), each with its count of distinct rejected records.
     reasons = _reject_reasons(con, sync_id, county, entity)
     table = meta["top_reject_reasons"]
-    if table == "No rejected records.":
+    if table == "无拒收记录 No rejected records.":
         fifth = sorted(_reject_reasons(con, sync_id, county, None).values(), reverse=True)[4:5]
         assert not reasons or (fifth and max(reasons.values()) <= fifth[0]), reasons
     else:
         rows = _markdown_rows(table)
         assert 0 < len(rows) <= 5, table
-        for rule, column, records, _example in rows:
+        for named, column, records, _example in rows:
+            label, rule = named.split(" `")  # "<Chinese label> `<rule>`"
+            assert label == label_zh(rule), named
             assert reasons[(rule, column)] == int(records), (rule, column)
 
     # The rejects query the admin copies lists exactly this sync's rejects of this entity.
     listed = con.execute(_sql_of(meta["rejects_sql"])).fetchall()
     assert len({r[0] for r in listed}) == row["rejected"]
+    # ... and the CSV the merge step wrote holds every reject of the sync, for Excel
+    if "rejects_csv" in meta:
+        raw = Path(meta["rejects_csv"]).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf")
+        in_csv = len(list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")))))
+        assert (
+            in_csv
+            == con.execute(
+                "SELECT count(*) FROM ops.reject WHERE sync_run_id = ? AND county_code = ?",
+                [sync_id, county.code],
+            ).fetchone()[0]
+        )
+    else:
+        assert not con.execute(
+            "SELECT count(*) FROM ops.reject WHERE sync_run_id = ? AND county_code = ?",
+            [sync_id, county.code],
+        ).fetchone()[0]
     assert (
         len(listed)
         == con.execute(

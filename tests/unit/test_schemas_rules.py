@@ -92,3 +92,33 @@ def test_required_columns_table_matches_the_models():
     for entity, model in MODELS.items():
         required = {n for n, c in model.to_schema().columns.items() if not c.nullable}
         assert documented[entity] == required, entity
+
+
+def test_every_rule_has_its_chinese_label_in_the_docs_rules_tables():
+    """The doc's tables carry each rule's Chinese label next to its name, as schemas/rules.py
+    defines it (one fact in one place: the doc is checked against the code)."""
+    from schemas.rules import MERGE_REJECTS
+
+    text = DATA_QUALITY.read_text(encoding="utf-8")
+    for name, rule in RULES.items():
+        assert f"| `{name}` | {rule.label_zh} |" in text, name
+    for name, label in MERGE_REJECTS.items():
+        assert f"`{name}`** ({label})" in text, name
+
+
+def test_a_rule_needs_a_chinese_label():
+    import dataclasses
+
+    import pytest
+
+    from schemas.rules import Rule
+
+    fields = {f.name: f for f in dataclasses.fields(Rule)}
+    assert fields["label_zh"].default is dataclasses.MISSING, "a required field"
+    args = ("new_rule", "reject", ("household",), "{column}", "checks", "why", "source", "model")
+    with pytest.raises(TypeError):
+        Rule(*args)
+    with pytest.raises(ValueError, match="Chinese"):
+        Rule(*args, label_zh="new rule")
+    assert Rule(*args, label_zh="新规则").label_zh == "新规则"
+    assert len({r.label_zh for r in RULES.values()}) == len(RULES), "labels tell rules apart"

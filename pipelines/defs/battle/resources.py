@@ -21,6 +21,7 @@ from typing import Any
 from pipelines.defs.battle.layout import FIELDS_V2, FIELDS_V3
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
+from pipelines.modes import filters_by_time
 from pipelines.paging import PagingGuard
 from schemas.sanity import watermark_in_future
 
@@ -87,7 +88,7 @@ class BattleClient(PlatformClient):
 
     @property
     def supports_incremental(self) -> bool:
-        return self.version != "2"
+        return filters_by_time("battle", self.version)
 
     # -- login ----------------------------------------------------------------------------
     def _login(self) -> str:

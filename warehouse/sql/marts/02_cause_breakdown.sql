@@ -40,7 +40,7 @@ JOIN totals AS t ON t.county_code IS NOT DISTINCT FROM p.county_code
 ORDER BY p.county_code NULLS FIRST, p.households_main DESC, p.cause;
 
 COMMENT ON TABLE mart.cause_breakdown IS '致贫原因分析: live households and persons by poverty cause, per county and for the city (611000)';
-COMMENT ON COLUMN mart.cause_breakdown.cause IS 'cause — 致贫原因: city code of the cause (codes.md poverty_cause)';
+COMMENT ON COLUMN mart.cause_breakdown.cause IS 'cause — 致贫原因: city code of the cause (ref.code, code_list = poverty_cause)';
 COMMENT ON COLUMN mart.cause_breakdown.cause_label IS 'cause_label — 致贫原因名称: standard Chinese label of the cause';
 COMMENT ON COLUMN mart.cause_breakdown.households_main IS 'households_main — 主因户数: households whose main cause this is';
 COMMENT ON COLUMN mart.cause_breakdown.persons_main IS 'persons_main — 主因人口: persons of those households';

@@ -38,7 +38,7 @@ COMMENT ON COLUMN mart.loans_by_county.principal IS 'principal — 贷款金额:
 COMMENT ON COLUMN mart.loans_by_county.interest_subsidy IS 'interest_subsidy — 贴息金额: interest subsidies, yuan';
 COMMENT ON COLUMN mart.loans_by_county.avg_annual_rate IS 'avg_annual_rate — 平均年利率: mean annual rate (fraction)';
 COMMENT ON TABLE mart.projects_by_category IS '扶贫项目统计: live projects by category (ten major projects) per county and for the city (611000); project_category all = every category';
-COMMENT ON COLUMN mart.projects_by_category.project_category IS 'project_category — 项目类别: codes.md project_category, or all';
+COMMENT ON COLUMN mart.projects_by_category.project_category IS 'project_category — 项目类别: ref.code, code_list = project_category; or all';
 COMMENT ON COLUMN mart.projects_by_category.projects IS 'projects — 项目数: live projects';
 COMMENT ON COLUMN mart.projects_by_category.projects_planned IS 'projects_planned — 计划项目数: status planned';
 COMMENT ON COLUMN mart.projects_by_category.projects_in_progress IS 'projects_in_progress — 在建项目数: status in_progress';
