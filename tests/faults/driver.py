@@ -94,13 +94,19 @@ def main(argv: list[str]) -> int:
 
 def dagster_job(name: str) -> int:
     """What `hub demo` does around each job, for one job of ``pipelines.jobs``: free the slots
-    of dead runs, then run it with the pool watch."""
-    from pipelines import cli
+    of dead runs, then run it with the pool watch (``pipelines.demo``, as `hub demo` runs it)."""
+    from pipelines import cli, demo
+    from pipelines.registry import counties
 
     cli._dagster_home()
-    cli._free_dead_runs()
-    ok, run_id, failures = cli._run_job(name)
-    print(f"run {run_id} {'succeeded' if ok else 'failed'} {failures}", flush=True)
+    with cli._free_dead_runs():
+        if name == "sync_city_job":
+            ok, cause, _ = demo.run_city(cli.console)
+            print(f"run {'succeeded' if ok else 'failed'} {cause or ''}", flush=True)
+        else:
+            run = demo.run_counties(cli.console, name, list(counties()), "incremental")
+            ok = not run.interrupted and all(o.merged for o in run.outcomes)
+            print(f"run {run.run_id} {'succeeded' if ok else 'failed'}", flush=True)
     return 0 if ok else 1
 
 
