@@ -44,7 +44,7 @@ def start_simulator(seed: int = 7, scale: float = 1.0, slugs: list[str] | None =
     """The simulator in a thread of this process, its counties generated before any clock
     starts (a county's world is built on first access, which would otherwise be timed)."""
     sys.path.insert(0, str(REPO))
-    from pipelines.registry import counties
+    from seeds.registry import counties
     from simulator.embedded import start_in_thread
 
     started = time.perf_counter()
@@ -302,7 +302,7 @@ def _worker(spec: str, out_file: str) -> None:
         )
         run_config = {}
         if mode:
-            from pipelines.registry import counties
+            from seeds.registry import counties
 
             selected = [c for c in counties() if job in ("sync_all_counties", f"sync_{c.slug}")]
             run_config = {

@@ -79,7 +79,7 @@ def main() -> None:
     info = machine()
     print(f"{info['date']}  {info['cpus']} cpus  load {info['load_avg_1_5_15']}")
     sim = start_simulator(args.seed, args.scale)
-    from pipelines.registry import counties
+    from seeds.registry import counties
 
     names = {c.code: c.name for c in counties()}
     results, failures = [], []

@@ -16,9 +16,9 @@ from rich.console import Console
 from pipelines import paths, settings
 from pipelines.cli_report import report
 from pipelines.modes import Mode
-from pipelines.registry import counties
 from pipelines.sql_output import TIMEZONE, Format
 from pipelines.sql_output import write as write_result
+from seeds.registry import counties
 
 app = typer.Typer(
     help="Shangluo city poverty data hub.", no_args_is_help=True, add_completion=False
@@ -112,7 +112,7 @@ def _valid_county(value):
 
 
 def _selected(names: list[str] | None) -> list:
-    from pipelines.registry import county as find
+    from seeds.registry import county as find
 
     wanted = {find(n).code for n in names} if names else None
     return [c for c in counties() if wanted is None or c.code in wanted]
@@ -317,7 +317,7 @@ def sync_one(
     from pipelines import report as run_report
     from pipelines import sync, warehouse
     from pipelines.errors import HubError, RejectThresholdExceeded
-    from pipelines.registry import county as find
+    from seeds.registry import county as find
 
     c = find(county)
     _prepare_to_write()
@@ -376,7 +376,7 @@ def rejects_csv(
 ) -> None:
     """The county's latest rejects (merged or refused sync) as CSV for Excel (UTF-8 with BOM)."""
     from pipelines import rejects
-    from pipelines.registry import county as find
+    from seeds.registry import county as find
 
     c = find(county)
     try:

@@ -137,7 +137,7 @@ def replay(
     """Merge a landed sync again from its files (pages verified, recorded as a replay)."""
     from pipelines import sync
     from pipelines.cli import _prepare_to_write
-    from pipelines.registry import county as find
+    from seeds.registry import county as find
 
     _prepare_to_write()
     c = find(county)

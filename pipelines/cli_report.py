@@ -21,8 +21,8 @@ def report(
     ] = False,
 ) -> None:
     """Write the county's weekly data-quality letter (.xlsx) from the published snapshot."""
-    from pipelines.registry import county as find
     from pipelines.weekly_report import Week, send_letter, write_letter
+    from seeds.registry import county as find
 
     try:
         c, w = find(county), Week.parse(week)

@@ -142,7 +142,7 @@ def read_from_warehouse(county: Any, db_path: Path) -> tuple[dict[str, str], str
 def reset_cache() -> list[Path]:
     """Forget every cached cursor and the commit record (after a restore): the next landing of
     each county reads the restored warehouse's own cursors. Returns the files removed."""
-    from pipelines.registry import counties
+    from seeds.registry import counties
 
     removed = []
     for path in [commit_record_path(), *(warehouse.state_path(c) for c in counties())]:

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from pipelines import paths, report
 from pipelines.progress import RunProgress
-from pipelines.registry import County
+from seeds.registry import County
 
 EXIT_INTERRUPTED = 130
 

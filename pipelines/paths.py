@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from seeds import DIVISIONS, SEEDS  # noqa: F401  (re-exported: where the reference data lives)
+
 REPO = Path(__file__).resolve().parent.parent
-SEEDS = REPO / "seeds"
-#: Real NBS division codes of Shangluo (2023 edition), with their source in SOURCE.md.
-DIVISIONS = SEEDS / "divisions"
 WAREHOUSE_SQL = REPO / "warehouse"
 
 

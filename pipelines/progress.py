@@ -21,7 +21,7 @@ from rich.table import Table
 
 from pipelines import paths
 from pipelines.landing import PARTIAL
-from pipelines.registry import County
+from seeds.registry import County
 
 POLL_SECONDS = 0.5
 

@@ -16,8 +16,8 @@ import duckdb
 import polars as pl
 
 from pipelines import paths
-from pipelines.registry import County
 from schemas.rules import MERGE_REJECTS, RULES
+from seeds.registry import County
 
 #: How long `hub status` / `hub rejects` wait for a sync to release the live file before they
 #: read the published snapshot instead.

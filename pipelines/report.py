@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.modes import mode_label
-from pipelines.registry import County
+from seeds.registry import County
 
 COUNTS = ("fetched", "inserted", "updated", "unchanged", "deleted", "rejected", "findings")
 COUNT_ZH = {

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from pipelines import http, settings
 from pipelines.paths import hub_home
-from pipelines.registry import County
+from seeds.registry import County
 
 
 def simulator_settings(county: County) -> dict[str, str]:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 from rich.table import Table
 
-from pipelines.registry import County, counties
+from seeds.registry import County, counties
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 

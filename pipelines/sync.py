@@ -25,7 +25,6 @@ import polars as pl
 
 from pipelines import (
     cursors,
-    divisions,
     landing,
     notify,
     paths,
@@ -45,9 +44,10 @@ from pipelines.errors import (
     resource_cause,
 )
 from pipelines.landing import read_manifest
-from pipelines.registry import County
 from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
+from seeds import divisions
+from seeds.registry import County
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import divisions, paths, settings, warehouse_lock
+from pipelines import paths, region_seed, settings, warehouse_lock
 from pipelines.errors import SafetyStop, redact_text, redact_url
 from schemas.columns import ENTITIES, ENTITY_ORDER, KEYS
 from schemas.sanity import watermark_in_future
@@ -99,7 +99,9 @@ def connect(
                 migrate(con)
                 check_profile(con, path)
                 if is_live:
-                    divisions.seed_regions(con)
+                    region_seed.seed_regions(
+                        con, _entities(con)["region"].identifiers()["hash_fields"]
+                    )
                     record_queued_failures(con)
             yield con
             if not read_only and is_live:
@@ -963,7 +965,7 @@ def queue_failure(run_id: str, job: str | None, county: str | None, error: str) 
 def record_queued_failures(con: duckdb.DuckDBPyConnection) -> int:
     """Move queued failures into ops.sync_run; returns how many. The queue file is renamed
     before it is read, so a failure queued meanwhile waits for the next call."""
-    from pipelines.registry import county as find_county
+    from seeds.registry import county as find_county
 
     queue = _failure_queue()
     if queue.exists():
@@ -1081,7 +1083,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     Mart files document each table with COMMENT ON and each column once; a column left without
     a comment takes the comment of the same-named column in core, else elsewhere in mart."""
-    from pipelines.registry import registry_path
+    from seeds.registry import registry_path
 
     seeds = str(paths.SEEDS).replace("'", "''")
     registry = str(registry_path()).replace("'", "''")
@@ -1110,8 +1112,8 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _set_connection_states(con: duckdb.DuckDBPyConnection) -> None:
     """``hub_connections``: slug -> configured / simulated / not configured, for
     mart.sync_status (the settings are the process's, not the warehouse's)."""
-    from pipelines.registry import counties
     from pipelines.sources import connection_state
+    from seeds.registry import counties
 
     states = {c.slug: connection_state(c) for c in counties()}
     con.execute(

@@ -29,9 +29,9 @@ import polars as pl
 import xlsxwriter
 
 from pipelines import paths
-from pipelines.registry import County
 from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
 from schemas.rule_labels import label_zh
+from seeds.registry import County
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 ENTITY_ZH = {

@@ -23,7 +23,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from pipelines.codes import city_codes
+from seeds.codes import city_codes
 
 Level = Literal["reject", "finding", "conflict"]
 

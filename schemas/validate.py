@@ -32,12 +32,12 @@ import pandera.polars as pa
 import polars as pl
 from pandera.config import ValidationDepth, config_context
 
-from pipelines.paths import SEEDS
 from schemas import cadre, household, household_cadre, loan, measure, person, project, region
 from schemas import id_number as idn
 from schemas.columns import CODED, ENTITIES, STAGING, frame_schema
 from schemas.rules import ISSUE_SCHEMA, RULES, render_message, unknown_elements
 from schemas.sanity import sanity_failures
+from seeds import SEEDS
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "region": region.RegionModel,

@@ -114,7 +114,7 @@ def run_job(instance, job_factory, run_config: dict | None = None) -> str:
 
 def sync_city_like_make_demo(instance) -> None:
     from pipelines import jobs
-    from pipelines.registry import counties
+    from seeds.registry import counties
 
     ops = {f"{c.slug}__landing": {"config": {"mode": "incremental"}} for c in counties()}
     run_job(instance, jobs.sync_all_counties_job, {"ops": ops})

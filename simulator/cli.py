@@ -12,7 +12,7 @@ from typing import Annotated
 import requests
 import typer
 
-from pipelines.paths import DIVISIONS
+from seeds import DIVISIONS
 
 app = typer.Typer(
     help="The bundled simulator of the Shangluo county platforms.", no_args_is_help=True

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.divisions import short_name
-from pipelines.paths import DIVISIONS
+from seeds import DIVISIONS
+from seeds.divisions import short_name
 
 CITY_CODE = "611000"
 POOR_VILLAGES_CITY = 701

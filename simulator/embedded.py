@@ -20,8 +20,7 @@ from typing import Any
 
 import requests
 
-from pipelines import registry
-from pipelines.paths import DIVISIONS
+from seeds import DIVISIONS, registry
 
 
 def credentials(slug: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import polars as pl
 
-from pipelines import registry
+from seeds import registry
 from simulator.faults import Fault, FaultBoard
 from simulator.platforms import Platform, Request, Response, json_response
 from simulator.platforms.battle import BattlePlatform

@@ -23,10 +23,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from pipelines import registry
-from pipelines.paths import SEEDS
-from pipelines.registry import County
 from schemas.columns import ENTITIES
+from seeds import SEEDS, registry
+from seeds.registry import County
 from simulator import divisions, idcards
 from simulator.divisions import round_half_up, share_of
 from simulator.names import given_name, surname

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import paths
-from pipelines.registry import counties
+from seeds.registry import counties
 
 TEST_SCALE = float(os.environ.get("HUB_TEST_SCALE", "0.01"))
 TEST_DEFECT_RATE = float(os.environ.get("HUB_TEST_DEFECT_RATE", "0.01"))

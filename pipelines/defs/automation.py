@@ -14,10 +14,10 @@ import requests
 from pipelines import notify, warehouse
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
-from pipelines.registry import County, counties
 from pipelines.run_health import free_dead_runs
 from pipelines.settings import NotConfigured
 from pipelines.sources import connection_settings
+from seeds.registry import County, counties
 
 API_KINDS = ("bigdata", "battle")
 

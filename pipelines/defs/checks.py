@@ -10,8 +10,8 @@ import dagster as dg
 
 from pipelines import warehouse
 from pipelines.defs.keys import entities_of, entity_key
-from pipelines.registry import County
 from pipelines.sync import MIN_RECORDS_FOR_RATE
+from seeds.registry import County
 
 
 @dataclass(frozen=True)

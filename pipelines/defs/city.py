@@ -12,7 +12,7 @@ import dagster as dg
 from pipelines import paths, warehouse
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key
 from pipelines.defs.metadata import frame_markdown
-from pipelines.registry import counties
+from seeds.registry import counties
 
 MARTS = dg.AssetKey(["city", "marts"])
 SNAPSHOT = dg.AssetKey(["city", "snapshot"])

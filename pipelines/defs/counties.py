@@ -17,8 +17,8 @@ from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, la
 from pipelines.defs.metadata import landing_metadata, merge_metadata
 from pipelines.errors import RejectThresholdExceeded
 from pipelines.modes import FULL_REREAD, FULL_REREAD_ZH, filters_by_time
-from pipelines.registry import County, counties
 from schemas.validate import table_schema
+from seeds.registry import County, counties
 
 KIND_LABEL = {
     "bigdata": "精准扶贫大数据平台 (bigdata)",

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from pipelines.registry import County
 from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+from seeds.registry import County
 
 #: The Dagster pool of every step that opens the live warehouse (limit 1 in dagster.yaml).
 POOL = "duckdb_warehouse"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.modes import mode_label, mode_label_zh
-from pipelines.registry import County
 from pipelines.sync import Landed, Merged
 from schemas.columns import ENTITIES
 from schemas.rules import label_zh
+from seeds.registry import County
 
 #: Chinese label of every metadata key the county assets show (the English key stays, so
 #: queries and tests keep working); rendered as the first entry, ``标签 labels``.

@@ -4,7 +4,7 @@ freshness watch. The work is in ``pipelines.weekly_report`` and ``pipelines.noti
 import dagster as dg
 
 from pipelines import notify
-from pipelines.registry import counties
+from seeds.registry import counties
 
 
 class LetterConfig(dg.Config):

@@ -15,12 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 
-from pipelines import codes
 from pipelines.errors import SourceError
 from pipelines.http import UnusableJson, describe_json_error, parse_json_body
 from schemas import id_number
 from schemas.columns import KEYS, PARSE_ERROR, conform
 from schemas.sanity import LATEST_REPRESENTABLE, future_limit
+from seeds import codes
 
 SHANGHAI = "Asia/Shanghai"
 EXCEL_EPOCH = date(1899, 12, 30)

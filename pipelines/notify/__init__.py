@@ -99,7 +99,7 @@ def on_failure(step: str) -> Callable[[F], F]:
 
 def run_failed(county_slug: str | None, run_id: str, error: str) -> bool:
     """Backstop from the run-failure sensor: the run's failure, unless its step already told."""
-    from pipelines.registry import county as find
+    from seeds.registry import county as find
 
     try:
         county = find(county_slug) if county_slug else None
@@ -147,7 +147,7 @@ def stale_counties(now: datetime | None = None) -> list[str]:
 
     from pipelines import warehouse
     from pipelines.notify.messages import freshness_window
-    from pipelines.registry import counties
+    from seeds.registry import counties
 
     now = now or datetime.now(UTC)
     stale = []

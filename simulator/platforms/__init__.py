@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from pipelines import codes
+from seeds import codes
 
 JSON = "application/json; charset=utf-8"
 SH_TZ = "Asia/Shanghai"

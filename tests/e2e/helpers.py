@@ -10,8 +10,8 @@ import polars as pl
 import requests
 
 from pipelines import paths
-from pipelines.registry import County
 from schemas.columns import KEYS
+from seeds.registry import County
 
 
 def sync_county(county: County, mode: str = "incremental", instance=None, raise_on_error=True):

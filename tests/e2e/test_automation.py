@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import requests
 
-from pipelines.registry import counties, county
+from seeds.registry import counties, county
 from tests.e2e.helpers import failure_messages, live, run_failure_sensor, sync_city, sync_county
 
 pytestmark = pytest.mark.e2e

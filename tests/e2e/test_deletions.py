@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from pipelines.defs.keys import entities_of
-from pipelines.registry import county
+from seeds.registry import county
 from tests.conftest import serving
 from tests.e2e.helpers import (
     failure_messages,

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.registry import county
+from seeds.registry import county
 from tests.conftest import serving
 
 pytestmark = pytest.mark.e2e

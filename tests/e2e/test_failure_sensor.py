@@ -15,7 +15,7 @@ import pytest
 
 from pipelines import paths
 from pipelines.defs.automation import record_sync_failures
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import live, sync_city, sync_county
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import requests
 
 from pipelines import paths
 from pipelines.landing import read_manifest
-from pipelines.registry import counties, county
+from seeds.registry import counties, county
 from tests.conftest import TEST_SCALE
 from tests.e2e.helpers import (
     content_digest,

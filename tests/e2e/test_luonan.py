@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import live, simulator_keys, sync_county, truth, warehouse_keys
 
 pytestmark = pytest.mark.e2e

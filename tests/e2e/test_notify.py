@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 from rich.console import Console
 
-from pipelines.registry import counties
+from seeds.registry import counties
 from tests.receivers import RobotReceiver
 
 pytestmark = pytest.mark.e2e
@@ -74,7 +74,7 @@ def test_a_sync_whose_reject_rate_more_than_doubled_notifies_once(simulator, hub
     from datetime import UTC, datetime, timedelta
 
     from pipelines import sync, warehouse
-    from pipelines.registry import county
+    from seeds.registry import county
 
     luonan = county("luonan")
     with RobotReceiver() as robot:

@@ -20,8 +20,8 @@ import polars as pl
 import pytest
 
 from pipelines.paths import REPO, SEEDS
-from pipelines.registry import county
 from schemas.columns import ENTITIES
+from seeds.registry import county
 from tests.conftest import TEST_SCALE
 from tests.e2e.helpers import live, sync_county
 
@@ -66,7 +66,7 @@ import json, os, sys
 import dagster as dg
 import polars as pl
 from simulator import embedded
-from pipelines.registry import county
+from seeds.registry import county
 from pipelines.defs.keys import entities_of
 
 new = county(sys.argv[1])
@@ -126,7 +126,7 @@ def test_an_eighth_county_from_one_registry_row_syncs_into_its_own_group(tmp_pat
 
 RESYNC = r"""
 import json, sys
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import failure_messages, sync_county
 
 moved = county(sys.argv[1])

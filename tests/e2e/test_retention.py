@@ -12,7 +12,7 @@ import pytest
 
 from pipelines import paths, sync
 from pipelines.landing import new_sync_id
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import content_digest, landing_syncs, live, sync_county
 
 pytestmark = pytest.mark.e2e

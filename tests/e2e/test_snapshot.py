@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import sync_city, sync_county
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def test_reconciliation_holds_after_an_incremental_sync(simulator, hub_home):
     """Records quarantined by the first sync are not resent by an incremental one; the
     reconciliation still accounts for them."""
     from pipelines import warehouse
-    from pipelines.registry import county as find
+    from seeds.registry import county as find
 
     synced = [find("luonan"), find("shangnan")]
     held = """

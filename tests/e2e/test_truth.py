@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines.registry import counties
+from seeds.registry import counties
 from tests.e2e.helpers import live, simulator_keys, sync_county, truth, warehouse_keys
 
 pytestmark = pytest.mark.e2e

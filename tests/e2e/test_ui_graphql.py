@@ -34,9 +34,9 @@ from pipelines.defs.automation import automation_defs
 from pipelines.defs.keys import entities_of
 from pipelines.defs.metadata import LABELS_ZH
 from pipelines.modes import mode_label, mode_label_zh
-from pipelines.registry import County, counties, county
 from pipelines.sync import MIN_RECORDS_FOR_RATE
 from schemas.rules import label_zh
+from seeds.registry import County, counties, county
 from tests.conftest import serving
 from tests.e2e.helpers import live, sync_county
 

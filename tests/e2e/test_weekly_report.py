@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines import paths, sync, warehouse
-from pipelines.registry import counties, county
 from pipelines.weekly_report import ENTITY_ZH, Week, entities_of
+from seeds.registry import counties, county
 from tests.receivers import MailReceiver, RobotReceiver
 
 pytestmark = pytest.mark.e2e

@@ -96,7 +96,7 @@ def dagster_job(name: str) -> int:
     """What `hub demo` does around each job, for one job of ``pipelines.jobs``: free the slots
     of dead runs, then run it with the pool watch (``pipelines.demo``, as `hub demo` runs it)."""
     from pipelines import cli, demo
-    from pipelines.registry import counties
+    from seeds.registry import counties
 
     cli._dagster_home()
     with cli._free_dead_runs():

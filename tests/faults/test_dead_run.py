@@ -12,7 +12,7 @@ import yaml
 from pipelines import paths, warehouse_lock
 from pipelines.cli import _dagster_home
 from pipelines.defs.keys import POOL
-from pipelines.registry import county
+from seeds.registry import county
 from tests.faults.conftest import hub, sync_in_process, wait_for
 
 pytestmark = pytest.mark.faults

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines import sync
 from pipelines.errors import ResourceError
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import warehouse_digest
 
 pytestmark = pytest.mark.faults

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines.registry import county
+from seeds.registry import county
 from tests.faults.conftest import changed, county_content, home, hub, run_hub, sync_in_process
 
 pytestmark = pytest.mark.faults

@@ -13,7 +13,7 @@ from pipelines import staged as staged_io
 from pipelines import sync
 from pipelines.errors import ListingIncomplete, SourceError
 from pipelines.landing import read_manifest
-from pipelines.registry import county
+from seeds.registry import county
 from tests.e2e.helpers import live, warehouse_digest
 from tests.faults.conftest import run_hub
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import cursors, paths, sync, warehouse
 from pipelines.errors import CursorMismatch
-from pipelines.registry import county
+from seeds.registry import county
 from tests.faults.conftest import changed, county_content, home, run_hub, sync_in_process
 
 pytestmark = pytest.mark.faults

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from pipelines import paths, warehouse
-from pipelines.registry import county
+from seeds.registry import county
 from tests.faults.conftest import hub, run_hub, wait_for
 
 pytestmark = pytest.mark.faults

@@ -26,7 +26,7 @@ import duckdb
 
 from pipelines import paths, sync
 from pipelines.landing import read_manifest
-from pipelines.registry import County
+from seeds.registry import County
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.errors import SourceError
-from pipelines.registry import county
+from seeds.registry import county
 from tests.hostile.battle import PASSWORD, USERNAME, HostileBattle
 from tests.hostile.harness import (
     last_landing,

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines import sync, warehouse
 from pipelines.errors import RejectThresholdExceeded, SourceError
-from pipelines.registry import county
+from seeds.registry import county
 from tests.hostile.bigdata import KEY, SECRET, VILLAGE, HostileBigdata, household, member
 from tests.hostile.harness import (
     landings,

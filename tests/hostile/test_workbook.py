@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 
 from pipelines.errors import SourceError
-from pipelines.registry import county
+from seeds.registry import county
 from tests.hostile.harness import (
     last_landing,
     peak_rss,

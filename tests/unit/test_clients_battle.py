@@ -20,7 +20,7 @@ from pipelines.defs.battle.resources import (
 )
 from pipelines.errors import SourceError
 from pipelines.http import client_for, source_settings
-from pipelines.registry import county
+from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp
 
 USER, PASSWORD = "shangnan_sync", "Pa55-shangnan-0042"

@@ -134,7 +134,7 @@ def platform():
 
 
 def client(fake: FakeBigdata, limit: int = 5000) -> BigdataClient:
-    from pipelines.registry import county
+    from seeds.registry import county
 
     luonan = county("luonan")
     settings = source_settings(luonan, {**SETTINGS, "HUB_LUONAN_URL": fake.server.url})
@@ -262,7 +262,7 @@ def test_persistent_faults_end_in_source_error(
 
 def test_renamed_field_is_named_after_the_page_is_landed(platform: FakeBigdata, tmp_path) -> None:
     from pipelines.landing import land
-    from pipelines.registry import county
+    from seeds.registry import county
 
     platform.arm("rename_field", 1, "households")
     with pytest.raises(SourceError, match=r"householdNo missing \(undocumented fields present: householdNumber\)"):  # fmt: skip
@@ -283,7 +283,7 @@ def test_bad_credentials_never_leak(platform: FakeBigdata) -> None:
 
 
 def test_client_for_reads_settings(platform: FakeBigdata, monkeypatch) -> None:
-    from pipelines.registry import county
+    from seeds.registry import county
 
     monkeypatch.setenv("HUB_LUONAN_URL", platform.server.url)
     monkeypatch.setenv("HUB_LUONAN_KEY", KEY)
@@ -300,7 +300,7 @@ def test_client_for_reads_settings(platform: FakeBigdata, monkeypatch) -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sim():
-    from pipelines.registry import county
+    from seeds.registry import county
 
     embedded = pytest.importorskip("simulator.embedded")
     handle = embedded.start_in_thread(seed=5, scale=0.004, counties=[county("luonan")])
@@ -309,7 +309,7 @@ def sim():
 
 
 def sim_client(sim, **extra) -> BigdataClient:
-    from pipelines.registry import county
+    from seeds.registry import county
 
     env = {**sim.env(), "HUB_HTTP_BACKOFF": "0.01", "HUB_HTTP_READ_TIMEOUT": "1", **extra}
     return client_for(county("luonan"), env)

@@ -20,7 +20,7 @@ import pytest
 
 from pipelines.errors import RejectThresholdExceeded, SafetyStop, SourceError, redact_url
 from pipelines.http import Fetcher, HttpPolicy, make_session, source_settings
-from pipelines.registry import County
+from seeds.registry import County
 
 FAST = HttpPolicy(
     retries=3,

@@ -14,7 +14,7 @@ import requests
 from pipelines.defs.workbook.resources import WorkbookClient
 from pipelines.errors import SourceError
 from pipelines.http import client_for, source_settings
-from pipelines.registry import county
+from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp
 
 USER, PASSWORD = "zhashui-drop", "drop-Secret-5521"

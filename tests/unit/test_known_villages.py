@@ -6,7 +6,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines import divisions, warehouse
+from pipelines import region_seed, warehouse
+from seeds import divisions
 from tests.unit.test_schemas_validate import H1, V1, V2, clean_rows, find, issues, run
 
 #: rules this module gives their failing cases (test_every_rule_has_a_failing_case)
@@ -53,7 +54,7 @@ def test_unknown_village_is_a_finding_and_the_household_is_kept():
 
 def test_historical_codes_count_as_known(tmp_path, monkeypatch):
     for f in ("counties.csv", "towns.csv", "villages.csv"):
-        (tmp_path / f).write_bytes((divisions.paths.DIVISIONS / f).read_bytes())
+        (tmp_path / f).write_bytes((divisions.seeds.DIVISIONS / f).read_bytes())
     (tmp_path / "historical.csv").write_text(
         "code,name,parent_code,source,note\n"
         "611021100299,老村,611021100,洛南县民政局 2015 区划调整文件,merged 2018\n",
@@ -79,7 +80,12 @@ def test_the_live_warehouse_is_seeded_with_every_division_once(hub_home):
         counties = con.execute(
             "SELECT code, name, parent_code FROM core.region WHERE level = 'county' ORDER BY 1"
         ).fetchall()
-        assert divisions.seed_regions(con) == 0  # unchanged list: nothing to do
+        assert (
+            region_seed.seed_regions(
+                con, warehouse._entities(con)["region"].identifiers()["hash_fields"]
+            )
+            == 0
+        )  # unchanged list: nothing to do
     assert levels == {"county": 7, "town": 110, "village": 1314}
     assert len(counties) == 7 and all(p == "611000" for _, _, p in counties)
     assert ("611021", "洛南县", "611000") in counties

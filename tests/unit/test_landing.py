@@ -19,7 +19,7 @@ from pipelines.landing import (
     new_sync_id,
     read_manifest,
 )
-from pipelines.registry import County
+from seeds.registry import County
 
 COUNTY = County("611023", "商南县", "Shangnan County", "shangnan", "battle", "3", 0.05, "t")
 

@@ -10,7 +10,7 @@ import time
 
 from pipelines import landing, warehouse
 from pipelines.landing import LandingWriter, Page
-from pipelines.registry import county
+from seeds.registry import county
 
 LUONAN = county("luonan")
 

@@ -11,9 +11,9 @@ import pytest
 from pipelines.defs.battle.normalise import normalise
 from pipelines.errors import SourceError
 from pipelines.landing import LandingWriter, Page, read_manifest
-from pipelines.registry import county
 from schemas.columns import frame_schema
 from schemas.id_number import make_id
+from seeds.registry import county
 
 SHANGNAN = county("shangnan")  # v3
 SHANGZHOU = county("shangzhou")  # v2

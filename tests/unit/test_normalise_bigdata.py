@@ -11,9 +11,9 @@ import pytest
 from pipelines.defs.bigdata.normalise import normalise
 from pipelines.errors import SourceError
 from pipelines.landing import LandingWriter, Page, read_manifest
-from pipelines.registry import county
 from schemas.columns import frame_schema
 from schemas.id_number import make_id
+from seeds.registry import county
 
 LUONAN = county("luonan")
 BASE = "http://127.0.0.1:9/api/v2"

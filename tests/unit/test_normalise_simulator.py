@@ -6,10 +6,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines import registry
 from pipelines.landing import land
 from pipelines.sources import normaliser_for
 from schemas.columns import ENTITIES, KEYS
+from seeds import registry
 
 simulator = pytest.importorskip("simulator.embedded")
 

@@ -14,9 +14,9 @@ import xlsxwriter
 from pipelines.defs.workbook.normalise import COLUMNS, normalise
 from pipelines.errors import SourceError
 from pipelines.landing import LandingWriter, Page, read_manifest
-from pipelines.registry import county
 from schemas.columns import frame_schema
 from schemas.id_number import make_id
+from seeds.registry import county
 
 ZHASHUI = county("zhashui")  # xlsx
 DANFENG = county("danfeng")  # csv

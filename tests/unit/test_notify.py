@@ -14,7 +14,7 @@ from pipelines.errors import RejectThresholdExceeded, SafetyStop, SourceError
 from pipelines.notify import dingtalk
 from pipelines.notify.channels import channels_for, webhook_kind
 from pipelines.notify.messages import failure_notice
-from pipelines.registry import county
+from seeds.registry import county
 from tests.receivers import (
     DINGTALK_SECRET,
     DINGTALK_TOKEN,

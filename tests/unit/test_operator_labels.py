@@ -10,8 +10,8 @@ from pipelines import warehouse
 from pipelines.defs import checks
 from pipelines.defs.metadata import LABELS_ZH
 from pipelines.modes import FULL_REREAD, mode_label, mode_label_zh
-from pipelines.registry import counties, county
 from pipelines.report import CountyOutcome, exit_code, interrupted_line
+from seeds.registry import counties, county
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from pipelines import settings, sources, warehouse
-from pipelines.registry import county
+from seeds.registry import county
 
 LUONAN = county("luonan")
 GOOD_KEY = "0123456789abcdef" * 4  # 32 bytes, hex

@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 import requests
 
-from pipelines import codes, registry
 from schemas.columns import ENTITIES
+from seeds import codes, registry
 from simulator.embedded import SimulatorHandle, start_in_thread
 from simulator.platforms.workbook import COLUMNS
 from simulator.server import SimConfig

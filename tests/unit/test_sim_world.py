@@ -13,9 +13,10 @@ from datetime import date
 import polars as pl
 import pytest
 
-from pipelines import codes, paths
-from pipelines.registry import County
+from pipelines import paths
 from schemas.columns import CODED, ENTITIES, KEYS
+from seeds import codes
+from seeds.registry import County
 from simulator import idcards
 from simulator.world import CITY_FIGURES, World
 

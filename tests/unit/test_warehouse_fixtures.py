@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import polars as pl
 
 from pipelines import warehouse
-from pipelines.registry import County
 from pipelines.staged import Staged
 from schemas.columns import ENTITIES, conform, empty_frame, frame_schema
+from seeds.registry import County
 
 LUONAN = County("611021", "洛南县", "Luonan County", "luonan", "bigdata", "2", 0.05, "")
 SHANGNAN = County("611023", "商南县", "Shangnan County", "shangnan", "battle", "3", 0.05, "")

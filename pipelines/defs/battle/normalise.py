@@ -19,7 +19,6 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines import codes
 from pipelines.defs.battle.layout import FIELDS
 from pipelines.defs.parsing import (
     Fields,
@@ -40,6 +39,7 @@ from pipelines.defs.parsing import (
 )
 from pipelines.staged import Staged
 from schemas.columns import empty_frame
+from seeds import codes
 
 WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
 BEGIN = "params[beginUpdateTime]"

@@ -13,7 +13,6 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines import codes
 from pipelines.defs.bigdata.layout import ENTITIES
 from pipelines.defs.bigdata.layout import FIELDS as API_FIELDS
 from pipelines.defs.parsing import (
@@ -35,6 +34,7 @@ from pipelines.defs.parsing import (
 )
 from pipelines.staged import DELETION_SCHEMA, Staged, empty_deletions
 from schemas.columns import empty_frame
+from seeds import codes
 
 #: The platform's entity path names → canonical entity names.
 PLATFORM_ENTITIES = ENTITIES

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import fastexcel
 import polars as pl
 
-from pipelines import codes
 from pipelines.defs.parsing import (
     EMPTY_ERRORS,
     ORDER,
@@ -35,6 +34,7 @@ from pipelines.defs.parsing import (
 from pipelines.http import looks_like_html
 from pipelines.staged import Staged
 from schemas.columns import conform
+from seeds import codes
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipelines.paths import SEEDS
+from seeds import SEEDS
 
 KINDS = ("bigdata", "battle", "workbook")
 

@@ -7,7 +7,7 @@ from functools import cache
 
 import polars as pl
 
-from pipelines.paths import SEEDS
+from seeds import SEEDS
 
 
 @cache

@@ -16,17 +16,16 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines import paths
+import seeds
 
 CITY_CODE = "611000"
-SEED_RUN = "seed:divisions"
 FILES = ("counties.csv", "towns.csv", "villages.csv", "historical.csv")
 HISTORICAL_COLUMNS = ("code", "name", "parent_code", "source", "note")
 
 
 def divisions_dir() -> Path:
     """``seeds/divisions``, or ``HUB_DIVISIONS`` (tests, a county's own list)."""
-    return Path(os.environ.get("HUB_DIVISIONS") or paths.DIVISIONS)
+    return Path(os.environ.get("HUB_DIVISIONS") or seeds.DIVISIONS)
 
 
 def short_name(name: str) -> str:
@@ -109,46 +108,3 @@ def checksum() -> str:
         path = divisions_dir() / file
         digest.update(file.encode() + (path.read_bytes() if path.exists() else b""))
     return digest.hexdigest()
-
-
-def seed_regions(con) -> int:
-    """Insert every known division that ``core.region`` lacks (never overwrites what a
-    platform sent). Runs when the list changed since the last seeding; returns rows added."""
-    digest = checksum()
-    done = con.execute(
-        "SELECT count(*) FROM ops.seed WHERE name = 'divisions' AND checksum = ?", [digest]
-    ).fetchone()[0]
-    if done:
-        return 0
-    from pipelines.warehouse import _entities
-
-    hash_fields = _entities(con)["region"].identifiers()["hash_fields"]
-    rows = known().with_columns(
-        pl.lit(None, pl.Boolean).alias("is_poor_village"),
-        pl.lit(None, pl.Int32).alias("poor_village_exit_year"),
-    )
-    con.register("_divisions", rows.to_arrow())
-    try:
-        con.execute("BEGIN")
-        added = con.execute(
-            f"""
-            INSERT INTO core.region BY NAME
-            SELECT code, level, name, parent_code, is_poor_village, poor_village_exit_year,
-                   is_statistical_unit, county_code, 'seed' AS source_platform,
-                   code AS source_key, now() AS first_seen_at, now() AS last_synced_at,
-                   '{SEED_RUN}' AS sync_run_id,
-                   md5(to_json(struct_pack({hash_fields}))) AS row_hash
-            FROM _divisions d
-            WHERE NOT EXISTS (SELECT 1 FROM core.region r WHERE r.code = d.code)
-            """
-        ).fetchone()[0]
-        con.execute(
-            "INSERT OR REPLACE INTO ops.seed VALUES ('divisions', ?, now(), ?)", [digest, added]
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_divisions")
-    return int(added)
