@@ -51,7 +51,7 @@ def _fail(exc: BaseException) -> NoReturn:
 def _prepare_to_write() -> None:
     """What every command that syncs checks first: the PII key for this profile, that the
     warehouse was created by this profile, and owner-only modes under HUB_HOME."""
-    from pipelines import warehouse
+    import warehouse
 
     try:
         settings.check_pii_key()
@@ -313,9 +313,10 @@ def sync_one(
     """Land and merge one county without Dagster (debugging); the UI and schedules use Dagster.
 
     Prints the run report; exit status 1 when the county failed or was refused."""
+    import warehouse
     from pipelines import demo as run
     from pipelines import report as run_report
-    from pipelines import sync, warehouse
+    from pipelines import sync
     from pipelines.errors import HubError, RejectThresholdExceeded
     from seeds.registry import county as find
 

@@ -49,7 +49,7 @@ def backup(
 ) -> None:
     """Copy the live warehouse consistently (writers wait for the copy; a crashed writer's WAL is
     checkpointed first), then check that the copy opens."""
-    from pipelines import warehouse
+    import warehouse
 
     live = paths.live_db()
     if not live.exists():
@@ -89,8 +89,10 @@ def restore(
     cursor cache so every county's next sync resumes from the restored warehouse's cursors."""
     import duckdb
 
-    from pipelines import cursors, settings, warehouse, warehouse_lock
+    import warehouse
+    from pipelines import cursors, settings
     from pipelines.cli import _prepare_to_write
+    from warehouse import lock as warehouse_lock
 
     _prepare_to_write()
     source = source.resolve()

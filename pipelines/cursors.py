@@ -32,7 +32,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines import paths, warehouse, warehouse_lock
+import warehouse
+from pipelines import paths
+from warehouse import lock as warehouse_lock
 
 log = logging.getLogger(__name__)
 

@@ -196,7 +196,7 @@ def record_failures(outcomes: list[report.CountyOutcome], run_id: str | None, jo
     """Queue this run's failed counties for ops.sync_run, as the run-failure sensor does when the
     daemon runs (the demo usually runs without it); the city step's connection records them, so
     mart.sync_status shows the failure at once. Same run id and county: recording twice is one row."""
-    from pipelines import warehouse
+    import warehouse
 
     for o in outcomes:
         if o.status == "failed" and run_id:

@@ -8,7 +8,6 @@ from pathlib import Path
 from seeds import DIVISIONS, SEEDS  # noqa: F401  (re-exported: where the reference data lives)
 
 REPO = Path(__file__).resolve().parent.parent
-WAREHOUSE_SQL = REPO / "warehouse"
 
 
 def hub_home() -> Path:

@@ -99,7 +99,7 @@ def export(
 def readable() -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
     """The live warehouse read-only (holding its shared lock, so no sync starts writing while
     we read), or the published snapshot while a sync holds the live file."""
-    from pipelines import warehouse_lock
+    from warehouse import lock as warehouse_lock
 
     live = paths.live_db()
     if live.exists():
@@ -129,7 +129,7 @@ def readable() -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
 def export_sync(county: County, sync_id: str) -> str | None:
     """The merge step's copy of one sync's rejects (None when it had none). Call from a step in
     the warehouse pool: it opens the live file."""
-    from pipelines import warehouse
+    import warehouse
 
     with warehouse.connect() as con:
         df = frame(con, county, sync_id)

@@ -19,7 +19,7 @@ Profiles (``HUB_PROFILE``):
   published development key (with a warning).
 
 The warehouse records the profile that created it and refuses to be written by the other one
-(``pipelines.warehouse.connect``), so simulated people never reach a real warehouse.
+(``warehouse.connect``), so simulated people never reach a real warehouse.
 
 File modes: :func:`load` sets the process umask to ``077``, so everything the hub (and the
 DuckDB, Dagster and simulator processes it starts) creates is owner-only: directories 0700,

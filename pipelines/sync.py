@@ -23,14 +23,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+import warehouse
 from pipelines import (
     cursors,
     landing,
     notify,
     paths,
     retention,
-    warehouse,
-    warehouse_lock,
 )
 from pipelines import staged as staged_io
 from pipelines.errors import (
@@ -48,6 +47,7 @@ from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
 from seeds import divisions
 from seeds.registry import County
+from warehouse import lock as warehouse_lock
 
 log = logging.getLogger(__name__)
 

@@ -198,7 +198,7 @@ def conform(entity: str, df: pl.DataFrame) -> pl.DataFrame:
 
 #: Direct identifiers: the columns that name a real person or reach them (name, ID number,
 #: phone, full birth date). They stay in the warehouse and the restricted PII snapshot; the
-#: analyst snapshot has none of them (``pipelines.snapshots``): persons are joined by person_key
+#: analyst snapshot has none of them (``warehouse.snapshots``): persons are joined by person_key
 #: and counted by birth year instead.
 IDENTIFYING: dict[str, tuple[str, ...]] = {
     "person": ("name", "id_number", "birth_date"),

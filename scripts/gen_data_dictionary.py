@@ -121,7 +121,8 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
 def render_fresh() -> str:
     """The dictionary of the analyst snapshot of an empty warehouse built from the migrations
     and the mart SQL."""
-    from pipelines import snapshots, warehouse
+    import warehouse
+    from warehouse import snapshots
 
     with tempfile.TemporaryDirectory(prefix="hub-dictionary-") as tmp:
         live, published = Path(tmp) / "fresh.duckdb", Path(tmp) / "snapshot.duckdb"

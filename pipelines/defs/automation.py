@@ -11,7 +11,8 @@
 import dagster as dg
 import requests
 
-from pipelines import notify, warehouse
+import warehouse
+from pipelines import notify
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
 from pipelines.run_health import free_dead_runs

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from pipelines import warehouse
+import warehouse
 from pipelines.defs.keys import entities_of, entity_key
 from pipelines.sync import MIN_RECORDS_FOR_RATE
 from seeds.registry import County

@@ -9,7 +9,8 @@ import time
 
 import dagster as dg
 
-from pipelines import paths, warehouse
+import warehouse
+from pipelines import paths
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key
 from pipelines.defs.metadata import frame_markdown
 from seeds.registry import counties

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from pipelines import rejects, sync, warehouse
+import warehouse
+from pipelines import rejects, sync
 from pipelines.defs import checks
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
 from pipelines.defs.metadata import landing_metadata, merge_metadata

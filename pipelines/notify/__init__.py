@@ -145,7 +145,7 @@ def stale_counties(now: datetime | None = None) -> list[str]:
     assets' fail window). Returns the slugs found stale. Reads only the state files."""
     import json
 
-    from pipelines import warehouse
+    import warehouse
     from pipelines.notify.messages import freshness_window
     from seeds.registry import counties
 

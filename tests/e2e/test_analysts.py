@@ -31,9 +31,9 @@ import duckdb
 import pytest
 
 from pipelines import paths
-from pipelines import warehouse as warehouse_module
 from pipelines.sql_output import beijing_session
 from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE, _county_env_keys
+from warehouse import merge as warehouse_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("analysts")]
 
@@ -82,7 +82,7 @@ def _warehouse_clock(days_ago: int) -> Iterator[None]:
 
     History is kept in warehouse time (when a sync committed), and the as-of macros answer per
     calendar day, so a test cannot show "the earlier version on the earlier day" with two syncs
-    a minute apart. Only pipelines.warehouse's wall clock moves (the merge's ``now``); the
+    a minute apart. Only warehouse.merge's wall clock moves (the merge's ``now``); the
     simulator, HTTP, Dagster and DuckDB run for real."""
     real = warehouse_module.datetime
 

@@ -73,7 +73,8 @@ def test_demo_run_with_a_dead_county_sends_one_chinese_wecom_message(
 def test_a_sync_whose_reject_rate_more_than_doubled_notifies_once(simulator, hub_home, monkeypatch):
     from datetime import UTC, datetime, timedelta
 
-    from pipelines import sync, warehouse
+    import warehouse
+    from pipelines import sync
     from seeds.registry import county
 
     luonan = county("luonan")

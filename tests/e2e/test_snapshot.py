@@ -50,7 +50,7 @@ def test_reader_keeps_its_snapshot_open_through_a_sync(simulator, hub_home):
 def test_reconciliation_holds_after_an_incremental_sync(simulator, hub_home):
     """Records quarantined by the first sync are not resent by an incremental one; the
     reconciliation still accounts for them."""
-    from pipelines import warehouse
+    import warehouse
     from seeds.registry import county as find
 
     synced = [find("luonan"), find("shangnan")]

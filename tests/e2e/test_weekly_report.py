@@ -14,7 +14,8 @@ import fastexcel
 import pytest
 from typer.testing import CliRunner
 
-from pipelines import paths, sync, warehouse
+import warehouse
+from pipelines import paths, sync
 from pipelines.weekly_report import ENTITY_ZH, Week, entities_of
 from seeds.registry import counties, county
 from tests.receivers import MailReceiver, RobotReceiver

@@ -28,7 +28,8 @@ def _pause(ready: Path | None, go: Path | None) -> None:
 
 
 def install(point: str, ready: Path | None, go: Path | None) -> None:
-    from pipelines import landing, warehouse
+    import warehouse
+    from pipelines import landing
 
     if point == "landing":
         import os
@@ -50,13 +51,13 @@ def install(point: str, ready: Path | None, go: Path | None) -> None:
         patched.replace = replace
         landing.os = patched
     elif point == "merge":
-        original_delete = warehouse._soft_delete
+        original_delete = warehouse.merge._soft_delete
 
         def soft_delete(*args, **kwargs):
             _pause(ready, go)
             return original_delete(*args, **kwargs)
 
-        warehouse._soft_delete = soft_delete
+        warehouse.merge._soft_delete = soft_delete
     elif point == "publish":
         import shutil
         import types

@@ -9,11 +9,12 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipelines import paths, warehouse_lock
+from pipelines import paths
 from pipelines.cli import _dagster_home
 from pipelines.defs.keys import POOL
 from seeds.registry import county
 from tests.faults.conftest import hub, sync_in_process, wait_for
+from warehouse import lock as warehouse_lock
 
 pytestmark = pytest.mark.faults
 LUONAN = county("luonan")

@@ -8,7 +8,8 @@ import shutil
 import duckdb
 import pytest
 
-from pipelines import cursors, paths, sync, warehouse
+import warehouse
+from pipelines import cursors, paths, sync
 from pipelines.errors import CursorMismatch
 from seeds.registry import county
 from tests.faults.conftest import changed, county_content, home, run_hub, sync_in_process

@@ -8,7 +8,8 @@ import re
 import duckdb
 import pytest
 
-from pipelines import paths, warehouse
+import warehouse
+from pipelines import paths
 from seeds.registry import county
 from tests.faults.conftest import hub, run_hub, wait_for
 

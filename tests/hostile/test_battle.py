@@ -124,7 +124,7 @@ def test_bad_records_are_rejected_and_never_move_a_watermark(platform) -> None:
 
 
 def test_a_poisoned_watermark_heals(platform) -> None:
-    from pipelines import warehouse
+    import warehouse
 
     baseline(platform)
     good = watermarks(SHANGNAN)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import sync, warehouse
+import warehouse
+from pipelines import sync
 from pipelines.errors import RejectThresholdExceeded, SourceError
 from seeds.registry import county
 from tests.hostile.bigdata import KEY, SECRET, VILLAGE, HostileBigdata, household, member

@@ -6,9 +6,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines import region_seed, warehouse
+import warehouse
 from seeds import divisions
 from tests.unit.test_schemas_validate import H1, V1, V2, clean_rows, find, issues, run
+from warehouse import region_seed
 
 #: rules this module gives their failing cases (test_every_rule_has_a_failing_case)
 RULES_TESTED = {"unknown_village", "unknown_division"}
@@ -82,7 +83,7 @@ def test_the_live_warehouse_is_seeded_with_every_division_once(hub_home):
         ).fetchall()
         assert (
             region_seed.seed_regions(
-                con, warehouse._entities(con)["region"].identifiers()["hash_fields"]
+                con, warehouse.merge_entities(con)["region"].identifiers()["hash_fields"]
             )
             == 0
         )  # unchanged list: nothing to do

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from pipelines import landing, warehouse
+import warehouse
+from pipelines import landing
 from pipelines.landing import LandingWriter, Page
 from seeds.registry import county
 

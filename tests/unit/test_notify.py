@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines import notify, sync, warehouse
+import warehouse
+from pipelines import notify, sync
 from pipelines.errors import RejectThresholdExceeded, SafetyStop, SourceError
 from pipelines.notify import dingtalk
 from pipelines.notify.channels import channels_for, webhook_kind

@@ -6,7 +6,7 @@ import re
 
 import duckdb
 
-from pipelines import warehouse
+import warehouse
 from pipelines.defs import checks
 from pipelines.defs.metadata import LABELS_ZH
 from pipelines.modes import FULL_REREAD, mode_label, mode_label_zh

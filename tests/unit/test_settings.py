@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from pipelines import settings, sources, warehouse
+import warehouse
+from pipelines import settings, sources
 from seeds.registry import county
 
 LUONAN = county("luonan")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import polars as pl
 
-from pipelines import warehouse
+import warehouse
 from pipelines.staged import Staged
 from schemas.columns import ENTITIES, conform, empty_frame, frame_schema
 from seeds.registry import County

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from pipelines import warehouse_lock
-from pipelines.warehouse_lock import WarehouseBusy, hold, working_for
+from warehouse import lock as warehouse_lock
+from warehouse.lock import WarehouseBusy, hold, working_for
 
 
 def test_a_second_writer_times_out_naming_the_holder(tmp_path, capsys):

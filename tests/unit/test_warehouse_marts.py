@@ -7,10 +7,11 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 
+import duckdb
 import polars as pl
 import pytest
 
-from pipelines import warehouse
+import warehouse
 from tests.unit.test_warehouse_fixtures import (
     LUONAN,
     SHANGNAN,
@@ -262,7 +263,7 @@ def test_publish_snapshot_with_a_reader_held_open(city, tmp_path):
     snap = tmp_path / "snap" / "snapshot.duckdb"
     pii = tmp_path / "restricted" / "pii-snapshot.duckdb"
     assert warehouse.publish_snapshot(live, snap, pii) == snap
-    reader = warehouse.duckdb.connect(str(snap), read_only=True)
+    reader = duckdb.connect(str(snap), read_only=True)
     try:
         schemas = {
             s

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
-from pipelines import paths, warehouse
+import warehouse
 from pipelines.errors import SafetyStop
 from tests.unit.test_warehouse_fixtures import (
     LUONAN,
@@ -55,9 +56,7 @@ def test_migrations_are_idempotent(tmp_path):
     db = tmp_path / "hub.duckdb"
     with warehouse.connect(db) as con:
         applied = rows(con, "SELECT version, name FROM ops.schema_migration ORDER BY version")
-        on_disk = sorted(
-            int(p.name.split("_")[0]) for p in (paths.WAREHOUSE_SQL / "migrations").glob("*.sql")
-        )
+        on_disk = sorted(int(p.name.split("_")[0]) for p in warehouse.MIGRATIONS_DIR.glob("*.sql"))
         assert [v for v, _ in applied] == on_disk
         assert warehouse.migrate(con) == []
     with warehouse.connect(db) as con:
@@ -168,7 +167,7 @@ def test_soft_delete_by_feed_and_revival(con):
     feed = pl.DataFrame(
         {
             "source_key": [H1],
-            "deleted_at": [warehouse.datetime(2016, 7, 2, 1, tzinfo=warehouse.UTC)],
+            "deleted_at": [datetime(2016, 7, 2, 1, tzinfo=UTC)],
         },
         schema={"source_key": pl.String, "deleted_at": pl.Datetime("us", "UTC")},
     )
@@ -338,7 +337,7 @@ def test_person_key_is_python_hmac(con, monkeypatch):
     monkeypatch.setenv("HUB_PII_KEY", "short")
     frame_ = pl.DataFrame({"id_number": ids})
     con.register("ids", frame_.to_arrow())
-    pads = warehouse._hmac_pads(b"short")
+    pads = warehouse.pii._hmac_pads(b"short")
     sql = rows(con.execute("SELECT 1"), "SELECT 1")  # keep the connection usable
     assert sql == [(1,)]
     result = con.execute(
@@ -468,9 +467,7 @@ def test_refuse_sync_writes_only_the_refused_run_and_rejects(con):
 
     staged = Staged(frames={"household": frame("household", hh)}, watermarks={"household": "w2"})
     assert warehouse.reject_rate(validated) == pytest.approx(0.5)
-    warehouse.refuse_sync(
-        con, LUONAN, "r2", "full", staged, validated, None, warehouse.datetime.now(warehouse.UTC)
-    )
+    warehouse.refuse_sync(con, LUONAN, "r2", "full", staged, validated, None, datetime.now(UTC))
     assert snapshot_state(con) == before
     assert rows(
         con,

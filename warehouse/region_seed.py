@@ -1,7 +1,7 @@
 """Seeding ``core.region`` from the NBS division list in ``seeds/divisions`` (when it changes).
 
 The list is reference data (:mod:`seeds.divisions`); writing it into the warehouse is the
-warehouse's job, so it lives here, called from :func:`pipelines.warehouse.connect`.
+warehouse's job, so it lives here, called from :func:`warehouse.connection.connect`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The two files the hub publishes from the live warehouse (``warehouse.publish_snapshot``):
+"""The two files the hub publishes from the live warehouse (``warehouse.publish.publish_snapshot``):
 
 * the **analyst snapshot** (``paths.snapshot_db()``, for every analyst): ``core``, ``ops`` and
   ``mart`` with **no direct identifier anywhere** — no names, ID numbers, phone numbers or full
@@ -29,13 +29,7 @@ import duckdb
 
 from pipelines import settings
 from schemas.columns import IDENTIFYING
-
-
-def quiet(con: duckdb.DuckDBPyConnection) -> None:
-    from pipelines.warehouse import quiet as no_progress_bar  # warehouse imports this module
-
-    no_progress_bar(con)
-
+from warehouse.connection import quiet
 
 #: Schemas analysts get. ``raw`` (payload metadata) stays with the engineers.
 PUBLISHED_SCHEMAS = ("core", "ops", "mart", "ref")
@@ -194,7 +188,7 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
 def publish_pii_snapshot(live: Path, target: Path) -> Path:
     """The restricted copy: the live file byte for byte, ``raw`` dropped; 0600 in a 0700 dir."""
     with _new_file(target, settings.PRIVATE_FILE) as tmp:
-        from pipelines.warehouse import copy_live_consistently
+        from warehouse.publish import copy_live_consistently  # publish imports this module
 
         copy_live_consistently(live, tmp)  # under the warehouse lock, writers kept out
         con = duckdb.connect(str(tmp))

@@ -1,0 +1,43 @@
+"""The bookkeeping of one merge or refused sync: its parameters and the Arrow views and temp
+tables it registered, released when it ends."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.statements import run as run_statement
+
+
+@dataclass
+class Batch:
+    """The bookkeeping of one merge: parameters and the Arrow views it registered."""
+
+    con: duckdb.DuckDBPyConnection
+    params: dict[str, Any]
+    views: list[str] = field(default_factory=list)
+    temps: list[str] = field(default_factory=list)
+
+    def register(self, name: str, frame: pl.DataFrame) -> str:
+        self.con.register(name, frame.to_arrow())
+        self.views.append(name)
+        return name
+
+    def run(self, file: str, name: str, **identifiers: str) -> duckdb.DuckDBPyConnection:
+        return run_statement(self.con, file, name, self.params, **identifiers)
+
+    def temp(self, name: str) -> str:
+        self.temps.append(name)
+        return name
+
+    def release(self) -> None:
+        for name in self.views:
+            with suppress(duckdb.Error):
+                self.con.unregister(name)
+        for name in self.temps:
+            with suppress(duckdb.Error):
+                self.con.execute(f"DROP TABLE IF EXISTS temp.{name}")

@@ -1,0 +1,54 @@
+"""The marts: ``warehouse/sql/marts/NN_*.sql``, rebuilt in order in one transaction."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines import paths
+from warehouse.statements import MARTS_DIR, run
+from warehouse.statements import q as _q
+from warehouse.transaction import transaction
+
+
+def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Run ``warehouse/sql/marts/*.sql`` in order in one transaction; returns the mart tables.
+
+    Mart files document each table with COMMENT ON and each column once; a column left without
+    a comment takes the comment of the same-named column in core, else elsewhere in mart."""
+    from seeds.registry import registry_path
+
+    seeds = str(paths.SEEDS).replace("'", "''")
+    registry = str(registry_path()).replace("'", "''")
+    con.execute(f"SET VARIABLE hub_seeds = '{seeds}'")
+    con.execute(f"SET VARIABLE hub_registry = '{registry}'")  # HUB_REGISTRY may add counties
+    _set_connection_states(con)
+    with transaction(con):
+        for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
+            con.execute(file.read_text(encoding="utf-8"))
+        _inherit_column_comments(con)
+        tables = run(con, "ops/catalog.sql", "mart_tables").fetchall()
+    return [f"mart.{t}" for (t,) in tables]
+
+
+def _set_connection_states(con: duckdb.DuckDBPyConnection) -> None:
+    """``hub_connections``: slug -> configured / simulated / not configured, for
+    mart.sync_status (the settings are the process's, not the warehouse's)."""
+    from pipelines.sources import connection_state
+    from seeds.registry import counties
+
+    states = {c.slug: connection_state(c) for c in counties()}
+    con.execute(
+        "SET VARIABLE hub_connections = MAP(?::VARCHAR[], ?::VARCHAR[])",
+        [list(states), list(states.values())],
+    )
+
+
+def _inherit_column_comments(con: duckdb.DuckDBPyConnection) -> None:
+    missing = run(con, "ops/catalog.sql", "uncommented_mart_columns").fetchall()
+    for table, column, comment in missing:  # catalogue metadata: a few dozen statements
+        con.execute(
+            f"COMMENT ON COLUMN mart.{_q(table)}.{_q(column)} IS "
+            + "'"
+            + comment.replace("'", "''")
+            + "'"
+        )

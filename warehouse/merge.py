@@ -1,0 +1,342 @@
+"""The per-county merge (Contract 5): one sync into the warehouse in ONE transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines.errors import SafetyStop, redact_url
+from schemas.sanity import watermark_in_future
+from warehouse.batch import Batch
+from warehouse.entities import MergeEntity, merge_entities
+from warehouse.pii import _hmac_pads, pii_key
+from warehouse.run_log import (
+    _distinct_keys,
+    _fetched,
+    _record_issues,
+    _record_quarantine,
+    _run_entities,
+    _write_runs,
+    watermarks,
+)
+from warehouse.statements import run, sql
+from warehouse.transaction import transaction
+
+#: Default share of a county's live rows of an entity that one sync may soft-delete.
+DEFAULT_SAFETY_SHARE = 0.2
+
+HISTORY_ENTITIES = ("household", "person")
+#: Entities whose rows hang off a household (rejected with it when its household is).
+CHILD_ENTITIES = ("person", "measure", "loan", "household_cadre")
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What one county merge wrote. ``counts``: entity -> fetched, accepted, rejected, findings,
+    deleted, inserted, updated, unchanged (the ops.sync_run columns)."""
+
+    sync_run_id: str
+    county_code: str
+    counts: dict[str, dict[str, int]]
+    pages: int
+    conflicts_open: int  # open ops.conflict rows involving this county after the merge
+    finished_at: datetime
+
+    def total(self, column: str) -> int:
+        return sum(c[column] for c in self.counts.values())
+
+
+def merge_county(
+    con: duckdb.DuckDBPyConnection,
+    county: Any,
+    sync_run_id: str,
+    mode: str,
+    staged: Any,
+    validated: Mapping[str, Any],
+    manifest: Any,
+    started_at: datetime,
+    *,
+    safety_share: float = DEFAULT_SAFETY_SHARE,
+    now: datetime | None = None,
+    replay_of: str | None = None,
+) -> MergeResult:
+    """Merge one county sync into the warehouse in ONE transaction (Contract 5).
+
+    ``staged`` is the normaliser's ``Staged``, ``validated`` maps entity -> ``Validated``
+    (accepted / rejects / findings / conflicts), ``manifest`` has ``.pages``. Writes raw.page,
+    ops.reject / ops.finding, the core upserts and history versions, soft deletes, ops.conflict,
+    ops.watermark and ops.sync_run, or nothing: any error rolls everything back.
+
+    - A row whose contract columns are unchanged (same ``row_hash``) only gets
+      ``last_synced_at``/``sync_run_id``; a changed one is updated and, for household and
+      person, its history version closed and a new one opened; a soft-deleted row that comes
+      back is revived (``deleted_at`` cleared, new version).
+    - Soft deletes come from ``staged.deletions`` and, for entities in ``staged.full_listing``,
+      from absence (rejected rows count as listed). If more than ``safety_share`` of the
+      county's live rows of an entity would disappear, :class:`SafetyStop` is raised and nothing
+      is written. Members of a deleted household are deleted with it.
+    - A key live in core under another county is not taken over: the claim is rejected
+      (``key_owned_by_other_county``; its children ``parent_rejected``) and a household_no
+      claim recorded in ops.conflict.
+    - ID-number conflicts (validation's, and accepted persons whose ID number a live person with
+      another person_no holds, in any county) go to ops.conflict, resolution ``keep_first_seen``:
+      the record first seen wins, ties to the smaller person_no (see 60_conflicts.sql).
+
+    ``now`` (default: the wall clock) stamps every row of the merge; tests pass it to place
+    versions on chosen dates. ``replay_of``: the landing's sync id when this merge replays it
+    under a new ``sync_run_id`` (ops.sync_run.replay_of), so the original run's audit stays.
+    """
+    now = now or datetime.now(UTC)
+    batch = Batch(
+        con,
+        {
+            "county": county.code,
+            "platform": county.kind,
+            "run": sync_run_id,
+            "mode": mode,
+            "now": now,
+            "started": started_at,
+            "replay_of": replay_of,
+            **_hmac_pads(pii_key()),
+        },
+    )
+    try:
+        with transaction(con):
+            return _merge(batch, county, staged, validated, manifest, safety_share)
+    finally:
+        batch.release()
+
+
+def _merge(
+    batch: Batch,
+    county: Any,
+    staged: Any,
+    validated: Mapping[str, Any],
+    manifest: Any,
+    safety_share: float,
+) -> MergeResult:
+    con = batch.con
+    entities = merge_entities(con)
+    marks_before = watermarks(con, county.code)
+    live_before = _live_counts(con, county.code, entities)
+
+    pages = _pages_frame(manifest)
+    if pages.height:
+        batch.run("70_bookkeeping.sql", "pages", pages=batch.register("_pages", pages))
+
+    run(con, "ops/run_log.sql", "merge_reject_table", table=batch.temp("_merge_reject"))
+
+    # Upserts, parents first so a rejected household claim rejects its children.
+    change_counts: dict[str, dict[str, int]] = {}
+    for entity in entities:
+        result = validated.get(entity)
+        if result is None:
+            continue
+        change_counts[entity] = _upsert_entity(batch, entities[entity], result.accepted)
+
+    gone = _soft_delete(batch, county, staged, validated, entities, live_before, safety_share)
+    _record_conflicts(batch, staged, validated, "person" in change_counts)
+    _record_issues(batch, validated)
+    _record_quarantine(batch, staged, validated)
+    merge_rejects = dict(run(con, "ops/run_log.sql", "merge_reject_counts").fetchall())
+    batch.run("70_bookkeeping.sql", "merge_rejects")
+
+    _drop_stale_watermarks(con, county, staged)
+    # a time in the future never becomes a watermark, even from a landing staged by older code
+    believable = {k: str(v) for k, v in staged.watermarks.items() if not watermark_in_future(v)}
+    if believable:
+        marks = pl.DataFrame({"name": list(believable), "value": list(believable.values())})
+        batch.run("70_bookkeeping.sql", "watermarks", marks=batch.register("_marks", marks))
+
+    counts = {}
+    for entity in _run_entities(staged, validated):
+        v = validated.get(entity)
+        changes = change_counts.get(entity, {"inserted": 0, "updated": 0, "unchanged": 0})
+        counts[entity] = {
+            "fetched": _fetched(staged, v, entity),
+            "accepted": sum(changes.values()),
+            "rejected": (_distinct_keys(v.rejects) if v is not None else 0)
+            + merge_rejects.get(entity, 0),
+            "findings": v.findings.height if v is not None else 0,
+            "deleted": gone.get(entity, 0),
+            **changes,
+        }
+    finished = datetime.now(UTC)
+    _write_runs(batch, county, staged, counts, marks_before, "succeeded", None, finished)
+    open_conflicts = run(con, "ops/run_log.sql", "open_conflicts", batch.params).fetchone()[0]
+    return MergeResult(
+        sync_run_id=batch.params["run"],
+        county_code=county.code,
+        counts=counts,
+        pages=pages.height,
+        conflicts_open=open_conflicts,
+        finished_at=finished,
+    )
+
+
+def _upsert_entity(batch: Batch, spec: MergeEntity, accepted: pl.DataFrame) -> dict[str, int]:
+    """Stage, screen claims, version and upsert one entity's accepted rows."""
+    ids = spec.identifiers()
+    frame = accepted.with_row_index("_row").select(
+        *spec.columns, "_row", "source_key", "source_updated_at", "raw_ref"
+    )
+    batch.register(ids["frame"], frame)
+    batch.temp(ids["stage"])
+    batch.run("10_stage.sql", "stage", **ids)
+    batch.run("20_claims.sql", "claims", **ids)
+    if spec.name in CHILD_ENTITIES:
+        batch.run("20_claims.sql", "parent_claims", **ids)
+    batch.run("20_claims.sql", "drop_claims", **ids)
+    if spec.name == "household":
+        batch.run("20_claims.sql", "household_conflicts", **ids)
+    inserted, updated, unchanged = batch.run("10_stage.sql", "counts", **ids).fetchone()
+    if spec.name in HISTORY_ENTITIES:
+        batch.run("30_history.sql", "close_changed", **ids)
+        batch.run("30_history.sql", "open_versions", **ids)
+    batch.run("40_upsert.sql", "upsert", **ids)
+    return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
+
+
+def _soft_delete(
+    batch: Batch,
+    county: Any,
+    staged: Any,
+    validated: Mapping[str, Any],
+    entities: Mapping[str, MergeEntity],
+    live_before: Mapping[str, int],
+    safety_share: float,
+) -> dict[str, int]:
+    """Find the rows that disappear (feed, absence), apply the safety stop, then delete them
+    and the members of deleted households. Returns entity -> rows deleted."""
+    con = batch.con
+    candidates: dict[str, int] = {}
+    for entity, spec in entities.items():
+        ids = spec.identifiers()
+        batch.temp(f"_gone_{entity}")
+        batch.run("50_soft_delete.sql", "gone_table", **ids)
+        feed = staged.deletions.get(entity)
+        if feed is not None and feed.height:
+            feed = feed.select(
+                pl.col("source_key").cast(pl.String), pl.col("deleted_at").cast(pl.String)
+            )
+            view = batch.register(f"_deletions_{entity}", feed)
+            batch.run("50_soft_delete.sql", "by_feed", deletions=view, **ids)
+        if entity in staged.full_listing:
+            view = batch.register(f"_listing_{entity}", _listing(staged, validated, entity))
+            batch.run("50_soft_delete.sql", "by_absence", listing=view, **ids)
+        candidates[entity] = _row_count(con, f"_gone_{entity}")
+        live = live_before.get(entity, 0)
+        if live and candidates[entity] / live > safety_share:
+            raise SafetyStop(county.label, entity, candidates[entity], live, safety_share)
+    if candidates.get("household") and "person" in entities:
+        batch.run("50_soft_delete.sql", "cascade_persons")
+    gone = {}
+    for entity, spec in entities.items():
+        n = _row_count(con, f"_gone_{entity}")
+        if not n:
+            continue
+        ids = spec.identifiers()
+        batch.run("50_soft_delete.sql", "apply", **ids)
+        if entity in HISTORY_ENTITIES:
+            batch.run("50_soft_delete.sql", "close_history", **ids)
+        gone[entity] = n
+    return gone
+
+
+def _listing(staged: Any, validated: Mapping[str, Any], entity: str) -> pl.DataFrame:
+    """Every key a full listing delivered: accepted and rejected rows alike."""
+    parts = [pl.DataFrame(schema={"source_key": pl.String})]
+    if (frame := staged.frames.get(entity)) is not None:
+        parts.append(frame.select(pl.col("source_key").cast(pl.String)))
+    if (v := validated.get(entity)) is not None:
+        parts.append(v.rejects.select(pl.col("source_key").cast(pl.String)))
+    return pl.concat(parts).drop_nulls().unique()
+
+
+def _record_conflicts(
+    batch: Batch, staged: Any, validated: Mapping[str, Any], persons_staged: bool
+) -> None:
+    listed = "household" in staged.full_listing
+    if not listed:  # the household-claim resolution reads this view in every merge
+        batch.register("_listing_household", pl.DataFrame(schema={"source_key": pl.String}))
+    batch.params["household_listed"] = listed
+    batch.run("60_conflicts.sql", "resolve_id_conflicts")
+    batch.run("60_conflicts.sql", "resolve_household_conflicts")
+    batch.temp("_id_pair")
+    batch.run("60_conflicts.sql", "id_pairs_table")
+    person = validated.get("person")
+    conflicts = getattr(person, "conflicts", None) if person is not None else None
+    if conflicts is not None and conflicts.height:
+        view = batch.register(
+            "_conflicts",
+            conflicts.select(
+                pl.col(c).cast(pl.String) for c in ("id_number", "source_key", "other_source_key")
+            ),
+        )
+        batch.run("60_conflicts.sql", "id_pairs_validated", conflicts=view)
+    if persons_staged:
+        batch.run("60_conflicts.sql", "id_pairs_core")
+    batch.run("60_conflicts.sql", "record_id_conflicts")
+
+
+def _drop_stale_watermarks(con: duckdb.DuckDBPyConnection, county: Any, staged: Any) -> None:
+    """An entity listed in full whose sync set no watermark (it saw no believable time) starts
+    afresh: its old watermark, possibly poisoned, must not survive the full listing."""
+    gone = [e for e in staged.full_listing if e not in staged.watermarks]
+    if gone:
+        params = {"county": county.code, "names": gone}
+        run(con, "ops/run_log.sql", "drop_watermarks", params)
+
+
+def _live_counts(
+    con: duckdb.DuckDBPyConnection, county_code: str, entities: Iterable[str]
+) -> dict[str, int]:
+    union = " UNION ALL ".join(
+        sql("ops/run_log.sql", "live_count", entity=e).rstrip(";") for e in entities
+    )
+    return dict(con.execute(union, {"county": county_code}).fetchall())
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return run(con, "ops/run_log.sql", "row_count", table=table).fetchone()[0]
+
+
+def _pages_frame(manifest: Any) -> pl.DataFrame:
+    """raw.page rows of a manifest (one per landed page: a few hundred, not records)."""
+    schema = {
+        "page_id": pl.String,
+        "entity": pl.String,
+        "url": pl.String,
+        "fetched_at": pl.String,
+        "sha256": pl.String,
+        "size": pl.Int64,
+        "content_type": pl.String,
+        "path": pl.String,
+        "meta": pl.String,
+    }
+    pages = getattr(manifest, "pages", None) or ()
+    rows = [
+        {
+            "page_id": p.page_id,
+            "entity": p.entity,
+            "url": redact_url(p.url),
+            "fetched_at": str(p.fetched_at),
+            "sha256": p.sha256,
+            "size": p.size,
+            "content_type": p.content_type,
+            "path": str(p.path),
+            "meta": json.dumps(p.meta or {}, ensure_ascii=False, default=str),
+        }
+        for p in pages
+    ]
+    return pl.DataFrame(rows, schema=schema)
+
+
+# --------------------------------------------------------------------------------------------
+# refused and failed syncs

@@ -1,0 +1,109 @@
+"""Publishing the snapshots (``warehouse.snapshots``) and the consistent copy of the live
+file, both under the warehouse lock (shared)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines import paths
+from warehouse import lock as warehouse_lock
+from warehouse.connection import connect, wal_path
+
+log = logging.getLogger(__name__)
+
+
+def publish_snapshot(
+    live_path: str | Path | None = None,
+    snapshot_path: str | Path | None = None,
+    pii_snapshot_path: str | Path | None = None,
+) -> Path:
+    """Publish the two copies of the live file (``warehouse.snapshots``): the analyst snapshot
+    (no direct identifiers; returned) and the restricted PII snapshot, each written beside its
+    target and renamed into place atomically.
+
+    Call only from a step in the ``duckdb_warehouse`` pool, so no writer is active while the
+    live file is read (a closed DuckDB connection has checkpointed its WAL into the file). A
+    reader that has an old snapshot open keeps reading the old file; connections opened after
+    the rename see the new one."""
+    from warehouse import snapshots
+
+    live = Path(live_path) if live_path is not None else paths.live_db()
+    target = Path(snapshot_path) if snapshot_path is not None else paths.snapshot_db()
+    pii = Path(pii_snapshot_path) if pii_snapshot_path is not None else paths.pii_snapshot_db()
+    for published in (target, pii):
+        remove_publish_leftovers(published)
+    if wal_path(live).exists():
+        with connect(live):  # replays and checkpoints a WAL left by a crashed writer
+            pass
+    # Both copies read the live file under the warehouse lock (shared): no writer can change it
+    # while they are taken (a copy taken under a writer was unreadable once in 111).
+    with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
+        snapshots.publish_pii_snapshot(live, pii)
+        return snapshots.publish_analyst_snapshot(live, target)
+
+
+def copy_live_consistently(live: Path, dest: Path) -> Path:
+    """Byte-copy the live file to ``dest`` while no writer can change it.
+
+    A WAL left by a crashed writer is first replayed and checkpointed (a read-write open), so
+    the file alone holds every committed transaction. The copy then holds the warehouse lock
+    shared (hub writers wait politely) and a read-only DuckDB connection on the file (a writer
+    outside the hub, such as a stray shell, is refused by DuckDB instead of changing the bytes
+    under the copy)."""
+    live, dest = Path(live), Path(dest)
+    if wal_path(live).exists():
+        with connect(live):  # replays and checkpoints a WAL left by a crashed writer
+            pass
+    with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
+        guard = duckdb.connect(str(live), read_only=True)
+        try:
+            shutil.copyfile(live, dest)
+        finally:
+            guard.close()
+    return dest
+
+
+#: A leftover of a killed publish whose name carries no PID is removed once it is this old.
+_ANONYMOUS_LEFTOVER_SECONDS = 600
+
+
+def remove_publish_leftovers(target: Path) -> list[Path]:
+    """Remove the temporary copies (``.<snapshot>.<pid>-<hex>.tmp`` and their ``.wal``) that
+    publishes killed mid-copy left beside ``target``; a live publisher's copy is left alone."""
+    removed = []
+    for leftover in target.parent.glob(f".{target.name}.*.tmp*"):
+        tag = leftover.name[len(target.name) + 2 :].split(".tmp", 1)[0]
+        pid = tag.split("-", 1)[0] if "-" in tag else ""
+        if pid.isdigit():
+            if _pid_alive(int(pid)):
+                continue
+        else:
+            try:
+                age = datetime.now(UTC).timestamp() - leftover.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age < _ANONYMOUS_LEFTOVER_SECONDS:
+                continue
+        with suppress(FileNotFoundError):
+            leftover.unlink()
+            removed.append(leftover)
+    if removed:
+        log.warning("removed %d leftover(s) of killed publishes: %s", len(removed), removed)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
