@@ -30,20 +30,12 @@ import xlsxwriter
 
 from pipelines import paths
 from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+from schemas.entities import LABELS_ZH
 from schemas.rule_labels import label_zh
 from seeds.registry import County
 
 BEIJING = ZoneInfo("Asia/Shanghai")
-ENTITY_ZH = {
-    "region": "行政区划",
-    "household": "贫困户",
-    "person": "贫困人口",
-    "measure": "帮扶措施",
-    "loan": "小额信贷",
-    "project": "扶贫项目",
-    "cadre": "帮扶干部",
-    "household_cadre": "结对帮扶",
-}
+ENTITY_ZH = LABELS_ZH
 LEVEL_ZH = {"reject": "拒收（未入库）", "finding": "提示（已入库，请核实）"}
 #: a sheet lists at most this many records (Excel's limit is ~1M rows; clerks need the first ones)
 MAX_ROWS_PER_SHEET = 100_000

@@ -23,12 +23,13 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
+from schemas.entities import CHILD_ENTITIES, ISSUE_COLUMNS, SPECS
 from seeds.codes import city_codes
 
 Level = Literal["reject", "finding", "conflict"]
 
-ALL = ("region", "household", "person", "measure", "loan", "project", "cadre", "household_cadre")
-CHILDREN = ("person", "measure", "loan", "household_cadre")
+ALL = tuple(SPECS)
+CHILDREN = CHILD_ENTITIES
 CODED_ENTITIES = ("region", "household", "person", "measure", "loan", "project", "cadre")
 
 GB11643 = "GB 11643-1999 公民身份号码"
@@ -535,7 +536,7 @@ TEXT_MAX_LENGTHS: dict[str, dict[str, int]] = {
 #: Characters ``text_control_character`` rejects: C0 controls, bidi embeddings/overrides, isolates.
 CONTROL_CHARACTERS = r"[\x00-\x1f\u202a-\u202e\u2066-\u2069]"
 
-REJECT_COLUMNS = ("entity", "source_key", "rule", "column_name", "value", "message", "raw_ref")
+REJECT_COLUMNS = ISSUE_COLUMNS
 ISSUE_SCHEMA: dict[str, pl.DataType] = {c: pl.String() for c in REJECT_COLUMNS}
 
 

@@ -32,36 +32,18 @@ import pandera.polars as pa
 import polars as pl
 from pandera.config import ValidationDepth, config_context
 
-from schemas import cadre, household, household_cadre, loan, measure, person, project, region
 from schemas import id_number as idn
 from schemas.columns import CODED, ENTITIES, STAGING, frame_schema
+from schemas.entities import CHILD_ENTITIES, SPECS, models
 from schemas.rules import ISSUE_SCHEMA, RULES, render_message, unknown_elements
 from schemas.sanity import sanity_failures
 from seeds import SEEDS
 
-MODELS: dict[str, type[pa.DataFrameModel]] = {
-    "region": region.RegionModel,
-    "household": household.HouseholdModel,
-    "person": person.PersonModel,
-    "measure": measure.MeasureModel,
-    "loan": loan.LoanModel,
-    "project": project.ProjectModel,
-    "cadre": cadre.CadreModel,
-    "household_cadre": household_cadre.HouseholdCadreModel,
-}
-_DETAILS: dict[str, dict[tuple[str, str], pl.Expr]] = {
-    "region": region.DETAILS,
-    "household": household.DETAILS,
-    "person": person.DETAILS,
-    "measure": measure.DETAILS,
-    "loan": loan.DETAILS,
-    "project": project.DETAILS,
-    "cadre": cadre.DETAILS,
-    "household_cadre": household_cadre.DETAILS,
-}
+MODELS: dict[str, type[pa.DataFrameModel]] = models()
+_DETAILS: dict[str, dict[tuple[str, str], pl.Expr]] = {n: s.details for n, s in SPECS.items()}
 
 LOCAL_TZ = "Asia/Shanghai"
-CHILDREN = ("person", "measure", "loan", "household_cadre")
+CHILDREN = CHILD_ENTITIES
 CONFLICT_SCHEMA: dict[str, pl.DataType] = {
     "id_number": pl.String(),
     "source_key": pl.String(),

@@ -25,6 +25,7 @@ watermarks), ``state`` (the state file), ``connection`` (connect, migrate, profi
 package's public face: ``import warehouse`` and call ``warehouse.connect(...)`` and so on.
 """
 
+from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES, ISSUE_COLUMNS
 from warehouse.connection import (
     ProfileMismatch,
     check_profile,
@@ -37,17 +38,10 @@ from warehouse.connection import (
 )
 from warehouse.entities import merge_entities
 from warehouse.marts import rebuild_marts
-from warehouse.merge import (
-    CHILD_ENTITIES,
-    DEFAULT_SAFETY_SHARE,
-    HISTORY_ENTITIES,
-    MergeResult,
-    merge_county,
-)
+from warehouse.merge import DEFAULT_SAFETY_SHARE, MergeResult, merge_county
 from warehouse.pii import person_key, pii_key
 from warehouse.publish import copy_live_consistently, publish_snapshot, remove_publish_leftovers
 from warehouse.run_log import (
-    ISSUE_COLUMNS,
     latest_reject_counts,
     latest_reject_rate,
     queue_failure,

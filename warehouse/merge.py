@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 
 from pipelines.errors import SafetyStop, redact_url
+from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch
 from warehouse.entities import MergeEntity, merge_entities
@@ -30,10 +31,6 @@ from warehouse.transaction import transaction
 
 #: Default share of a county's live rows of an entity that one sync may soft-delete.
 DEFAULT_SAFETY_SHARE = 0.2
-
-HISTORY_ENTITIES = ("household", "person")
-#: Entities whose rows hang off a household (rejected with it when its household is).
-CHILD_ENTITIES = ("person", "measure", "loan", "household_cadre")
 
 
 @dataclass(frozen=True)

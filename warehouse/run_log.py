@@ -19,11 +19,10 @@ import polars as pl
 from pipelines import paths
 from pipelines.errors import redact_text, redact_url
 from schemas.columns import ENTITY_ORDER
+from schemas.entities import ISSUE_COLUMNS, ISSUE_LEVELS
 from warehouse.batch import Batch
 from warehouse.statements import run
 from warehouse.transaction import transaction
-
-ISSUE_COLUMNS = ("entity", "source_key", "rule", "column_name", "value", "message", "raw_ref")
 
 
 def _issues(validated: Mapping[str, Any], attribute: str) -> pl.DataFrame:
@@ -63,14 +62,15 @@ def _record_quarantine(batch: Batch, staged: Any, validated: Mapping[str, Any]) 
 
 
 def _record_issues(batch: Batch, validated: Mapping[str, Any], findings: bool = True) -> None:
-    targets = {"rejects": "ops.reject", "findings": "ops.finding"}
-    for attribute, target in targets.items():
-        if attribute == "findings" and not findings:
+    """Validation's issues into their ops tables, every level alike (``ISSUE_LEVELS``);
+    ``findings=False`` (a refused sync) records the rejects only."""
+    for level in ISSUE_LEVELS.values():
+        if level.level == "finding" and not findings:
             continue
-        issues = _issues(validated, attribute)
+        issues = _issues(validated, level.attribute)
         if issues.height:
-            view = batch.register(f"_{attribute}", issues)
-            batch.run("70_bookkeeping.sql", "issues", issues=view, target=target)
+            view = batch.register(f"_{level.attribute}", issues)
+            batch.run("70_bookkeeping.sql", "issues", issues=view, target=level.table)
 
 
 def _write_runs(

@@ -29,6 +29,7 @@ import duckdb
 
 from pipelines import settings
 from schemas.columns import IDENTIFYING
+from schemas.entities import ISSUE_TABLES
 from warehouse.connection import quiet
 
 #: Schemas analysts get. ``raw`` (payload metadata) stays with the engineers.
@@ -97,12 +98,12 @@ def _select_list(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str
     for c in columns:
         if c == "birth_year" and schema == "core":
             exprs.append('CAST(year("birth_date") AS INTEGER) AS "birth_year"')
-        elif schema == "ops" and table in ("reject", "finding") and c == "value":
+        elif schema == "ops" and table in ISSUE_TABLES and c == "value":
             exprs.append(
                 f"CASE WHEN {identifying} AND value IS NOT NULL THEN {_sql_text(MASK)} "
                 'ELSE value END AS "value"'
             )
-        elif schema == "ops" and table in ("reject", "finding") and c == "message":
+        elif schema == "ops" and table in ISSUE_TABLES and c == "message":
             exprs.append(
                 f'CASE WHEN {identifying} THEN {_masked_message()} ELSE message END AS "message"'
             )

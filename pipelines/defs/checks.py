@@ -11,6 +11,7 @@ import dagster as dg
 import warehouse
 from pipelines.defs.keys import entities_of, entity_key
 from pipelines.sync import MIN_RECORDS_FOR_RATE
+from schemas.entities import references
 from seeds.registry import County
 
 
@@ -54,14 +55,8 @@ def _describe(name: str, detail: str | None = None) -> str:
     return f"{check.label_zh} — {detail or check.description}"
 
 
-REFERENCES = {
-    # child entity: (child key column, parent table, parent key column)
-    "person": ("household_no", "core.household", "household_no"),
-    "measure": ("household_no", "core.household", "household_no"),
-    "loan": ("household_no", "core.household", "household_no"),
-    "household_cadre": ("household_no", "core.household", "household_no"),
-    "household": ("village_code", "core.region", "code"),
-}
+#: child entity: (child key column, parent table, parent key column), from the entity specs
+REFERENCES = references()
 
 
 def _count_check(con, county: County, entity: str) -> dg.AssetCheckResult:
