@@ -48,8 +48,11 @@ from schemas.validate import Validated, ValidationContext, load_poverty_lines, v
 from seeds import divisions
 from seeds.registry import County
 from warehouse import lock as warehouse_lock
+from warehouse.statements import run as run_sql
 
 log = logging.getLogger(__name__)
+
+SYNC_SQL = "sync/sync.sql"
 
 #: A share of a handful of records says nothing about the feed (one orphan in an incremental
 #: batch of 13 is 7.7%); below this many records the rejects are quarantined but never refuse.
@@ -190,15 +193,15 @@ def _context(con, county: County, staged) -> ValidationContext:
     only (a county's records reference its own households, villages and cadres)."""
     frames = staged.frames
 
-    def query(sql: str, **views: pl.DataFrame) -> pl.DataFrame:
-        for name, frame in views.items():
-            con.register(name, frame.to_arrow())
+    def query(name: str, **views: pl.DataFrame) -> pl.DataFrame:
+        for view, frame in views.items():
+            con.register(view, frame.to_arrow())
         try:
-            params = {"county": county.code} if "$county" in sql else {}
-            return con.execute(sql, params).pl()
+            params = {"county": county.code}
+            return run_sql(con, SYNC_SQL, name, params, **{v: v for v in views}).pl()
         finally:
-            for name in views:
-                con.unregister(name)
+            for view in views:
+                con.unregister(view)
 
     existing_members = None
     if "person" not in staged.full_listing:  # a full listing carries every member itself
@@ -206,15 +209,7 @@ def _context(con, county: County, staged) -> ValidationContext:
             [frames[e].select("household_no") for e in ("household", "person") if e in frames]
             or [pl.DataFrame(schema={"household_no": pl.String})]
         ).unique()
-        existing_members = query(
-            """
-            SELECT p.household_no, p.person_no, p.relation_to_head, p.sex, p.birth_date,
-                   p.health, p.labor_skill
-            FROM core.person p JOIN touched USING (household_no)
-            WHERE p.deleted_at IS NULL
-            """,
-            touched=touched,
-        )
+        existing_members = query("existing_members", touched=touched)
         deleted = staged.deletions.get("person")
         if deleted is not None and deleted.height:
             # members who left at the source no longer count for their household's rules
@@ -225,20 +220,12 @@ def _context(con, county: County, staged) -> ValidationContext:
     cadres = frames.get("cadre")
     if cadres is not None and cadres.height:
         # only the poor people (of any county) who share an ID number with one of these cadres
-        poor_id_numbers = query(
-            """
-            SELECT DISTINCT p.id_number FROM core.person p
-            JOIN (SELECT DISTINCT id_number FROM cadres WHERE id_number IS NOT NULL) c USING (id_number)
-            WHERE p.deleted_at IS NULL
-            """,
-            cadres=cadres.select("id_number"),
-        )
-    live = "county_code = $county AND deleted_at IS NULL"
+        poor_id_numbers = query("poor_id_numbers", cadres=cadres.select("id_number"))
     known = divisions.known_for(county.code)
     return ValidationContext(
-        existing_households=query(f"SELECT household_no FROM core.household WHERE {live}"),
-        existing_villages=query(f"SELECT code FROM core.region WHERE level = 'village' AND {live}"),
-        existing_cadres=query(f"SELECT cadre_id FROM core.cadre WHERE {live}"),
+        existing_households=query("existing_households"),
+        existing_villages=query("existing_villages"),
+        existing_cadres=query("existing_cadres"),
         existing_members=existing_members,
         poor_id_numbers=poor_id_numbers,
         poverty_lines=load_poverty_lines(),
@@ -308,11 +295,8 @@ def _merge_checked(
     started_at: datetime,
 ) -> Merged:
     with warehouse.connect(db) as con:
-        latest = con.execute(
-            "SELECT max(coalesce(replay_of, sync_run_id)) FROM ops.sync_run "
-            "WHERE county_code = ? AND status = 'succeeded'",
-            [county.code],
-        ).fetchone()[0]
+        params = {"county": county.code}
+        latest = run_sql(con, SYNC_SQL, "latest_merged_sync", params).fetchone()[0]
         if latest is not None and landed.sync_id < latest:  # sync ids sort by landing time
             raise StaleReplay(county.label, landed.sync_id, latest)
         before = warehouse.watermarks(con, county.code)
@@ -398,12 +382,8 @@ def _run_id(con, county: County, landed: Landed) -> tuple[str, str | None]:
     """The ops.sync_run id of this merge: the landing's sync id, or, for a replay (asked for,
     or a sync id the warehouse already recorded), ``<sync id>+replay<n>`` so the original
     run's audit rows stay as they were."""
-    recorded, replays = con.execute(
-        "SELECT count(*) FILTER (sync_run_id = $id), "
-        "count(DISTINCT sync_run_id) FILTER (replay_of = $id) "
-        "FROM ops.sync_run WHERE county_code = $county",
-        {"id": landed.sync_id, "county": county.code},
-    ).fetchone()
+    params = {"id": landed.sync_id, "county": county.code}
+    recorded, replays = run_sql(con, SYNC_SQL, "recorded_runs", params).fetchone()
     if not landed.replay and not recorded and not replays:
         return landed.sync_id, None
     return f"{landed.sync_id}+replay{replays + 1}", landed.sync_id

@@ -31,6 +31,8 @@ from pipelines import settings
 from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
 from warehouse.connection import quiet
+from warehouse.statements import run
+from warehouse.transaction import transaction
 
 #: Schemas analysts get. ``raw`` (payload metadata) stays with the engineers.
 PUBLISHED_SCHEMAS = ("core", "ops", "mart", "ref")
@@ -172,13 +174,12 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
                 "SELECT schema_name, table_name FROM duckdb_tables() "
                 "WHERE database_name = current_database() ORDER BY schema_name, table_name"
             ).fetchall()
-            con.execute("BEGIN")
-            for schema, table in tables:
-                con.execute(
-                    f"INSERT INTO {_q(schema)}.{_q(table)} BY NAME "
-                    f"SELECT {_select_list(con, schema, table)} FROM live.{_q(schema)}.{_q(table)}"
-                )
-            con.execute("COMMIT")
+            with transaction(con):
+                for schema, table in tables:
+                    con.execute(
+                        f"INSERT INTO {_q(schema)}.{_q(table)} BY NAME SELECT "
+                        f"{_select_list(con, schema, table)} FROM live.{_q(schema)}.{_q(table)}"
+                    )
             con.execute("DETACH live")
             con.execute("CHECKPOINT")
         finally:
@@ -208,10 +209,5 @@ def publish_pii_snapshot(live: Path, target: Path) -> Path:
 
 
 def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
+    params = {"schema": schema, "table": table}
+    return bool(run(con, "ops/catalog.sql", "table_exists", params).fetchone()[0])

@@ -13,6 +13,9 @@ from pipelines.defs.keys import entities_of, entity_key
 from pipelines.sync import MIN_RECORDS_FOR_RATE
 from schemas.entities import references
 from seeds.registry import County
+from warehouse.statements import run as run_sql
+
+CHECKS_SQL = "checks/asset_checks.sql"
 
 
 @dataclass(frozen=True)
@@ -60,31 +63,11 @@ REFERENCES = references()
 
 
 def _count_check(con, county: County, entity: str) -> dg.AssetCheckResult:
-    row = con.execute(
-        """
-        SELECT source_count, accepted FROM ops.sync_run
-        WHERE county_code = ? AND entity = ? AND status = 'succeeded'
-        ORDER BY finished_at DESC LIMIT 1
-        """,
-        [county.code, entity],
-    ).fetchone()
-    live = con.execute(
-        f"SELECT count(*) FROM core.{entity} WHERE county_code = ? AND deleted_at IS NULL",
-        [county.code],
-    ).fetchone()[0]
-    # Records the source holds but the warehouse quarantined: rejected by a merged sync and
-    # never accepted since (an incremental sync does not resend what it rejected before).
-    rejected_live = con.execute(
-        f"""
-        SELECT count(DISTINCT r.source_key) FROM ops.reject r
-        WHERE r.county_code = $county AND r.entity = $entity
-          AND r.sync_run_id IN (SELECT sync_run_id FROM ops.sync_run
-                                WHERE county_code = $county AND status = 'succeeded')
-          AND NOT EXISTS (SELECT 1 FROM core.{entity} c
-                          WHERE c.county_code = r.county_code AND c.source_key = r.source_key)
-        """,
-        {"county": county.code, "entity": entity},
-    ).fetchone()[0]
+    params = {"county": county.code, "entity": entity}
+    row = run_sql(con, CHECKS_SQL, "latest_source_count", params).fetchone()
+    live = run_sql(con, CHECKS_SQL, "live_rows", params, entity=entity).fetchone()[0]
+    rejected_live = run_sql(con, CHECKS_SQL, "quarantined_live", params, entity=entity)
+    rejected_live = rejected_live.fetchone()[0]
     source = row[0] if row else None
     if source is None or source < 0:
         return dg.AssetCheckResult(
@@ -104,15 +87,9 @@ def _count_check(con, county: County, entity: str) -> dg.AssetCheckResult:
 
 def _reference_check(con, county: County, entity: str) -> dg.AssetCheckResult:
     column, parent, parent_column = REFERENCES[entity]
-    orphans = con.execute(
-        f"""
-        SELECT count(*) FROM core.{entity} c
-        WHERE c.county_code = ? AND c.deleted_at IS NULL AND c.{column} IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM {parent} p
-                          WHERE p.{parent_column} = c.{column} AND p.deleted_at IS NULL)
-        """,
-        [county.code],
-    ).fetchone()[0]
+    refs = {"column": column, "parent": parent, "parent_column": parent_column}
+    orphans = run_sql(con, CHECKS_SQL, "orphans", {"county": county.code}, entity=entity, **refs)
+    orphans = orphans.fetchone()[0]
     return dg.AssetCheckResult(
         check_name="references_resolve",
         asset_key=entity_key(county, entity),
@@ -124,15 +101,8 @@ def _reference_check(con, county: County, entity: str) -> dg.AssetCheckResult:
 def _household_checks(con, county: County) -> list[dg.AssetCheckResult]:
     rejected, total = warehouse.latest_reject_counts(con, county.code)
     rate, threshold = (rejected / total if total else 0.0), county.reject_threshold
-    conflicts = con.execute(
-        """
-        SELECT count(*) FROM ops.conflict
-        WHERE (county_code_a = ? OR county_code_b = ?) AND sync_run_id = (
-            SELECT max(sync_run_id) FROM ops.sync_run
-            WHERE county_code = ? AND status = 'succeeded')
-        """,
-        [county.code, county.code, county.code],
-    ).fetchone()[0]
+    params = {"county": county.code}
+    conflicts = run_sql(con, CHECKS_SQL, "new_conflicts", params).fetchone()[0]
     key = entity_key(county, "household")
     return [
         dg.AssetCheckResult(
