@@ -90,8 +90,9 @@ def restore(
     import duckdb
 
     import warehouse
-    from pipelines import cursors, settings
+    from pipelines import settings
     from pipelines.cli import _prepare_to_write
+    from warehouse import cursors
     from warehouse import lock as warehouse_lock
 
     _prepare_to_write()

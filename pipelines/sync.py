@@ -7,7 +7,7 @@ is the only step that opens the live warehouse and runs in the ``duckdb_warehous
 
 Before it writes anything, ``merge`` checks what it is given: every landed page against its
 sha256, every staged file against its checksum, every full listing against the platform's own
-count, and the landing's starting cursors against the warehouse's (``pipelines.cursors``).
+count, and the landing's starting cursors against the warehouse's (``warehouse.cursors``).
 ``replay`` merges an older landing again from its directory, recorded as a replay.
 """
 
@@ -25,7 +25,6 @@ import polars as pl
 
 import warehouse
 from pipelines import (
-    cursors,
     landing,
     notify,
     paths,
@@ -47,6 +46,7 @@ from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
 from seeds import divisions
 from seeds.registry import County
+from warehouse import cursors
 from warehouse import lock as warehouse_lock
 from warehouse.statements import run as run_sql
 

@@ -39,7 +39,7 @@ def connect(
     writer. Opening the live file read-write also seeds core.region with the known divisions
     (when the list changed) and records the run failures the Dagster sensor queued (sensors
     never open the warehouse themselves); closing it writes the commit record that tells
-    landings whether their cached cursors are the warehouse's (``pipelines.cursors``)."""
+    landings whether their cached cursors are the warehouse's (``warehouse.cursors``)."""
     path = Path(path) if path is not None else paths.live_db()
     path.parent.mkdir(parents=True, exist_ok=True)
     is_live = path.resolve() == paths.live_db().resolve()
@@ -64,13 +64,13 @@ def connect(
                     record_queued_failures(con)
             yield con
             if not read_only and is_live:
-                from pipelines import cursors
+                from warehouse import cursors
 
                 owners = cursors.owners(con)
         finally:
             con.close()
             if is_live and not read_only:
-                from pipelines import cursors
+                from warehouse import cursors
 
                 if owners is None:  # the work failed: landings read the file's own cursors
                     cursors.forget_commit_record()

@@ -28,7 +28,7 @@ def state_path(county: Any) -> Path:
 def write_state(county: Any, marks: Mapping[str, str], *, sync_run_id: str | None = None) -> Path:
     """Cache a county's committed watermarks where the landing step reads them without opening
     DuckDB. Write after the merge committed; the warehouse stays the source of truth:
-    ``sync_run_id`` is the sync that committed them, which ``pipelines.cursors`` compares with
+    ``sync_run_id`` is the sync that committed them, which ``warehouse.cursors`` compares with
     the warehouse's before a landing trusts the cache."""
     target = state_path(county)
     target.parent.mkdir(parents=True, exist_ok=True)

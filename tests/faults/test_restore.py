@@ -9,10 +9,11 @@ import duckdb
 import pytest
 
 import warehouse
-from pipelines import cursors, paths, sync
+from pipelines import paths, sync
 from pipelines.errors import CursorMismatch
 from seeds.registry import county
 from tests.faults.conftest import changed, county_content, home, run_hub, sync_in_process
+from warehouse import cursors
 
 pytestmark = pytest.mark.faults
 LUONAN = county("luonan")

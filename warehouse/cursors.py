@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-import warehouse
+import warehouse  # the package is initialised before this module (it never imports it)
 from pipelines import paths
 from warehouse import lock as warehouse_lock
 
