@@ -71,7 +71,7 @@ def install(point: str, ready: Path | None, go: Path | None) -> None:
         patched = types.ModuleType("shutil")
         patched.__dict__.update(shutil.__dict__)
         patched.copyfile = copyfile
-        warehouse.shutil = patched
+        warehouse.publish.shutil = patched
     else:
         raise SystemExit(f"unknown pause point {point}")
 
