@@ -24,7 +24,7 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "note: no PostgreSQL server; DuckLake tests will skip (apt-get install postgresql)"; fi; }
 
-# Owner-only, like everything the hub writes under HUB_HOME (pipelines/settings.py).
+# Owner-only, like everything the hub writes under HUB_HOME (base/settings.py).
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	umask 077 && mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
 

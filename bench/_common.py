@@ -228,7 +228,7 @@ def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dic
         **os.environ,
         **env_for(sim.url),
         **homes,
-        "HUB_PROFILE": "demo",  # simulated counties: the demo profile (pipelines/settings.py)
+        "HUB_PROFILE": "demo",  # simulated counties: the demo profile (base/settings.py)
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     env.pop("HUB_WAREHOUSE", None)
@@ -288,7 +288,7 @@ def _worker(spec: str, out_file: str) -> None:
     import dagster as dg
     import duckdb
 
-    from pipelines import paths
+    from base import paths
 
     instance = dg.DagsterInstance.get()
     runs = []

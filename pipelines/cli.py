@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from pipelines import paths, settings
+from base import paths, settings
 from pipelines.cli_report import report
 from pipelines.modes import Mode
 from pipelines.sql_output import TIMEZONE, Format
@@ -314,10 +314,10 @@ def sync_one(
 
     Prints the run report; exit status 1 when the county failed or was refused."""
     import warehouse
+    from base.errors import HubError, RejectThresholdExceeded
     from pipelines import demo as run
     from pipelines import report as run_report
     from pipelines import sync
-    from pipelines.errors import HubError, RejectThresholdExceeded
     from seeds.registry import county as find
 
     c = find(county)

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipelines import paths
-from pipelines.errors import HubError
+from base import paths
+from base.errors import HubError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,7 +56,7 @@ def backup(
         raise _fail(f"No warehouse at {live}: nothing to back up.")
     if dest is None:
         dest = backups_dir() / f"hub-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.duckdb"
-    from pipelines import settings
+    from base import settings
 
     dest = dest.resolve()
     # a backup holds everything the warehouse holds, PII included: owner-only, like the file
@@ -90,7 +90,7 @@ def restore(
     import duckdb
 
     import warehouse
-    from pipelines import settings
+    from base import settings
     from pipelines.cli import _prepare_to_write
     from warehouse import cursors
     from warehouse import lock as warehouse_lock

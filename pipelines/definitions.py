@@ -6,7 +6,7 @@ from __future__ import annotations
 # environment and .env, the profile, the owner-only umask; production refuses to start without
 # a proper HUB_PII_KEY (the code location then fails to load with that message). Schedules,
 # sensors and step processes all run from this module, so they all see the same settings.
-from pipelines import settings
+from base import settings
 
 settings.load()
 settings.check_pii_key()

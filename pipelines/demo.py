@@ -22,7 +22,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipelines import paths, report
+from base import paths
+from pipelines import report
 from pipelines.progress import RunProgress
 from seeds.registry import County
 
@@ -209,7 +210,7 @@ def not_configured(county: County) -> str | None:
     """Why ``county`` cannot sync as configured, or None. A county without ``HUB_<SLUG>_URL``
     uses the simulator in the demo profile and is not configured in production; an API
     platform at a real URL needs its key and secret."""
-    from pipelines import settings
+    from base import settings
     from pipelines.defs.automation import API_KINDS
 
     if not county.setting("URL"):

@@ -8,7 +8,7 @@ Two layers of retry, because county platforms fail in two ways:
   application error inside a 200 envelope such as "database busy"): urllib3 cannot see those, so
   :class:`Fetcher` retries them a bounded number of times with backoff.
 
-Whatever is still failing after both layers becomes a :class:`~pipelines.errors.SourceError`
+Whatever is still failing after both layers becomes a :class:`~base.errors.SourceError`
 naming the county, the URL (credentials stripped) and the problem.
 """
 
@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from pipelines.errors import SourceError, redact_text, redact_url
+from base.errors import SourceError, redact_text, redact_url
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Raw landing: every payload a client fetches is written to disk exactly as received, before
 anything parses it, so any sync can be replayed from the files without the source.
 
-Layout (``root`` defaults to ``pipelines.paths.landing_dir()``)::
+Layout (``root`` defaults to ``base.paths.landing_dir()``)::
 
     <root>/<slug>/<sync_id>/00001-household.json      one file per page, written on arrival
     <root>/<slug>/<sync_id>/manifest.partial.jsonl    one line per landed page (crash-safe)
@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ResourceError, SourceError, resource_cause
+from base.errors import ResourceError, SourceError, resource_cause
+from base.paths import landing_dir
 from pipelines.http import client_for  # re-exported: the entry point next to land()
-from pipelines.paths import landing_dir
 
 __all__ = [
     "LandedPage",

@@ -3,7 +3,7 @@
 What a platform has been seen to do (issue 10): a ``nextCursor`` that loops back to an earlier
 page (the client hung, 2,595 pages in 90 s); ``hasMore: true`` with empty pages forever (47,150
 files in 90 s). :class:`PagingGuard` is told about every page a client receives and raises a
-:class:`~pipelines.errors.SourceError` naming county, entity and URL as soon as
+:class:`~base.errors.SourceError` naming county, entity and URL as soon as
 
 - a cursor / page position comes round a second time (``position`` seen before),
 - a page repeats an earlier page of the same listing row for row (``fingerprint`` seen before:
@@ -24,7 +24,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import SourceError
+from base.errors import SourceError
 from pipelines.http import HttpPolicy
 
 

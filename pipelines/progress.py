@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from pipelines import paths
+from base import paths
 from pipelines.landing import PARTIAL
 from seeds.registry import County
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines import paths
+from base import paths
 from schemas.rules import MERGE_REJECTS, RULES
 from seeds.registry import County
 
@@ -74,7 +74,7 @@ def write_csv(df: pl.DataFrame, out: Path) -> Path:
     """UTF-8 with a byte-order mark, so Excel shows the Chinese text instead of mojibake.
     Owner-only: the values are the county's own records (ID numbers and names included), which
     the county admin needs to fix them."""
-    from pipelines import settings
+    from base import settings
 
     if out.parent.is_relative_to(paths.hub_home()):
         settings.private_dir(out.parent)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.paths import landing_dir
+from base.paths import landing_dir
 
 log = logging.getLogger(__name__)
 

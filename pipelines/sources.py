@@ -4,7 +4,7 @@ A county is synced from the platform its ``HUB_<SLUG>_URL/_KEY/_SECRET`` name (e
 ``.env``, read by :mod:`pipelines.settings`). Without them, the demo profile serves it from the
 bundled simulator (started on loopback on first use and shared by every process of this hub
 home), so the demo and the tests run the same connector code as production; the production
-profile reports it as not configured (:class:`~pipelines.settings.NotConfigured`) and never
+profile reports it as not configured (:class:`~base.settings.NotConfigured`) and never
 simulates it.
 """
 
@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from pipelines import http, settings
-from pipelines.paths import hub_home
+from base import settings
+from base.paths import hub_home
+from pipelines import http
 from seeds.registry import County
 
 
@@ -44,7 +45,7 @@ def start_embedded_simulator() -> dict:
 
 def connection_settings(county: County) -> dict[str, str]:
     """``HUB_<SLUG>_URL/_KEY/_SECRET`` from the environment (or .env); else the embedded
-    simulator's in the demo profile; else :class:`~pipelines.settings.NotConfigured`."""
+    simulator's in the demo profile; else :class:`~base.settings.NotConfigured`."""
     settings.load()
     if county.setting("URL"):
         return {
@@ -55,15 +56,6 @@ def connection_settings(county: County) -> dict[str, str]:
     if settings.is_demo():
         return simulator_settings(county)
     raise settings.NotConfigured(county)
-
-
-def connection_state(county: County) -> str:
-    """``configured`` (its own settings), ``simulated`` (demo profile, no settings) or
-    ``not configured`` (production profile, no settings: never synced, never simulated)."""
-    settings.load()
-    if settings.county_configured(county):
-        return "configured"
-    return "simulated" if settings.is_demo() else "not configured"
 
 
 def client_for(county: County):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import SourceError
+from base.errors import SourceError
 
 #: Layout of a deletion frame: the platform's key of the deleted record and when it went.
 DELETION_SCHEMA: dict[str, pl.DataType] = {

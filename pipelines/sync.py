@@ -24,14 +24,8 @@ import duckdb
 import polars as pl
 
 import warehouse
-from pipelines import (
-    landing,
-    notify,
-    paths,
-    retention,
-)
-from pipelines import staged as staged_io
-from pipelines.errors import (
+from base import paths
+from base.errors import (
     CursorMismatch,
     HubError,
     ListingIncomplete,
@@ -41,6 +35,8 @@ from pipelines.errors import (
     StaleReplay,
     resource_cause,
 )
+from pipelines import landing, notify, retention
+from pipelines import staged as staged_io
 from pipelines.landing import read_manifest
 from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county

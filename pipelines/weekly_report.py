@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 import xlsxwriter
 
-from pipelines import paths
+from base import paths
 from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
 from schemas.entities import LABELS_ZH
 from schemas.rule_labels import label_zh

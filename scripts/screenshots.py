@@ -96,7 +96,7 @@ def prepare_homes(base: Path) -> None:
     shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["HUB_HOME"] = str(base / "hub")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    os.environ["HUB_PROFILE"] = "demo"  # simulated counties (pipelines/settings.py)
+    os.environ["HUB_PROFILE"] = "demo"  # simulated counties (base/settings.py)
     for key in ("HUB_WAREHOUSE", "HUB_SNAPSHOT", "HUB_PII_SNAPSHOT"):
         os.environ.pop(key, None)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import paths
+from base import paths
 from seeds.registry import counties
 
 TEST_SCALE = float(os.environ.get("HUB_TEST_SCALE", "0.01"))

@@ -11,7 +11,7 @@ identifiers and column lists generated in ``warehouse.entities`` from ``schemas.
 ``$parameters``) and ``sql/marts/NN_*.sql`` (run in order by :func:`rebuild_marts`).
 
 ``person_key`` is HMAC-SHA256 of the ID number keyed with ``HUB_PII_KEY`` (hex; checked by
-``pipelines.settings.pii_key``: the production profile refuses a missing, short or development
+``base.settings.pii_key``: the production profile refuses a missing, short or development
 key; the demo profile falls back to the published development key).
 
 The live file records the profile that created it (``ops.hub_profile``); :func:`connect` refuses

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import paths, settings
+from base import paths, settings
 from warehouse import lock as warehouse_lock
 from warehouse import region_seed
 from warehouse.entities import merge_entities

@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 
 import warehouse  # the package is initialised before this module (it never imports it)
-from pipelines import paths
+from base import paths
 from warehouse import lock as warehouse_lock
 
 log = logging.getLogger(__name__)

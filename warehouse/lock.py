@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.errors import HubError
+from base.errors import HubError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pipelines import paths
+from base import paths
 from warehouse.statements import MARTS_DIR, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction
@@ -33,7 +33,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
 def _set_connection_states(con: duckdb.DuckDBPyConnection) -> None:
     """``hub_connections``: slug -> configured / simulated / not configured, for
     mart.sync_status (the settings are the process's, not the warehouse's)."""
-    from pipelines.sources import connection_state
+    from base.settings import connection_state  # the process settings, not the warehouse
     from seeds.registry import counties
 
     states = {c.slug: connection_state(c) for c in counties()}

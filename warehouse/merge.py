@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines.errors import SafetyStop, redact_url
+from base.errors import SafetyStop, redact_url
 from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch

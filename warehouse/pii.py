@@ -1,16 +1,16 @@
 """person_key: HMAC-SHA256 of the ID number keyed with ``HUB_PII_KEY`` (hex; checked by
-``pipelines.settings.pii_key``: the production profile refuses a missing, short or development
+``base.settings.pii_key``: the production profile refuses a missing, short or development
 key; the demo profile falls back to the published development key)."""
 
 from __future__ import annotations
 
 import hashlib
 
-from pipelines import settings
+from base import settings
 
 
 def pii_key() -> bytes:
-    """The person_key key bytes (``pipelines.settings.pii_key``: checked for the profile)."""
+    """The person_key key bytes (``base.settings.pii_key``: checked for the profile)."""
     return settings.pii_key()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import paths
+from base import paths
 from warehouse import lock as warehouse_lock
 from warehouse.connection import connect, wal_path
 

@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines import paths
-from pipelines.errors import redact_text, redact_url
+from base import paths
+from base.errors import redact_text, redact_url
 from schemas.columns import ENTITY_ORDER
 from schemas.entities import ISSUE_COLUMNS, ISSUE_LEVELS
 from warehouse.batch import Batch

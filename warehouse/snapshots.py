@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import settings
+from base import settings
 from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
 from warehouse.connection import quiet
@@ -135,7 +135,7 @@ def _new_file(target: Path, mode: int) -> Iterator[Path]:
 
 
 def _under_home(path: Path) -> bool:
-    from pipelines.paths import hub_home
+    from base.paths import hub_home
 
     return path.resolve().is_relative_to(hub_home())
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines import paths
+from base import paths
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import dagster as dg
 import requests
 
 import warehouse
+from base.settings import NotConfigured
 from pipelines import notify
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
 from pipelines.run_health import free_dead_runs
-from pipelines.settings import NotConfigured
 from pipelines.sources import connection_settings
 from seeds.registry import County, counties
 

@@ -10,7 +10,7 @@ import time
 import dagster as dg
 
 import warehouse
-from pipelines import paths
+from base import paths
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key
 from pipelines.defs.metadata import frame_markdown
 from seeds.registry import counties

@@ -12,11 +12,11 @@ from datetime import timedelta
 import dagster as dg
 
 import warehouse
+from base.errors import RejectThresholdExceeded
 from pipelines import rejects, sync
 from pipelines.defs import checks
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
 from pipelines.defs.metadata import landing_metadata, merge_metadata
-from pipelines.errors import RejectThresholdExceeded
 from pipelines.modes import FULL_REREAD, FULL_REREAD_ZH, filters_by_time
 from schemas.validate import table_schema
 from seeds.registry import County, counties

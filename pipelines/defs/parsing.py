@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 
-from pipelines.errors import SourceError
+from base.errors import SourceError
 from pipelines.http import UnusableJson, describe_json_error, parse_json_body
 from schemas import id_number
 from schemas.columns import KEYS, PARSE_ERROR, conform

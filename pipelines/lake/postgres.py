@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m pipelines.lake.postgres start|stop|status`` on ``HUB_HOME/postgres``."""
     import sys
 
-    from pipelines.paths import hub_home
+    from base.paths import hub_home
 
     action = (argv or sys.argv[1:] or ["status"])[0]
     server = LocalPostgres(hub_home() / "postgres")

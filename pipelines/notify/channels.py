@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from pipelines.errors import redact_text
+from base.errors import redact_text
 from pipelines.notify import dingtalk, mail, wecom
 from pipelines.notify.messages import Notice
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipelines import paths
+from base import paths
 
 DEFAULT_REPEAT_MINUTES = 360
 KEEP_KEYS = timedelta(days=30)

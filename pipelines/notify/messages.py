@@ -83,7 +83,7 @@ def _reasons(reasons) -> str:
 def failure_notice(county, error, *, step: str | None, run_id: str | None, run_key: str) -> Notice:
     """A sync that failed or refused. ``error``: the exception, or the message the run-failure
     sensor saw (the same exception's text)."""
-    from pipelines.errors import RejectThresholdExceeded, SafetyStop
+    from base.errors import RejectThresholdExceeded, SafetyStop
 
     slug = getattr(county, "slug", None) or "city"
     name = getattr(county, "name", None) or "全市"

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import requests
 
-from pipelines import paths
+from base import paths
 from schemas.columns import KEYS
 from seeds.registry import County
 

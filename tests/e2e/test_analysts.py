@@ -30,7 +30,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines import paths
+from base import paths
 from pipelines.sql_output import beijing_session
 from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE, _county_env_keys
 from warehouse import merge as warehouse_module

@@ -13,7 +13,7 @@ import json
 import dagster as dg
 import pytest
 
-from pipelines import paths
+from base import paths
 from pipelines.defs.automation import record_sync_failures
 from seeds.registry import county
 from tests.e2e.helpers import live, sync_city, sync_county

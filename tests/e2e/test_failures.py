@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import requests
 
-from pipelines import paths
+from base import paths
 from pipelines.landing import read_manifest
 from seeds.registry import counties, county
 from tests.conftest import TEST_SCALE
@@ -277,6 +277,6 @@ def test_a_county_over_its_reject_threshold_is_refused_and_keeps_its_data(
     assert outcome.counts["rejected"] == refused["rejected"].sum() > 0
     assert outcome.counts["fetched"] >= outcome.counts["rejected"]
     assert "nothing was merged" in outcome.cause and "\n" not in outcome.cause
-    assert not outcome.cause.startswith("pipelines.errors")
+    assert not outcome.cause.startswith("base.errors")
     csv_file = paths.hub_home() / "rejects" / "luonan" / f"luonan-rejects-{run_id}.csv"
     assert csv_file.read_bytes().startswith(b"\xef\xbb\xbf")

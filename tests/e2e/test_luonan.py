@@ -131,8 +131,8 @@ def test_incremental_sync_picks_up_exactly_the_changes(simulator, hub_home):
 
 def test_replay_from_raw_without_the_source(simulator, hub_home):
     """A landed sync merges again without the platform; an older one is refused."""
+    from base.errors import StaleReplay
     from pipelines import sync
-    from pipelines.errors import StaleReplay
 
     first = sync.land(LUONAN, "full")
     second = sync.land(LUONAN, "full")
@@ -151,8 +151,8 @@ def test_replay_from_raw_without_the_source(simulator, hub_home):
 def test_a_landing_that_failed_is_never_merged(simulator, hub_home, fast_retries):
     """Pages fetched before a failure stay on disk, marked incomplete; merging them is refused
     (a partial full listing would otherwise look like mass deletions)."""
+    from base.errors import SourceError
     from pipelines import sync
-    from pipelines.errors import SourceError
     from pipelines.landing import read_manifest
 
     simulator.arm_fault(LUONAN.code, "html200", count=1000, entity="person")

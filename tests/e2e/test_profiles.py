@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import settings
+from base import settings
 from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE
 from tests.recording import RecordingProxy
 

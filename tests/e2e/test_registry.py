@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.paths import REPO, SEEDS
+from base.paths import REPO, SEEDS
 from schemas.columns import ENTITIES
 from seeds.registry import county
 from tests.conftest import TEST_SCALE

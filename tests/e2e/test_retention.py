@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import paths, sync
+from base import paths
+from pipelines import sync
 from pipelines.landing import new_sync_id
 from seeds.registry import county
 from tests.e2e.helpers import content_digest, landing_syncs, live, sync_county

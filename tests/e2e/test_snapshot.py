@@ -9,7 +9,7 @@ import sys
 import duckdb
 import pytest
 
-from pipelines import paths
+from base import paths
 from seeds.registry import county
 from tests.e2e.helpers import sync_city, sync_county
 

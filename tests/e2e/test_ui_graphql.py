@@ -29,7 +29,7 @@ import dagster as dg
 import pytest
 import requests
 
-from pipelines import paths
+from base import paths
 from pipelines.defs.automation import automation_defs
 from pipelines.defs.keys import entities_of
 from pipelines.defs.metadata import LABELS_ZH

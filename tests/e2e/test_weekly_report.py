@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 import warehouse
-from pipelines import paths, sync
+from base import paths
+from pipelines import sync
 from pipelines.weekly_report import ENTITY_ZH, Week, entities_of
 from seeds.registry import counties, county
 from tests.receivers import MailReceiver, RobotReceiver

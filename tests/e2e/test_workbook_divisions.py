@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from base.paths import landing_dir
 from pipelines import sync
 from pipelines.landing import LandingWriter
-from pipelines.paths import landing_dir
 from tests.e2e.helpers import live
 from tests.unit.test_normalise_workbook import HH1, HH2, ROWS, ZHASHUI, file_page, xlsx
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import paths
+from base import paths
 from tests.conftest import serving
 
 REPO = paths.REPO

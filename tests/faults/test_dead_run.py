@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipelines import paths
+from base import paths
 from pipelines.cli import _dagster_home
 from pipelines.defs.keys import POOL
 from seeds.registry import county

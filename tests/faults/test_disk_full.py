@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import ResourceError
 from pipelines import sync
-from pipelines.errors import ResourceError
 from seeds.registry import county
 from tests.e2e.helpers import warehouse_digest
 

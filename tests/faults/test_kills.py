@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipelines import paths
+from base import paths
 from seeds.registry import county
 from tests.faults.conftest import changed, county_content, home, hub, run_hub, sync_in_process
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from base.errors import ListingIncomplete, SourceError
 from pipelines import staged as staged_io
 from pipelines import sync
-from pipelines.errors import ListingIncomplete, SourceError
 from pipelines.landing import read_manifest
 from seeds.registry import county
 from tests.e2e.helpers import live, warehouse_digest

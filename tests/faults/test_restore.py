@@ -9,8 +9,9 @@ import duckdb
 import pytest
 
 import warehouse
-from pipelines import paths, sync
-from pipelines.errors import CursorMismatch
+from base import paths
+from base.errors import CursorMismatch
+from pipelines import sync
 from seeds.registry import county
 from tests.faults.conftest import changed, county_content, home, run_hub, sync_in_process
 from warehouse import cursors

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 import warehouse
-from pipelines import paths
+from base import paths
 from seeds.registry import county
 from tests.faults.conftest import hub, run_hub, wait_for
 

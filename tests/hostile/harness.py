@@ -24,7 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import duckdb
 
-from pipelines import paths, sync
+from base import paths
+from pipelines import sync
 from pipelines.landing import read_manifest
 from seeds.registry import County
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.errors import SourceError
+from base.errors import SourceError
 from seeds.registry import county
 from tests.hostile.battle import PASSWORD, USERNAME, HostileBattle
 from tests.hostile.harness import (

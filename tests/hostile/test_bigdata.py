@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import warehouse
+from base.errors import RejectThresholdExceeded, SourceError
 from pipelines import sync
-from pipelines.errors import RejectThresholdExceeded, SourceError
 from seeds.registry import county
 from tests.hostile.bigdata import KEY, SECRET, VILLAGE, HostileBigdata, household, member
 from tests.hostile.harness import (

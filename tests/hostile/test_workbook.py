@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from pipelines.errors import SourceError
+from base.errors import SourceError
 from seeds.registry import county
 from tests.hostile.harness import (
     last_landing,

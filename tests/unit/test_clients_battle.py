@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from base.errors import SourceError
 from pipelines.defs.battle.resources import (
     FIELDS_V2,
     FIELDS_V3,
@@ -18,7 +19,6 @@ from pipelines.defs.battle.resources import (
     BattleClient,
     shift_time,
 )
-from pipelines.errors import SourceError
 from pipelines.http import client_for, source_settings
 from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from base.errors import SourceError
 from pipelines.defs.bigdata.resources import ENTITIES, FIELDS, BigdataClient, shift_iso
-from pipelines.errors import SourceError
 from pipelines.http import client_for, source_settings
 from pipelines.landing import read_manifest
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp

@@ -1,4 +1,4 @@
-"""The shared HTTP layer (``pipelines/http.py``) and error messages (``pipelines/errors.py``),
+"""The shared HTTP layer (``pipelines/http.py``) and error messages (``base/errors.py``),
 against a small stdlib HTTP server on loopback that misbehaves on request.
 
 ``FakeServer`` is also used by the client tests as a stand-in for platforms in unit tests that
@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from pipelines.errors import RejectThresholdExceeded, SafetyStop, SourceError, redact_url
+from base.errors import RejectThresholdExceeded, SafetyStop, SourceError, redact_url
 from pipelines.http import Fetcher, HttpPolicy, make_session, source_settings
 from seeds.registry import County
 

@@ -11,8 +11,8 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+from base.errors import SourceError
 from pipelines.defs.workbook.resources import WorkbookClient
-from pipelines.errors import SourceError
 from pipelines.http import client_for, source_settings
 from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import SourceError
+from base.errors import SourceError
 from pipelines.landing import (
     MANIFEST,
     PARTIAL,

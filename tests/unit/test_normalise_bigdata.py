@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
+from base.errors import SourceError
 from pipelines.defs.bigdata.normalise import normalise
-from pipelines.errors import SourceError
 from pipelines.landing import LandingWriter, Page, read_manifest
 from schemas.columns import frame_schema
 from schemas.id_number import make_id

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import warehouse
+from base.errors import RejectThresholdExceeded, SafetyStop, SourceError
 from pipelines import notify, sync
-from pipelines.errors import RejectThresholdExceeded, SafetyStop, SourceError
 from pipelines.notify import dingtalk
 from pipelines.notify.channels import channels_for, webhook_kind
 from pipelines.notify.messages import failure_notice
@@ -260,8 +260,8 @@ def test_notice_without_county_goes_to_the_city(robots, monkeypatch):
 def test_runbook_and_cli_agree_on_the_safety_stop():
     from typer.testing import CliRunner
 
+    from base.paths import REPO
     from pipelines.cli import app
-    from pipelines.paths import REPO
 
     help_text = CliRunner().invoke(app, ["sync", "--help"], env={"COLUMNS": "200"}).output
     assert "--safety-share" in help_text

@@ -6,7 +6,7 @@ import re
 
 import polars as pl
 
-from pipelines.paths import REPO
+from base.paths import REPO
 from schemas.rules import RULES, render_message
 from schemas.validate import MODELS
 

@@ -1,4 +1,4 @@
-"""pipelines.settings: .env loading (the environment wins), profiles, the PII key, file modes;
+"""base.settings: .env loading (the environment wins), profiles, the PII key, file modes;
 and the warehouse's profile guard."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import stat
 import pytest
 
 import warehouse
-from pipelines import settings, sources
+from base import settings
+from pipelines import sources
 from seeds.registry import county
 
 LUONAN = county("luonan")
@@ -104,15 +105,15 @@ def test_production_never_simulates_a_county_without_settings(environ):
     with pytest.raises(settings.NotConfigured) as raised:
         sources.connection_settings(LUONAN)
     assert "not configured" in str(raised.value) and "HUB_LUONAN_URL" in str(raised.value)
-    assert sources.connection_state(LUONAN) == "not configured"
+    assert settings.connection_state(LUONAN) == "not configured"
     with pytest.raises(settings.SettingsError, match="demo profile"):
         sources.start_embedded_simulator()
     environ["HUB_LUONAN_URL"] = "https://fp.luonan.example"
     assert sources.connection_settings(LUONAN)["url"] == "https://fp.luonan.example"
-    assert sources.connection_state(LUONAN) == "configured"
+    assert settings.connection_state(LUONAN) == "configured"
     environ.pop("HUB_LUONAN_URL")
     environ["HUB_PROFILE"] = "demo"
-    assert sources.connection_state(LUONAN) == "simulated"
+    assert settings.connection_state(LUONAN) == "simulated"
 
 
 def test_the_warehouse_refuses_the_other_profile(environ, tmp_path):

@@ -13,7 +13,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from pipelines import paths
+from base import paths
 from schemas.columns import CODED, ENTITIES, KEYS
 from seeds import codes
 from seeds.registry import County

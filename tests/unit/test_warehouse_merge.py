@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import warehouse
-from pipelines.errors import SafetyStop
+from base.errors import SafetyStop
 from tests.unit.test_warehouse_fixtures import (
     LUONAN,
     SHANGNAN,

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from pipelines.errors import SourceError
-from pipelines.paths import REPO, hub_home
+from base.errors import SourceError
+from base.paths import REPO, hub_home
 
 PROFILES = ("production", "demo")
 DEFAULT_PROFILE = "production"
@@ -251,3 +251,12 @@ def _chmod_if_mine(path: Path, mode: int) -> None:
         return
     if stat.S_IMODE(st.st_mode) & ~mode:
         path.chmod(stat.S_IMODE(st.st_mode) & mode)
+
+
+def connection_state(county: object) -> str:
+    """``configured`` (its own settings), ``simulated`` (demo profile, no settings) or
+    ``not configured`` (production profile, no settings: never synced, never simulated)."""
+    load()
+    if county_configured(county):
+        return "configured"
+    return "simulated" if is_demo() else "not configured"
