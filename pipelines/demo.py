@@ -211,13 +211,13 @@ def not_configured(county: County) -> str | None:
     uses the simulator in the demo profile and is not configured in production; an API
     platform at a real URL needs its key and secret."""
     from base import settings
-    from pipelines.defs.automation import API_KINDS
+    from pipelines.connectors.registry import connector_for
 
     if not county.setting("URL"):
         if settings.is_demo():
             return None  # the simulator serves it
         return str(settings.NotConfigured(county).problem)
-    if county.kind not in API_KINDS:
+    if not connector_for(county).credentials_required:
         return None
     missing = [county.env_prefix + n for n in ("KEY", "SECRET") if not county.setting(n)]
     if missing:

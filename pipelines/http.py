@@ -180,6 +180,27 @@ class TransientProblem(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """What one try of a request came to (``Fetcher._attempt``)."""
+
+    shown: str  # the URL to name, credentials stripped
+    problem: str  # the transient problem to retry; "" when ``fetched`` is usable
+    retry_after: float | None = None
+    fetched: Fetched | None = None
+
+
+#: A body cut off or stalled after the headers arrived.
+_CUT_OFF = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.exceptions.Timeout,
+    ProtocolError,
+    ReadTimeoutError,
+    DecodeError,
+)
+
+
 @dataclass
 class Fetcher:
     """Performs requests for one county with body-level retries on top of the session's own.
@@ -234,84 +255,87 @@ class Fetcher:
         response *with* a JSON body is returned for the caller to interpret (e.g. 401 + 40101).
         """
         shown = redact_url(requests.Request(method, url, params=params).prepare().url or url)
+        send = {"params": params, "json": json_body, "data": form, "headers": headers, "auth": auth}
         problem = "no attempt made"
         for attempt in range(1, self.policy.body_attempts + 1):
-            retry_after: float | None = None
             self.check_deadline(shown)
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    data=form,
-                    headers=headers,
-                    auth=auth,
-                    stream=True,  # the body is read by _read_body: bounded in size and time
-                )
-                body = self._read_body(resp, redact_url(resp.url or shown), max_bytes)
-            except requests.exceptions.RetryError as exc:
-                raise self.error(shown, f"gave up after retries: {_reason(exc)}") from None
-            except requests.exceptions.ConnectionError as exc:
-                if exc.args and isinstance(exc.args[0], MaxRetryError):
-                    # urllib3 already retried this connection failure policy.retries times.
-                    raise self.error(
-                        shown,
-                        f"connection failed after {self.policy.retries} retries: {_reason(exc)}",
-                    ) from None
-                problem = f"transfer interrupted ({_reason(exc)})"
-            except (
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-                requests.exceptions.Timeout,
-                ProtocolError,
-                ReadTimeoutError,
-                DecodeError,
-                _LongerThanExpected,
-            ) as exc:
-                # The body was cut off or stalled after the headers arrived: urllib3's retries
-                # only cover getting the headers, so retry the whole request here.
-                problem = (
-                    str(exc)
-                    if isinstance(exc, _LongerThanExpected)
-                    else f"transfer interrupted ({_reason(exc)})"
-                )
-            else:
-                shown = redact_url(resp.url or shown)
-                fetched = Fetched(
-                    url=shown,
-                    status=resp.status_code,
-                    body=body,
-                    content_type=resp.headers.get("Content-Type", ""),
-                    headers=dict(resp.headers),
-                    attempts=attempt,
-                )
-                problem = self._problem(fetched, parse_json)
-                if problem is None and check is not None:
-                    try:
-                        check(fetched)
-                    except TransientProblem as transient:
-                        problem = transient.problem
-                        retry_after = transient.retry_after
-                if problem is None:
-                    return fetched
+            outcome = self._attempt(method, url, shown, send, attempt, parse_json, check, max_bytes)
+            if outcome.fetched is not None:
+                return outcome.fetched
+            shown, problem = outcome.shown, outcome.problem
             if attempt < self.policy.body_attempts:
-                delay = self.policy.backoff(attempt)
-                if retry_after is not None:
-                    delay = max(delay, min(retry_after, self.policy.retry_after_max))
-                if self.deadline is not None:  # never sleep past the deadline
-                    delay = max(0.0, min(delay, self.deadline - time.monotonic() + 0.01))
-                log.warning(
-                    "%s: %s: %s; retrying in %.1fs (attempt %d of %d)",
-                    getattr(self.county, "label", self.county),
-                    shown,
-                    redact_text(problem, self.secrets()),
-                    delay,
-                    attempt,
-                    self.policy.body_attempts,
-                )
-                self.sleep(delay)
+                self._pause(attempt, outcome.retry_after, shown, problem)
         raise self.error(shown, f"{problem} (gave up after {self.policy.body_attempts} attempts)")
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        shown: str,
+        send: Mapping[str, Any],
+        attempt: int,
+        parse_json: bool,
+        check: Callable[[Fetched], None] | None,
+        max_bytes: int | None,
+    ) -> _Attempt:
+        """One try: the usable response, or the transient problem to retry after (permanent
+        failures raise ``SourceError``)."""
+        try:
+            # stream: the body is read by _read_body, bounded in size and time
+            resp = self.session.request(method, url, stream=True, **send)
+            body = self._read_body(resp, redact_url(resp.url or shown), max_bytes)
+        except requests.exceptions.RetryError as exc:
+            raise self.error(shown, f"gave up after retries: {_reason(exc)}") from None
+        except requests.exceptions.ConnectionError as exc:
+            if exc.args and isinstance(exc.args[0], MaxRetryError):
+                # urllib3 already retried this connection failure policy.retries times.
+                raise self.error(
+                    shown, f"connection failed after {self.policy.retries} retries: {_reason(exc)}"
+                ) from None
+            return _Attempt(shown, f"transfer interrupted ({_reason(exc)})")
+        except _LongerThanExpected as exc:
+            return _Attempt(shown, str(exc))
+        except _CUT_OFF as exc:
+            # The body was cut off or stalled after the headers arrived: urllib3's retries
+            # only cover getting the headers, so retry the whole request here.
+            return _Attempt(shown, f"transfer interrupted ({_reason(exc)})")
+        shown = redact_url(resp.url or shown)
+        fetched = Fetched(
+            url=shown,
+            status=resp.status_code,
+            body=body,
+            content_type=resp.headers.get("Content-Type", ""),
+            headers=dict(resp.headers),
+            attempts=attempt,
+        )
+        problem = self._problem(fetched, parse_json)
+        if problem is None and check is not None:
+            try:
+                check(fetched)
+            except TransientProblem as transient:
+                return _Attempt(shown, transient.problem, transient.retry_after)
+        if problem is None:
+            return _Attempt(shown, "", fetched=fetched)
+        return _Attempt(shown, problem)
+
+    def _pause(self, attempt: int, retry_after: float | None, shown: str, problem: str) -> None:
+        """Sleep before the next attempt: backoff, at least a capped ``Retry-After``, never
+        past the sync's deadline."""
+        delay = self.policy.backoff(attempt)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.policy.retry_after_max))
+        if self.deadline is not None:  # never sleep past the deadline
+            delay = max(0.0, min(delay, self.deadline - time.monotonic() + 0.01))
+        log.warning(
+            "%s: %s: %s; retrying in %.1fs (attempt %d of %d)",
+            getattr(self.county, "label", self.county),
+            shown,
+            redact_text(problem, self.secrets()),
+            delay,
+            attempt,
+            self.policy.body_attempts,
+        )
+        self.sleep(delay)
 
     def _read_body(
         self, resp: requests.Response, shown: str, max_bytes: int | None = None
@@ -464,7 +488,7 @@ class SourceSettings:
 
 def source_settings(county: Any, settings: Mapping[str, str] | None = None) -> SourceSettings:
     """Resolve a county's settings from ``settings`` (keys ``HUB_<SLUG>_URL``, ``URL`` or
-    ``url``: the embedded simulator's ``env()`` or ``pipelines.sources.connection_settings``),
+    ``url``: ``pipelines.sources.connection_settings``),
     falling back to the environment."""
 
     def get(name: str) -> str | None:
@@ -563,17 +587,3 @@ class PlatformClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({getattr(self.county, 'slug', self.county)!r}, {redact_url(self.base_url)!r})"
-
-
-def client_for(county: Any, settings: Mapping[str, str] | None = None) -> PlatformClient:
-    """The client of ``county``'s platform kind, built from its settings."""
-    # Imported here: the client modules import this one.
-    if county.kind == "bigdata":
-        from pipelines.defs.bigdata.resources import BigdataClient as client_cls
-    elif county.kind == "battle":
-        from pipelines.defs.battle.resources import BattleClient as client_cls
-    elif county.kind == "workbook":
-        from pipelines.defs.workbook.resources import WorkbookClient as client_cls
-    else:
-        raise ValueError(f"{county.label}: no client for platform kind {county.kind!r}")
-    return client_cls.from_county(county, settings)

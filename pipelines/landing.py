@@ -30,14 +30,12 @@ from typing import Any
 
 from base.errors import ResourceError, SourceError, resource_cause
 from base.paths import landing_dir
-from pipelines.http import client_for  # re-exported: the entry point next to land()
 
 __all__ = [
     "LandedPage",
     "LandingWriter",
     "Manifest",
     "Page",
-    "client_for",
     "land",
     "new_sync_id",
     "read_manifest",
@@ -379,16 +377,13 @@ def land(
     *,
     sync_id: str | None = None,
     root: Path | None = None,
-    settings: Mapping[str, str] | None = None,
     sync: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Fetch one sync from ``client`` (None: ``client_for(county, settings)``) and land every
+    """Fetch one sync from ``client`` (``pipelines.sources.client_for(county)``) and land every
     page as it arrives; returns the manifest.
 
     If the client raises (``SourceError``), the pages already landed are kept in a manifest with
     ``complete: false`` and the error propagates."""
-    if client is None:
-        client = client_for(county, settings)
     remove_leftovers(county, root)
     with LandingWriter(county, sync_id, root, sync={"mode": mode, **(sync or {})}) as writer:
         for page in client.fetch(mode, watermarks):

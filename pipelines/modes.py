@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pipelines.connectors.registry import connector_for
+
 
 class Mode(StrEnum):
     incremental = "incremental"
@@ -19,28 +21,26 @@ class Mode(StrEnum):
 
 MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 
-#: Platform kind -> versions whose API has no "changed since" filter.
-NO_TIME_FILTER = {"battle": {"2"}}
-
 FULL_REREAD = "full re-read, changes applied"
 FULL_REREAD_ZH = "全量重读，仅应用变化"
 MODE_ZH = {"incremental": "增量", "full": "全量"}
 
 
-def filters_by_time(kind: str, version: str) -> bool:
-    """Whether the platform can deliver only the records changed since a time."""
-    return str(version) not in NO_TIME_FILTER.get(kind, set())
+def filters_by_time(county) -> bool:
+    """Whether the county's platform can deliver only the records changed since a time (its
+    connector's ``versions_without_time_filter``)."""
+    return connector_for(county).filters_by_time(county.version)
 
 
 def mode_label(county, mode: str) -> str:
     """What a sync of ``county`` in ``mode`` really does, in English (the report, metadata)."""
-    if mode == Mode.incremental and not filters_by_time(county.kind, county.version):
+    if mode == Mode.incremental and not filters_by_time(county):
         return FULL_REREAD
     return mode
 
 
 def mode_label_zh(county, mode: str) -> str:
     """The same in Chinese, for county admins."""
-    if mode == Mode.incremental and not filters_by_time(county.kind, county.version):
+    if mode == Mode.incremental and not filters_by_time(county):
         return FULL_REREAD_ZH
     return MODE_ZH.get(mode, mode)

@@ -1,73 +1,43 @@
-"""Which connector serves a county: chosen by its platform kind in the registry.
-
-A county is synced from the platform its ``HUB_<SLUG>_URL/_KEY/_SECRET`` name (environment or
-``.env``, read by :mod:`pipelines.settings`). Without them, the demo profile serves it from the
-bundled simulator (started on loopback on first use and shared by every process of this hub
-home), so the demo and the tests run the same connector code as production; the production
-profile reports it as not configured (:class:`~base.settings.NotConfigured`) and never
-simulates it.
+"""Which connector serves a county, connected where: the registry's platform kind picks the
+connector (:func:`pipelines.connectors.registry.connector_for`), the profile picks where its
+settings come from (:mod:`pipelines.connections`: the county's own ``HUB_<SLUG>_*`` settings,
+or in the demo profile the bundled simulator for a county without them; production never
+simulates), so the demo and the tests run the same connector code as production.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from base import settings
-from base.paths import hub_home
-from pipelines import http
+from pipelines.connections import connection_settings, connection_state, start_demo_source
+from pipelines.connectors.registry import connector_for
+from pipelines.http import PlatformClient
 from seeds.registry import County
 
-
-def simulator_settings(county: County) -> dict[str, str]:
-    """URL and credentials of the embedded simulator for ``county`` (starting it if needed)."""
-    from simulator import embedded
-
-    info = start_embedded_simulator()
-    return {"url": f"{info['url']}/{county.slug}", **embedded.credentials(county.slug)}
-
-
-def start_embedded_simulator() -> dict:
-    """The bundled simulator recorded under ``HUB_HOME``, started detached if not running.
-    Demo profile only: a production process never starts it."""
-    from simulator import embedded
-
-    if not settings.is_demo():
-        raise settings.SettingsError(
-            "the simulator runs only in the demo profile (HUB_PROFILE=demo; `make demo`, `make ui`)"
-        )
-    return embedded.ensure_running(
-        hub_home() / "simulator",
-        seed=int(os.environ.get("HUB_SIM_SEED", "7")),
-        scale=float(os.environ.get("HUB_SIM_SCALE", "1.0")),
-    )
+__all__ = [
+    "client_for",
+    "connection_settings",
+    "connection_state",
+    "normaliser_for",
+    "start_embedded_simulator",
+]
 
 
-def connection_settings(county: County) -> dict[str, str]:
-    """``HUB_<SLUG>_URL/_KEY/_SECRET`` from the environment (or .env); else the embedded
-    simulator's in the demo profile; else :class:`~base.settings.NotConfigured`."""
-    settings.load()
-    if county.setting("URL"):
-        return {
-            "url": county.setting("URL") or "",
-            "key": county.setting("KEY") or "",
-            "secret": county.setting("SECRET") or "",
-        }
-    if settings.is_demo():
-        return simulator_settings(county)
-    raise settings.NotConfigured(county)
-
-
-def client_for(county: County):
-    """The platform client of ``county``, connected per its settings (or the simulator's)."""
-    return http.client_for(county, connection_settings(county))
+def client_for(county: County, settings: Mapping[str, str] | None = None) -> PlatformClient:
+    """The client of ``county``'s platform kind, connected per ``settings`` (keys ``url``,
+    ``key``, ``secret`` or ``HUB_<SLUG>_*``, plus ``HUB_HTTP_*`` knobs); without them, per
+    :func:`~pipelines.connections.connection_settings`."""
+    if settings is None:
+        settings = connection_settings(county)
+    return connector_for(county).client.from_county(county, settings)
 
 
 def normaliser_for(county: County) -> Callable:
-    if county.kind == "bigdata":
-        from pipelines.defs.bigdata.normalise import normalise
-    elif county.kind == "battle":
-        from pipelines.defs.battle.normalise import normalise
-    else:
-        from pipelines.defs.workbook.normalise import normalise
-    return normalise
+    """``normalise(county, manifest, previous_watermarks) -> Staged`` of the county's kind."""
+    return connector_for(county).normalise
+
+
+def start_embedded_simulator() -> dict:
+    """Start the demo profile's connection source (the bundled simulator) if it is not running.
+    Demo profile only: a production process never starts it."""
+    return start_demo_source()

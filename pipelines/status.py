@@ -72,14 +72,14 @@ def _next(cron: str, now: float) -> datetime:
 
 def next_scheduled(county: County, now: float | None = None) -> tuple[datetime | None, str]:
     """The county's next scheduled sync and the schedule that launches it."""
-    from pipelines.defs.automation import API_KINDS, hourly_incremental, nightly_full
+    from pipelines.defs.automation import hourly_incremental, nightly_full, polled_hourly
 
     now = time.time() if now is None else now
     candidates = [(_next(nightly_full.cron_schedule, now), nightly_full.name)]
-    if county.kind in API_KINDS:
+    if polled_hourly(county):
         candidates.append((_next(hourly_incremental.cron_schedule, now), hourly_incremental.name))
     at, name = min(candidates)
-    if county.kind not in API_KINDS:
+    if not polled_hourly(county):
         name += f" (or {county.slug}_new_export on a new file)"
     return at, name
 

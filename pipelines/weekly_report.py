@@ -29,7 +29,7 @@ import polars as pl
 import xlsxwriter
 
 from base import paths
-from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+from pipelines.connectors.registry import connector_for
 from schemas.entities import LABELS_ZH
 from schemas.rule_labels import label_zh
 from seeds.registry import County
@@ -101,7 +101,7 @@ class Letter:
 
 
 def entities_of(county: County) -> tuple[str, ...]:
-    return ("region", *WORKBOOK_ENTITIES) if county.kind == "workbook" else ENTITY_ORDER
+    return connector_for(county).entities
 
 
 _ISSUES = """

@@ -7,7 +7,7 @@
   bidirectional override/isolate (``schemas.rules.CONTROL_CHARACTERS``);
 - ``source_time_in_future``: ``source_updated_at`` later than the hub's clock plus the allowed
   skew (``HUB_CLOCK_SKEW_SECONDS``). The same limit keeps such a time out of every watermark
-  (``pipelines.defs.parsing.max_timestamp``), so one bad record cannot stall incremental syncs.
+  (``pipelines.connectors.parsing.max_timestamp``), so one bad record cannot stall incremental syncs.
 
 Failures come back in ``schemas.validate``'s shape (``_row``, rule, column_name, value, detail);
 the offending values are shown cut to ``SHOWN_CHARACTERS`` with control characters spelled out

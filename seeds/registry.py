@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from seeds import SEEDS
 
-KINDS = ("bigdata", "battle", "workbook")
+#: A platform kind names a connector package (pipelines/connectors/<kind>/): a lowercase name.
+KIND_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class County:
     name: str  # 洛南县
     name_en: str
     slug: str  # luonan: Dagster group, env-var infix, file names
-    kind: str  # bigdata / battle / workbook
+    kind: str  # the platform kind: a connector under pipelines/connectors/ (bigdata, battle, …)
     version: str  # bigdata "2"; battle "3" or "2"; workbook "xlsx" or "csv"
     reject_threshold: float  # share of rejected records above which the sync refuses to merge
     owner: str
@@ -47,8 +49,8 @@ def _load(path: Path) -> tuple[County, ...]:
         rows = list(csv.DictReader(f))
     counties = []
     for row in rows:
-        if row["kind"] not in KINDS:
-            raise ValueError(f"{path}: county {row['slug']} has unknown kind {row['kind']!r}")
+        if not KIND_NAME.fullmatch(row["kind"] or ""):
+            raise ValueError(f"{path}: county {row['slug']} has invalid kind {row['kind']!r}")
         counties.append(
             County(
                 code=row["code"],

@@ -9,18 +9,27 @@
 """
 
 import dagster as dg
-import requests
 
 import warehouse
 from base.settings import NotConfigured
 from pipelines import notify
+from pipelines.connectors.registry import connector_for
 from pipelines.defs.city import MARTS, SNAPSHOT
 from pipelines.defs.keys import WAREHOUSE_TAG
 from pipelines.run_health import free_dead_runs
-from pipelines.sources import connection_settings
+from pipelines.sources import client_for, connection_settings
 from seeds.registry import County, counties
 
-API_KINDS = ("bigdata", "battle")
+
+def polled_hourly(county: County) -> bool:
+    """An API county (its connector's trigger is the schedule): synced incrementally hourly."""
+    return connector_for(county).hourly
+
+
+def watches_new_files(county: County) -> bool:
+    """A county whose platform publishes export files: one new-file sensor each."""
+    return not connector_for(county).hourly
+
 
 #: Every sync job runs steps in processes started from a preloaded forkserver (a fresh
 #: interpreter per step would re-import Dagster and polars, ~2 s each), fetches up to four
@@ -68,7 +77,7 @@ sync_city = dg.define_asset_job(
     description="Rebuild the marts and publish the analyst snapshot from what the warehouse holds.",
 )
 
-api_counties = [c for c in counties() if c.kind in API_KINDS]
+api_counties = [c for c in counties() if polled_hourly(c)]
 api_job = dg.define_asset_job(
     "sync_api_counties",
     executor_def=hub_executor,
@@ -102,7 +111,19 @@ city_after_syncs = dg.ScheduleDefinition(
 )
 
 
-def workbook_sensor(county: County, job) -> dg.SensorDefinition:
+#: HTTP knobs of a sensor's look at an export index (a sync's own retries would outlast the
+#: sensor's timeout when the platform is down).
+SENSOR_HTTP = {
+    "HUB_HTTP_RETRIES": "1",
+    "HUB_HTTP_BODY_ATTEMPTS": "2",
+    "HUB_HTTP_READ_TIMEOUT": "30",
+}
+
+
+def new_file_sensor(county: County, job) -> dg.SensorDefinition:
+    """Launches the county's job when its platform lists an export newer than the last one
+    merged (a connector with trigger NEW_FILE: its client has ``export_names()``)."""
+
     @dg.sensor(
         name=f"{county.slug}_new_export",
         job=job,
@@ -112,17 +133,15 @@ def workbook_sensor(county: County, job) -> dg.SensorDefinition:
     )
     def _sensor(context: dg.SensorEvaluationContext):
         try:
-            settings = connection_settings(county)
+            # a quick look, well inside Dagster's sensor timeout: the next tick tries again
+            client = client_for(county, {**connection_settings(county), **SENSOR_HTTP})
         except NotConfigured as not_configured:  # production without HUB_<SLUG>_URL
             return dg.SkipReason(str(not_configured))
-        auth = (settings["key"], settings["secret"]) if settings.get("key") else None
-        response = requests.get(
-            f"{settings['url'].rstrip('/')}/exports/index.json", auth=auth, timeout=30
-        )
-        response.raise_for_status()
-        files = response.json()["files"]
+        try:
+            names = client.export_names()
+        finally:
+            client.close()
         processed = warehouse.read_state(county).get("file")
-        names = [f["name"] for f in files]
         new = names[names.index(processed) + 1 :] if processed in names else names
         if not new:
             return dg.SkipReason(f"no new export since {processed}")
@@ -194,8 +213,8 @@ def automation_defs() -> dict:
     for county in counties():
         job = county_job(county)
         jobs.append(job)
-        if county.kind == "workbook":
-            sensors.append(workbook_sensor(county, job))
+        if watches_new_files(county):
+            sensors.append(new_file_sensor(county, job))
     from pipelines.defs import notifications  # weekly letters and the freshness watch
 
     return {

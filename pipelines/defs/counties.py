@@ -7,26 +7,19 @@ sync in one transaction.
 """
 
 import os
-from datetime import timedelta
 
 import dagster as dg
 
 import warehouse
 from base.errors import RejectThresholdExceeded
 from pipelines import rejects, sync
+from pipelines.connectors.registry import connector_for
 from pipelines.defs import checks
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
 from pipelines.defs.metadata import landing_metadata, merge_metadata
 from pipelines.modes import FULL_REREAD, FULL_REREAD_ZH, filters_by_time
 from schemas.validate import table_schema
 from seeds.registry import County, counties
-
-KIND_LABEL = {
-    "bigdata": "精准扶贫大数据平台 (bigdata)",
-    "battle": "脱贫攻坚作战平台 (battle)",
-    "workbook": "扶贫数据报送 workbook drop",
-}
-
 
 LANDING_NICENESS = 10
 
@@ -43,13 +36,11 @@ class MergeConfig(dg.Config):
 
 
 def freshness(county: County) -> dg.FreshnessPolicy:
-    """API counties sync hourly, so a few hours is late; workbooks arrive about weekly."""
-    if county.kind == "workbook":
-        return dg.FreshnessPolicy.time_window(
-            fail_window=timedelta(days=8), warn_window=timedelta(days=7)
-        )
+    """API counties sync hourly, so a few hours is late; workbooks arrive about weekly (the
+    windows are the connector's)."""
+    connector = connector_for(county)
     return dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(hours=6), warn_window=timedelta(hours=3)
+        fail_window=connector.freshness_fail, warn_window=connector.freshness_warn
     )
 
 
@@ -57,21 +48,29 @@ def county_tags(county: County) -> dict[str, str]:
     return {"county": county.slug, "platform": county.kind, "county_code": county.code}
 
 
-def build_county(county: County) -> list[dg.AssetsDefinition]:
+def county_description(county: County) -> str:
+    """The county, its platform (the connector's label), and what an incremental sync is."""
     description = (
-        f"{county.name} {county.name_en} ({county.code}) — {KIND_LABEL[county.kind]}, "
+        f"{county.name} {county.name_en} ({county.code}) — {connector_for(county).label}, "
         f"version {county.version}. Connection: HUB_{county.slug.upper()}_URL/_KEY/_SECRET "
         "(when unset: the bundled simulator in the demo profile; in production the county is "
         "not configured and never simulated)."
     )
-    # A platform that cannot filter by time re-reads everything on an "incremental" sync.
-    reread = (
-        ""
-        if filters_by_time(county.kind, county.version)
-        else f" 增量同步：{FULL_REREAD_ZH}（平台不能按时间筛选）. Incremental syncs: "
+    return description + reread_note(county)
+
+
+def reread_note(county: County) -> str:
+    """A platform that cannot filter by time re-reads everything on an "incremental" sync."""
+    if filters_by_time(county):
+        return ""
+    return (
+        f" 增量同步：{FULL_REREAD_ZH}（平台不能按时间筛选）. Incremental syncs: "
         f"{FULL_REREAD} (the platform cannot filter by time)."
     )
-    description += reread
+
+
+def build_county(county: County) -> list[dg.AssetsDefinition]:
+    description, reread = county_description(county), reread_note(county)
     owners = [county.owner] if county.owner else []
 
     @dg.asset(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from schemas.columns import ENTITY_ORDER, WORKBOOK_ENTITIES
+from pipelines.connectors.registry import connector_for
 from seeds.registry import County
 
 #: The Dagster pool of every step that opens the live warehouse (limit 1 in dagster.yaml).
@@ -15,9 +15,8 @@ WAREHOUSE_TAG = {"hub/warehouse": "duckdb"}
 
 
 def entities_of(county: County) -> tuple[str, ...]:
-    if county.kind == "workbook":
-        return ("region", *WORKBOOK_ENTITIES)  # regions are derived from the file's names
-    return ENTITY_ORDER
+    """The entities the county's platform delivers (its connector's ``entities``)."""
+    return connector_for(county).entities
 
 
 def landing_key(county: County) -> dg.AssetKey:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pipelines.connectors.registry import connector_for
 from schemas.rule_labels import label_zh
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -175,22 +176,16 @@ def spike_notice(county, rate, baseline, syncs, sync_run_id, run_id) -> Notice:
 
 
 def freshness_window(county) -> timedelta:
-    """The fail window of the county's assets' freshness policy (pipelines/defs/counties.py)."""
-    from pipelines.defs.counties import freshness
-
-    w = freshness(county).fail_window
-    return timedelta(days=w.days, seconds=w.seconds, microseconds=w.microseconds)
+    """The fail window of the county's freshness (its connector's, which the assets' freshness
+    policy in pipelines/defs/counties.py uses too)."""
+    return connector_for(county).freshness_fail
 
 
 def stale_notice(county, last: datetime, window: timedelta, now: datetime) -> Notice:
     hours = (now - last).total_seconds() / 3600
     late = f"{hours / 24:.1f} 天" if hours >= 48 else f"{hours:.1f} 小时"
     limit = f"{window.days}天" if window.days else f"{window.seconds // 3600}小时"
-    what = (
-        "请上传新的导出文件（或检查文件服务）"
-        if county.kind == "workbook"
-        else "请检查县平台是否正常、接口是否可以访问"
-    )
+    what = connector_for(county).stale_hint_zh
     return Notice(
         county=county,
         kind="stale",

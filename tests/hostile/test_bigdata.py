@@ -273,7 +273,7 @@ def test_a_page_of_children_of_rejected_households_is_refused_on_the_reject_rate
 def test_a_landed_deletion_naming_no_entity_is_a_clear_error_in_staging(hub_home) -> None:
     """A landing from before the client checked deletion entities (a replay) must not crash
     staging with a file name built from ``../households``."""
-    from pipelines.defs.bigdata.normalise import normalise
+    from pipelines.connectors.bigdata.normalise import normalise
     from pipelines.landing import LandingWriter, Page, read_manifest
 
     body = json.dumps(

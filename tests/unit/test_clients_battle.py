@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from base.errors import SourceError
-from pipelines.defs.battle.resources import (
+from pipelines.connectors.battle.client import (
     FIELDS_V2,
     FIELDS_V3,
     KEYS,
@@ -19,7 +19,8 @@ from pipelines.defs.battle.resources import (
     BattleClient,
     shift_time,
 )
-from pipelines.http import client_for, source_settings
+from pipelines.http import source_settings
+from pipelines.sources import client_for
 from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp
 

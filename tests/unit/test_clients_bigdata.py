@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from base.errors import SourceError
-from pipelines.defs.bigdata.resources import ENTITIES, FIELDS, BigdataClient, shift_iso
-from pipelines.http import client_for, source_settings
+from pipelines.connectors.bigdata.client import ENTITIES, FIELDS, BigdataClient, shift_iso
+from pipelines.http import source_settings
 from pipelines.landing import read_manifest
+from pipelines.sources import client_for
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp
 
 KEY, SECRET = "luonan-app-key-7781", "luonan-app-secret-XYZ-9912"

@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from base.errors import SourceError
-from pipelines.defs.workbook.resources import WorkbookClient
-from pipelines.http import client_for, source_settings
+from pipelines.connectors.workbook.client import WorkbookClient
+from pipelines.http import source_settings
+from pipelines.sources import client_for
 from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp
 

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from base.errors import SourceError
-from pipelines.defs.bigdata.normalise import normalise
+from pipelines.connectors.bigdata.normalise import normalise
 from pipelines.landing import LandingWriter, Page, read_manifest
 from schemas.columns import frame_schema
 from schemas.id_number import make_id

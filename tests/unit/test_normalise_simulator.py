@@ -36,11 +36,11 @@ def sim():
 
 def client(sim, county):
     if county.kind == "bigdata":
-        from pipelines.defs.bigdata.resources import BigdataClient as Client
+        from pipelines.connectors.bigdata.client import BigdataClient as Client
     elif county.kind == "battle":
-        from pipelines.defs.battle.resources import BattleClient as Client
+        from pipelines.connectors.battle.client import BattleClient as Client
     else:
-        from pipelines.defs.workbook.resources import WorkbookClient as Client
+        from pipelines.connectors.workbook.client import WorkbookClient as Client
     creds = sim.credentials(county.slug)
     settings = {"URL": sim.base_url(county.slug), "KEY": creds["key"], "SECRET": creds["secret"]}
     return Client.from_county(county, settings)

@@ -12,7 +12,7 @@ import pytest
 import xlsxwriter
 
 from base.errors import SourceError
-from pipelines.defs.workbook.normalise import COLUMNS, normalise
+from pipelines.connectors.workbook.normalise import COLUMNS, normalise
 from pipelines.landing import LandingWriter, Page, read_manifest
 from schemas.columns import frame_schema
 from schemas.id_number import make_id

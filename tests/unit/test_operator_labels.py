@@ -27,7 +27,7 @@ def test_a_platform_that_cannot_filter_by_time_is_labelled_full_reread():
 
 
 def test_the_battle_client_and_the_label_agree():
-    from pipelines.http import client_for
+    from pipelines.sources import client_for
 
     settings = {"url": "http://127.0.0.1:9", "key": "k", "secret": "s"}
     for c in counties():

@@ -31,3 +31,6 @@ FIELDS_V2: dict[str, tuple[str, ...]] = {
 }
 
 FIELDS = {"3": FIELDS_V3, "2": FIELDS_V2}
+
+#: Versions whose API has no "changed since" filter (商州's v2): "incremental" re-reads all.
+VERSIONS_WITHOUT_TIME_FILTER = frozenset({"2"})

@@ -13,9 +13,9 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines.defs.bigdata.layout import ENTITIES
-from pipelines.defs.bigdata.layout import FIELDS as API_FIELDS
-from pipelines.defs.parsing import (
+from pipelines.connectors.bigdata.layout import ENTITIES
+from pipelines.connectors.bigdata.layout import FIELDS as API_FIELDS
+from pipelines.connectors.parsing import (
     Fields,
     advance,
     build,

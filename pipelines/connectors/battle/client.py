@@ -18,10 +18,13 @@ from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipelines.defs.battle.layout import FIELDS_V2, FIELDS_V3
+from pipelines.connectors.battle.layout import (
+    FIELDS_V2,
+    FIELDS_V3,
+    VERSIONS_WITHOUT_TIME_FILTER,
+)
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
-from pipelines.modes import filters_by_time
 from pipelines.paging import PagingGuard
 from schemas.sanity import watermark_in_future
 
@@ -88,7 +91,7 @@ class BattleClient(PlatformClient):
 
     @property
     def supports_incremental(self) -> bool:
-        return filters_by_time("battle", self.version)
+        return self.version not in VERSIONS_WITHOUT_TIME_FILTER
 
     # -- login ----------------------------------------------------------------------------
     def _login(self) -> str:

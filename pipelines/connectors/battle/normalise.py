@@ -19,8 +19,8 @@ from datetime import datetime
 
 import polars as pl
 
-from pipelines.defs.battle.layout import FIELDS
-from pipelines.defs.parsing import (
+from pipelines.connectors.battle.layout import FIELDS
+from pipelines.connectors.parsing import (
     Fields,
     advance,
     birth_date_from_id,

@@ -129,6 +129,12 @@ class WorkbookClient(PlatformClient):
             seen[name] = sha.lower()
         return fetched, files
 
+    def export_names(self) -> list[str]:
+        """The names in the export index, in its order (what the new-file sensor compares with
+        the last file merged); the index is checked as for a sync."""
+        _, files = self._index()
+        return [f["name"] for f in files]
+
     def select(self, files: list[dict], mode: str, last_file: str | None) -> list[dict]:
         """The register files to land, oldest first: those uploaded after ``last_file`` (all
         of them when there is none). A full sync with nothing new re-lands the latest file,

@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pipelines.defs.bigdata.layout import DELETION_FIELDS, ENTITIES, FIELDS
+from pipelines.connectors.bigdata.layout import DELETION_FIELDS, ENTITIES, FIELDS
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
 from pipelines.paging import PagingGuard

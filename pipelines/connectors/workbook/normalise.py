@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import fastexcel
 import polars as pl
 
-from pipelines.defs.parsing import (
+from pipelines.connectors.parsing import (
     EMPTY_ERRORS,
     ORDER,
     RAW_REF,
@@ -31,6 +31,13 @@ from pipelines.defs.parsing import (
     text_of,
     with_refs,
 )
+from pipelines.connectors.workbook.layout import (
+    COLUMNS,
+    HEADER_MARK,
+    HEADER_SEARCH_ROWS,
+    ID_COL,
+    SHEET,
+)
 from pipelines.http import looks_like_html
 from pipelines.staged import Staged
 from schemas.columns import conform
@@ -38,16 +45,6 @@ from seeds import codes
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
-SHEET = "贫困人口明细"
-HEADER_MARK = "户编号"
-HEADER_SEARCH_ROWS = 50
-COLUMNS = (
-    "县", "乡(镇)", "行政村", "户编号", "人编号", "姓名", "证件号码", "人数", "与户主关系", "民族",
-    "文化程度", "在校生状况", "健康状况", "劳动技能", "务工状况", "务工时间(月)", "参加大病医疗",
-    "贫困户属性", "主要致贫原因", "其他致贫原因", "脱贫状态", "识别年度", "脱贫年度", "危房户",
-    "饮水安全", "人均纯收入", "联系电话",
-)  # fmt: skip
-ID_COL = "证件号码"
 ID_AS_NUMBER = "__id_as_number"  # the cell held a number: digits lost
 ID_SHOWN = "__id_shown"  # how a spreadsheet shows that number ("6.11026E+17")
 # A total row (合计/总计) is not a person; it sits in one of the leading columns.
