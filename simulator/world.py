@@ -1587,7 +1587,9 @@ class World:
             ).drop("_del")
             gone.append(rows.select(entity=pl.lit(entity), source_key="source_key"))
         if gone:
-            st.truth = st.truth.join(pl.concat(gone), on=["entity", "source_key"], how="anti")
+            st.truth = st.truth.join(
+                pl.concat(gone), on=["entity", "source_key"], how="anti", maintain_order="left"
+            )
         ev = plan.events.filter(window("ts")).group_by("kind").len()
         return dict(ev.iter_rows())
 
@@ -1664,7 +1666,9 @@ class World:
             deletes["household"].append(ts.select(source_key="household_no", ts="ts"))
             for entity in ("person", "measure", "loan", "household_cadre"):
                 df = frames[entity].filter(pl.col("deleted_at").is_null())
-                deletes[entity].append(df.join(ts, on="household_no").select("source_key", "ts"))
+                deletes[entity].append(
+                    df.join(ts, on="household_no", maintain_order="left").select("source_key", "ts")
+                )
 
         # exits and relapses
         ex = stamp(
@@ -1743,7 +1747,7 @@ class World:
             _illc=(pl.col("main_cause") == "illness")
             | pl.col("other_causes").list.contains("illness"),
         )
-        p = live_p.join(hh_info, on="household_no").with_columns(
+        p = live_p.join(hh_info, on="household_no", maintain_order="left").with_columns(
             _age=_age_years(pl.col("birth_date"), _ts(day_start)),
             _ill=pl.col("health").list.contains("chronic")
             | pl.col("health").list.contains("serious_illness"),
@@ -1763,14 +1767,18 @@ class World:
             )
             if not cand.height:
                 continue
-            h = stamp(hh.join(cand.select("household_no"), on="household_no"), kind)
+            h = stamp(
+                hh.join(cand.select("household_no"), on="household_no", maintain_order="left"), kind
+            )
             used.append(h["household_no"])
             event(kind, h["updated_at"])
             upserts["household"].append(h.with_columns(member_count=pl.col("member_count") - 1))
             deletes["person"].append(
-                cand.join(h.select("household_no", ts="updated_at"), on="household_no").select(
-                    "source_key", "ts"
-                )
+                cand.join(
+                    h.select("household_no", ts="updated_at"),
+                    on="household_no",
+                    maintain_order="left",
+                ).select("source_key", "ts")
             )
 
         # person corrections: work taken up or changed, or joining the serious-illness insurance
@@ -1877,8 +1885,8 @@ class World:
                 & (pl.col("member_count") >= 2)
                 & free()
             )
-            .join(heads, on="household_no")
-            .join(top_seq, on="household_no")
+            .join(heads, on="household_no", maintain_order="left")
+            .join(top_seq, on="household_no", maintain_order="left")
             .filter(pl.col("_top") < 99)
             .head(how_many("births"))
         )
