@@ -30,7 +30,7 @@ from seeds.registry import County
 from simulator import idcards
 from simulator.divisions import round_half_up
 from simulator.names import weighted_choice as choice
-from simulator.world.base import GENDERED_SWAP, TRUTH_SCHEMA, Rng, _age_years, _line, _ts
+from simulator.world.base import GENDERED_SWAP, Rng, _line
 
 if TYPE_CHECKING:
     from simulator.world.model import World
@@ -40,7 +40,7 @@ Exprs = dict[str, "pl.Expr | bool | None"]  # column -> new value
 
 @dataclass
 class Injection:
-    """One county's injection in progress: its frames, the records picked so far (``_kind``
+    """One county's injection in progress: its frames, the records picked so far (``carried``
     on households and persons) and the truth rows collected."""
 
     world: World
@@ -83,12 +83,12 @@ class Defect:
     cap: int | None = None
 
 
-_kind = pl.col("_kind")  # the defect a household or person carries ("donor": lends its ID)
-_household_kind = pl.col("_hkind")  # the defect of a person's household
+carried = pl.col("_kind")  # the defect a household or person carries ("donor": lends its ID)
+household_carries = pl.col("_hkind")  # the defect of a person's household
 #: Persons who may carry a defect: in a household without one, never the head, never 特困.
-_POOL = (
-    _kind.is_null()
-    & _household_kind.is_null()
+POOL = (
+    carried.is_null()
+    & household_carries.is_null()
     & (pl.col("relation_to_head") != "head")
     & (pl.col("_attr") != "tekun")
 )
@@ -113,7 +113,7 @@ def _tekun_with_able_member(inj: Injection) -> pl.Expr:
 
 def _first_able_member_fit_for_work(_: Injection) -> Exprs:
     able_member = (
-        (_household_kind == "tekun_able_bodied_member")
+        (household_carries == "tekun_able_bodied_member")
         & pl.col("_age").is_between(18, 57)
         & pl.col("_age_now").is_between(18, 57)
     )
@@ -228,9 +228,7 @@ def _duplicate_ids(inj: Injection) -> None:
     donor's) ID number and birth date."""
     persons = inj.persons
     k = inj.count("duplicate_id_number", "person", persons.height)
-    adults = (
-        _POOL & pl.col("_age").is_between(25, 55) & (pl.col("school_status") == "not_in_school")
-    )
+    adults = POOL & pl.col("_age").is_between(25, 55) & (pl.col("school_status") == "not_in_school")
     pairs = []
     for sex, k_s in (("male", k // 2), ("female", k - k // 2)):
         c = persons.filter(adults & (pl.col("sex") == sex)).head(2 * k_s)
@@ -242,8 +240,8 @@ def _duplicate_ids(inj: Injection) -> None:
     victims = c.filter(pl.col("person_no") != pl.col("person_no").min().over("_pair"))
     d = donors.select("_pair", _did="id_number", _dbirth="birth_date", _dts="updated_at")
     v = victims.select("person_no", "_pair").join(d, on="_pair")
-    persons = _mark(persons, donors["person_no"], "donor")
-    persons = _mark(persons, victims["person_no"], "duplicate_id_number")
+    persons = mark(persons, donors["person_no"], "donor")
+    persons = mark(persons, victims["person_no"], "duplicate_id_number")
     persons = persons.join(v.drop("_pair"), on="person_no", how="left", maintain_order="left")
     inj.persons = persons.with_columns(
         id_number=pl.coalesce("_did", "id_number"),
@@ -309,7 +307,7 @@ def _move_orphans(inj: Injection) -> None:
     """The member moves to a household number that does not exist; its own household declares
     one member less, so only orphan_household fires."""
     persons, hh = inj.persons, inj.hh
-    orphans = persons.filter(_kind == "orphan_household")
+    orphans = persons.filter(carried == "orphan_household")
     if not orphans.height:
         return
     less = orphans.group_by("household_no").agg(_less=pl.len().cast(pl.Int32))
@@ -402,9 +400,9 @@ def _cadres_registered_poor(inj: Injection) -> None:
     if cadres is None or not cadres.height:
         return
     k = min(inj.count("cadre_registered_poor", "cadre", cadres.height), cadres.height)
-    donors = inj.persons.filter(_POOL).head(k)
+    donors = inj.persons.filter(POOL).head(k)
     k = donors.height
-    inj.persons = _mark(inj.persons, donors["person_no"], "donor")
+    inj.persons = mark(inj.persons, donors["person_no"], "donor")
     cad = cadres.with_columns(_u=inj.rng.u("c.pick", pl.int_range(pl.len()))).sort("_u")
     chosen = (
         cad.head(k)
@@ -485,234 +483,9 @@ FINDINGS = {rule for rule, level in LEVELS.items() if level == "finding"}
 CONFLICTS = {rule for rule, level in LEVELS.items() if level == "conflict"}
 
 
-def kinds_for(county: County) -> dict[str, tuple[str, ...]]:
-    """Defect kinds each entity of this county can carry, by what its platform sends."""
-    workbook = county.kind == "workbook"
-    sends_birth_date = county.kind == "bigdata" or (
-        county.kind == "battle" and county.version == "3"
-    )
-    person = tuple(
-        k
-        for k in PERSON_DEFECTS
-        if not (
-            (k == "id_number_birth_date" and not sends_birth_date)
-            # workbooks carry no sex column: sex is read from the ID, so it cannot disagree
-            or (k == "id_number_sex" and workbook)
-            or (k == "id_number_as_number" and not (workbook and county.version == "xlsx"))
-            # A member whose household number exists nowhere cannot be attributed to a
-            # poverty attribute, so the report's persons-by-attribute figures could never
-            # reconcile; orphan references are injected on measures and loans instead.
-            or k == "orphan_household"
-        )
-    )
-    out: dict[str, tuple[str, ...]] = {"household": tuple(HOUSEHOLD_DEFECTS), "person": person}
-    if not workbook:
-        for entity in ("measure", "loan", "cadre"):
-            out[entity] = tuple(DEFECTS[entity])
-    return out
-
-
-def inject(world: World, county: County, frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Inject the county's defects into ``frames`` (in place) and return the truth list."""
-    hh_schema, p_schema = dict(frames["household"].schema), dict(frames["person"].schema)
-    inj = _start(world, county, frames)
-    _pick_households(inj)
-    _change(inj, "household", "hh", "change", _kind)
-    inj.hh = inj.hh.with_columns(
-        _flag=pl.when(_kind.is_not_null()).then(pl.lit(1, pl.Int8)).otherwise(pl.col("_flag"))
-    )
-    inj.persons = inj.persons.join(
-        inj.hh.select("household_no", _hkind="_kind", _hsize="member_count"),
-        on="household_no",
-        how="left",
-        maintain_order="left",
-    )
-    _change(inj, "household", "persons", "members", _household_kind)
-    _pick_persons(inj)
-    _pick_other(inj, "cadre")
-    _change(inj, "person", "persons", "change", _kind)
-    _new_ids(inj)
-    for defect in PERSON_DEFECTS.values():
-        if defect.after is not None:
-            defect.after(inj)
-    _flag_touched_households(inj)
-    inj.truth.append(
-        inj.hh.filter(_kind.is_not_null()).select(
-            entity=pl.lit("household"), source_key="household_no", rule="_kind"
-        )
-    )
-    inj.truth.append(
-        inj.persons.filter(_kind.is_not_null() & (_kind != "donor")).select(
-            entity=pl.lit("person"), source_key="person_no", rule="_kind"
-        )
-    )
-    _pick_other(inj, "measure")
-    _pick_other(inj, "loan")
-    _parent_rejected(inj)
-    frames["household"] = inj.hh.sort("household_no").select(list(hh_schema)).cast(hh_schema)
-    frames["person"] = inj.persons.sort("person_no").select(list(p_schema)).cast(p_schema)
-    return _truth(inj)
-
-
-def _start(world: World, county: County, frames: dict[str, pl.DataFrame]) -> Injection:
-    """Households and persons in a random order of the county's own stream, with ``_kind``."""
-    rng = Rng(world.seed, county.code, "defects")
-    hh = frames["household"].with_columns(
-        _i=pl.int_range(pl.len(), dtype=pl.UInt64), _kind=pl.lit(None, pl.String)
-    )
-    persons = frames["person"].with_columns(
-        _i=pl.int_range(pl.len(), dtype=pl.UInt64),
-        _kind=pl.lit(None, pl.String),
-        _age=_age_years(pl.col("birth_date"), pl.col("updated_at")),
-        _age_now=_age_years(pl.col("birth_date"), _ts(world.start)),
-    )
-    hh = hh.with_columns(_u=rng.u("hh.pick")).sort("_u")
-    persons = persons.with_columns(_u=rng.u("p.pick")).sort("_u")
-    return Injection(world, county, rng, kinds_for(county), frames, hh, persons)
-
-
-def _pick_households(inj: Injection) -> None:
-    n_hh = inj.hh.height
-    eligible = {
-        rule: d.eligible(inj) for rule, d in HOUSEHOLD_DEFECTS.items() if d.eligible is not None
-    }
-    for rule in HOUSEHOLD_DEFECTS:
-        if rule not in inj.kinds["household"]:
-            continue
-        k = inj.count(rule, "household", n_hh)
-        if not k:
-            continue
-        cond = _kind.is_null() & eligible.get(rule, pl.lit(True))
-        picked = inj.hh.filter(cond).head(k)["household_no"]
-        inj.hh = inj.hh.with_columns(
-            _kind=pl.when(pl.col("household_no").is_in(picked.implode()))
-            .then(pl.lit(rule))
-            .otherwise(_kind)
-        )
-
-
-def _pick_persons(inj: Injection) -> None:
-    """Persons only in households without a defect, never the head, never 特困."""
-    n_p = inj.persons.height
-    for rule, d in PERSON_DEFECTS.items():
-        if rule not in inj.kinds["person"]:
-            continue
-        if d.pick is not None:
-            d.pick(inj)
-            continue
-        k = inj.count(rule, "person", n_p)
-        if d.cap is not None:
-            k = min(k, d.cap)
-        if not k:
-            continue
-        cond = _POOL & (d.eligible(inj) if d.eligible is not None else pl.lit(True))
-        picked = inj.persons.filter(cond).head(k)["person_no"]
-        inj.persons = _mark(inj.persons, picked, rule)
-
-
-def _pick_other(inj: Injection, entity: str) -> None:
-    for rule, d in DEFECTS[entity].items():
-        if rule in inj.kinds.get(entity, ()) and d.pick is not None:
-            d.pick(inj)
-
-
-def _change(inj: Injection, entity: str, frame: str, what: str, carried: pl.Expr) -> None:
-    """Apply each ``entity`` defect's ``change`` (or ``members``) to the records of ``frame``
-    (``hh`` or ``persons``) whose ``carried`` column names it. A record carries one defect, so
-    applying them one after the other is applying them at once."""
-    df = getattr(inj, frame)
-    for rule, d in DEFECTS[entity].items():
-        fn = getattr(d, what)
-        if fn is None:
-            continue
-        new = fn(inj)
-        df = df.with_columns(
-            **{c: pl.when(carried == rule).then(v).otherwise(pl.col(c)) for c, v in new.items()}
-        )
-    setattr(inj, frame, df)
-
-
-def _new_ids(inj: Injection) -> None:
-    """Fresh ID numbers (new sequence numbers, valid checksums) for the defects that need one,
-    assigned in one go so that they are unique among themselves and the county's."""
-    rules = [rule for rule, d in PERSON_DEFECTS.items() if d.new_id is not None]
-    rewrite = inj.persons.filter(_kind.is_in(rules))
-    if not rewrite.height:
-        return
-    new = {rule: PERSON_DEFECTS[rule].new_id(inj) for rule in rules}  # type: ignore[misc]
-    rewrite = rewrite.select(
-        "person_no",
-        birth_date=pl.col("id_number").str.slice(6, 8).str.to_date("%Y%m%d"),
-        _addr=_by_rule({rule: v["_addr"] for rule, v in new.items()}),
-        _idsex=_by_rule({rule: v["_idsex"] for rule, v in new.items()}),
-    )
-    rewrite = idcards.assign_ids(
-        rewrite, idcards.SEQ_DEFECT, inj.persons["id_number"], sex="_idsex", out="_new_id"
-    ).select("person_no", "_new_id")
-    persons = inj.persons.join(rewrite, on="person_no", how="left", maintain_order="left")
-    inj.persons = persons.with_columns(id_number=pl.coalesce("_new_id", "id_number")).drop(
-        "_new_id"
-    )
-
-
-def _flag_touched_households(inj: Injection) -> None:
-    """Households whose members carry defects (or lend their ID to one) are left alone by the
-    clock's everyday changes; lenders' households are also never deleted."""
-    touched = (
-        inj.persons.filter(_kind.is_not_null())
-        .select(
-            pl.col("person_no").str.slice(0, 16).alias("household_no"),
-            _f=pl.when(_kind == "donor").then(pl.lit(2, pl.Int8)).otherwise(pl.lit(1, pl.Int8)),
-        )
-        .group_by("household_no")
-        .agg(pl.col("_f").max())
-    )
-    inj.hh = (
-        inj.hh.join(touched, on="household_no", how="left", maintain_order="left")
-        .with_columns(_flag=pl.max_horizontal("_flag", pl.col("_f").fill_null(0)).cast(pl.Int8))
-        .drop("_f")
-    )
-
-
-def _parent_rejected(inj: Injection) -> None:
-    """Everything that hangs off a rejected household."""
-    rejected = inj.hh.filter(_kind.is_not_null() & ~_kind.is_in(list(FINDINGS)))["household_no"]
-    for entity in ("person", "measure", "loan", "household_cadre"):
-        if entity != "person" and inj.county.kind == "workbook":
-            continue  # workbooks deliver households and members only
-        df = inj.persons if entity == "person" else inj.frames[entity]
-        inj.truth.append(
-            df.filter(pl.col("household_no").is_in(rejected.implode())).select(
-                entity=pl.lit(entity), source_key="source_key", rule=pl.lit("parent_rejected")
-            )
-        )
-
-
-def _truth(inj: Injection) -> pl.DataFrame:
-    rule = pl.col("rule")
-    truth = pl.concat(inj.truth).with_columns(
-        county_code=pl.lit(inj.county.code),
-        level=pl.when(rule.is_in(list(FINDINGS)))
-        .then(pl.lit("finding"))
-        .when(rule.is_in(list(CONFLICTS)))
-        .then(pl.lit("conflict"))
-        .otherwise(pl.lit("reject")),
-    )
-    return truth.select(list(TRUTH_SCHEMA)).cast(TRUTH_SCHEMA).sort("entity", "source_key", "rule")
-
-
-def _mark(df: pl.DataFrame, keys: pl.Series, kind: str) -> pl.DataFrame:
+def mark(df: pl.DataFrame, keys: pl.Series, kind: str) -> pl.DataFrame:
     return df.with_columns(
         _kind=pl.when(pl.col("person_no").is_in(keys.implode()))
         .then(pl.lit(kind))
         .otherwise(pl.col("_kind"))
     )
-
-
-def _by_rule(values: dict[str, pl.Expr]) -> pl.Expr:
-    """The value for the defect each record carries."""
-    (first, value), *rest = values.items()
-    expr = pl.when(_kind == first).then(value)
-    for rule, v in rest:
-        expr = expr.when(_kind == rule).then(v)
-    return expr

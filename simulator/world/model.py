@@ -7,8 +7,8 @@ give identical frames (tests/unit/test_sim_world_fingerprint.py holds the world 
 A county is generated on first access and cached; the clock is replayed for it up to ``now``
 at that moment, so a county touched late looks exactly as if it had been there all along.
 
-The parts: ``households`` and ``registers`` generate the records, ``defects`` injects the
-defects (a table of one small function per defect) and returns the truth, ``clock`` moves time
+The parts: ``households`` and ``registers`` generate the records, ``injection`` injects the
+defects of the table in ``defects`` (one entry per defect) and returns the truth, ``clock`` moves time
 and applies each day's changes, which ``day_plan`` prepares.
 """
 
@@ -26,7 +26,7 @@ from seeds import registry
 from seeds.registry import County
 from simulator import divisions
 from simulator.divisions import round_half_up
-from simulator.world import clock, defects, registers
+from simulator.world import clock, injection, registers
 from simulator.world import households as people
 from simulator.world.base import (
     CADRES_CITY,
@@ -193,5 +193,5 @@ class World:
         frames["household_cadre"] = registers.pairs_frame(
             self, county, rng, households, frames["cadre"], t0, t1
         )
-        truth = defects.inject(self, county, frames)
+        truth = injection.inject(self, county, frames)
         return _CountyState(county=county, frames=frames, truth=truth, clock=self.start)
