@@ -11,6 +11,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -126,6 +127,11 @@ def _money(x: pl.Expr) -> pl.Expr:
     return fixed2(x).fill_null("")
 
 
+#: A coded column rendered as the platform's label: ``lab(column, vary=True)``.
+Label = Callable[..., pl.Expr]
+Fields = tuple[pl.DataFrame, list[pl.Expr]]
+
+
 class BattlePlatform(Platform):
     kind = "battle"
 
@@ -215,138 +221,160 @@ class BattlePlatform(Platform):
         def lab(col: str, vary: bool = True) -> pl.Expr:
             return label_expr(col, coded[col], key, share if vary else 0, schema[col])
 
-        if entity == "region":
-            level = pl.col("level").replace_strict(
-                {"county": "2", "town": "4", "village": "5"}, default=""
-            )
-            return df, [
-                pl.col("code").alias("areaCode"),
-                text(pl.col("name")).alias("areaName"),
-                text(pl.col("parent_code")).alias("parentCode"),
-                level.alias("areaLevel"),
-                yes_no(pl.col("is_poor_village")).alias("sfpkc"),
-                text(pl.col("poor_village_exit_year")).alias("pkctcnf"),
-            ]
-        if entity == "household":
-            villages = live(self.records("region"), self.world.now).select(
-                pl.col("code").alias("village_code"), pl.col("name").alias("_village")
-            )
-            heads = live(self.records("person"), self.world.now).select(
-                pl.col("person_no").alias("head_person_no"),
-                pl.col("name").alias("_head_name"),
-                pl.col("id_number").alias("_head_id"),
-            )
-            df = df.join(villages, on="village_code", how="left").join(
-                heads, on="head_person_no", how="left"
-            )
-            other_sep = (
-                pl.when(pick(variant_hash(key, "qtzpyy"), 30))
-                .then(pl.lit("，"))
-                .otherwise(pl.lit(","))
-            )
-            other = label_expr("other_causes", "poverty_cause", key, 0, schema["other_causes"])
-            main = pl.coalesce(pl.col("main_cause_label"), lab("main_cause", vary=False))
-            if self.version == "2":
-                head = text(pl.col("_head_id")).alias("hzsfz")
-                income = pl.col("income_per_capita").alias("rjcsr")  # a JSON number on v2
-            else:
-                head = text(pl.col("head_person_no")).alias("hzrybh")
-                income = _rjcsr(pl.col("income_per_capita"), key).alias("rjcsr")
-            return df, [
-                pl.col("household_no").alias("hbh"),
-                text(pl.col("village_code")).alias("xzqh"),
-                text(pl.col("_village")).alias("cmc"),
-                text(pl.col("_head_name")).alias("hzxm"),
-                head,
-                lab("poverty_attribute").alias("pkhsx"),
-                lab("poverty_status").alias("tpzt"),
-                text(main).alias("zyzpyy"),
-                other.str.replace_all(",", other_sep, literal=True).fill_null("").alias("qtzpyy"),
-                text(pl.col("identified_year")).alias("sbnf"),
-                text(pl.col("exit_year")).alias("tpnf"),
-                text(pl.col("relapse_year")).alias("fpnf"),
-                income,
-                text(pl.col("member_count")).alias("jtrk"),
-                yes_no(pl.col("housing_safe")).alias("zfaq"),
-                yes_no(pl.col("water_safe")).alias("yssaq"),
-                text(pl.col("phone")).alias("lxdh"),
-            ]
-        if entity == "person":
-            legacy = pl.col("id_upgraded") if "id_upgraded" in df.columns else pl.lit(False)
-            fields = [
-                pl.col("person_no").alias("rybh"),
-                text(pl.col("household_no")).alias("hbh"),
-                text(pl.col("name")).alias("xm"),
-                text(_sfzh(pl.col("id_number"), key, legacy)).alias("sfzh"),
-                text(lab("sex")).alias("xb"),
-            ]
-            if self.version != "2":  # v2 has no birth date column
-                fields.append(_csrq(pl.col("birth_date"), key).alias("csrq"))
-            return df, [
-                *fields,
-                text(lab("relation_to_head")).alias("yhzgx"),
-                text(lab("ethnicity")).alias("mz"),
-                text(lab("education")).alias("whcd"),
-                text(lab("school_status")).alias("zxsqk"),
-                text(lab("health")).alias("jkzk"),
-                text(lab("labor_skill")).alias("ldjn"),
-                text(lab("work_status")).alias("wgzk"),
-                text(pl.col("work_months")).alias("wgsj"),
-                yes_no(pl.col("serious_illness_insured")).alias("cjdbyl"),
-            ]
-        if entity == "measure":
-            return df, [
-                pl.col("measure_id").alias("csbh"),
-                text(pl.col("household_no")).alias("hbh"),
-                text(lab("category")).alias("cslb"),
-                text(pl.col("year")).alias("nd"),
-                _money(pl.col("amount")).alias("je"),
-                text(pl.col("description")).alias("csms"),
-            ]
-        if entity == "loan":
-            return df, [
-                pl.col("loan_id").alias("dkbh"),
-                text(pl.col("household_no")).alias("hbh"),
-                text(pl.col("lender")).alias("dkyh"),
-                _money(pl.col("principal")).alias("dkje"),
-                ymd(pl.col("issued_on")).alias("ffrq"),
-                text(pl.col("term_months")).alias("dkqx"),
-                _nll(pl.col("annual_rate"), key).alias("nll"),
-                _money(pl.col("interest_subsidy")).alias("txje"),
-                text(lab("status")).alias("dkzt"),
-            ]
-        if entity == "project":
-            return df, [
-                pl.col("project_id").alias("xmbh"),
-                text(pl.col("village_code")).alias("xzqh"),
-                text(lab("category")).alias("xmlb"),
-                text(pl.col("name")).alias("xmmc"),
-                _money(pl.col("budget")).alias("ysje"),
-                _money(pl.col("disbursed")).alias("bfje"),
-                text(lab("status")).alias("xmzt"),
-                ymd(pl.col("start_on")).alias("kgrq"),
-                ymd(pl.col("end_on")).alias("wgrq"),
-                text(pl.col("households_benefited")).alias("syhs"),
-            ]
-        if entity == "cadre":
-            return df, [
-                pl.col("cadre_id").alias("bfrbh"),
-                text(pl.col("name")).alias("xm"),
-                text(pl.col("id_number")).alias("sfzh"),
-                text(lab("sex")).alias("xb"),
-                text(pl.col("phone")).alias("lxdh"),
-                text(pl.col("unit_name")).alias("dwmc"),
-                text(lab("unit_type")).alias("dwlx"),
-                yes_no(pl.col("is_first_secretary")).alias("sfdysj"),
-                yes_no(pl.col("is_resident_team")).alias("sfzcdy"),
-            ]
-        if entity == "household_cadre":
-            return df, [
-                pl.col("household_no").alias("hbh"),
-                pl.col("cadre_id").alias("bfrbh"),
-                ymd(pl.col("since")).alias("bfkssj"),
-            ]
-        raise KeyError(entity)
+        fields = {
+            "region": self._region_fields,
+            "household": self._household_fields,
+            "person": self._person_fields,
+            "measure": self._measure_fields,
+            "loan": self._loan_fields,
+            "project": self._project_fields,
+            "cadre": self._cadre_fields,
+            "household_cadre": self._household_cadre_fields,
+        }.get(entity)
+        if fields is None:
+            raise KeyError(entity)
+        return fields(df, lab)
+
+    def _region_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        level = pl.col("level").replace_strict(
+            {"county": "2", "town": "4", "village": "5"}, default=""
+        )
+        return df, [
+            pl.col("code").alias("areaCode"),
+            text(pl.col("name")).alias("areaName"),
+            text(pl.col("parent_code")).alias("parentCode"),
+            level.alias("areaLevel"),
+            yes_no(pl.col("is_poor_village")).alias("sfpkc"),
+            text(pl.col("poor_village_exit_year")).alias("pkctcnf"),
+        ]
+
+    def _household_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        key = pl.col("source_key")
+        schema = ENTITIES["household"]
+        villages = live(self.records("region"), self.world.now).select(
+            pl.col("code").alias("village_code"), pl.col("name").alias("_village")
+        )
+        heads = live(self.records("person"), self.world.now).select(
+            pl.col("person_no").alias("head_person_no"),
+            pl.col("name").alias("_head_name"),
+            pl.col("id_number").alias("_head_id"),
+        )
+        df = df.join(villages, on="village_code", how="left").join(
+            heads, on="head_person_no", how="left"
+        )
+        other_sep = (
+            pl.when(pick(variant_hash(key, "qtzpyy"), 30)).then(pl.lit("，")).otherwise(pl.lit(","))
+        )
+        other = label_expr("other_causes", "poverty_cause", key, 0, schema["other_causes"])
+        main = pl.coalesce(pl.col("main_cause_label"), lab("main_cause", vary=False))
+        if self.version == "2":
+            head = text(pl.col("_head_id")).alias("hzsfz")
+            income = pl.col("income_per_capita").alias("rjcsr")  # a JSON number on v2
+        else:
+            head = text(pl.col("head_person_no")).alias("hzrybh")
+            income = _rjcsr(pl.col("income_per_capita"), key).alias("rjcsr")
+        return df, [
+            pl.col("household_no").alias("hbh"),
+            text(pl.col("village_code")).alias("xzqh"),
+            text(pl.col("_village")).alias("cmc"),
+            text(pl.col("_head_name")).alias("hzxm"),
+            head,
+            lab("poverty_attribute").alias("pkhsx"),
+            lab("poverty_status").alias("tpzt"),
+            text(main).alias("zyzpyy"),
+            other.str.replace_all(",", other_sep, literal=True).fill_null("").alias("qtzpyy"),
+            text(pl.col("identified_year")).alias("sbnf"),
+            text(pl.col("exit_year")).alias("tpnf"),
+            text(pl.col("relapse_year")).alias("fpnf"),
+            income,
+            text(pl.col("member_count")).alias("jtrk"),
+            yes_no(pl.col("housing_safe")).alias("zfaq"),
+            yes_no(pl.col("water_safe")).alias("yssaq"),
+            text(pl.col("phone")).alias("lxdh"),
+        ]
+
+    def _person_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        key = pl.col("source_key")
+        legacy = pl.col("id_upgraded") if "id_upgraded" in df.columns else pl.lit(False)
+        fields = [
+            pl.col("person_no").alias("rybh"),
+            text(pl.col("household_no")).alias("hbh"),
+            text(pl.col("name")).alias("xm"),
+            text(_sfzh(pl.col("id_number"), key, legacy)).alias("sfzh"),
+            text(lab("sex")).alias("xb"),
+        ]
+        if self.version != "2":  # v2 has no birth date column
+            fields.append(_csrq(pl.col("birth_date"), key).alias("csrq"))
+        return df, [
+            *fields,
+            text(lab("relation_to_head")).alias("yhzgx"),
+            text(lab("ethnicity")).alias("mz"),
+            text(lab("education")).alias("whcd"),
+            text(lab("school_status")).alias("zxsqk"),
+            text(lab("health")).alias("jkzk"),
+            text(lab("labor_skill")).alias("ldjn"),
+            text(lab("work_status")).alias("wgzk"),
+            text(pl.col("work_months")).alias("wgsj"),
+            yes_no(pl.col("serious_illness_insured")).alias("cjdbyl"),
+        ]
+
+    def _measure_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        return df, [
+            pl.col("measure_id").alias("csbh"),
+            text(pl.col("household_no")).alias("hbh"),
+            text(lab("category")).alias("cslb"),
+            text(pl.col("year")).alias("nd"),
+            _money(pl.col("amount")).alias("je"),
+            text(pl.col("description")).alias("csms"),
+        ]
+
+    def _loan_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        key = pl.col("source_key")
+        return df, [
+            pl.col("loan_id").alias("dkbh"),
+            text(pl.col("household_no")).alias("hbh"),
+            text(pl.col("lender")).alias("dkyh"),
+            _money(pl.col("principal")).alias("dkje"),
+            ymd(pl.col("issued_on")).alias("ffrq"),
+            text(pl.col("term_months")).alias("dkqx"),
+            _nll(pl.col("annual_rate"), key).alias("nll"),
+            _money(pl.col("interest_subsidy")).alias("txje"),
+            text(lab("status")).alias("dkzt"),
+        ]
+
+    def _project_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        return df, [
+            pl.col("project_id").alias("xmbh"),
+            text(pl.col("village_code")).alias("xzqh"),
+            text(lab("category")).alias("xmlb"),
+            text(pl.col("name")).alias("xmmc"),
+            _money(pl.col("budget")).alias("ysje"),
+            _money(pl.col("disbursed")).alias("bfje"),
+            text(lab("status")).alias("xmzt"),
+            ymd(pl.col("start_on")).alias("kgrq"),
+            ymd(pl.col("end_on")).alias("wgrq"),
+            text(pl.col("households_benefited")).alias("syhs"),
+        ]
+
+    def _cadre_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        return df, [
+            pl.col("cadre_id").alias("bfrbh"),
+            text(pl.col("name")).alias("xm"),
+            text(pl.col("id_number")).alias("sfzh"),
+            text(lab("sex")).alias("xb"),
+            text(pl.col("phone")).alias("lxdh"),
+            text(pl.col("unit_name")).alias("dwmc"),
+            text(lab("unit_type")).alias("dwlx"),
+            yes_no(pl.col("is_first_secretary")).alias("sfdysj"),
+            yes_no(pl.col("is_resident_team")).alias("sfzcdy"),
+        ]
+
+    def _household_cadre_fields(self, df: pl.DataFrame, lab: Label) -> Fields:
+        return df, [
+            pl.col("household_no").alias("hbh"),
+            pl.col("cadre_id").alias("bfrbh"),
+            ymd(pl.col("since")).alias("bfkssj"),
+        ]
 
     def _render(self, entity: str) -> pl.DataFrame:
         """Live records as pre-encoded JSON rows ordered by (updateTime, key), with ``_ts`` the

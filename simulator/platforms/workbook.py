@@ -197,6 +197,43 @@ def xlsx_bytes(
     ncols = len(header)
     last_col = _col_letter(ncols - 1)
     first_data = 4
+    data_xml = _data_rows_xml(header, cells, first_data)
+    head_rows = [
+        f'<row r="1">{_text_cell("A1", title, 2)}</row>',
+        '<row r="2">'
+        + "".join(_text_cell(f"{_col_letter(c)}2", v) for c, v in subtitle)
+        + "</row>",
+        '<row r="3">'
+        + "".join(_text_cell(f"{_col_letter(i)}3", h) for i, h in enumerate(header))
+        + "</row>",
+    ]
+    last_row = first_data + cells.height - 1
+    tail = ""
+    if total_row is not None:
+        last_row += 1
+        tail = (
+            f'<row r="{last_row}">'
+            + "".join(_text_cell(f"{_col_letter(c)}{last_row}", v) for c, v in total_row)
+            + "</row>"
+        )
+    sheet_xml = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<worksheet {_NS}><dimension ref="A1:{last_col}{max(last_row, 3)}"/><sheetData>'
+        + "".join(head_rows)
+        + data_xml
+        + tail
+        + f'</sheetData><mergeCells count="1"><mergeCell ref="A1:{last_col}1"/></mergeCells></worksheet>'
+    )
+    workbook_xml = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<workbook {_NS} xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        f'<sheets><sheet name="{sheet}" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    )
+    return _zip_bytes(workbook_xml, sheet_xml)
+
+
+def _data_rows_xml(header: list[str], cells: pl.DataFrame, first_data: int) -> str:
+    """The data rows' XML from row ``first_data`` on (see ``xlsx_bytes`` for ``cells``)."""
     row_no = (pl.int_range(pl.len()) + first_data).cast(pl.String)
     cell_exprs = []
     for i, name in enumerate(header):
@@ -231,38 +268,11 @@ def xlsx_bytes(
             pl.lit('<row r="'), row_no, pl.lit('">'), *cell_exprs, pl.lit("</row>")
         ).alias("xml")
     )["xml"]
-    data_xml = rows.str.join("").item() if rows.len() else ""
-    head_rows = [
-        f'<row r="1">{_text_cell("A1", title, 2)}</row>',
-        '<row r="2">'
-        + "".join(_text_cell(f"{_col_letter(c)}2", v) for c, v in subtitle)
-        + "</row>",
-        '<row r="3">'
-        + "".join(_text_cell(f"{_col_letter(i)}3", h) for i, h in enumerate(header))
-        + "</row>",
-    ]
-    last_row = first_data + cells.height - 1
-    tail = ""
-    if total_row is not None:
-        last_row += 1
-        tail = (
-            f'<row r="{last_row}">'
-            + "".join(_text_cell(f"{_col_letter(c)}{last_row}", v) for c, v in total_row)
-            + "</row>"
-        )
-    sheet_xml = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        f'<worksheet {_NS}><dimension ref="A1:{last_col}{max(last_row, 3)}"/><sheetData>'
-        + "".join(head_rows)
-        + data_xml
-        + tail
-        + f'</sheetData><mergeCells count="1"><mergeCell ref="A1:{last_col}1"/></mergeCells></worksheet>'
-    )
-    workbook_xml = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        f'<workbook {_NS} xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-        f'<sheets><sheet name="{sheet}" sheetId="1" r:id="rId1"/></sheets></workbook>'
-    )
+    return rows.str.join("").item() if rows.len() else ""
+
+
+def _zip_bytes(workbook_xml: str, sheet_xml: str) -> bytes:
+    """The .xlsx package: the fixed parts, the workbook and its one sheet."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, content in (
@@ -391,9 +401,9 @@ class WorkbookPlatform(Platform):
             self.exports.append(export)
             return export
 
-    def snapshot(self, now: datetime) -> pl.DataFrame:
-        """One row per live person of a live household, the workbook's columns as values plus
-        the helper columns ``_id_as_number``, ``_as_text`` and ``_id``."""
+    def _members_with_households(self, now: datetime) -> pl.DataFrame:
+        """Live persons of live households, with their household's columns and the names of
+        their town and village, ordered by household and person."""
         households = live(self.records("household"), now)
         persons = live(self.records("person"), now)
         regions = live(self.records("region"), now).select("code", "name")
@@ -402,7 +412,7 @@ class WorkbookPlatform(Platform):
             for c in households.columns
             if c not in ("updated_at", "visible_at", "first_visible_at", "deleted_at", "source_key")
         ]
-        df = (
+        return (
             persons.drop("updated_at", "visible_at", "first_visible_at", "deleted_at", strict=False)
             .join(households.select(hh_cols), on="household_no", how="inner")
             .join(
@@ -415,6 +425,11 @@ class WorkbookPlatform(Platform):
             )
             .sort("household_no", "person_no")
         )
+
+    def snapshot(self, now: datetime) -> pl.DataFrame:
+        """One row per live person of a live household, the workbook's columns as values plus
+        the helper columns ``_id_as_number``, ``_as_text`` and ``_id``."""
+        df = self._members_with_households(now)
         key = pl.col("person_no")
         pc, hc = CODED["person"], CODED["household"]
         ps, hs = ENTITIES["person"], ENTITIES["household"]
