@@ -40,8 +40,20 @@ def _staging(df: pl.DataFrame, key: str, page: str) -> pl.DataFrame:
 
 def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.DataFrame]:
     """Clean canonical region, household and person frames (about 3.04 persons a household)."""
+    region = _regions(villages)
+    hh = _households(n_households, region["code"], villages)
+    person = _persons(hh)
+    return {
+        "region": conform("region", _staging(region, "code", "bench:regions")),
+        "household": conform("household", _staging(hh, "household_no", "bench:households")),
+        "person": conform("person", _staging(person, "person_no", "bench:members")),
+    }
+
+
+def _regions(villages: int) -> pl.DataFrame:
+    """``villages`` poor villages spread over 98 towns."""
     towns = 98
-    region = pl.DataFrame({"i": range(villages)}).select(
+    return pl.DataFrame({"i": range(villages)}).select(
         pl.format(
             "{}{}{}",
             pl.lit(COUNTY),
@@ -57,8 +69,10 @@ def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.Dat
         pl.lit(None, pl.Int32).alias("poor_village_exit_year"),
         pl.lit(False).alias("is_statistical_unit"),
     )
-    codes = region["code"]
 
+
+def _households(n_households: int, codes: pl.Series, villages: int) -> pl.DataFrame:
+    """Households spread evenly over the villages, a third of them exited."""
     i = pl.col("i")
     # sizes 1..5 with a mean near the city's 3.04 persons per household
     size = pl.when(i % 25 == 0).then(1).otherwise(2 + (i * 7) % 3 + (i % 11 == 0).cast(pl.Int32))
@@ -70,7 +84,7 @@ def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.Dat
         .then(pl.lit("dibao"))
         .otherwise(pl.lit("tekun"))
     )
-    hh = (
+    return (
         pl.DataFrame({"i": range(n_households)})
         .with_columns(
             pl.lit(codes).gather(i % villages).alias("village_code"),
@@ -110,6 +124,10 @@ def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.Dat
             pl.lit("13800000000").alias("phone"),
         )
     )
+
+
+def _persons(hh: pl.DataFrame) -> pl.DataFrame:
+    """The households' members, with valid unique ID numbers and rules that hold."""
     # one row per member: member j of household h
     p = (
         hh.select("household_no", "member_count", "main_cause", "poverty_attribute")
@@ -144,7 +162,7 @@ def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.Dat
         .otherwise(pl.lit("daughter"))
     )
     ill = (pl.col("main_cause") == "illness") & (j == 0)
-    person = p.with_columns(first17.alias("_f17"), birth.alias("birth_date")).select(
+    return p.with_columns(first17.alias("_f17"), birth.alias("birth_date")).select(
         pl.format("{}{}", pl.col("household_no"), (j + 1).cast(pl.String).str.zfill(2)).alias(
             "person_no"
         ),
@@ -167,11 +185,6 @@ def synthetic_frames(n_households: int, villages: int = 701) -> dict[str, pl.Dat
         (k % 13).cast(pl.Int32).alias("work_months"),
         pl.lit(True).alias("serious_illness_insured"),
     )
-    return {
-        "region": conform("region", _staging(region, "code", "bench:regions")),
-        "household": conform("household", _staging(hh, "household_no", "bench:households")),
-        "person": conform("person", _staging(person, "person_no", "bench:members")),
-    }
 
 
 def with_defects(frames: dict[str, pl.DataFrame], rate: float) -> dict[str, pl.DataFrame]:
