@@ -152,6 +152,32 @@ def _trend(change: int) -> str:
     return "持平" if change == 0 else (f"↑ 增加 {change}" if change > 0 else f"↓ 减少 {-change}")
 
 
+#: The sheets' columns: (header, width).
+SUMMARY_COLUMNS = [
+    ("问题", 34), ("规则", 28), ("级别", 20), ("对象", 12), ("本周记录数", 12), ("上周记录数", 12),
+    ("周环比", 14),
+]  # fmt: skip
+RECORD_COLUMNS = [
+    ("记录编号", 22), ("问题", 30), ("规则", 26), ("级别", 20), ("字段", 16), ("值", 22),
+    ("说明", 60), ("原始数据位置", 40), ("最后出现", 17),
+]  # fmt: skip
+
+
+def _summary_rows(summary: pl.DataFrame) -> list[list]:
+    return [
+        [
+            label_zh(r["rule"]),
+            r["rule"],
+            LEVEL_ZH.get(r["level"], r["level"]),
+            ENTITY_ZH.get(r["entity"], r["entity"]),
+            r["this_week"],
+            r["last_week"],
+            _trend(r["change"]),
+        ]
+        for r in summary.iter_rows(named=True)
+    ]
+
+
 def write_xlsx(path: Path, county: County, week: Week, summary, records) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -176,27 +202,8 @@ def write_xlsx(path: Path, county: County, week: Week, summary, records) -> None
     period = f"{start:%Y-%m-%d} 至 {(end - timedelta(days=1)):%Y-%m-%d}"
     sheet(
         "汇总",
-        [
-            ("问题", 34),
-            ("规则", 28),
-            ("级别", 20),
-            ("对象", 12),
-            ("本周记录数", 12),
-            ("上周记录数", 12),
-            ("周环比", 14),
-        ],
-        [
-            [
-                label_zh(r["rule"]),
-                r["rule"],
-                LEVEL_ZH.get(r["level"], r["level"]),
-                ENTITY_ZH.get(r["entity"], r["entity"]),
-                r["this_week"],
-                r["last_week"],
-                _trend(r["change"]),
-            ]
-            for r in summary.iter_rows(named=True)
-        ],
+        SUMMARY_COLUMNS,
+        _summary_rows(summary),
         f"{county.name}数据质量周报 {week.label}（{period}，北京时间）",
     )
     for entity, df in records.items():
@@ -217,17 +224,7 @@ def write_xlsx(path: Path, county: County, week: Week, summary, records) -> None
         note = f"{ENTITY_ZH.get(entity, entity)}：本周需要核实或修正的记录 {len(rows)} 条"
         sheet(
             ENTITY_ZH.get(entity, entity),
-            [
-                ("记录编号", 22),
-                ("问题", 30),
-                ("规则", 26),
-                ("级别", 20),
-                ("字段", 16),
-                ("值", 22),
-                ("说明", 60),
-                ("原始数据位置", 40),
-                ("最后出现", 17),
-            ],
+            RECORD_COLUMNS,
             rows,
             note if rows else f"{ENTITY_ZH.get(entity, entity)}：本周没有问题记录",
         )
