@@ -68,7 +68,7 @@ DAILY = {
 BULK_SHARE = 0.2  # share of changes written by township clerks' bulk imports
 
 
-def _seed64(*parts: object) -> int:
+def seed64(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
 
 
@@ -82,7 +82,7 @@ class Rng:
 
     def u(self, name: str, index: pl.Expr | str = "_i") -> pl.Expr:
         idx = pl.col(index) if isinstance(index, str) else index
-        h = idx.cast(pl.UInt64).hash(seed=_seed64(*self.parts, name))
+        h = idx.cast(pl.UInt64).hash(seed=seed64(*self.parts, name))
         return (h // 2048).cast(pl.Float64) / float(1 << 53)
 
     def int(self, name: str, lo: int, hi: int, index: pl.Expr | str = "_i") -> pl.Expr:
@@ -90,20 +90,20 @@ class Rng:
         return (lo + (self.u(name, index) * (hi - lo + 1)).floor()).cast(pl.Int64)
 
     def py(self, *name: object) -> float:
-        return _seed64(*self.parts, *name) / float(1 << 64)
+        return seed64(*self.parts, *name) / float(1 << 64)
 
 
-def _poverty_lines() -> dict[int, float]:
+def poverty_lines() -> dict[int, float]:
     with (SEEDS / "poverty_lines.csv").open(encoding="utf-8") as f:
         return {int(r["year"]): float(r["line_yuan"]) for r in csv.DictReader(f)}
 
 
-def _line(year: pl.Expr, lines: dict[int, float]) -> pl.Expr:
+def poverty_line(year: pl.Expr, lines: dict[int, float]) -> pl.Expr:
     top = max(lines)
     return year.clip(min(lines), top).replace_strict(lines, return_dtype=pl.Float64)
 
 
-def _exact_sizes(n: int, persons: int, weights: dict[int, float]) -> dict[int, int]:
+def exact_sizes(n: int, persons: int, weights: dict[int, float]) -> dict[int, int]:
     """Household counts per size: ``n`` households holding exactly ``persons`` people."""
     if n == 0:
         return {}
@@ -127,25 +127,25 @@ def _exact_sizes(n: int, persons: int, weights: dict[int, float]) -> dict[int, i
     return {k: c for k, c in sorted(counts.items()) if c}
 
 
-def _age_years(birth: pl.Expr, at: pl.Expr) -> pl.Expr:
+def age_years(birth: pl.Expr, at: pl.Expr) -> pl.Expr:
     """Whole years between a birth date and a UTC timestamp (taken as a Beijing date)."""
     d = at.dt.convert_time_zone("Asia/Shanghai").dt.date()
     before = (d.dt.month() * 100 + d.dt.day()) < (birth.dt.month() * 100 + birth.dt.day())
     return d.dt.year().cast(pl.Int32) - birth.dt.year().cast(pl.Int32) - before.cast(pl.Int32)
 
 
-def _ts(dt: datetime) -> pl.Expr:
+def ts_lit(dt: datetime) -> pl.Expr:
     return pl.lit(dt.astimezone(UTC)).cast(TS)
 
 
-def _phone(rng: Rng, name: str, index: str = "_i") -> pl.Expr:
+def phone_number(rng: Rng, name: str, index: str = "_i") -> pl.Expr:
     second = rng.int(name + ".2", 3, 9, index).cast(pl.String)
     rest = (rng.u(name + ".r", index) * 1e9).floor().cast(pl.Int64).cast(pl.String).str.zfill(9)
     return pl.lit("1") + second + rest
 
 
 @dataclass
-class _Plan:
+class Plan:
     """One simulated day's changes for one county, prepared when the clock enters the day and
     applied as the clock passes each change's timestamp."""
 
@@ -156,12 +156,12 @@ class _Plan:
 
 
 @dataclass
-class _CountyState:
+class CountyState:
     county: County
     frames: dict[str, pl.DataFrame]
     truth: pl.DataFrame
     clock: datetime
-    plan: _Plan | None = None
+    plan: Plan | None = None
 
 
 TRUTH_SCHEMA = {
@@ -173,15 +173,15 @@ TRUTH_SCHEMA = {
 }
 
 
-def _ms(dt: datetime) -> int:
+def epoch_ms(dt: datetime) -> int:
     return int(dt.astimezone(UTC).timestamp() * 1000)
 
 
-def _from_ms(expr: pl.Expr) -> pl.Expr:
+def from_ms(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.Int64).cast(TS)
 
 
-def _rand_ms(
+def rand_ms(
     rng: Rng, name: str, lo: int | pl.Expr, hi: int | pl.Expr, index: str = "_i"
 ) -> pl.Expr:
     lo_e = pl.lit(lo) if isinstance(lo, int) else lo
@@ -189,21 +189,21 @@ def _rand_ms(
     return lo_e + (rng.u(name, index) * (hi_e - lo_e)).floor().cast(pl.Int64)
 
 
-def _after(day: pl.Expr, t0: int, t1: int) -> pl.Expr:
+def after_day(day: pl.Expr, t0: int, t1: int) -> pl.Expr:
     """Epoch ms of the later of ``t0`` and the day after ``day``, capped below ``t1``."""
     ms = (day.cast(pl.Date).cast(pl.Int64) + 1) * 86_400_000
     return pl.min_horizontal(pl.max_horizontal(pl.lit(t0), ms), pl.lit(t1 - 1))
 
 
-def _beijing_date(ts: pl.Expr) -> pl.Expr:
+def beijing_date(ts: pl.Expr) -> pl.Expr:
     return ts.dt.convert_time_zone("Asia/Shanghai").dt.date()
 
 
-def _date_days(d: date) -> int:
+def date_days(d: date) -> int:
     return (d - date(1970, 1, 1)).days
 
 
-def _finish(df: pl.DataFrame, entity: str, extra: Sequence[str] = ()) -> pl.DataFrame:
+def finish_frame(df: pl.DataFrame, entity: str, extra: Sequence[str] = ()) -> pl.DataFrame:
     """Order and type the columns of a stored frame: canonical, metadata, internal extras."""
     cols = {**ENTITIES[entity]}
     out = [pl.col(c).cast(t) for c, t in cols.items()]
@@ -225,4 +225,4 @@ def with_meta(df: pl.DataFrame, key: str, entity: str) -> pl.DataFrame:
         deleted_at=pl.lit(None, TS),
         _first_visible=pl.col("updated_at"),
     )
-    return _finish(df, entity, ["_first_visible"])
+    return finish_frame(df, entity, ["_first_visible"])

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from simulator.world import day_plan
-from simulator.world.base import DAILY, _CountyState, _Plan, _ts
+from simulator.world.base import DAILY, CountyState, Plan, ts_lit
 
 if TYPE_CHECKING:
     from simulator.world.model import World
 
 
-def catch_up(world: World, st: _CountyState) -> dict[str, int]:
+def catch_up(world: World, st: CountyState) -> dict[str, int]:
     """Apply the county's changes from its own clock up to ``now``, day by day. A day's
     changes are planned from the state at the start of that day (seeded by the day number),
     so advancing in one step or in many gives the same records."""
@@ -38,8 +38,8 @@ def catch_up(world: World, st: _CountyState) -> dict[str, int]:
     return counts
 
 
-def apply(st: _CountyState, plan: _Plan, lo: datetime, hi: datetime) -> dict[str, int]:
-    lo_e, hi_e = _ts(lo), _ts(hi)
+def apply(st: CountyState, plan: Plan, lo: datetime, hi: datetime) -> dict[str, int]:
+    lo_e, hi_e = ts_lit(lo), ts_lit(hi)
 
     def window(c: str) -> pl.Expr:
         return (pl.col(c) > lo_e) & (pl.col(c) <= hi_e)

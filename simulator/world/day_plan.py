@@ -24,16 +24,16 @@ from simulator.world.base import (
     SHANGHAI,
     SIZE_WEIGHTS,
     TS,
+    CountyState,
+    Plan,
     Rng,
-    _age_years,
-    _beijing_date,
-    _CountyState,
-    _from_ms,
-    _line,
-    _ms,
-    _phone,
-    _Plan,
-    _ts,
+    age_years,
+    beijing_date,
+    epoch_ms,
+    from_ms,
+    phone_number,
+    poverty_line,
+    ts_lit,
 )
 
 if TYPE_CHECKING:
@@ -43,9 +43,7 @@ _CLEAN = pl.col("_flag") == 0  # households without a defect (nor a member with 
 _STATUS = pl.col("poverty_status")
 
 
-def plan_day(
-    world: World, st: _CountyState, d: int, day_start: datetime, day_end: datetime
-) -> _Plan:
+def plan_day(world: World, st: CountyState, d: int, day_start: datetime, day_end: datetime) -> Plan:
     """The changes of day ``d`` for one county: which records change, how and when."""
     day = _DayPlanner(world, st, d, day_start, day_end)
     day.deletions()
@@ -63,7 +61,7 @@ class _DayPlanner:
     draws, and the changes collected so far."""
 
     def __init__(
-        self, world: World, st: _CountyState, d: int, day_start: datetime, day_end: datetime
+        self, world: World, st: CountyState, d: int, day_start: datetime, day_end: datetime
     ) -> None:
         county = st.county
         code = county.code
@@ -72,7 +70,7 @@ class _DayPlanner:
         self.frames = frames = st.frames
         self.share = share_of(code) / world._known_share
         self.year = day_start.astimezone(SHANGHAI).year
-        self.ds, self.de = _ms(day_start), _ms(day_end)
+        self.ds, self.de = epoch_ms(day_start), epoch_ms(day_end)
         self.hh_all = hh_all = frames["household"]
         self.persons_all = persons_all = frames["person"]
         hh = hh_all.filter(pl.col("deleted_at").is_null()).with_columns(
@@ -120,7 +118,7 @@ class _DayPlanner:
             .then(pl.col("_t") + 60_000 + (pl.col("_uv") * 240_000).floor().cast(pl.Int64))
             .otherwise(pl.col("_t"))
         )
-        return df.with_columns(updated_at=_from_ms(pl.col("_t")), visible_at=_from_ms(v)).drop(
+        return df.with_columns(updated_at=from_ms(pl.col("_t")), visible_at=from_ms(v)).drop(
             "_bulk", "_late", "_ut", "_uv", "_t"
         )
 
@@ -199,7 +197,7 @@ class _DayPlanner:
             uinc = rng.u("corr.inc")
             income = (
                 pl.when(status == "exited")
-                .then(_line(pl.col("exit_year"), lines) * (1.05 + 0.6 * uinc))
+                .then(poverty_line(pl.col("exit_year"), lines) * (1.05 + 0.6 * uinc))
                 .when(status == "pre_exit")
                 .then(line_now * (0.85 + 0.25 * uinc))
                 .when(status == "relapsed")
@@ -211,7 +209,7 @@ class _DayPlanner:
             upserts["household"].append(
                 corr.with_columns(
                     phone=pl.when(phone_fix)
-                    .then(_phone(rng, "corr.phone"))
+                    .then(phone_number(rng, "corr.phone"))
                     .otherwise(pl.col("phone")),
                     income_per_capita=pl.when(phone_fix)
                     .then(pl.col("income_per_capita"))
@@ -235,7 +233,7 @@ class _DayPlanner:
             | pl.col("other_causes").list.contains("illness"),
         )
         p = live_p.join(hh_info, on="household_no", maintain_order="left").with_columns(
-            _age=_age_years(pl.col("birth_date"), _ts(day_start)),
+            _age=age_years(pl.col("birth_date"), ts_lit(day_start)),
             _ill=pl.col("health").list.contains("chronic")
             | pl.col("health").list.contains("serious_illness"),
         )
@@ -384,7 +382,7 @@ class _DayPlanner:
         heads = live_p.filter(pl.col("relation_to_head") == "head").select(
             "household_no",
             _surname=pl.col("name").str.slice(0, 1),
-            _head_age=_age_years(pl.col("birth_date"), _ts(day_start)),
+            _head_age=age_years(pl.col("birth_date"), ts_lit(day_start)),
             _eth="ethnicity",
         )
         top_seq = persons_all.group_by("household_no").agg(
@@ -414,7 +412,7 @@ class _DayPlanner:
                 _male=male,
                 person_no=pl.col("household_no")
                 + (pl.col("_top") + 1).cast(pl.String).str.zfill(2),
-                birth_date=_beijing_date(pl.col("updated_at")),
+                birth_date=beijing_date(pl.col("updated_at")),
             ).with_columns(
                 name=pl.col("_surname")
                 + given_name(
@@ -450,7 +448,7 @@ class _DayPlanner:
             baby = idcards.assign_ids(baby, idcards.SEQ_CLOCK, existing)
             upserts["person"].append(baby.with_columns(source_key=pl.col("person_no")))
 
-    def plan(self) -> _Plan:
+    def plan(self) -> Plan:
         frames, upserts, deletes, events, d = (
             self.frames,
             self.upserts,
@@ -464,7 +462,7 @@ class _DayPlanner:
             schema = dict(frames[entity].schema)
             return pl.concat([x.select(cols).cast(schema) for x in parts])
 
-        return _Plan(
+        return Plan(
             day=d,
             upserts={e: stack(v, e) for e, v in upserts.items() if v},
             deletes={e: pl.concat(v) for e, v in deletes.items() if v},

@@ -30,7 +30,7 @@ from seeds.registry import County
 from simulator import idcards
 from simulator.divisions import round_half_up
 from simulator.names import weighted_choice as choice
-from simulator.world.base import GENDERED_SWAP, Rng, _line
+from simulator.world.base import GENDERED_SWAP, Rng, poverty_line
 
 if TYPE_CHECKING:
     from simulator.world.model import World
@@ -158,7 +158,7 @@ def _unknown_cause(inj: Injection) -> Exprs:
 
 
 def _below_the_line(inj: Injection) -> Exprs:
-    line = _line(pl.col("exit_year"), inj.world._lines)
+    line = poverty_line(pl.col("exit_year"), inj.world._lines)
     return {"income_per_capita": (line * (0.6 + 0.3 * inj.rng.u("hh.below"))).round(2)}
 
 

@@ -22,16 +22,16 @@ from simulator.world.base import (
     TEKUN_CAUSE_WEIGHTS,
     TS,
     Rng,
-    _age_years,
-    _beijing_date,
-    _date_days,
-    _exact_sizes,
-    _finish,
-    _from_ms,
-    _line,
-    _ms,
-    _phone,
-    _rand_ms,
+    age_years,
+    beijing_date,
+    date_days,
+    epoch_ms,
+    exact_sizes,
+    finish_frame,
+    from_ms,
+    phone_number,
+    poverty_line,
+    rand_ms,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def skeleton(world: World, county: County, rng: Rng) -> pl.DataFrame:
     code = county.code
     parts = []
     for attr in CITY_FIGURES:
-        counts = _exact_sizes(
+        counts = exact_sizes(
             world._households[code][attr], world._persons[code][attr], SIZE_WEIGHTS[attr]
         )
         if counts:
@@ -121,8 +121,8 @@ def make_households(
         _flag=pl.lit(0, pl.Int8),
     )
     return (
-        _finish(hh, "household", ["_first_visible", "_flag"]),
-        _finish(persons, "person", ["render_hint", "_attr", "_first_visible"]),
+        finish_frame(hh, "household", ["_first_visible", "_flag"]),
+        finish_frame(persons, "person", ["render_hint", "_attr", "_first_visible"]),
     )
 
 
@@ -189,8 +189,8 @@ def _causes_and_income(world: World, hh: pl.DataFrame, rng: Rng) -> pl.DataFrame
         _c2=choice(u("c2"), CAUSES[:-1], [1] * 11, pl.String()),
     )
     main = pl.col("main_cause")
-    line_now = _line(event_year.cast(pl.Int32), lines)
-    line_exit = _line(pl.col("exit_year"), lines)
+    line_now = poverty_line(event_year.cast(pl.Int32), lines)
+    line_exit = poverty_line(pl.col("exit_year"), lines)
     income = (
         pl.when(status == "exited")
         .then(line_exit * (1.05 + 0.6 * u("inc")))
@@ -216,7 +216,7 @@ def _causes_and_income(world: World, hh: pl.DataFrame, rng: Rng) -> pl.DataFrame
         member_count=pl.col("size").cast(pl.Int32),
         housing_safe=(status == "exited") | (u("house") < 0.8),
         water_safe=(status == "exited") | (u("water") < 0.85),
-        phone=_phone(rng, "hh.phone"),
+        phone=phone_number(rng, "hh.phone"),
         head_person_no=pl.col("household_no") + "01",
     )
 
@@ -367,9 +367,9 @@ def _relations_and_birth_dates(
         .then(pl.max_horizontal(ha - 45 - 15 * ua, 0.3 + 3 * u("age2")))
         .otherwise((ha + 22 + 10 * ua).clip(upper_bound=99))
     ).clip(lower_bound=0.3)
-    ref_days = _beijing_date(pl.col("updated_at")).cast(pl.Int32)
+    ref_days = beijing_date(pl.col("updated_at")).cast(pl.Int32)
     if initial:
-        ref_days = pl.lit(_date_days(world.start.astimezone(SHANGHAI).date()))
+        ref_days = pl.lit(date_days(world.start.astimezone(SHANGHAI).date()))
     p = p.with_columns(
         relation_to_head=relation,
         sex=pl.when(male).then(pl.lit("male")).otherwise(pl.lit("female")),
@@ -377,11 +377,11 @@ def _relations_and_birth_dates(
     )
     if initial:
         # A member's record was written after the household's, and after they were born.
-        t1 = _ms(world.start) - 3_600_000
+        t1 = epoch_ms(world.start) - 3_600_000
         t0 = t1 - 300 * 86_400_000
         birth_ms = pl.col("birth_date").cast(pl.Int64) * 86_400_000
         lo = pl.max_horizontal(pl.lit(t0), birth_ms + 60 * 86_400_000)
-        p = p.with_columns(updated_at=_from_ms(_rand_ms(rng, "p.ts", lo, pl.lit(t1))))
+        p = p.with_columns(updated_at=from_ms(rand_ms(rng, "p.ts", lo, pl.lit(t1))))
     return p
 
 
@@ -391,7 +391,7 @@ def _schooling_and_health(p: pl.DataFrame, rng: Rng) -> pl.DataFrame:
     def u(name: str, index: str = "_i") -> pl.Expr:
         return rng.u("p." + name, index)
 
-    a = _age_years(pl.col("birth_date"), pl.col("updated_at"))
+    a = age_years(pl.col("birth_date"), pl.col("updated_at"))
     us = u("school")
     grade = (a - 14).cast(pl.String)
     p = p.with_columns(_age=a)

@@ -9,7 +9,7 @@ import polars as pl
 
 from seeds.registry import County
 from simulator import idcards
-from simulator.world.base import TRUTH_SCHEMA, Rng, _age_years, _ts
+from simulator.world.base import TRUTH_SCHEMA, Rng, age_years, ts_lit
 from simulator.world.defects import (
     CONFLICTS,
     DEFECTS,
@@ -105,8 +105,8 @@ def _start(world: World, county: County, frames: dict[str, pl.DataFrame]) -> Inj
     persons = frames["person"].with_columns(
         _i=pl.int_range(pl.len(), dtype=pl.UInt64),
         _kind=pl.lit(None, pl.String),
-        _age=_age_years(pl.col("birth_date"), pl.col("updated_at")),
-        _age_now=_age_years(pl.col("birth_date"), _ts(world.start)),
+        _age=age_years(pl.col("birth_date"), pl.col("updated_at")),
+        _age_now=age_years(pl.col("birth_date"), ts_lit(world.start)),
     )
     hh = hh.with_columns(_u=rng.u("hh.pick")).sort("_u")
     persons = persons.with_columns(_u=rng.u("p.pick")).sort("_u")

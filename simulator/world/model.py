@@ -37,14 +37,14 @@ from simulator.world.base import (
     PROJECTS_CITY,
     SHANGHAI,
     TS,
+    CountyState,
     Rng,
-    _CountyState,
-    _finish,
-    _from_ms,
-    _ms,
-    _poverty_lines,
-    _rand_ms,
-    _ts,
+    epoch_ms,
+    finish_frame,
+    from_ms,
+    poverty_lines,
+    rand_ms,
+    ts_lit,
 )
 
 
@@ -71,7 +71,7 @@ class World:
         self.start = start
         self.now: datetime = start
         self.lock = threading.RLock()
-        self._lines = _poverty_lines()
+        self._lines = poverty_lines()
         codes = [c.code for c in self.counties]
         self._regions = divisions.build(
             seed, [(c.code, c.name) for c in self.counties], divisions_dir
@@ -90,7 +90,7 @@ class World:
         self._cadres = divisions.split(round_half_up(CADRES_CITY * scale), codes)
         self._pairs = divisions.split(round_half_up(PAIRS_CITY * scale), codes)
         self._known_share = sum(divisions.COUNTY_SHARES.get(c, 0.0) for c in codes) or 1.0
-        self._states: dict[str, _CountyState] = {}
+        self._states: dict[str, CountyState] = {}
 
     # ------------------------------------------------------------------ public interface
     def records(self, county_code: str, entity: str, include_deleted: bool = False) -> pl.DataFrame:
@@ -135,7 +135,7 @@ class World:
         by poverty attribute."""
         with self.lock:
             st = self._state(county_code)
-            now = _ts(self.now)
+            now = ts_lit(self.now)
             live = {
                 e: df.filter(pl.col("deleted_at").is_null() & (pl.col("_first_visible") <= now))
                 for e, df in st.frames.items()
@@ -158,7 +158,7 @@ class World:
                 return c
         raise KeyError(f"no county {code!r} in this world")
 
-    def _state(self, code: str) -> _CountyState:
+    def _state(self, code: str) -> CountyState:
         with self.lock:
             st = self._states.get(code)
             if st is None:
@@ -169,21 +169,21 @@ class World:
             return st
 
     # ------------------------------------------------------------------ generation
-    def _generate(self, county: County) -> _CountyState:
+    def _generate(self, county: County) -> CountyState:
         code = county.code
         rng = Rng(self.seed, code, "init")
-        t1 = _ms(self.start) - 3_600_000  # initial records were last written before the start
+        t1 = epoch_ms(self.start) - 3_600_000  # initial records were last written before the start
         t0 = t1 - 300 * 86_400_000
         region = self._regions[code].with_columns(_i=pl.int_range(pl.len(), dtype=pl.UInt64))
         region = region.with_columns(
             source_key=pl.col("code"),
-            updated_at=_from_ms(_rand_ms(rng, "region.ts", t0, t1)),
+            updated_at=from_ms(rand_ms(rng, "region.ts", t0, t1)),
             deleted_at=pl.lit(None, TS),
         ).with_columns(visible_at=pl.col("updated_at"), _first_visible=pl.col("updated_at"))
-        frames = {"region": _finish(region, "region", ["_first_visible"])}
+        frames = {"region": finish_frame(region, "region", ["_first_visible"])}
 
         sk = people.skeleton(self, county, rng)
-        sk = sk.with_columns(updated_at=_from_ms(_rand_ms(rng, "hh.ts", t0, t1)))
+        sk = sk.with_columns(updated_at=from_ms(rand_ms(rng, "hh.ts", t0, t1)))
         households, persons = people.make_households(self, county, rng, sk, initial=True)
         frames["household"], frames["person"] = households, persons
         frames["measure"] = registers.measures(self, county, rng, households, t0, t1)
@@ -194,4 +194,4 @@ class World:
             self, county, rng, households, frames["cadre"], t0, t1
         )
         truth = injection.inject(self, county, frames)
-        return _CountyState(county=county, frames=frames, truth=truth, clock=self.start)
+        return CountyState(county=county, frames=frames, truth=truth, clock=self.start)

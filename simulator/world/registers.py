@@ -16,11 +16,11 @@ from simulator.names import weighted_choice as choice
 from simulator.world.base import (
     SHANGHAI,
     Rng,
-    _after,
-    _date_days,
-    _from_ms,
-    _phone,
-    _rand_ms,
+    after_day,
+    date_days,
+    from_ms,
+    phone_number,
+    rand_ms,
     with_meta,
 )
 
@@ -76,8 +76,8 @@ def measures(
             "{}年{}", pl.col("year"), cat.replace_strict(labels, return_dtype=pl.String)
         ),
         # written in or after the measure's year (and after the register was set up)
-        updated_at=_from_ms(
-            _rand_ms(rng, "m.ts", _after(pl.date(pl.col("year"), 1, 1), t0, t1), t1)
+        updated_at=from_ms(
+            rand_ms(rng, "m.ts", after_day(pl.date(pl.col("year"), 1, 1), t0, t1), t1)
         ),
     )
     return with_meta(m, "measure_id", "measure")
@@ -87,7 +87,7 @@ def loans(
     world: World, county: County, rng: Rng, households: pl.DataFrame, t0: int, t1: int
 ) -> pl.DataFrame:
     """Subsidised poverty loans (扶贫小额信贷) for about 15% of households."""
-    start_days = _date_days(world.start.astimezone(SHANGHAI).date())
+    start_days = date_days(world.start.astimezone(SHANGHAI).date())
     h = households.select(
         "household_no", "poverty_attribute", _i=pl.int_range(pl.len(), dtype=pl.UInt64)
     )
@@ -126,7 +126,7 @@ def loans(
         .otherwise(choice(rng.u("l.st2"), ["active", "overdue"], [93, 7], pl.String())),
         loan_id=pl.lit(f"XD{county.code}")
         + pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(7),
-        updated_at=_from_ms(_rand_ms(rng, "l.ts", _after(pl.col("issued_on"), t0, t1), t1)),
+        updated_at=from_ms(rand_ms(rng, "l.ts", after_day(pl.col("issued_on"), t0, t1), t1)),
     )
     return with_meta(loans, "loan_id", "loan")
 
@@ -137,7 +137,7 @@ def projects_frame(world: World, county: County, rng: Rng, t0: int, t1: int) -> 
     region = world._regions[county.code]
     names = dict(zip(region["code"], region["name"], strict=True))
     cats, labels = list(PROJECT_CATEGORIES), list(PROJECT_CATEGORIES.values())
-    start_days = _date_days(world.start.astimezone(SHANGHAI).date())
+    start_days = date_days(world.start.astimezone(SHANGHAI).date())
     df = pl.DataFrame({"_i": pl.int_range(n, dtype=pl.UInt64, eager=True)})
     df = df.with_columns(
         village_code=_project_village(region, rng),
@@ -185,7 +185,7 @@ def projects_frame(world: World, county: County, rng: Rng, t0: int, t1: int) -> 
             dict(zip(cats, labels, strict=True)), return_dtype=pl.String
         )
         + pl.lit("项目"),
-        updated_at=_from_ms(_rand_ms(rng, "pj.ts", t0, t1)),
+        updated_at=from_ms(rand_ms(rng, "pj.ts", t0, t1)),
     )
     return with_meta(df, "project_id", "project")
 
@@ -239,7 +239,7 @@ def cadres_frame(world: World, county: County, rng: Rng, t0: int, t1: int) -> pl
     df = df.with_columns(
         unit_type=choice(rng.u("c.type"), types, [45, 30, 8, 2, 3, 2, 8, 2], pl.String()),
         _male=rng.u("c.sex") < 0.72,
-        birth_date=(_date_days(date(1958, 1, 1)) + rng.int("c.birth", 0, 35 * 365))
+        birth_date=(date_days(date(1958, 1, 1)) + rng.int("c.birth", 0, 35 * 365))
         .cast(pl.Int32)
         .cast(pl.Date),
     )
@@ -253,7 +253,7 @@ def cadres_frame(world: World, county: County, rng: Rng, t0: int, t1: int) -> pl
         sex=pl.when(pl.col("_male")).then(pl.lit("male")).otherwise(pl.lit("female")),
         name=surname(rng.u("c.sur"))
         + given_name(pl.col("_male"), rng.u("c.g1"), rng.u("c.g2"), rng.u("c.g3")),
-        phone=_phone(rng, "c.phone"),
+        phone=phone_number(rng, "c.phone"),
         # One first secretary per poor village; they and some others live in the village.
         is_first_secretary=rank < n_first,
         is_resident_team=(rank < n_first) | (rng.u("c.team") < 0.1),
@@ -261,7 +261,7 @@ def cadres_frame(world: World, county: County, rng: Rng, t0: int, t1: int) -> pl
         _addr=idcards.address_code(
             county.code, pl.col("birth_date") < date(2001, 1, 1), rng.u("c.addr")
         ),
-        updated_at=_from_ms(_rand_ms(rng, "c.ts", t0, t1)),
+        updated_at=from_ms(rand_ms(rng, "c.ts", t0, t1)),
     )
     df = idcards.assign_ids(df, idcards.SEQ_CADRE)
     return with_meta(df, "cadre_id", "cadre")
@@ -281,7 +281,7 @@ def pairs_frame(
     if cadres.height == 0:
         n = 0
     cadre_ids = cadres["cadre_id"].to_list()
-    start_days = _date_days(world.start.astimezone(SHANGHAI).date())
+    start_days = date_days(world.start.astimezone(SHANGHAI).date())
     h = households.select("household_no", _i=pl.int_range(pl.len(), dtype=pl.UInt64))
     h = h.sort(rng.u("hc.pick")).head(n)
     idx = (rng.u("hc.cadre") * len(cadre_ids)).floor().cast(pl.Int64)
@@ -293,7 +293,7 @@ def pairs_frame(
             since=(start_days - rng.int("hc.since", 10, 280)).cast(pl.Int32).cast(pl.Date),
         )
         .with_columns(
-            updated_at=_from_ms(_rand_ms(rng, "hc.ts", _after(pl.col("since"), t0, t1), t1)),
+            updated_at=from_ms(rand_ms(rng, "hc.ts", after_day(pl.col("since"), t0, t1), t1)),
         )
         .with_columns(source_key=pl.col("household_no") + ":" + pl.col("cadre_id"))
     )
