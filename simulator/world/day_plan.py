@@ -15,7 +15,7 @@ from simulator import idcards
 from simulator.divisions import round_half_up, share_of
 from simulator.names import given_name
 from simulator.names import weighted_choice as choice
-from simulator.world import households as people
+from simulator.world import households
 from simulator.world.base import (
     BULK_SHARE,
     CITY_FIGURES,
@@ -308,13 +308,8 @@ class _DayPlanner:
         """New registrations (identified this year, not exited); returns their members."""
         rng, stamp, event, how_many = self.rng, self.stamp, self.event, self.how_many
         upserts = self.upserts
-        world, county, code, d, hh_all = (
-            self.world,
-            self.county,
-            self.county.code,
-            self.d,
-            self.hh_all,
-        )
+        world, county, code = self.world, self.county, self.county.code
+        d, hh_all = self.d, self.hh_all
         n_new = how_many("registered")
         new_persons = None
         if n_new:
@@ -331,7 +326,7 @@ class _DayPlanner:
                 )
             sk = sk.with_columns(
                 poverty_attribute=choice(rng.u("reg.attr"), attrs, weights, pl.String()),
-                village_code=people.village_choice(world, county, rng.u("reg.village")),
+                village_code=households.village_choice(world, county, rng.u("reg.village")),
             ).with_columns(size=size)
             top = hh_all.group_by(village_code=pl.col("household_no").str.slice(0, 12)).agg(
                 _top=pl.col("household_no").str.slice(12, 4).cast(pl.Int32).max()
@@ -354,7 +349,9 @@ class _DayPlanner:
             sk = stamp(sk, "reg")
             vis = sk.select("household_no", _vis="visible_at")
             reg_rng = Rng(world.seed, code, "day", d, "registration")
-            new_hh, new_persons = people.make_households(world, county, reg_rng, sk, initial=False)
+            new_hh, new_persons = households.make_households(
+                world, county, reg_rng, sk, initial=False
+            )
 
             def visible(df: pl.DataFrame) -> pl.DataFrame:
                 return (
@@ -372,12 +369,8 @@ class _DayPlanner:
         """A child or grandchild of the head (not in 特困 households)."""
         rng, hh, stamp, free = self.rng, self.hh, self.stamp, self.free
         event, how_many, upserts, clean = self.event, self.how_many, self.upserts, _CLEAN
-        live_p, persons_all, hh_all, day_start = (
-            self.live_p,
-            self.persons_all,
-            self.hh_all,
-            self.day_start,
-        )
+        live_p, persons_all = self.live_p, self.persons_all
+        hh_all, day_start = self.hh_all, self.day_start
         code = self.county.code
         heads = live_p.filter(pl.col("relation_to_head") == "head").select(
             "household_no",
@@ -449,13 +442,8 @@ class _DayPlanner:
             upserts["person"].append(baby.with_columns(source_key=pl.col("person_no")))
 
     def plan(self) -> Plan:
-        frames, upserts, deletes, events, d = (
-            self.frames,
-            self.upserts,
-            self.deletes,
-            self.events,
-            self.d,
-        )
+        """The day's changes, each entity's upserts typed like its stored frame."""
+        frames = self.frames
 
         def stack(parts: list[pl.DataFrame], entity: str) -> pl.DataFrame:
             cols = frames[entity].columns
@@ -463,10 +451,10 @@ class _DayPlanner:
             return pl.concat([x.select(cols).cast(schema) for x in parts])
 
         return Plan(
-            day=d,
-            upserts={e: stack(v, e) for e, v in upserts.items() if v},
-            deletes={e: pl.concat(v) for e, v in deletes.items() if v},
-            events=pl.concat(events)
-            if events
+            day=self.d,
+            upserts={e: stack(v, e) for e, v in self.upserts.items() if v},
+            deletes={e: pl.concat(v) for e, v in self.deletes.items() if v},
+            events=pl.concat(self.events)
+            if self.events
             else pl.DataFrame(schema={"kind": pl.String, "ts": TS}),
         )

@@ -26,8 +26,7 @@ from seeds import registry
 from seeds.registry import County
 from simulator import divisions
 from simulator.divisions import round_half_up
-from simulator.world import clock, injection, registers
-from simulator.world import households as people
+from simulator.world import clock, households, injection, registers
 from simulator.world.base import (
     CADRES_CITY,
     CITY_FIGURES,
@@ -182,16 +181,16 @@ class World:
         ).with_columns(visible_at=pl.col("updated_at"), _first_visible=pl.col("updated_at"))
         frames = {"region": finish_frame(region, "region", ["_first_visible"])}
 
-        sk = people.skeleton(self, county, rng)
+        sk = households.skeleton(self, county, rng)
         sk = sk.with_columns(updated_at=from_ms(rand_ms(rng, "hh.ts", t0, t1)))
-        households, persons = people.make_households(self, county, rng, sk, initial=True)
-        frames["household"], frames["person"] = households, persons
-        frames["measure"] = registers.measures(self, county, rng, households, t0, t1)
-        frames["loan"] = registers.loans(self, county, rng, households, t0, t1)
+        hh, persons = households.make_households(self, county, rng, sk, initial=True)
+        frames["household"], frames["person"] = hh, persons
+        frames["measure"] = registers.measures(self, county, rng, hh, t0, t1)
+        frames["loan"] = registers.loans(self, county, rng, hh, t0, t1)
         frames["project"] = registers.projects_frame(self, county, rng, t0, t1)
         frames["cadre"] = registers.cadres_frame(self, county, rng, t0, t1)
         frames["household_cadre"] = registers.pairs_frame(
-            self, county, rng, households, frames["cadre"], t0, t1
+            self, county, rng, hh, frames["cadre"], t0, t1
         )
         truth = injection.inject(self, county, frames)
         return CountyState(county=county, frames=frames, truth=truth, clock=self.start)
