@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from base import paths, settings
+from pipelines.cli_guard import fail as _fail
+from pipelines.cli_guard import prepare_to_write as _prepare_to_write
 from pipelines.cli_report import report
 from pipelines.modes import Mode
 from pipelines.sql_output import TIMEZONE, Format
@@ -40,27 +42,6 @@ def _load_settings() -> None:
         settings.load()
     except settings.SettingsError as exc:
         _fail(exc)
-
-
-def _fail(exc: BaseException) -> NoReturn:
-    # soft_wrap: one line per message, whole paths and variable names (logs, grep)
-    err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _prepare_to_write() -> None:
-    """What every command that syncs checks first: the PII key for this profile, that the
-    warehouse was created by this profile, and owner-only modes under HUB_HOME."""
-    import warehouse
-
-    try:
-        settings.check_pii_key()
-        recorded = warehouse.recorded_profile()
-        if recorded is not None and recorded != settings.profile():
-            raise warehouse.ProfileMismatch(recorded, settings.profile(), paths.live_db())
-    except (settings.SettingsError, warehouse.ProfileMismatch) as exc:
-        _fail(exc)
-    settings.secure_home()
 
 
 def _dagster_home() -> Path:

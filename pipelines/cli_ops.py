@@ -91,7 +91,7 @@ def restore(
 
     import warehouse
     from base import settings
-    from pipelines.cli import _prepare_to_write
+    from pipelines.cli_guard import prepare_to_write as _prepare_to_write
     from warehouse import cursors
     from warehouse import lock as warehouse_lock
 
@@ -139,7 +139,7 @@ def replay(
 ) -> None:
     """Merge a landed sync again from its files (pages verified, recorded as a replay)."""
     from pipelines import sync
-    from pipelines.cli import _prepare_to_write
+    from pipelines.cli_guard import prepare_to_write as _prepare_to_write
     from seeds.registry import county as find
 
     _prepare_to_write()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import duckdb
 
+import warehouse.commit_record as commit_record
+import warehouse.lock as warehouse_lock
+import warehouse.region_seed as region_seed
 from base import paths, settings
-from warehouse import lock as warehouse_lock
-from warehouse import region_seed
 from warehouse.entities import merge_entities
 from warehouse.run_log import record_queued_failures
 from warehouse.statements import MIGRATIONS_DIR, run
@@ -64,18 +65,14 @@ def connect(
                     record_queued_failures(con)
             yield con
             if not read_only and is_live:
-                from warehouse import cursors
-
-                owners = cursors.owners(con)
+                owners = commit_record.owners(con)
         finally:
             con.close()
             if is_live and not read_only:
-                from warehouse import cursors
-
                 if owners is None:  # the work failed: landings read the file's own cursors
-                    cursors.forget_commit_record()
+                    commit_record.forget_commit_record()
                 else:
-                    cursors.write_commit_record(path, owners)
+                    commit_record.write_commit_record(path, owners)
 
 
 def wal_path(db_path: Path) -> Path:

@@ -23,73 +23,23 @@ warehouse's is refused before anything is written.
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-import warehouse  # the package is initialised before this module (it never imports it)
+import warehouse.lock as warehouse_lock
 from base import paths
-from warehouse import lock as warehouse_lock
-
-log = logging.getLogger(__name__)
-
-
-def commit_record_path() -> Path:
-    return paths.hub_home() / "state" / "warehouse.json"
-
-
-def _file_identity(db_path: Path) -> dict[str, Any] | None:
-    try:
-        st = db_path.stat()
-    except FileNotFoundError:
-        return None
-    return {
-        "warehouse": str(db_path.resolve()),
-        "inode": st.st_ino,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-    }
-
-
-def owners(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """county_code -> the sync_run_id of the merge that committed the county's cursors."""
-    return dict(
-        con.execute(
-            "SELECT county_code, max(sync_run_id) FROM ops.watermark GROUP BY county_code"
-        ).fetchall()
-    )
-
-
-def write_commit_record(db_path: Path, latest: dict[str, str]) -> None:
-    """Record what the live file holds, right after a writer closed it (under its lock)."""
-    identity = _file_identity(db_path)
-    if identity is None:
-        return
-    target = commit_record_path()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({**identity, "latest": latest}, indent=1), encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as exc:  # without a record landings read the warehouse: slower, still right
-        log.warning("could not write the commit record %s: %s", target, exc)
-        forget_commit_record()
-
-
-def forget_commit_record() -> None:
-    commit_record_path().unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+from warehouse.commit_record import (  # noqa: F401  (owners, forget_commit_record: re-exported)
+    _file_identity,
+    _read_json,
+    commit_record_path,
+    forget_commit_record,
+    owners,
+)
+from warehouse.connection import connect, has_table, wal_path
+from warehouse.run_log import watermarks
+from warehouse.state import read_state, state_path, write_state
 
 
 def cache_is_current(county: Any, db_path: Path | None = None) -> bool:
@@ -102,13 +52,13 @@ def cache_is_current(county: Any, db_path: Path | None = None) -> bool:
     if any(record.get(k) != identity[k] for k in ("warehouse", "inode")):
         return False  # another file: restored (a new inode), or HUB_WAREHOUSE elsewhere
     untouched = all(record.get(k) == identity[k] for k in ("size", "mtime_ns"))
-    changed = not untouched or warehouse.wal_path(db_path).exists()
+    changed = not untouched or wal_path(db_path).exists()
     # Changed since the record: fine while a hub writer is at work (it rewrites the record when
     # it closes; a merge of this county meanwhile is caught by the merge's own check);
     # otherwise someone outside the hub changed the file, or a writer crashed.
     if changed and not warehouse_lock.writer_active(db_path):
         return False
-    cache = _read_json(warehouse.state_path(county)) or {}
+    cache = _read_json(state_path(county)) or {}
     return cache.get("sync_run_id") == (record.get("latest") or {}).get(county.code)
 
 
@@ -119,26 +69,26 @@ def starting_watermarks(county: Any, db_path: Path | None = None) -> tuple[dict[
     if not db_path.exists():
         return {}, "none"
     if cache_is_current(county, db_path):
-        return warehouse.read_state(county), "cache"
+        return read_state(county), "cache"
     marks, owner = read_from_warehouse(county, db_path)
-    warehouse.write_state(county, marks, sync_run_id=owner)
+    write_state(county, marks, sync_run_id=owner)
     return marks, "warehouse"
 
 
 def read_from_warehouse(county: Any, db_path: Path) -> tuple[dict[str, str], str | None]:
     """The county's committed cursors and the sync that committed them, read from the file."""
     with warehouse_lock.hold(db_path, shared=True, purpose="read cursors"):
-        if not warehouse.wal_path(db_path).exists():
+        if not wal_path(db_path).exists():
             con = duckdb.connect(str(db_path), read_only=True)
             try:
-                if not warehouse.has_table(con, "ops", "watermark"):
+                if not has_table(con, "ops", "watermark"):
                     return {}, None
-                return warehouse.watermarks(con, county.code), owners(con).get(county.code)
+                return watermarks(con, county.code), owners(con).get(county.code)
             finally:
                 con.close()
     # a WAL with no writer at work: a crashed writer's; a read-write open replays it
-    with warehouse.connect(db_path) as con:
-        return warehouse.watermarks(con, county.code), owners(con).get(county.code)
+    with connect(db_path) as con:
+        return watermarks(con, county.code), owners(con).get(county.code)
 
 
 def reset_cache() -> list[Path]:
@@ -147,7 +97,7 @@ def reset_cache() -> list[Path]:
     from seeds.registry import counties
 
     removed = []
-    for path in [commit_record_path(), *(warehouse.state_path(c) for c in counties())]:
+    for path in [commit_record_path(), *(state_path(c) for c in counties())]:
         if path.exists():
             path.unlink()
             removed.append(path)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
+import warehouse.lock as warehouse_lock
 from base import paths
-from warehouse import lock as warehouse_lock
 from warehouse.connection import connect, wal_path
+from warehouse.live_copy import copy_live_consistently  # noqa: F401  (public via warehouse)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +30,7 @@ def publish_snapshot(
     live file is read (a closed DuckDB connection has checkpointed its WAL into the file). A
     reader that has an old snapshot open keeps reading the old file; connections opened after
     the rename see the new one."""
-    from warehouse import snapshots
+    import warehouse.snapshots as snapshots
 
     live = Path(live_path) if live_path is not None else paths.live_db()
     target = Path(snapshot_path) if snapshot_path is not None else paths.snapshot_db()
@@ -47,27 +45,6 @@ def publish_snapshot(
     with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
         snapshots.publish_pii_snapshot(live, pii)
         return snapshots.publish_analyst_snapshot(live, target)
-
-
-def copy_live_consistently(live: Path, dest: Path) -> Path:
-    """Byte-copy the live file to ``dest`` while no writer can change it.
-
-    A WAL left by a crashed writer is first replayed and checkpointed (a read-write open), so
-    the file alone holds every committed transaction. The copy then holds the warehouse lock
-    shared (hub writers wait politely) and a read-only DuckDB connection on the file (a writer
-    outside the hub, such as a stray shell, is refused by DuckDB instead of changing the bytes
-    under the copy)."""
-    live, dest = Path(live), Path(dest)
-    if wal_path(live).exists():
-        with connect(live):  # replays and checkpoints a WAL left by a crashed writer
-            pass
-    with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
-        guard = duckdb.connect(str(live), read_only=True)
-        try:
-            shutil.copyfile(live, dest)
-        finally:
-            guard.close()
-    return dest
 
 
 #: A leftover of a killed publish whose name carries no PID is removed once it is this old.

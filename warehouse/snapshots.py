@@ -31,6 +31,7 @@ from base import settings
 from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
 from warehouse.connection import quiet
+from warehouse.live_copy import copy_live_consistently
 from warehouse.statements import run
 from warehouse.transaction import transaction
 
@@ -190,8 +191,6 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
 def publish_pii_snapshot(live: Path, target: Path) -> Path:
     """The restricted copy: the live file byte for byte, ``raw`` dropped; 0600 in a 0700 dir."""
     with _new_file(target, settings.PRIVATE_FILE) as tmp:
-        from warehouse.publish import copy_live_consistently  # publish imports this module
-
         copy_live_consistently(live, tmp)  # under the warehouse lock, writers kept out
         con = duckdb.connect(str(tmp))
         quiet(con)

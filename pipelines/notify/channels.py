@@ -20,8 +20,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+import pipelines.notify.dingtalk as dingtalk
+import pipelines.notify.mail as mail
+import pipelines.notify.wecom as wecom
 from base.errors import redact_text
-from pipelines.notify import dingtalk, mail, wecom
 from pipelines.notify.messages import Notice
 
 log = logging.getLogger("pipelines.notify")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from simulator.world import day_plan
+import simulator.world.day_plan as day_plan
 from simulator.world.base import DAILY, CountyState, Plan, ts_lit
 
 if TYPE_CHECKING:

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+import simulator.world.households as households
 from simulator import idcards
 from simulator.divisions import round_half_up, share_of
 from simulator.names import given_name
 from simulator.names import weighted_choice as choice
-from simulator.world import households
 from simulator.world.base import (
     BULK_SHARE,
     CITY_FIGURES,

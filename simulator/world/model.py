@@ -21,12 +21,15 @@ from pathlib import Path
 
 import polars as pl
 
+import simulator.world.clock as clock
+import simulator.world.households as households
+import simulator.world.injection as injection
+import simulator.world.registers as registers
 from schemas.columns import ENTITIES
 from seeds import registry
 from seeds.registry import County
 from simulator import divisions
 from simulator.divisions import round_half_up
-from simulator.world import clock, households, injection, registers
 from simulator.world.base import (
     CADRES_CITY,
     CITY_FIGURES,
