@@ -1,7 +1,7 @@
 """The simulator's shape: small modules and functions, and arrows that only point down.
 
-Sizes: no source file over 600 lines, no function over 80 lines (the team's limits) in the
-parts already brought under them; ``SCOPE`` grows as the rest of the tree follows.
+Sizes: no source file over 600 lines, no function over 80 lines (the team's limits), anywhere
+outside the tests.
 Imports: the simulator stands on ``seeds`` and the canonical columns only; it never imports the
 hub (``pipelines``), so a test double cannot come to depend on what it stands in for.
 """
@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCOPE = ["simulator", "bench", "pipelines/weekly_report.py"]
+#: every source folder outside tests/ (the limits hold for the whole tree)
+SCOPE = ["base", "seeds", "schemas", "warehouse", "simulator", "pipelines", "bench", "scripts"]
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 600, 80
 
 
