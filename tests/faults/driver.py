@@ -71,7 +71,9 @@ def install(point: str, ready: Path | None, go: Path | None) -> None:
         patched = types.ModuleType("shutil")
         patched.__dict__.update(shutil.__dict__)
         patched.copyfile = copyfile
-        warehouse.publish.shutil = patched
+        import warehouse.live_copy  # the byte copy of the live file lives here
+
+        warehouse.live_copy.shutil = patched
     else:
         raise SystemExit(f"unknown pause point {point}")
 
