@@ -30,6 +30,7 @@ from typing import Any
 
 from base.errors import ResourceError, SourceError, resource_cause
 from base.paths import landing_dir
+from base.processes import flock_held
 
 __all__ = [
     "LandedPage",
@@ -449,14 +450,4 @@ def remove_leftovers(county: Any, root: Path | None = None) -> list[Path]:
 
 
 def _landing_alive(sync_dir: Path) -> bool:
-    try:
-        fd = os.open(sync_dir / WRITING, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return flock_held(sync_dir / WRITING, exclusive=True)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
+from base import processes
 from pipelines.defs.keys import POOL
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,8 @@ class DeadRun:
 def pid_alive(pid: int, started_before: float | None = None) -> bool:
     """Is ``pid`` a live process (and, where /proc tells, one started before
     ``started_before``, so a recycled PID does not pass for the run's process)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not processes.pid_alive(pid):
         return False
-    except PermissionError:
-        pass
     if started_before is None:
         return True
     try:

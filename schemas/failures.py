@@ -19,7 +19,7 @@ from schemas.validation_context import LOCAL_TZ
 MODELS: dict[str, type[pa.DataFrameModel]] = models()
 _DETAILS: dict[str, dict[tuple[str, str], pl.Expr]] = {n: s.details for n, s in SPECS.items()}
 
-_FAIL_SCHEMA: dict[str, pl.DataType] = {
+FAIL_SCHEMA: dict[str, pl.DataType] = {
     "_row": pl.UInt32(),
     "rule": pl.String(),
     "column_name": pl.String(),
@@ -29,7 +29,7 @@ _FAIL_SCHEMA: dict[str, pl.DataType] = {
 
 
 def _empty_failures() -> pl.DataFrame:
-    return pl.DataFrame(schema=_FAIL_SCHEMA)
+    return pl.DataFrame(schema=FAIL_SCHEMA)
 
 
 def _failures(

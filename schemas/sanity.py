@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
 
+from schemas.failures import FAIL_SCHEMA
 from schemas.rules import CONTROL_CHARACTERS, TEXT_MAX_LENGTHS
 
 BEIJING = timezone(timedelta(hours=8))
@@ -32,13 +33,6 @@ SHOWN_CHARACTERS = 60
 #: is year 10000 in UTC) do not fit a Python datetime, so parsing turns them into this rule.
 LATEST_REPRESENTABLE = datetime(9999, 12, 30, tzinfo=UTC)
 
-_FAIL_SCHEMA: dict[str, pl.DataType] = {
-    "_row": pl.UInt32(),
-    "rule": pl.String(),
-    "column_name": pl.String(),
-    "value": pl.String(),
-    "detail": pl.String(),
-}
 _CONTROL_CODEPOINTS = [*range(0x00, 0x20), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 
 
@@ -153,4 +147,4 @@ def sanity_failures(entity: str, df: pl.DataFrame, now: datetime | None = None) 
     if "source_updated_at" in df.columns:
         parts.append(_future_failures(df, future_limit(now)))
     parts = [p for p in parts if p.height]
-    return pl.concat(parts) if parts else pl.DataFrame(schema=_FAIL_SCHEMA)
+    return pl.concat(parts) if parts else pl.DataFrame(schema=FAIL_SCHEMA)

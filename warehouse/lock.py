@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from base.errors import HubError
+from base.processes import flock_held
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,7 @@ def describe_holder(db_path: Path) -> str:
 
 def writer_active(db_path: Path | str) -> bool:
     """Does a writer hold the lock of ``db_path`` right now (without waiting)?"""
-    try:
-        fd = os.open(lock_path(Path(db_path)), os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return flock_held(lock_path(Path(db_path)), exclusive=False)
 
 
 def _timeout() -> float:

@@ -4,13 +4,13 @@ file, both under the warehouse lock (shared)."""
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 import warehouse.lock as warehouse_lock
 from base import paths
+from base.processes import pid_alive
 from warehouse.connection import connect, wal_path
 from warehouse.live_copy import copy_live_consistently  # noqa: F401  (public via warehouse)
 
@@ -59,7 +59,7 @@ def remove_publish_leftovers(target: Path) -> list[Path]:
         tag = leftover.name[len(target.name) + 2 :].split(".tmp", 1)[0]
         pid = tag.split("-", 1)[0] if "-" in tag else ""
         if pid.isdigit():
-            if _pid_alive(int(pid)):
+            if pid_alive(int(pid)):
                 continue
         else:
             try:
@@ -74,13 +74,3 @@ def remove_publish_leftovers(target: Path) -> list[Path]:
     if removed:
         log.warning("removed %d leftover(s) of killed publishes: %s", len(removed), removed)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -141,6 +141,16 @@ def _under_home(path: Path) -> bool:
     return path.resolve().is_relative_to(hub_home())
 
 
+def _drop_unpublished_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every schema of the current database that analysts do not get (``raw`` and so on)."""
+    kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
+    for (schema,) in con.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
+        f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
+    ).fetchall():
+        con.execute(f"DROP SCHEMA {_q(schema)} CASCADE")
+
+
 def publish_analyst_snapshot(live: Path, target: Path) -> Path:
     """Build the analyst snapshot of ``live`` at ``target`` (see the module docstring)."""
     redacted = redacted_columns()
@@ -151,12 +161,7 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
             con.execute(f"ATTACH {_sql_text(str(live))} AS live (READ_ONLY)")
             this = con.execute("SELECT current_database()").fetchone()[0]
             con.execute(f"COPY FROM DATABASE live TO {_q(this)} (SCHEMA)")
-            kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
-            for (schema,) in con.execute(
-                "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
-                f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
-            ).fetchall():
-                con.execute(f"DROP SCHEMA {_q(schema)} CASCADE")
+            _drop_unpublished_schemas(con)
             for table in PII_ONLY_TABLES:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
             for table, columns in redacted.items():
@@ -195,12 +200,7 @@ def publish_pii_snapshot(live: Path, target: Path) -> Path:
         con = duckdb.connect(str(tmp))
         quiet(con)
         try:
-            kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
-            for (schema,) in con.execute(
-                "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
-                f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
-            ).fetchall():
-                con.execute(f"DROP SCHEMA {_q(schema)} CASCADE")
+            _drop_unpublished_schemas(con)
             con.execute("CHECKPOINT")
         finally:
             con.close()
