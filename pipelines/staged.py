@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,9 @@ class Staged:
       battle listing totals of full listings, workbook rows).
     - ``watermarks``: the cursors to commit in the same transaction as the merge.
     - ``as_of``: the export date of a workbook snapshot (None for the live platforms).
+    - ``files``: entity -> its canonical frame already written as Parquet by a streaming
+      normaliser (``pipelines.staging``), instead of a frame in ``frames``: never read into
+      memory on the write side; ``save`` moves it into place.
     """
 
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
@@ -39,6 +43,7 @@ class Staged:
     source_counts: dict[str, int] = field(default_factory=dict)
     watermarks: dict[str, str] = field(default_factory=dict)
     as_of: date | None = None
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def empty_deletions() -> pl.DataFrame:
@@ -67,9 +72,15 @@ def save(staged: Staged, directory: Path) -> Path:
             path = directory / f"{kind}.{entity}.parquet"
             df.write_parquet(path, compression="lz4")
             files[path.name] = {"sha256": _sha256(path), "rows": df.height}
+    for entity, written in staged.files.items():
+        path = directory / f"frame.{entity}.parquet"
+        if Path(written) != path:
+            os.replace(written, path)
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()  # from the footer
+        files[path.name] = {"sha256": _sha256(path), "rows": rows}
     header = {
         "files": files,
-        "entities": sorted(staged.frames),
+        "entities": sorted({*staged.frames, *staged.files}),
         "deletions": sorted(staged.deletions),
         "full_listing": sorted(staged.full_listing),
         "source_counts": staged.source_counts,

@@ -13,6 +13,7 @@ count, and the landing's starting cursors against the warehouse's (``warehouse.c
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from contextlib import suppress
@@ -135,9 +136,17 @@ def _previous(mode: str, watermarks: dict[str, str]) -> dict[str, str]:
 def stage(county: County, manifest_path: Path, watermarks: dict[str, str]) -> Path:
     """Normalise a landed sync into canonical frames, saved beside the manifest."""
     manifest = read_manifest(manifest_path)
-    staged = normaliser_for(county)(county, manifest, watermarks)
+    normalise = normaliser_for(county)
     target = manifest_path.parent / "staged"
     with landing.disk_errors(county.label, "staging the normalised frames", target):
+        if "workdir" in inspect.signature(normalise).parameters:
+            # a streaming normaliser writes its frames into the staged directory page group
+            # by page group (pipelines.staging): the county is never held whole in memory
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "staged.json").unlink(missing_ok=True)
+            staged = normalise(county, manifest, watermarks, workdir=target)
+        else:
+            staged = normalise(county, manifest, watermarks)
         return staged_io.save(staged, target)
 
 

@@ -408,6 +408,12 @@ def finish(entity: str, df: pl.DataFrame) -> pl.DataFrame:
     return conform(entity, out)
 
 
+def staged_rows(entity: str, df: pl.DataFrame, *extra: str) -> pl.DataFrame:
+    """A page group's built rows as a staging part holds them: the canonical layout plus the
+    sync order (``finish`` runs later, over all parts: ``pipelines.staging``) and ``extra``."""
+    return conform(entity, df).with_columns(df.select(ORDER, *extra))
+
+
 # --------------------------------------------------------------------------- ID numbers
 
 
@@ -484,17 +490,15 @@ def statistical_unit(code: pl.Expr) -> pl.Expr:
     )
 
 
-def max_timestamp(df: pl.DataFrame, fmt: str) -> str | None:
+def max_timestamp(df: pl.DataFrame | pl.LazyFrame, fmt: str) -> str | None:
     """The newest ``source_updated_at`` of a frame, in Beijing time, formatted for the platform.
 
     Times later than the hub's clock plus the allowed skew are ignored: validation rejects
     those records (``source_time_in_future``) and a watermark in the future would make every
     later incremental sync ask for changes after it and get nothing."""
-    if df.height == 0:
-        return None
     at = pl.col("source_updated_at")
     limit = pl.lit(future_limit(), dtype=pl.Datetime("us", "UTC"))
-    newest = df.select(at.filter(at <= limit).max()).item()
+    newest = df.lazy().select(at.filter(at <= limit).max()).collect().item()
     if newest is None:
         return None
     return pl.Series([newest]).dt.convert_time_zone(SHANGHAI).dt.strftime(fmt).item()

@@ -14,11 +14,11 @@ v2 (商州): households name their head by ID number (``hzsfz``), members have n
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import datetime
 
 import polars as pl
 
+from pipelines import staging
 from pipelines.connectors.battle.layout import FIELDS
 from pipelines.connectors.parsing import (
     Fields,
@@ -27,7 +27,6 @@ from pipelines.connectors.parsing import (
     build,
     concat,
     field_of,
-    finish,
     max_timestamp,
     normalise_ids,
     query_has,
@@ -35,15 +34,16 @@ from pipelines.connectors.parsing import (
     records,
     require_fields,
     source_error,
+    staged_rows,
     statistical_unit,
 )
 from pipelines.staged import Staged
-from schemas.columns import empty_frame
 from seeds import codes
 
 WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
 BEGIN = "params[beginUpdateTime]"
 LEVELS = {"2": "county", "4": "town", "5": "village"}
+HEAD_ID = "__head_id"  # v2: the household head's normalised ID number, until resolved
 
 
 def _code(table: str) -> dict[str, str]:
@@ -225,85 +225,78 @@ def _listing(county, page) -> dict[str, dict]:
     return listing
 
 
-def _resolve_v2_heads(households: pl.DataFrame, persons: pl.DataFrame | None) -> pl.DataFrame:
-    """v2 households name their head by ID number: find that member of the household (both
-    sides normalised the same way). No match, or several members with that number → null."""
-    heads = normalise_ids(households, col="head_id_number").rename(
-        {"id_number": "__head_id"}, strict=False
-    )
-    if persons is None or persons.height == 0:
-        return heads.with_columns(pl.lit(None, dtype=pl.String).alias("head_person_no"))
-    candidates = (
-        persons.filter(pl.col("id_number").is_not_null())
-        .group_by("household_no", "id_number")
-        .agg(pl.col("person_no").first().alias("__head"), pl.len().alias("__n"))
-        .filter(pl.col("__n") == 1)
-        .rename({"id_number": "__head_id"})
-        .drop("__n")
-    )
-    return (
-        heads.join(candidates, on=["household_no", "__head_id"], how="left")
-        .with_columns(pl.col("__head").alias("head_person_no"))
-        .drop("__head", "__head_id")
-    )
-
-
 def _watermark_key(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
 
 
-def normalise(county, manifest, previous_watermarks: dict[str, str] | None = None) -> Staged:
-    """All landed pages of one battle-platform sync → canonical frames, counts and watermarks."""
-    previous = dict(previous_watermarks or {})
-    version = "2" if str(county.version) == "2" else "3"
-    fields = FIELDS[version]
-    pages_by_entity: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    incremental: set[str] = set()
-    listing: dict[str, dict] = {}
+def _builder(version: str):
+    """One page group of an entity → its canonical rows (a staging part). v2 members get their
+    birth date from the ID number; v2 households keep their head's normalised ID number
+    (``__head_id``), resolved once the members are staged (``staging.StagedParts.finish``)."""
 
-    for order, page in enumerate(manifest.pages):
-        if page.entity == "listing":
-            listing.update(_listing(county, page))
-        elif page.entity in BUILDERS:
-            df = _rows(county, page, order)
-            require_fields(county, page, df, fields[page.entity])
-            pages_by_entity[page.entity].append(df)
-            if version != "2" and query_has(page.url, page.meta, BEGIN, "beginUpdateTime"):
-                incremental.add(page.entity)
-
-    for entity, stats in listing.items():
-        if stats.get("beginUpdateTime") or stats.get("mode") == "incremental":
-            incremental.add(entity)
-    listed = set(pages_by_entity) | {e for e in listing if e in BUILDERS}
-
-    built: dict[str, pl.DataFrame] = {}
-    for entity in listed:
-        raw = concat(pages_by_entity.get(entity, []))
-        if raw.height == 0:
-            continue
-        df = build(raw, BUILDERS[entity])
+    def built(entity: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
+        df = build(concat(frames), BUILDERS[entity])
         if entity in ("person", "cadre"):
             df = normalise_ids(df)
         if entity == "person" and version == "2":
             df = df.with_columns(birth_date_from_id().alias("birth_date"))
-        built[entity] = df
-
-    frames: dict[str, pl.DataFrame] = {}
-    # Households last: v2 resolves their heads among the (deduplicated) members.
-    for entity in sorted(listed, key=lambda e: e == "household"):
-        if entity not in built:
-            frames[entity] = empty_frame(entity)
-            continue
-        df = built[entity]
         if entity == "household" and version == "2":
-            df = _resolve_v2_heads(df, frames.get("person"))
-        frames[entity] = finish(entity, df)
+            heads = normalise_ids(df.select("head_id_number"), col="head_id_number")
+            df = df.with_columns(heads["id_number"].alias(HEAD_ID))
+            return staged_rows(entity, df, HEAD_ID)
+        return staged_rows(entity, df)
+
+    return built
+
+
+def normalise(
+    county, manifest, previous_watermarks: dict[str, str] | None = None, workdir=None
+) -> Staged:
+    """All landed pages of one battle-platform sync → canonical frames, counts and watermarks.
+
+    Page group by page group (``pipelines.staging``): the frames are written under ``workdir``
+    (the staged directory) and never held whole; without ``workdir`` they are read back into
+    ``Staged.frames``."""
+    previous = dict(previous_watermarks or {})
+    version = "2" if str(county.version) == "2" else "3"
+    fields = FIELDS[version]
+    incremental: set[str] = set()
+    listing: dict[str, dict] = {}
+    paged: set[str] = set()
+
+    with staging.open_parts(workdir) as parts:
+        groups = staging.PageGroups(parts, _builder(version))
+        for order, page in enumerate(manifest.pages):
+            if page.entity == "listing":
+                listing.update(_listing(county, page))
+            elif page.entity in BUILDERS:
+                df = _rows(county, page, order)
+                require_fields(county, page, df, fields[page.entity])
+                groups.add(page.entity, df)
+                paged.add(page.entity)
+                if version != "2" and query_has(page.url, page.meta, BEGIN, "beginUpdateTime"):
+                    incremental.add(page.entity)
+        groups.flush()
+
+        for entity, stats in listing.items():
+            if stats.get("beginUpdateTime") or stats.get("mode") == "incremental":
+                incremental.add(entity)
+        listed = paged | {e for e in listing if e in BUILDERS}
+        # Households last: v2 resolves their heads among the (deduplicated) members.
+        newest: dict[str, str | None] = {}
+        for entity in sorted(listed, key=lambda e: e == "household"):
+            v2_heads = entity == "household" and version == "2"
+            persons = parts.frame_path("person") if "person" in listed else None
+            parts.finish(entity, heads=persons if v2_heads else None, no_heads=v2_heads)
+            newest[entity] = max_timestamp(parts.frame(entity), WATERMARK_FORMAT)
+        frames, files = parts.result(listed)
 
     full = listed - incremental
     watermarks = dict(previous)
-    for entity, df in frames.items():
-        newest = max_timestamp(df, WATERMARK_FORMAT)
-        best = advance(previous.get(entity), newest, full=entity in full, key=_watermark_key)
+    for entity in listed:
+        best = advance(
+            previous.get(entity), newest[entity], full=entity in full, key=_watermark_key
+        )
         if best:
             watermarks[entity] = best
         else:  # a full listing that saw no valid time: resume from scratch next time
@@ -317,6 +310,7 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
     }
     return Staged(
         frames=frames,
+        files=files,
         deletions={},
         full_listing=full,
         source_counts=source_counts,

@@ -8,11 +8,11 @@ and ``updatedAt`` in ISO-8601 with an offset.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import datetime
 
 import polars as pl
 
+from pipelines import staging
 from pipelines.connectors.bigdata.layout import ENTITIES
 from pipelines.connectors.bigdata.layout import FIELDS as API_FIELDS
 from pipelines.connectors.parsing import (
@@ -21,7 +21,6 @@ from pipelines.connectors.parsing import (
     build,
     concat,
     field_of,
-    finish,
     max_timestamp,
     normalise_ids,
     query_has,
@@ -29,11 +28,11 @@ from pipelines.connectors.parsing import (
     records,
     require_fields,
     source_error,
+    staged_rows,
     statistical_unit,
     text_of,
 )
 from pipelines.staged import DELETION_SCHEMA, Staged, empty_deletions
-from schemas.columns import empty_frame
 from seeds import codes
 
 #: The platform's entity path names → canonical entity names.
@@ -254,10 +253,23 @@ def _watermark_key(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def normalise(county, manifest, previous_watermarks: dict[str, str] | None = None) -> Staged:
-    """All landed pages of one 洛南 sync → canonical frames, deletions, counts and watermarks."""
+def _built(entity: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """One page group of ``entity`` → its canonical rows (a staging part)."""
+    df = build(concat(frames), BUILDERS[entity])
+    if entity in ("person", "cadre"):
+        df = normalise_ids(df)
+    return staged_rows(entity, df)
+
+
+def normalise(
+    county, manifest, previous_watermarks: dict[str, str] | None = None, workdir=None
+) -> Staged:
+    """All landed pages of one 洛南 sync → canonical frames, deletions, counts and watermarks.
+
+    Page group by page group (``pipelines.staging``): the frames are written under ``workdir``
+    (the staged directory) and never held whole; without ``workdir`` they are read back into
+    ``Staged.frames``."""
     previous = dict(previous_watermarks or {})
-    pages_by_entity: dict[str, list[pl.DataFrame]] = defaultdict(list)
     deletion_frames: list[pl.DataFrame] = []
     deletion_entities: set[str] = set()
     listed: set[str] = set()
@@ -265,46 +277,42 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
     incremental_deletions: set[str] = set()
     source_counts: dict[str, int] = {}
 
-    for order, page in enumerate(manifest.pages):
-        kind = page.entity
-        if kind == "stats":
-            source_counts.update(_stats(county, page))
-        elif kind.startswith("deletions:"):
-            entity = kind.split(":", 1)[1]
-            entity = PLATFORM_ENTITIES.get(entity, entity)
-            deletion_entities.add(entity)
-            if query_has(page.url, page.meta, "deletedAfter"):
-                incremental_deletions.add(entity)
-            deletion_frames.append(_deletions(county, page, entity, order))
-        elif kind in BUILDERS:
-            env = _data(county, page)
-            df = records(county, page, field_of(env, ["data", "items"]), "data.items", order)
-            require_fields(county, page, df, FIELDS[kind])
-            pages_by_entity[kind].append(df)
-            listed.add(kind)
-            if query_has(page.url, page.meta, "updatedAfter"):
-                incremental.add(kind)
-        # Other page kinds (none documented) carry nothing to normalise.
+    with staging.open_parts(workdir) as parts:
+        groups = staging.PageGroups(parts, _built)
+        for order, page in enumerate(manifest.pages):
+            kind = page.entity
+            if kind == "stats":
+                source_counts.update(_stats(county, page))
+            elif kind.startswith("deletions:"):
+                entity = kind.split(":", 1)[1]
+                entity = PLATFORM_ENTITIES.get(entity, entity)
+                deletion_entities.add(entity)
+                if query_has(page.url, page.meta, "deletedAfter"):
+                    incremental_deletions.add(entity)
+                deletion_frames.append(_deletions(county, page, entity, order))
+            elif kind in BUILDERS:
+                env = _data(county, page)
+                df = records(county, page, field_of(env, ["data", "items"]), "data.items", order)
+                require_fields(county, page, df, FIELDS[kind])
+                groups.add(kind, df)
+                listed.add(kind)
+                if query_has(page.url, page.meta, "updatedAfter"):
+                    incremental.add(kind)
+            # Other page kinds (none documented) carry nothing to normalise.
+        groups.flush()
 
-    frames: dict[str, pl.DataFrame] = {}
-    watermarks = dict(previous)
-    for entity in listed:
-        raw = concat(pages_by_entity[entity])
-        if raw.height == 0:
-            frames[entity] = empty_frame(entity)
-            continue
-        df = build(raw, BUILDERS[entity])
-        if entity in ("person", "cadre"):
-            df = normalise_ids(df)
-        frames[entity] = finish(entity, df)
-        newest = max_timestamp(frames[entity], WATERMARK_FORMAT)
-        best = advance(
-            previous.get(entity), newest, full=entity not in incremental, key=_watermark_key
-        )
-        if best:
-            watermarks[entity] = best
-        else:  # a full listing that saw no valid time: resume from scratch next time
-            watermarks.pop(entity, None)
+        watermarks = dict(previous)
+        for entity in listed:
+            parts.finish(entity)
+            newest = max_timestamp(parts.frame(entity), WATERMARK_FORMAT)
+            best = advance(
+                previous.get(entity), newest, full=entity not in incremental, key=_watermark_key
+            )
+            if best:
+                watermarks[entity] = best
+            else:  # a full listing that saw no valid time: resume from scratch next time
+                watermarks.pop(entity, None)
+        frames, files = parts.result(listed)
 
     deletions: dict[str, pl.DataFrame] = {e: empty_deletions() for e in deletion_entities}
     if deletion_frames:
@@ -329,6 +337,7 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
 
     return Staged(
         frames=frames,
+        files=files,
         deletions=deletions,
         full_listing=listed - incremental,
         source_counts=source_counts,

@@ -1,0 +1,186 @@
+"""Streaming write side of a staged sync: a county is normalised page group by page group into
+Parquet part files, then each entity's parts are reduced out of core (DuckDB with a memory
+limit, spilling to disk) to the staged frame, one row per key. No step holds a whole county's
+records, so the landing step's peak memory does not grow with the county (issue 13).
+
+    with staging.open_parts(workdir) as parts:   # a temporary directory when workdir is None
+        groups = staging.PageGroups(parts, build_group)
+        for page in pages: groups.add(entity, raw_page_frame)
+        groups.flush()
+        rows = parts.finish(entity)               # -> <workdir>/frame.<entity>.parquet
+
+The reduction keeps ``finish``'s semantics exactly (``pipelines.connectors.parsing.finish``):
+per key the newest ``source_updated_at`` wins (nulls oldest), ties go to the later row of the
+sync (``__order``); rows without a key are all kept; the result is in sync order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from schemas.columns import KEYS, frame_schema
+
+#: Raw records normalised together: enough for polars to work in bulk, small enough that a
+#: group's frames stay a few tens of MB whatever the county's size.
+GROUP_ROWS = 20_000
+#: DuckDB's working memory for the per-key reduction; beyond it DuckDB spills to the parts
+#: directory. Bounds the reduction's share of the step's peak RSS.
+REDUCE_MEMORY = "160MB"
+ORDER = "__order"  # as pipelines.connectors.parsing.ORDER: the row's position in the sync
+PARTS = ".parts"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class StagedParts:
+    """Part files of one staged sync under ``<directory>/.parts/<entity>/`` and the reduced
+    frames ``<directory>/frame.<entity>.parquet``."""
+
+    def __init__(self, directory: Path, temporary: bool = False) -> None:
+        self.directory = Path(directory)
+        self.temporary = temporary
+        self.parts = self.directory / PARTS
+        shutil.rmtree(self.parts, ignore_errors=True)  # a crashed staging's leftovers
+        self.parts.mkdir(parents=True)
+        self._count: dict[str, int] = defaultdict(int)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def write(self, entity: str, df: pl.DataFrame) -> None:
+        """One page group's canonical rows of ``entity`` (its frame columns and ``__order``;
+        extra columns are kept for :meth:`finish`'s ``heads``)."""
+        if df.height == 0:
+            return
+        self._count[entity] += 1
+        folder = self.parts / entity
+        folder.mkdir(exist_ok=True)
+        df.write_parquet(folder / f"{self._count[entity]:05d}.parquet", compression="lz4")
+
+    def frame_path(self, entity: str) -> Path:
+        return self.directory / f"frame.{entity}.parquet"
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            con = duckdb.connect(config={"memory_limit": REDUCE_MEMORY, "threads": 2})
+            con.execute(f"SET temp_directory = {_literal((self.parts / 'spill').as_posix())}")
+            self._con = con
+        return self._con
+
+    def finish(self, entity: str, heads: Path | None = None, no_heads: bool = False) -> int:
+        """Reduce ``entity``'s parts to its staged frame (one row per key, latest version
+        wins) and return its row count. ``heads``: a finished person frame to resolve battle
+        v2 households' heads from (their ``__head_id``: the head's normalised ID number);
+        ``no_heads``: such households without members staged (every head unknown)."""
+        target = self.frame_path(entity)
+        schema = frame_schema(entity)
+        if not self._count[entity]:
+            pl.DataFrame(schema=schema).write_parquet(target, compression="lz4")
+            return 0
+        files = [p.as_posix() for p in sorted((self.parts / entity).glob("*.parquet"))]
+        keyed = " AND ".join(f"{_quote(k)} IS NOT NULL" for k in KEYS[entity])
+        listed = ", ".join(_literal(f) for f in files)
+        source = f"read_parquet([{listed}], union_by_name = true)"
+        columns = ", ".join(_quote(c) for c in schema)
+        rows = f"""
+            SELECT * FROM {source} WHERE {keyed}
+            QUALIFY row_number() OVER (
+                PARTITION BY {", ".join(_quote(k) for k in KEYS[entity])}
+                ORDER BY source_updated_at DESC NULLS LAST, {ORDER} DESC) = 1
+            UNION ALL
+            SELECT * FROM {source} WHERE NOT ({keyed})"""
+        if heads is not None:
+            rows = _with_heads(rows, heads)
+        elif no_heads:
+            rows = f"SELECT * REPLACE (NULL::VARCHAR AS head_person_no) FROM ({rows})"
+        sql = f"""COPY (SELECT {columns} FROM ({rows}) ORDER BY {ORDER})
+                  TO {_literal(target.as_posix())} (FORMAT parquet, COMPRESSION zstd)"""
+        return int(self._connection().execute(sql).fetchone()[0])
+
+    def frame(self, entity: str) -> pl.LazyFrame:
+        """A finished frame, scanned (not read into memory)."""
+        return pl.scan_parquet(self.frame_path(entity))
+
+    def result(self, entities) -> tuple[dict[str, pl.DataFrame], dict[str, Path]]:
+        """``(frames, files)`` for ``Staged``: the finished frames as files to keep, or, for
+        temporary parts (a normaliser called without a directory: tests), read into memory."""
+        if not self.temporary:
+            return {}, {e: self.frame_path(e) for e in entities}
+        return {e: pl.read_parquet(self.frame_path(e)) for e in entities}, {}
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self.parts, ignore_errors=True)
+
+
+def _with_heads(rows: str, persons: Path) -> str:
+    """Battle v2 households name their head by ID number: the member of the household with
+    that (normalised) number, when exactly one has it; else null."""
+    return f"""
+        SELECT h.* REPLACE (c.head AS head_person_no) FROM ({rows}) h
+        LEFT JOIN (
+            SELECT household_no, id_number AS head_id, any_value(person_no) AS head
+            FROM read_parquet({_literal(persons.as_posix())}) WHERE id_number IS NOT NULL
+            GROUP BY household_no, id_number HAVING count(*) = 1
+        ) c ON h.household_no = c.household_no AND h.__head_id = c.head_id"""
+
+
+@contextmanager
+def open_parts(directory: Path | None) -> Iterator[StagedParts]:
+    """Parts under ``directory`` (kept: the staged frames are its ``frame.*.parquet``), or
+    under a temporary directory removed on exit (the caller reads the frames back first)."""
+    if directory is not None:
+        parts = StagedParts(directory)
+        try:
+            yield parts
+        finally:
+            parts.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="hub-staging-") as tmp:
+        parts = StagedParts(Path(tmp), temporary=True)
+        try:
+            yield parts
+        finally:
+            parts.close()
+
+
+class PageGroups:
+    """Raw page frames per entity, normalised and written as a part once a group holds
+    ``GROUP_ROWS`` records: ``build(entity, frames) -> canonical frame with __order``."""
+
+    def __init__(
+        self, parts: StagedParts, build: Callable[[str, list[pl.DataFrame]], pl.DataFrame]
+    ) -> None:
+        self.parts = parts
+        self.build = build
+        self._pending: dict[str, list[pl.DataFrame]] = defaultdict(list)
+        self._rows: dict[str, int] = defaultdict(int)
+
+    def add(self, entity: str, df: pl.DataFrame) -> None:
+        self._pending[entity].append(df)
+        self._rows[entity] += df.height
+        if self._rows[entity] >= GROUP_ROWS:
+            self._flush(entity)
+
+    def _flush(self, entity: str) -> None:
+        frames, self._pending[entity], self._rows[entity] = self._pending[entity], [], 0
+        if any(f.height for f in frames):
+            self.parts.write(entity, self.build(entity, frames))
+
+    def flush(self) -> None:
+        for entity in list(self._pending):
+            self._flush(entity)
