@@ -33,9 +33,12 @@ from schemas.columns import KEYS, frame_schema
 GROUP_ROWS = 20_000
 #: DuckDB's working memory for the per-key reduction; beyond it DuckDB spills to the parts
 #: directory. Bounds the reduction's share of the step's peak RSS.
-REDUCE_MEMORY = "160MB"
+REDUCE_MEMORY = "64MB"
 ORDER = "__order"  # as pipelines.connectors.parsing.ORDER: the row's position in the sync
 PARTS = ".parts"
+#: A key's winner orders by this: the newest source_updated_at (null oldest), then sync order.
+NEWEST = "{'at': coalesce(source_updated_at, '-infinity'::TIMESTAMPTZ), 'o': __order}"
+ROW_GROUP = 16_384  # rows per Parquet row group of a staged frame: the sink's buffer
 
 
 def _quote(name: str) -> str:
@@ -74,7 +77,7 @@ class StagedParts:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            con = duckdb.connect(config={"memory_limit": REDUCE_MEMORY, "threads": 2})
+            con = duckdb.connect(config={"memory_limit": REDUCE_MEMORY, "threads": 1})
             con.execute(f"SET temp_directory = {_literal((self.parts / 'spill').as_posix())}")
             self._con = con
         return self._con
@@ -83,31 +86,40 @@ class StagedParts:
         """Reduce ``entity``'s parts to its staged frame (one row per key, latest version
         wins) and return its row count. ``heads``: a finished person frame to resolve battle
         v2 households' heads from (their ``__head_id``: the head's normalised ID number);
-        ``no_heads``: such households without members staged (every head unknown)."""
+        ``no_heads``: such households without members staged (every head unknown).
+
+        Two passes, both bounded: DuckDB picks each key's winning row (a hash aggregate under
+        ``REDUCE_MEMORY``, spilling beyond it), then polars streams the parts once more,
+        keeping the winners and the rows without a key, into the frame. The parts are in sync
+        order (written page group by page group), so the frame is too, with no sort."""
         target = self.frame_path(entity)
         schema = frame_schema(entity)
         if not self._count[entity]:
             pl.DataFrame(schema=schema).write_parquet(target, compression="lz4")
             return 0
-        files = [p.as_posix() for p in sorted((self.parts / entity).glob("*.parquet"))]
-        keyed = " AND ".join(f"{_quote(k)} IS NOT NULL" for k in KEYS[entity])
-        listed = ", ".join(_literal(f) for f in files)
-        source = f"read_parquet([{listed}], union_by_name = true)"
-        columns = ", ".join(_quote(c) for c in schema)
-        rows = f"""
-            SELECT * FROM {source} WHERE {keyed}
-            QUALIFY row_number() OVER (
-                PARTITION BY {", ".join(_quote(k) for k in KEYS[entity])}
-                ORDER BY source_updated_at DESC NULLS LAST, {ORDER} DESC) = 1
-            UNION ALL
-            SELECT * FROM {source} WHERE NOT ({keyed})"""
+        files = sorted((self.parts / entity).glob("*.parquet"))
+        keys = KEYS[entity]
+        winners = self._winners(files, keys)
+        keyed = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
+        rows = pl.scan_parquet(files).filter(~keyed | pl.col(ORDER).is_in(winners))
         if heads is not None:
             rows = _with_heads(rows, heads)
         elif no_heads:
-            rows = f"SELECT * REPLACE (NULL::VARCHAR AS head_person_no) FROM ({rows})"
-        sql = f"""COPY (SELECT {columns} FROM ({rows}) ORDER BY {ORDER})
-                  TO {_literal(target.as_posix())} (FORMAT parquet, COMPRESSION zstd)"""
-        return int(self._connection().execute(sql).fetchone()[0])
+            rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("head_person_no"))
+        rows.select(pl.col(c).cast(t) for c, t in schema.items()).sink_parquet(
+            target, compression="lz4", row_group_size=ROW_GROUP
+        )
+        return pl.scan_parquet(target).select(pl.len()).collect().item()
+
+    def _winners(self, files: list[Path], keys: tuple[str, ...]) -> pl.Series:
+        """``__order`` of each key's winning row: the newest source_updated_at (null counts
+        oldest), then the latest in the sync (as ``parsing.finish``)."""
+        listed = ", ".join(_literal(f.as_posix()) for f in files)
+        sql = f"""
+            SELECT max({NEWEST}).o AS o FROM read_parquet([{listed}])
+            WHERE {" AND ".join(f"{_quote(k)} IS NOT NULL" for k in keys)}
+            GROUP BY {", ".join(_quote(k) for k in keys)}"""
+        return self._connection().execute(sql).pl()["o"]
 
     def frame(self, entity: str) -> pl.LazyFrame:
         """A finished frame, scanned (not read into memory)."""
@@ -127,16 +139,20 @@ class StagedParts:
         shutil.rmtree(self.parts, ignore_errors=True)
 
 
-def _with_heads(rows: str, persons: Path) -> str:
+def _with_heads(rows: pl.LazyFrame, persons: Path) -> pl.LazyFrame:
     """Battle v2 households name their head by ID number: the member of the household with
     that (normalised) number, when exactly one has it; else null."""
-    return f"""
-        SELECT h.* REPLACE (c.head AS head_person_no) FROM ({rows}) h
-        LEFT JOIN (
-            SELECT household_no, id_number AS head_id, any_value(person_no) AS head
-            FROM read_parquet({_literal(persons.as_posix())}) WHERE id_number IS NOT NULL
-            GROUP BY household_no, id_number HAVING count(*) = 1
-        ) c ON h.household_no = c.household_no AND h.__head_id = c.head_id"""
+    candidates = (
+        pl.scan_parquet(persons)
+        .filter(pl.col("id_number").is_not_null())
+        .group_by("household_no", "id_number")
+        .agg(pl.col("person_no").first().alias("__head"), pl.len().alias("__n"))
+        .filter(pl.col("__n") == 1)
+        .select("household_no", pl.col("id_number").alias("__head_id"), "__head")
+    )
+    return rows.join(
+        candidates, on=["household_no", "__head_id"], how="left", maintain_order="left"
+    ).with_columns(pl.col("__head").alias("head_person_no"))
 
 
 @contextmanager
