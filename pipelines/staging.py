@@ -16,6 +16,7 @@ sync (``__order``); rows without a key are all kept; the result is in sync order
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections import defaultdict
@@ -29,16 +30,26 @@ import polars as pl
 from schemas.columns import KEYS, frame_schema
 
 #: Raw records normalised together: enough for polars to work in bulk, small enough that a
-#: group's frames stay a few tens of MB whatever the county's size.
+#: group's frames stay a few tens of MB whatever the county's size (HUB_STAGING_GROUP_ROWS).
 GROUP_ROWS = 20_000
+
+
+def group_rows() -> int:
+    """``HUB_STAGING_GROUP_ROWS`` (fewer: less memory, more per-group overhead), else
+    ``GROUP_ROWS``."""
+    raw = os.environ.get("HUB_STAGING_GROUP_ROWS", "").strip()
+    return max(1, int(raw)) if raw.isdigit() else GROUP_ROWS
+
+
 #: DuckDB's working memory for the per-key reduction; beyond it DuckDB spills to the parts
 #: directory. Bounds the reduction's share of the step's peak RSS.
-REDUCE_MEMORY = "64MB"
+REDUCE_MEMORY = "32MB"
 ORDER = "__order"  # as pipelines.connectors.parsing.ORDER: the row's position in the sync
 PARTS = ".parts"
 #: A key's winner orders by this: the newest source_updated_at (null oldest), then sync order.
 NEWEST = "{'at': coalesce(source_updated_at, '-infinity'::TIMESTAMPTZ), 'o': __order}"
 ROW_GROUP = 16_384  # rows per Parquet row group of a staged frame: the sink's buffer
+PART_ROW_GROUP = 4_096  # … of a part: the final pass decodes one at a time
 
 
 def _quote(name: str) -> str:
@@ -70,7 +81,8 @@ class StagedParts:
         self._count[entity] += 1
         folder = self.parts / entity
         folder.mkdir(exist_ok=True)
-        df.write_parquet(folder / f"{self._count[entity]:05d}.parquet", compression="lz4")
+        path = folder / f"{self._count[entity]:05d}.parquet"
+        df.write_parquet(path, compression="lz4", row_group_size=PART_ROW_GROUP)
 
     def frame_path(self, entity: str) -> Path:
         return self.directory / f"frame.{entity}.parquet"
@@ -101,7 +113,7 @@ class StagedParts:
         keys = KEYS[entity]
         winners = self._winners(files, keys)
         keyed = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-        rows = pl.scan_parquet(files).filter(~keyed | pl.col(ORDER).is_in(winners))
+        rows = pl.scan_parquet(files).filter(~keyed | pl.col(ORDER).is_in(winners.implode()))
         if heads is not None:
             rows = _with_heads(rows, heads)
         elif no_heads:
@@ -176,7 +188,7 @@ def open_parts(directory: Path | None) -> Iterator[StagedParts]:
 
 class PageGroups:
     """Raw page frames per entity, normalised and written as a part once a group holds
-    ``GROUP_ROWS`` records: ``build(entity, frames) -> canonical frame with __order``."""
+    ``group_rows()`` records: ``build(entity, frames) -> canonical frame with __order``."""
 
     def __init__(
         self, parts: StagedParts, build: Callable[[str, list[pl.DataFrame]], pl.DataFrame]
@@ -185,11 +197,12 @@ class PageGroups:
         self.build = build
         self._pending: dict[str, list[pl.DataFrame]] = defaultdict(list)
         self._rows: dict[str, int] = defaultdict(int)
+        self.limit = group_rows()
 
     def add(self, entity: str, df: pl.DataFrame) -> None:
         self._pending[entity].append(df)
         self._rows[entity] += df.height
-        if self._rows[entity] >= GROUP_ROWS:
+        if self._rows[entity] >= self.limit:
             self._flush(entity)
 
     def _flush(self, entity: str) -> None:

@@ -1,0 +1,41 @@
+"""Child of ``test_landing_memory``: one county's landing step (fetch → land → normalise →
+stage) in this fresh process; prints its resident memory after the imports (the baseline) and
+its peak (VmHWM), in MB, as one JSON line.
+
+    python -m tests.e2e.landing_rss <slug>     (HUB_HOME and HUB_<SLUG>_URL/... set)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def main(slug: str) -> None:
+    from pipelines import sync
+    from seeds.registry import county
+
+    baseline = _status_mb("VmRSS")  # interpreter, polars, DuckDB, pyarrow … loaded
+    landed = sync.land(county(slug), "full")
+    print(
+        json.dumps(
+            {
+                "baseline_mb": baseline,
+                "peak_mb": _status_mb("VmHWM"),
+                "landed_bytes": landed.bytes,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
