@@ -253,6 +253,39 @@ def _watermark_key(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _staged_deletions(
+    frames: list[pl.DataFrame],
+    entities: set[str],
+    incremental: set[str],
+    previous: dict[str, str],
+    watermarks: dict[str, str],
+) -> dict[str, pl.DataFrame]:
+    """The deletion feeds' pages → per entity the latest deletion of each key; moves the
+    ``deletions:<entity>`` watermarks in ``watermarks``."""
+    deletions: dict[str, pl.DataFrame] = {e: empty_deletions() for e in entities}
+    if frames:
+        all_deleted = pl.concat(frames, how="diagonal_relaxed")
+        for (entity,), group in all_deleted.group_by("entity", maintain_order=True):
+            latest_first = group.sort("deleted_at").unique("source_key", keep="last")
+            deletions[entity] = latest_first.select(DELETION_SCHEMA.keys()).sort("source_key")
+            newest = max_timestamp(
+                latest_first.rename({"deleted_at": "source_updated_at"}), WATERMARK_FORMAT
+            )
+            key = f"deletions:{entity}"
+            full = entity not in incremental
+            best = advance(previous.get(key), newest, full=full, key=_watermark_key)
+            if best:
+                watermarks[key] = best
+            else:
+                watermarks.pop(key, None)
+
+    for entity in entities - incremental:
+        if deletions[entity].height == 0:  # a full feed with nothing in it: no watermark to keep
+            watermarks.pop(f"deletions:{entity}", None)
+
+    return deletions
+
+
 def _built(entity: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
     """One page group of ``entity`` → its canonical rows (a staging part)."""
     df = build(concat(frames), BUILDERS[entity])
@@ -314,26 +347,9 @@ def normalise(
                 watermarks.pop(entity, None)
         frames, files = parts.result(listed)
 
-    deletions: dict[str, pl.DataFrame] = {e: empty_deletions() for e in deletion_entities}
-    if deletion_frames:
-        all_deleted = pl.concat(deletion_frames, how="diagonal_relaxed")
-        for (entity,), group in all_deleted.group_by("entity", maintain_order=True):
-            latest_first = group.sort("deleted_at").unique("source_key", keep="last")
-            deletions[entity] = latest_first.select(DELETION_SCHEMA.keys()).sort("source_key")
-            newest = max_timestamp(
-                latest_first.rename({"deleted_at": "source_updated_at"}), WATERMARK_FORMAT
-            )
-            key = f"deletions:{entity}"
-            full = entity not in incremental_deletions
-            best = advance(previous.get(key), newest, full=full, key=_watermark_key)
-            if best:
-                watermarks[key] = best
-            else:
-                watermarks.pop(key, None)
-
-    for entity in deletion_entities - incremental_deletions:
-        if deletions[entity].height == 0:  # a full feed with nothing in it: no watermark to keep
-            watermarks.pop(f"deletions:{entity}", None)
+    deletions = _staged_deletions(
+        deletion_frames, deletion_entities, incremental_deletions, previous, watermarks
+    )
 
     return Staged(
         frames=frames,
