@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from base.errors import ResourceError, SourceError, resource_cause
+from base.errors import HubError, ResourceError, SourceError, resource_cause
 from base.paths import landing_dir
 from base.processes import flock_held
 
@@ -394,10 +394,13 @@ def land(
 
 @contextmanager
 def disk_errors(county_label: str, action: str, path: Path):
-    """Turn a disk-full or permission error into a ResourceError naming county, file, cause."""
+    """Turn a disk-full or permission error into a ResourceError naming county, file, cause
+    (also when DuckDB or polars report it, staging: ``pipelines.staging``)."""
     try:
         yield
-    except OSError as exc:
+    except HubError:
+        raise
+    except Exception as exc:
         cause = resource_cause(exc)
         if cause is None:
             raise
