@@ -260,3 +260,57 @@ def connection_state(county: object) -> str:
     if county_configured(county):
         return "configured"
     return "simulated" if is_demo() else "not configured"
+
+
+# --------------------------------------------------------------------------------------------
+# the warehouse backend (issue 15; docs/engineering/scale-out.md)
+
+#: ``duckdb``: one DuckDB file, one writer at a time (the default). ``ducklake``: a DuckLake
+#: catalog in PostgreSQL (``HUB_LAKE_CATALOG``) with Parquet data files (``HUB_LAKE_DATA_PATH``);
+#: counties merge from many processes.
+BACKENDS = ("duckdb", "ducklake")
+DEFAULT_BACKEND = "duckdb"
+
+
+def warehouse_backend() -> str:
+    """``duckdb`` (default) or ``ducklake``, from ``HUB_WAREHOUSE_BACKEND``."""
+    value = (os.environ.get("HUB_WAREHOUSE_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    if value not in BACKENDS:
+        raise SettingsError(
+            f"HUB_WAREHOUSE_BACKEND={value!r} is not a backend: use 'duckdb' (the default, one "
+            "DuckDB file) or 'ducklake' (a PostgreSQL catalog, see HUB_LAKE_CATALOG)"
+        )
+    return value
+
+
+def is_lake() -> bool:
+    return warehouse_backend() == "ducklake"
+
+
+def lake_catalog() -> str:
+    """The libpq connection string of the DuckLake catalog database (``HUB_LAKE_CATALOG``)."""
+    value = (os.environ.get("HUB_LAKE_CATALOG") or "").strip()
+    if not value:
+        raise SettingsError(
+            "HUB_WAREHOUSE_BACKEND=ducklake needs HUB_LAKE_CATALOG, the libpq connection string "
+            "of the catalog database, e.g. 'host=127.0.0.1 port=5432 dbname=hub_lake user=hub' "
+            "(`make postgres` starts a local server and prints one); keep any password in "
+            "PGPASSWORD or ~/.pgpass, not in the string"
+        )
+    return value
+
+
+def lake_data_path() -> str:
+    """Where the lake's Parquet files go: ``HUB_LAKE_DATA_PATH`` (a directory or an object-store
+    URL), default ``$HUB_HOME/lake/data``. Ends with a ``/``, as DuckLake expects."""
+    value = (os.environ.get("HUB_LAKE_DATA_PATH") or "").strip() or str(
+        hub_home() / "lake" / "data"
+    )
+    return value if value.endswith("/") else value + "/"
+
+
+def redact_dsn(dsn: str) -> str:
+    """A connection string fit for logs and errors: any ``password=...`` removed."""
+    import re
+
+    return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=***", dsn, flags=re.IGNORECASE)

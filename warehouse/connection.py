@@ -16,6 +16,9 @@ import warehouse.lock as warehouse_lock
 import warehouse.region_seed as region_seed
 from base import paths, settings
 from warehouse.entities import merge_entities
+from warehouse.lake import ddl as lake_ddl
+from warehouse.lake import locks as lake_locks
+from warehouse.lake.catalog import is_lake, open_lake
 from warehouse.run_log import record_queued_failures
 from warehouse.statements import MIGRATIONS_DIR, run
 from warehouse.transaction import transaction
@@ -40,7 +43,14 @@ def connect(
     writer. Opening the live file read-write also seeds core.region with the known divisions
     (when the list changed) and records the run failures the Dagster sensor queued (sensors
     never open the warehouse themselves); closing it writes the commit record that tells
-    landings whether their cached cursors are the warehouse's (``warehouse.cursors``)."""
+    landings whether their cached cursors are the warehouse's (``warehouse.cursors``).
+
+    With ``HUB_WAREHOUSE_BACKEND=ducklake`` the live warehouse is the lake (see
+    :func:`_connect_lake`); other paths (snapshots) are DuckDB files on either backend."""
+    if is_live_lake(path):
+        with _connect_lake(read_only) as con:
+            yield con
+        return
     path = Path(path) if path is not None else paths.live_db()
     path.parent.mkdir(parents=True, exist_ok=True)
     is_live = path.resolve() == paths.live_db().resolve()
@@ -73,6 +83,36 @@ def connect(
                     commit_record.forget_commit_record()
                 else:
                     commit_record.write_commit_record(path, owners)
+
+
+def is_live_lake(path: str | Path | None = None) -> bool:
+    """Does ``path`` (default: the live warehouse) name the lake? True on the DuckLake backend
+    for the live warehouse, whose file then does not exist."""
+    if not settings.is_lake():
+        return False
+    return path is None or Path(path).resolve() == paths.live_db().resolve()
+
+
+@contextmanager
+def _connect_lake(read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The lake, attached and in use; read-write opens migrate, check the profile, seed the
+    divisions and record queued failures under the lake's write lock (other processes may be
+    opening it at the same moment). Readers see the latest committed snapshot. No file lock and
+    no commit record: the lake has many writers, and landings read its cursors from the lake."""
+    con = open_lake(read_only=read_only)
+    try:
+        quiet(con)
+        if not read_only:
+            with lake_locks.writer("open the warehouse"):
+                migrate(con)
+                check_profile(con, "the lake")
+                region_seed.seed_regions(
+                    con, merge_entities(con)["region"].identifiers()["hash_fields"]
+                )
+                record_queued_failures(con)
+        yield con
+    finally:
+        con.close()
 
 
 def wal_path(db_path: Path) -> Path:
@@ -135,6 +175,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     if _table_exists(con, "ops", "schema_migration"):
         applied = dict(run(con, "ops/catalog.sql", "applied_migrations").fetchall())
     done = []
+    lake = is_lake(con)  # DuckLake takes the DDL without keys; ddl.check_keys guards them
     for file in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
         version, text = int(file.name[:3]), file.read_text(encoding="utf-8")
         checksum = hashlib.sha256(text.encode()).hexdigest()
@@ -143,7 +184,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                 log.warning("migration %s changed after it was applied; not re-run", file.name)
             continue
         with transaction(con):
-            con.execute(text)
+            con.execute(lake_ddl.for_lake(text) if lake else text)
             params = {"version": version, "file": file.name, "checksum": checksum}
             run(con, "ops/catalog.sql", "record_migration", params)
         done.append(file.name)

@@ -1,13 +1,19 @@
 """The one transaction helper of the warehouse: BEGIN, COMMIT, and a ROLLBACK that never hides
-the error that caused it."""
+the error that caused it. On the DuckLake backend a transaction also holds the lake's write lock
+(``warehouse.lake.locks``) from before BEGIN to after COMMIT, and checks the tables' keys before
+COMMIT (``warehouse.lake.ddl.check_keys``: DuckLake has no PRIMARY KEY)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import duckdb
+
+from warehouse.lake import ddl as lake_ddl
+from warehouse.lake import locks as lake_locks
+from warehouse.lake.catalog import is_lake
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +32,14 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in ONE transaction: COMMIT when it ends, ROLLBACK (see :func:`rollback`)
     and re-raise the original error when anything in it (or the COMMIT) fails."""
-    con.execute("BEGIN")
-    try:
-        yield con
-        con.execute("COMMIT")
-    except BaseException:
-        rollback(con)
-        raise
+    lake = is_lake(con)
+    with lake_locks.writer("write transaction") if lake else nullcontext():
+        con.execute("BEGIN")
+        try:
+            yield con
+            if lake:
+                lake_ddl.check_keys(con)
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            raise

@@ -1,6 +1,5 @@
-"""DuckLake: the scale-out warehouse backend (a PostgreSQL catalog, Parquet data files).
-
-This package holds what the backend needs beside DuckDB itself: loading the pinned extensions
-offline (:mod:`pipelines.lake.extensions`) and a local PostgreSQL for development and tests
-(:mod:`pipelines.lake.postgres`). See ``docs/engineering/scale-out.md``.
+"""DuckLake for development and tests: a local PostgreSQL server for the catalog
+(:mod:`pipelines.lake.postgres`, ``make postgres``). The backend itself (attaching the lake,
+loading the pinned extensions offline, its locks) is ``warehouse.lake``. See
+``docs/engineering/scale-out.md``.
 """

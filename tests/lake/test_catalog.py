@@ -9,7 +9,7 @@ import textwrap
 import duckdb
 import pytest
 
-from pipelines.lake import extensions
+from warehouse.lake import extensions
 
 pytestmark = pytest.mark.lake
 
@@ -58,7 +58,7 @@ def test_what_ducklake_lacks_is_known(lake_dsn, tmp_path):
 _WRITER = textwrap.dedent(
     """
     import sys, time, duckdb
-    from pipelines.lake import extensions
+    from warehouse.lake import extensions
     dsn, data, county = sys.argv[1], sys.argv[2], sys.argv[3]
     con = duckdb.connect()
     extensions.load(con)

@@ -33,7 +33,9 @@ WHERE EXISTS (SELECT 1 FROM _merge_reject r
 -- name: household_conflicts
 -- Sides: a = the owner (county in core), b = the claimant (this sync). Deterministic id, so
 -- the same claim seen at every sync stays one row (and is re-opened if it had been resolved).
-INSERT INTO ops.conflict BY NAME
+-- MERGE INTO rather than ON CONFLICT: DuckLake has no keys (docs/engineering/scale-out.md).
+MERGE INTO ops.conflict AS k
+USING (
 SELECT DISTINCT ON (conflict_id) *
 FROM (
     SELECT md5(concat_ws('|', 'household_no', value, owner_county, owner_source_key,
@@ -46,4 +48,7 @@ FROM (
     FROM _merge_reject
     WHERE entity = 'household' AND rule = 'key_owned_by_other_county'
 )
-ON CONFLICT (conflict_id) DO UPDATE SET resolved_at = NULL;
+) AS s
+ON k.conflict_id = s.conflict_id
+WHEN MATCHED THEN UPDATE SET resolved_at = NULL
+WHEN NOT MATCHED THEN INSERT BY NAME;

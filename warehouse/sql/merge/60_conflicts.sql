@@ -57,7 +57,8 @@ JOIN core.person AS p ON p.person_key = s.person_key AND p.person_no <> s.person
 WHERE p.deleted_at IS NULL;
 
 -- name: record_id_conflicts
-INSERT INTO ops.conflict BY NAME
+MERGE INTO ops.conflict AS k
+USING (
 SELECT DISTINCT ON (conflict_id)
        md5(concat_ws('|', 'id_number', o.key, o.county_code_a, o.source_key_a,
                      o.county_code_b, o.source_key_b)) AS conflict_id,
@@ -88,4 +89,7 @@ LEFT JOIN core.person AS ra
 LEFT JOIN core.person AS rb
        ON rb.county_code = o.county_code_b AND rb.source_key = o.source_key_b
       AND rb.deleted_at IS NULL
-ON CONFLICT (conflict_id) DO UPDATE SET resolved_at = NULL, winner = EXCLUDED.winner;
+) AS s
+ON k.conflict_id = s.conflict_id
+WHEN MATCHED THEN UPDATE SET resolved_at = NULL, winner = s.winner
+WHEN NOT MATCHED THEN INSERT BY NAME;

@@ -2,13 +2,17 @@
 
 -- name: pages
 -- Landed pages are indexed in the same transaction as the merge (counties land in parallel,
--- only the merge writes). A replayed sync lands no new page ids.
-INSERT INTO raw.page BY NAME
-SELECT page_id, $county AS county_code, $run AS sync_run_id, entity, url,
-       fetched_at::TIMESTAMPTZ AS fetched_at, sha256, size, content_type, path,
-       meta::JSON AS meta
-FROM {pages}
-ON CONFLICT (page_id) DO NOTHING;
+-- only the merge writes). A replayed sync lands no new page ids. (MERGE INTO, not ON CONFLICT:
+-- DuckLake has no keys.)
+MERGE INTO raw.page AS p
+USING (
+    SELECT DISTINCT ON (page_id) page_id, $county AS county_code, $run AS sync_run_id, entity,
+           url, fetched_at::TIMESTAMPTZ AS fetched_at, sha256, size, content_type, path,
+           meta::JSON AS meta
+    FROM {pages}
+) AS s
+ON p.page_id = s.page_id
+WHEN NOT MATCHED THEN INSERT BY NAME;
 
 -- name: issues
 -- Validation's rejects or findings ({issues}) into ops.reject / ops.finding ({target}).
@@ -25,11 +29,15 @@ FROM _merge_reject;
 
 -- name: watermarks
 -- Cursors advance only here, in the transaction of the merge they cover.
-INSERT INTO ops.watermark BY NAME
-SELECT $county AS county_code, name, value, $now AS updated_at, $run AS sync_run_id
-FROM {marks}
-ON CONFLICT (county_code, name) DO UPDATE
-SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, sync_run_id = EXCLUDED.sync_run_id;
+MERGE INTO ops.watermark AS w
+USING (
+    SELECT $county AS county_code, name, value, $now AS updated_at, $run AS sync_run_id
+    FROM {marks}
+) AS s
+ON w.county_code = s.county_code AND w.name = s.name
+WHEN MATCHED THEN UPDATE
+    SET value = s.value, updated_at = s.updated_at, sync_run_id = s.sync_run_id
+WHEN NOT MATCHED THEN INSERT BY NAME;
 
 -- name: sync_runs
 -- One row per county x entity. A replay merges under its own run id (replay_of = the landing's

@@ -15,4 +15,9 @@ FROM {divisions} d
 WHERE NOT EXISTS (SELECT 1 FROM core.region r WHERE r.code = d.code);
 
 -- name: record_seed
-INSERT OR REPLACE INTO ops.seed VALUES ('divisions', $digest, now(), $added);
+MERGE INTO ops.seed AS t
+USING (SELECT 'divisions' AS name, $digest AS checksum, now() AS applied_at, $added AS rows_added) AS s
+ON t.name = s.name
+WHEN MATCHED THEN UPDATE
+    SET checksum = s.checksum, applied_at = s.applied_at, rows_added = s.rows_added
+WHEN NOT MATCHED THEN INSERT BY NAME;

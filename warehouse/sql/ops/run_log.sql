@@ -1,9 +1,16 @@
 -- The run log: ops.sync_run, ops.watermark, and what a merge reads of them.
 
 -- name: record_failure
-INSERT OR REPLACE INTO ops.sync_run BY NAME
-SELECT $run AS sync_run_id, $county AS county_code, $entity AS entity,
-       $when AS started_at, $when AS finished_at, 'failed' AS status, $error AS error;
+-- A run's row replaced by its failure (MERGE INTO: DuckLake has no keys for INSERT OR REPLACE).
+MERGE INTO ops.sync_run AS r
+USING (
+    SELECT $run AS sync_run_id, $county AS county_code, $entity AS entity,
+           $when AS started_at, $when AS finished_at, 'failed' AS status, $error AS error
+) AS s
+ON r.sync_run_id = s.sync_run_id AND r.county_code = s.county_code AND r.entity = s.entity
+WHEN MATCHED THEN UPDATE SET started_at = s.started_at, finished_at = s.finished_at,
+    status = s.status, error = s.error
+WHEN NOT MATCHED THEN INSERT BY NAME;
 
 -- name: latest_reject_counts
 -- (rejected, total) records of the county's latest merged or refused sync.
