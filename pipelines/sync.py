@@ -273,9 +273,10 @@ def merge(
         county=county.slug, run=orchestrator_run or landed.sync_id, purpose="merge"
     ):
         try:
-            return _merge_checked(
-                county, landed, staged, manifest, db, safety_share, started, started_at
-            )
+            with warehouse.county_lock(county.code):  # DuckLake: one merge of a county at a time
+                return _merge_checked(
+                    county, landed, staged, manifest, db, safety_share, started, started_at
+                )
         except warehouse_lock.WarehouseBusy as busy:
             # the warehouse is what we could not get: queue the failure for ops.sync_run
             warehouse.queue_failure(landed.sync_id, None, county.slug, str(busy))

@@ -37,6 +37,7 @@ from warehouse.connection import (
     wal_path,
 )
 from warehouse.entities import merge_entities
+from warehouse.lake.locks import county_lock
 from warehouse.marts import rebuild_marts
 from warehouse.merge import DEFAULT_SAFETY_SHARE, MergeResult, merge_county
 from warehouse.pii import person_key, pii_key
@@ -70,6 +71,7 @@ __all__ = [
     "check_profile",
     "connect",
     "copy_live_consistently",
+    "county_lock",
     "has_table",
     "latest_reject_counts",
     "latest_reject_rate",

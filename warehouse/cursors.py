@@ -23,6 +23,7 @@ warehouse's is refused before anything is written.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from warehouse.commit_record import (  # noqa: F401  (owners, forget_commit_reco
     forget_commit_record,
     owners,
 )
-from warehouse.connection import connect, has_table, wal_path
+from warehouse.connection import connect, has_table, is_live_lake, wal_path
+from warehouse.lake.catalog import LakeUnavailable
 from warehouse.run_log import watermarks
 from warehouse.state import read_state, state_path, write_state
 
@@ -65,6 +67,10 @@ def cache_is_current(county: Any, db_path: Path | None = None) -> bool:
 def starting_watermarks(county: Any, db_path: Path | None = None) -> tuple[dict[str, str], str]:
     """The cursors a landing of ``county`` starts from, and where they came from (for the log
     and the landing's metadata): ``cache``, ``warehouse`` or ``none`` (no warehouse yet)."""
+    if is_live_lake(db_path):  # DuckLake: read the lake's committed cursors (no commit record)
+        marks, owner = _read_from_lake(county)
+        write_state(county, marks, sync_run_id=owner)
+        return marks, "warehouse"
     db_path = Path(db_path) if db_path is not None else paths.live_db()
     if not db_path.exists():
         return {}, "none"
@@ -88,6 +94,19 @@ def read_from_warehouse(county: Any, db_path: Path) -> tuple[dict[str, str], str
                 con.close()
     # a WAL with no writer at work: a crashed writer's; a read-write open replays it
     with connect(db_path) as con:
+        return watermarks(con, county.code), owners(con).get(county.code)
+
+
+def _read_from_lake(county: Any) -> tuple[dict[str, str], str | None]:
+    """The county's committed cursors in the lake: read from its latest snapshot, or from a
+    read-write open when the lake does not exist yet (which creates and migrates it)."""
+    with ExitStack() as stack:
+        try:
+            con = stack.enter_context(connect(read_only=True))
+        except LakeUnavailable:
+            con = stack.enter_context(connect())
+        if not has_table(con, "ops", "watermark"):
+            return {}, None
         return watermarks(con, county.code), owners(con).get(county.code)
 
 

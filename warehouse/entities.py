@@ -12,6 +12,9 @@ from schemas.columns import ENTITIES, ENTITY_ORDER, KEYS
 from warehouse.statements import q as _q
 from warehouse.statements import run
 
+#: A staged row that changes its core row (40_upsert.sql): other contract values, or revived.
+CHANGED = "(c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL)"
+
 
 @dataclass(frozen=True)
 class MergeEntity:
@@ -56,7 +59,12 @@ class MergeEntity:
                 if self.name == "person"
                 else ""
             ),
-            "update_set": ", ".join(f"{_q(c)} = s.{_q(c)}" for c in self.stored),
+            # one WHEN MATCHED action, as DuckLake's MERGE allows: changed columns by CASE
+            "changed": CHANGED,
+            "update_set": ", ".join(
+                f"{_q(c)} = CASE WHEN {CHANGED} THEN s.{_q(c)} ELSE c.{_q(c)} END"
+                for c in self.stored
+            ),
             "insert_cols": ", ".join(_q(c) for c in self.stored),
             "insert_vals": ", ".join(f"s.{_q(c)}" for c in self.stored),
         }

@@ -16,6 +16,7 @@ from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch
 from warehouse.entities import MergeEntity, merge_entities
+from warehouse.lake.retry import retry_conflicts
 from warehouse.pii import _hmac_pads, pii_key
 from warehouse.run_log import (
     _distinct_keys,
@@ -103,9 +104,13 @@ def merge_county(
             **_hmac_pads(pii_key()),
         },
     )
-    try:
+
+    def attempt() -> MergeResult:
         with transaction(con):
             return _merge(batch, county, staged, validated, manifest, safety_share)
+
+    try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
+        return retry_conflicts(attempt, f"merge of {getattr(county, 'label', county.code)}")
     finally:
         batch.release()
 

@@ -15,7 +15,7 @@ from base.errors import RejectThresholdExceeded
 from pipelines import rejects, sync
 from pipelines.connectors.registry import connector_for
 from pipelines.defs import checks
-from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key, landing_key
+from pipelines.defs.keys import entities_of, entity_key, landing_key, merge_pool, merge_tags
 from pipelines.defs.metadata import landing_metadata, merge_metadata
 from pipelines.modes import FULL_REREAD, FULL_REREAD_ZH, filters_by_time
 from schemas.validate import table_schema
@@ -112,9 +112,9 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         name=f"{county.slug}_merge",
         specs=specs,
         check_specs=checks.check_specs(county),
-        pool=POOL,
+        pool=merge_pool(county),
         # The merges are the serial part of a sync: start each one as soon as its landing is done.
-        op_tags={"county": county.slug, "dagster/priority": "10", **WAREHOUSE_TAG},
+        op_tags={"county": county.slug, "dagster/priority": "10", **merge_tags(county)},
         ins={"landed": dg.AssetIn(landing_key(county))},
     )
     def merge(context: dg.AssetExecutionContext, config: MergeConfig, landed: sync.Landed):

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import requests
 
-from base import paths
+from base import paths, settings
 from schemas.columns import KEYS
 from seeds.registry import County
 
@@ -37,6 +37,13 @@ def sync_city(instance=None):
 
 @contextmanager
 def live(read_only: bool = True):
+    """The live warehouse: the DuckDB file, or the lake on the DuckLake backend."""
+    if settings.is_lake():
+        import warehouse
+
+        with warehouse.connect(read_only=read_only) as con:
+            yield con
+        return
     con = duckdb.connect(str(paths.live_db()), read_only=read_only)
     try:
         yield con

@@ -26,7 +26,7 @@ def _pipeline_issues(con, county_code: str) -> set[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("slug", [c.slug for c in counties()])
-def test_county_matches_truth_exactly(simulator, hub_home, slug):
+def test_county_matches_truth_exactly(simulator, backend, slug):
     county = next(c for c in counties() if c.slug == slug)
     result = sync_county(county)
     assert result.success

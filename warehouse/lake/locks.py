@@ -128,3 +128,11 @@ def writer(purpose: str = "write") -> contextmanager:
 def county(code: str, purpose: str = "merge") -> contextmanager:
     """One merge of county ``code`` at a time."""
     return hold(f"county:{code}", purpose)
+
+
+def county_lock(code: str, purpose: str = "merge"):
+    """The county's merge lock on the DuckLake backend; nothing on the DuckDB file, whose own
+    lock already admits one writer at a time."""
+    from contextlib import nullcontext
+
+    return county(code, purpose) if settings.is_lake() else nullcontext()

@@ -5,12 +5,15 @@
 MERGE INTO core.{entity} AS c
 USING {stage} AS s
 ON {key_join_cs}
-WHEN MATCHED AND (c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL) THEN UPDATE SET
+WHEN MATCHED THEN UPDATE SET  -- ONE matched action: DuckLake's MERGE takes no second one
     {update_set},
-    county_code = $county, source_platform = $platform, source_key = s.source_key,
-    source_updated_at = s.source_updated_at, raw_ref = s.raw_ref, row_hash = s.row_hash,
-    last_synced_at = $now, sync_run_id = $run, deleted_at = NULL
-WHEN MATCHED THEN UPDATE SET last_synced_at = $now, sync_run_id = $run,
+    county_code = CASE WHEN {changed} THEN $county ELSE c.county_code END,
+    source_key = CASE WHEN {changed} THEN s.source_key ELSE c.source_key END,
+    source_updated_at = CASE WHEN {changed} THEN s.source_updated_at ELSE c.source_updated_at END,
+    raw_ref = CASE WHEN {changed} THEN s.raw_ref ELSE c.raw_ref END,
+    row_hash = CASE WHEN {changed} THEN s.row_hash ELSE c.row_hash END,
+    deleted_at = CASE WHEN {changed} THEN NULL ELSE c.deleted_at END,
+    last_synced_at = $now, sync_run_id = $run,
     source_platform = $platform  -- a county that changed platform kind: every row says so
 WHEN NOT MATCHED THEN INSERT ({insert_cols}, county_code, source_platform, source_key,
                               source_updated_at, raw_ref, row_hash, first_seen_at,
