@@ -122,6 +122,11 @@ def demo(
     _prepare_to_write()
     if settings.uses_development_key():
         console.print(f"[yellow]warning:[/yellow] {DEV_PII_KEY_NOTE}")
+    if settings.is_lake():  # HUB_WAREHOUSE_BACKEND=ducklake: the catalog's PostgreSQL first
+        try:
+            console.print(run.lake_catalog_ready())
+        except (RuntimeError, OSError) as exc:  # no PostgreSQL server, or it would not start
+            _fail(exc)
     _dagster_home()
     watch = _free_dead_runs()
     selected = _selected(county)
@@ -155,11 +160,12 @@ def demo(
 
 
 def _summary_footer(county_seconds: float, total: float, log: Path) -> None:
-    snapshot = paths.snapshot_db()
+    from pipelines.demo import snapshot_line
+
     console.print(
         f"Counties synced in {county_seconds:.1f} s; with marts and snapshot {total:.1f} s.\n"
         f"Dagster's log of this run (warnings, errors): {log}\n"
-        f"Analyst snapshot: {snapshot}\n"
+        f"{snapshot_line()}\n"
         "Query it:   make sql            (DuckDB shell on the snapshot, read-only)\n"
         '            .venv/bin/hub sql "SELECT * FROM mart.county_summary"\n'
         "Status:     .venv/bin/hub status   Rejects as CSV: .venv/bin/hub rejects <county>\n"

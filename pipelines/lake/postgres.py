@@ -130,6 +130,26 @@ class LocalPostgres:
             self._ctl("-m", "fast", "stop", check=False)
 
 
+def catalog_for_demo() -> str:
+    """Make sure the demo on the DuckLake backend has a catalog; returns what was done.
+
+    ``HUB_LAKE_CATALOG`` set: that server is used as it is. Unset: the local server under
+    ``HUB_HOME/postgres`` is started (created the first time) with its catalog database, and
+    its connection string is put in the environment for this process and the step processes
+    it starts (``make postgres`` does the same for a shell)."""
+    from base import settings
+    from base.paths import hub_home
+
+    if os.environ.get("HUB_LAKE_CATALOG"):
+        return f"DuckLake catalog: {settings.redact_dsn(settings.lake_catalog())}"
+    server = LocalPostgres(hub_home() / "postgres").start()
+    os.environ["HUB_LAKE_CATALOG"] = server.dsn
+    return (
+        f"DuckLake catalog: a local PostgreSQL under {server.root} ({server.dsn}); "
+        f"data files in {settings.lake_data_path()}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m pipelines.lake.postgres start|stop|status`` on ``HUB_HOME/postgres``."""
     import sys

@@ -49,7 +49,7 @@ def _rejected(t: pl.DataFrame, entity: str) -> set[str]:
 
 
 def test_full_sync_deletes_exactly_what_left_and_incremental_deletes_nothing(
-    shangnan_platform, hub_home
+    shangnan_platform, backend
 ):
     sim = shangnan_platform
     instance = dg.DagsterInstance.ephemeral()
@@ -108,7 +108,7 @@ def test_full_sync_deletes_exactly_what_left_and_incremental_deletes_nothing(
     )
 
 
-def test_an_implausibly_short_listing_trips_the_safety_stop(simulator, hub_home):
+def test_an_implausibly_short_listing_trips_the_safety_stop(simulator, backend):
     sim = simulator
     instance = dg.DagsterInstance.ephemeral()
     assert sync_county(SHANGNAN, "full", instance).success

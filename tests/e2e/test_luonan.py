@@ -34,7 +34,7 @@ def _snapshot(con) -> dict[str, object]:
     return out
 
 
-def test_full_sync_holds_exactly_source_minus_truth(simulator, hub_home):
+def test_full_sync_holds_exactly_source_minus_truth(simulator, backend):
     result = sync_county(LUONAN)
     assert result.success
     t = truth(simulator, LUONAN)
@@ -72,7 +72,7 @@ def test_full_sync_holds_exactly_source_minus_truth(simulator, hub_home):
     )
 
 
-def test_resync_without_changes_changes_nothing(simulator, hub_home):
+def test_resync_without_changes_changes_nothing(simulator, backend):
     assert sync_county(LUONAN).success
     with live() as con:
         before = _snapshot(con)
@@ -82,7 +82,7 @@ def test_resync_without_changes_changes_nothing(simulator, hub_home):
     assert after == before
 
 
-def test_incremental_sync_picks_up_exactly_the_changes(simulator, hub_home):
+def test_incremental_sync_picks_up_exactly_the_changes(simulator, backend):
     assert sync_county(LUONAN).success
     # A month of clock: at test scale a single day often brings no change in one county.
     changes = simulator.advance(days=30)
@@ -129,7 +129,7 @@ def test_incremental_sync_picks_up_exactly_the_changes(simulator, hub_home):
             assert got >= len(set(deleted) - _rejected(t, "household"))
 
 
-def test_replay_from_raw_without_the_source(simulator, hub_home):
+def test_replay_from_raw_without_the_source(simulator, backend):
     """A landed sync merges again without the platform; an older one is refused."""
     from base.errors import StaleReplay
     from pipelines import sync

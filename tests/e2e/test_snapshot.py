@@ -47,7 +47,7 @@ def test_reader_keeps_its_snapshot_open_through_a_sync(simulator, hub_home):
     assert _count_in_new_process() == now  # a new reader sees the new snapshot
 
 
-def test_reconciliation_holds_after_an_incremental_sync(simulator, hub_home):
+def test_reconciliation_holds_after_an_incremental_sync(simulator, backend):
     """Records quarantined by the first sync are not resent by an incremental one; the
     reconciliation still accounts for them."""
     import warehouse
