@@ -18,7 +18,7 @@ from base import paths, settings
 from warehouse.entities import merge_entities
 from warehouse.lake import ddl as lake_ddl
 from warehouse.lake import locks as lake_locks
-from warehouse.lake.catalog import is_lake, open_lake
+from warehouse.lake.catalog import close_lake, is_lake, open_lake
 from warehouse.run_log import record_queued_failures
 from warehouse.statements import MIGRATIONS_DIR, run
 from warehouse.transaction import transaction
@@ -112,7 +112,7 @@ def _connect_lake(read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
                 record_queued_failures(con)
         yield con
     finally:
-        con.close()
+        close_lake(con)
 
 
 def wal_path(db_path: Path) -> Path:
@@ -183,7 +183,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             if applied[version] != checksum:
                 log.warning("migration %s changed after it was applied; not re-run", file.name)
             continue
-        with transaction(con):
+        with transaction(con, check_keys=False):  # DDL, and its own record: no keyed data
             con.execute(lake_ddl.for_lake(text) if lake else text)
             params = {"version": version, "file": file.name, "checksum": checksum}
             run(con, "ops/catalog.sql", "record_migration", params)

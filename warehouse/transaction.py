@@ -29,7 +29,9 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(
+    con: duckdb.DuckDBPyConnection, check_keys: bool = True
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in ONE transaction: COMMIT when it ends, ROLLBACK (see :func:`rollback`)
     and re-raise the original error when anything in it (or the COMMIT) fails."""
     lake = is_lake(con)
@@ -37,7 +39,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("BEGIN")
         try:
             yield con
-            if lake:
+            if lake and check_keys:
                 lake_ddl.check_keys(con)
             con.execute("COMMIT")
         except BaseException:

@@ -1,8 +1,19 @@
 """Opening the lake: a DuckDB connection with the DuckLake attached and selected (``USE``), so
 every statement the warehouse runs on the DuckDB file (``core.household``, ``ops.sync_run``,
-temp tables, registered frames) runs unchanged."""
+temp tables, registered frames) runs unchanged.
+
+Loading the two extensions and attaching the catalog cost most of a second, so a process keeps
+ONE in-memory DuckDB instance per lake (catalog + data path) with the lake attached twice, read
+-write as :data:`ALIAS` and read-only as :data:`READ_ONLY_ALIAS`; each :func:`open_lake` is a
+new connection (``cursor()``) to it, with its own transaction, temp tables and registered
+frames, closed by the caller. A forked child never reuses its parent's instance.
+"""
 
 from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
 
 import duckdb
 
@@ -10,8 +21,13 @@ from base import settings
 from base.errors import HubError
 from warehouse.lake import extensions
 
-#: The name the lake is attached under in every hub connection.
+#: The names the lake is attached under in the hub's DuckDB instance.
 ALIAS = "hub_lake"
+READ_ONLY_ALIAS = "hub_lake_read"
+
+_lock = threading.Lock()
+_instance: dict[str, object] = {}  # key, pid, connection (and read_only attached?)
+_open: set[int] = set()  # ids of the lake connections open now (is_lake without a query)
 
 
 class LakeUnavailable(HubError):
@@ -22,39 +38,70 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def open_lake(read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection with the lake attached as :data:`ALIAS` and in use.
-    The caller closes it."""
+def _attach(con: duckdb.DuckDBPyConnection, alias: str, read_only: bool) -> None:
     catalog, data_path = settings.lake_catalog(), settings.lake_data_path()
-    if "://" not in data_path:  # a local directory: owner-only, like everything under HUB_HOME
-        from pathlib import Path
-
-        settings.private_dir(Path(data_path))
-    con = duckdb.connect()
+    options = [f"DATA_PATH {_quote(data_path)}"] + (["READ_ONLY"] if read_only else [])
     try:
-        extensions.load(con)
-        options = [f"DATA_PATH {_quote(data_path)}"] + (["READ_ONLY"] if read_only else [])
         con.execute(
-            f"ATTACH {_quote('ducklake:postgres:' + catalog)} AS {ALIAS} ({', '.join(options)})"
+            f"ATTACH {_quote('ducklake:postgres:' + catalog)} AS {alias} ({', '.join(options)})"
         )
-        con.execute(f"USE {ALIAS}")
     except duckdb.Error as exc:
-        con.close()
         message = str(exc).replace(catalog, settings.redact_dsn(catalog))
         raise LakeUnavailable(
             f"cannot attach the DuckLake catalog {settings.redact_dsn(catalog)!r} "
             f"(data path {data_path}): {message.splitlines()[0]}. Is its PostgreSQL running "
             "(`make postgres` for a local one) and does the database exist?"
         ) from None
-    except BaseException:
-        con.close()
-        raise
+
+
+def _shared_instance(read_only: bool) -> duckdb.DuckDBPyConnection:
+    """This process's DuckDB instance for the configured lake, attached as asked."""
+    key = f"{settings.lake_catalog()}\0{settings.lake_data_path()}"
+    if _instance.get("key") != key or _instance.get("pid") != os.getpid():
+        if _instance.get("pid") == os.getpid():  # another lake now (tests): let the old one go
+            _instance["con"].close()
+        _instance.clear()
+        data_path = settings.lake_data_path()
+        if "://" not in data_path:  # a local directory: owner-only, like all under HUB_HOME
+            settings.private_dir(Path(data_path))
+        con = duckdb.connect()
+        extensions.load(con)
+        _instance.update(key=key, pid=os.getpid(), con=con, attached=set())
+    con, attached = _instance["con"], _instance["attached"]
+    alias = READ_ONLY_ALIAS if read_only else ALIAS
+    if alias not in attached:
+        _attach(con, alias, read_only)
+        attached.add(alias)
     return con
 
 
+def open_lake(read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new connection to the lake, attached and in use (see the module docstring). The caller
+    closes it with :func:`close_lake`."""
+    with _lock:
+        con = _shared_instance(read_only).cursor()
+    try:
+        con.execute(f"USE {READ_ONLY_ALIAS if read_only else ALIAS}")
+    except BaseException:
+        con.close()
+        raise
+    _open.add(id(con))
+    return con
+
+
+def close_lake(con: duckdb.DuckDBPyConnection) -> None:
+    _open.discard(id(con))
+    con.close()
+
+
+def forget() -> None:
+    """Close this process's lake instance (it is opened again on the next :func:`open_lake`)."""
+    with _lock:
+        if _instance.get("pid") == os.getpid():
+            _instance["con"].close()
+        _instance.clear()
+
+
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
-    """Is ``con``'s current database a DuckLake (rather than a DuckDB file)?"""
-    row = con.execute(
-        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
-    return bool(row) and row[0] == "ducklake"
+    """Is ``con`` a lake connection from :func:`open_lake` (rather than a DuckDB file's)?"""
+    return id(con) in _open
