@@ -1,0 +1,91 @@
+"""What the DuckLake backend adds to the warehouse: the key check that stands in for PRIMARY
+KEY, and a transaction retried whole when DuckLake refuses its commit."""
+
+from __future__ import annotations
+
+import pytest
+
+import warehouse
+from warehouse.lake import ddl, retry
+
+pytestmark = pytest.mark.lake
+
+
+@pytest.fixture
+def lake(lake_dsn, hub_home, monkeypatch):
+    monkeypatch.setenv("HUB_WAREHOUSE_BACKEND", "ducklake")
+    monkeypatch.setenv("HUB_LAKE_CATALOG", lake_dsn)
+    with warehouse.connect() as con:
+        yield con
+
+
+def test_the_lake_has_the_warehouse_without_keys_and_the_check_keeps_them(lake):
+    tables = {
+        f"{s}.{t}"
+        for s, t in lake.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    assert set(ddl.primary_keys()) <= tables
+    keys = lake.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND constraint_type = 'PRIMARY KEY'"
+    ).fetchone()[0]
+    assert keys == 0
+    row = "('611021', 'household', '2016-07-01', now(), 'r1')"
+    duplicate = pytest.raises(ddl.DuplicateKey, match=r"ops\.watermark .*county_code, name")
+    with duplicate, warehouse.transaction(lake):
+        lake.execute(f"INSERT INTO ops.watermark VALUES {row}, {row}")
+    assert lake.execute("SELECT count(*) FROM ops.watermark").fetchone()[0] == 0
+    with warehouse.transaction(lake):  # one of them is fine
+        lake.execute(f"INSERT INTO ops.watermark VALUES {row}")
+    assert lake.execute("SELECT count(*) FROM ops.watermark").fetchone()[0] == 1
+
+
+def _conflicting_write(other) -> None:
+    """Another writer (outside the hub's lock) commits a change to ops.watermark."""
+    other.execute("UPDATE ops.watermark SET value = value || '+'")
+
+
+def test_a_commit_conflict_runs_the_transaction_again(lake, monkeypatch, caplog):
+    lake.execute("INSERT INTO ops.watermark VALUES ('611021', 'household', 'v', now(), 'r1')")
+    attempts = []
+    with warehouse.connect() as other:
+
+        def work():
+            lake.execute("BEGIN")
+            try:
+                lake.execute("UPDATE ops.watermark SET sync_run_id = 'r2'")
+                if not attempts:
+                    _conflicting_write(other)  # commits first: this COMMIT will conflict
+                attempts.append(1)
+                lake.execute("COMMIT")
+            except BaseException:
+                warehouse.rollback(lake)
+                raise
+
+        retry.retry_conflicts(work, "test write")
+    assert len(attempts) == 2
+    assert "DuckLake commit conflict (attempt 1 of 6)" in caplog.text
+    assert lake.execute("SELECT value, sync_run_id FROM ops.watermark").fetchall() == [("v+", "r2")]
+
+
+def test_conflicts_on_every_attempt_end_in_a_clear_error(lake, monkeypatch):
+    monkeypatch.setenv("HUB_LAKE_COMMIT_RETRIES", "1")
+    lake.execute("INSERT INTO ops.watermark VALUES ('611021', 'household', 'v', now(), 'r1')")
+    with warehouse.connect() as other:
+
+        def work():
+            lake.execute("BEGIN")
+            try:
+                lake.execute("UPDATE ops.watermark SET sync_run_id = 'r2'")
+                _conflicting_write(other)
+                lake.execute("COMMIT")
+            except BaseException:
+                warehouse.rollback(lake)
+                raise
+
+        with pytest.raises(retry.CommitConflicts, match="refused the commit 2 times"):
+            retry.retry_conflicts(work, "test write")
+    assert lake.execute("SELECT sync_run_id FROM ops.watermark").fetchall() == [("r1",)]
