@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from base import paths, settings
+from base import errors, paths, settings
 from pipelines.cli_guard import fail as _fail
 from pipelines.cli_guard import prepare_to_write as _prepare_to_write
 from pipelines.cli_report import report
@@ -125,7 +125,11 @@ def demo(
     if settings.is_lake():  # HUB_WAREHOUSE_BACKEND=ducklake: the catalog's PostgreSQL first
         try:
             console.print(run.lake_catalog_ready())
-        except (RuntimeError, OSError) as exc:  # no PostgreSQL server, or it would not start
+        except (
+            errors.HubError,
+            RuntimeError,
+            OSError,
+        ) as exc:  # no server, it would not start, ...
             _fail(exc)
     _dagster_home()
     watch = _free_dead_runs()
@@ -163,11 +167,10 @@ def _summary_footer(county_seconds: float, total: float, log: Path) -> None:
     from pipelines.demo import snapshot_line
 
     console.print(
-        f"Counties synced in {county_seconds:.1f} s; with marts and snapshot {total:.1f} s.\n"
+        f"Counties synced in {county_seconds:.1f} s; with marts"
+        f"{'' if settings.is_lake() else ' and snapshot'} {total:.1f} s.\n"
         f"Dagster's log of this run (warnings, errors): {log}\n"
         f"{snapshot_line()}\n"
-        "Query it:   make sql            (DuckDB shell on the snapshot, read-only)\n"
-        '            .venv/bin/hub sql "SELECT * FROM mart.county_summary"\n'
         "Status:     .venv/bin/hub status   Rejects as CSV: .venv/bin/hub rejects <county>\n"
         "Dagster UI: make ui             (then open http://127.0.0.1:3000)"
     )

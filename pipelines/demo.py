@@ -205,9 +205,13 @@ LAKE_SNAPSHOT_NOTE = (
 def lake_catalog_ready() -> str:
     """The DuckLake catalog for the demo (``HUB_WAREHOUSE_BACKEND=ducklake``): the configured
     one, or a local PostgreSQL started under HUB_HOME (pipelines/lake/postgres.py)."""
+    import warehouse
     from pipelines.lake import postgres
 
-    return postgres.catalog_for_demo()
+    done = postgres.catalog_for_demo()
+    with warehouse.connect():  # create and migrate the lake once, before seven landings start
+        pass
+    return done
 
 
 def _city_steps():
@@ -224,7 +228,11 @@ def snapshot_line() -> str:
 
     if settings.is_lake():
         return LAKE_SNAPSHOT_NOTE
-    return f"Analyst snapshot: {paths.snapshot_db()}"
+    return (
+        f"Analyst snapshot: {paths.snapshot_db()}\n"
+        "Query it:   make sql            (DuckDB shell on the snapshot, read-only)\n"
+        '            .venv/bin/hub sql "SELECT * FROM mart.county_summary"'
+    )
 
 
 def record_failures(outcomes: list[report.CountyOutcome], run_id: str | None, job: str) -> None:

@@ -50,6 +50,12 @@ def _run_as() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
+def _checked(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PostgresUnavailable(f"{what} failed: {(done.stderr or done.stdout).strip()}")
+
+
 @dataclass(frozen=True)
 class LocalPostgres:
     """A cluster in ``root`` listening on the Unix socket ``root/socket/.s.PGSQL.<port>``."""
@@ -89,18 +95,23 @@ class LocalPostgres:
         if prefix:  # the server user must own its folders
             subprocess.run(["chown", "-R", "postgres", str(self.root)], check=True)
         if not (self.data / "PG_VERSION").exists():
-            subprocess.run(
+            _checked(
                 [*prefix, str(bindir / "initdb"), "-D", str(self.data), "-U", USER,
                  "-A", "trust", "--no-sync", "-E", "UTF8"],
-                capture_output=True, text=True, check=True,
+                f"initdb of {self.data}",
             )  # fmt: skip
         if not self.running():
             options = (
                 f"-p {self.port} -k {self.socket_dir} -c listen_addresses='' "
                 "-c max_connections=100 -c fsync=off"
             )
-            self._ctl("-o", options, "-l", str(self.root / "server.log"), "-w",
-                      "-t", str(int(timeout)), "start")  # fmt: skip
+            started = self._ctl("-o", options, "-l", str(self.root / "server.log"), "-w",
+                                "-t", str(int(timeout)), "start", check=False)  # fmt: skip
+            if started.returncode != 0:
+                raise PostgresUnavailable(
+                    f"PostgreSQL in {self.data} did not start: "
+                    f"{(started.stderr or started.stdout).strip()} (see {self.root / 'server.log'})"
+                )
         deadline = time.monotonic() + timeout
         while True:
             created = subprocess.run(
@@ -125,9 +136,36 @@ class LocalPostgres:
             raise PostgresUnavailable(f"createdb {name} failed: {created.stderr.strip()}")
         return f"host={self.socket_dir} port={self.port} user={USER} dbname={name}"
 
+    def recreate_database(self, name: str) -> str:
+        """Drop database ``name`` (if it exists) and create it empty; its DSN."""
+        _checked(
+            [*_run_as(), str(_bindir() / "dropdb"), "-h", str(self.socket_dir),
+             "-p", str(self.port), "-U", USER, "--if-exists", "--force", name],
+            f"dropdb {name}",
+        )  # fmt: skip
+        return self.database(name)
+
     def stop(self) -> None:
         if self.running():
             self._ctl("-m", "fast", "stop", check=False)
+
+
+def default_root() -> Path:
+    """Where the local server of this HUB_HOME lives: ``HUB_HOME/postgres``; when we are root
+    the server runs as ``postgres``, which cannot enter the owner-only HUB_HOME, so it lives in
+    ``/var/tmp/hub-postgres-<hash of HUB_HOME>`` instead (its data folder is the server's own,
+    0700, as initdb makes it)."""
+    import hashlib
+
+    from base.paths import hub_home
+
+    home = hub_home().resolve()
+    if not _run_as():
+        return home / "postgres"
+    root = Path("/var/tmp") / f"hub-postgres-{hashlib.sha256(str(home).encode()).hexdigest()[:12]}"
+    root.mkdir(mode=0o755, exist_ok=True)
+    root.chmod(0o755)
+    return root
 
 
 def catalog_for_demo() -> str:
@@ -138,11 +176,14 @@ def catalog_for_demo() -> str:
     its connection string is put in the environment for this process and the step processes
     it starts (``make postgres`` does the same for a shell)."""
     from base import settings
-    from base.paths import hub_home
 
     if os.environ.get("HUB_LAKE_CATALOG"):
         return f"DuckLake catalog: {settings.redact_dsn(settings.lake_catalog())}"
-    server = LocalPostgres(hub_home() / "postgres").start()
+    server = LocalPostgres(default_root()).start()
+    if not Path(settings.lake_data_path()).exists():
+        # a new HUB_HOME (or `make clean`): the lake starts afresh, never pointing at data
+        # files that are gone (the catalog remembers its data path and files)
+        server.recreate_database(DATABASE)
     os.environ["HUB_LAKE_CATALOG"] = server.dsn
     return (
         f"DuckLake catalog: a local PostgreSQL under {server.root} ({server.dsn}); "
@@ -151,13 +192,11 @@ def catalog_for_demo() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m pipelines.lake.postgres start|stop|status`` on ``HUB_HOME/postgres``."""
+    """``python -m pipelines.lake.postgres start|stop|status`` (the server of :func:`default_root`)."""
     import sys
 
-    from base.paths import hub_home
-
     action = (argv or sys.argv[1:] or ["status"])[0]
-    server = LocalPostgres(hub_home() / "postgres")
+    server = LocalPostgres(default_root())
     if action == "start":
         server.start()
         print(f"PostgreSQL running; catalog DSN: {server.dsn}")

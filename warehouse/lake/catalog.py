@@ -19,7 +19,7 @@ import duckdb
 
 from base import settings
 from base.errors import HubError
-from warehouse.lake import extensions
+from warehouse.lake import extensions, locks
 
 #: The names the lake is attached under in the hub's DuckDB instance.
 ALIAS = "hub_lake"
@@ -41,10 +41,13 @@ def _quote(text: str) -> str:
 def _attach(con: duckdb.DuckDBPyConnection, alias: str, read_only: bool) -> None:
     catalog, data_path = settings.lake_catalog(), settings.lake_data_path()
     options = [f"DATA_PATH {_quote(data_path)}"] + (["READ_ONLY"] if read_only else [])
+    statement = f"ATTACH {_quote('ducklake:postgres:' + catalog)} AS {alias} ({', '.join(options)})"
     try:
-        con.execute(
-            f"ATTACH {_quote('ducklake:postgres:' + catalog)} AS {alias} ({', '.join(options)})"
-        )
+        if read_only:
+            con.execute(statement)
+        else:  # the first read-write ATTACH creates the lake: never two processes at once
+            with locks.hold("create", purpose="attach the lake"):
+                con.execute(statement)
     except duckdb.Error as exc:
         message = str(exc).replace(catalog, settings.redact_dsn(catalog))
         raise LakeUnavailable(
