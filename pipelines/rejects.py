@@ -99,8 +99,15 @@ def export(
 def readable() -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
     """The live warehouse read-only (holding its shared lock, so no sync starts writing while
     we read), or the published snapshot while a sync holds the live file."""
+    from base import settings
     from warehouse import lock as warehouse_lock
 
+    if settings.is_lake():  # DuckLake: readers see its latest committed snapshot, no lock
+        import warehouse
+
+        with warehouse.connect(read_only=True) as con:
+            yield con, Path(settings.redact_dsn(settings.lake_catalog()))
+        return
     live = paths.live_db()
     if live.exists():
         try:
