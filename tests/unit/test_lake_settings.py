@@ -29,3 +29,18 @@ def test_the_lake_needs_a_catalog_and_never_shows_its_password(monkeypatch, tmp_
     assert settings.lake_data_path() == f"{tmp_path}/lake/data/"
     monkeypatch.setenv("HUB_LAKE_DATA_PATH", "s3://city-lake/hub")
     assert settings.lake_data_path() == "s3://city-lake/hub/"
+
+
+def test_counties_merge_in_their_own_pools_on_the_lake(monkeypatch):
+    """DuckDB file: every merge in the one warehouse pool. DuckLake: one pool per county (limit
+    1 each by dagster.yaml's default_limit), so the counties merge at the same time."""
+    from pipelines.defs.keys import POOL, WAREHOUSE_TAG, merge_pool, merge_tags
+    from seeds.registry import counties
+
+    monkeypatch.delenv("HUB_WAREHOUSE_BACKEND", raising=False)
+    assert {merge_pool(c) for c in counties()} == {POOL}
+    assert all(merge_tags(c) == WAREHOUSE_TAG for c in counties())
+    monkeypatch.setenv("HUB_WAREHOUSE_BACKEND", "ducklake")
+    pools = [merge_pool(c) for c in counties()]
+    assert len(set(pools)) == len(pools) == 7 and POOL not in pools
+    assert len({merge_tags(c)["hub/warehouse"] for c in counties()}) == 7
