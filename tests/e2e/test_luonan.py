@@ -72,7 +72,7 @@ def test_full_sync_holds_exactly_source_minus_truth(simulator, backend):
     )
 
 
-def test_resync_without_changes_changes_nothing(simulator, backend):
+def test_resync_without_changes_changes_nothing(simulator, hub_home):
     assert sync_county(LUONAN).success
     with live() as con:
         before = _snapshot(con)
@@ -129,7 +129,7 @@ def test_incremental_sync_picks_up_exactly_the_changes(simulator, backend):
             assert got >= len(set(deleted) - _rejected(t, "household"))
 
 
-def test_replay_from_raw_without_the_source(simulator, backend):
+def test_replay_from_raw_without_the_source(simulator, hub_home):
     """A landed sync merges again without the platform; an older one is refused."""
     from base.errors import StaleReplay
     from pipelines import sync
