@@ -129,3 +129,50 @@ def test_two_counties_claiming_one_household_at_once_end_as_the_serial_merge(
             county, kw = sync_of(slug)
             merge(con, county, f"race-{slug}", **kw)
         assert identity_state(con) == raced
+
+
+def test_without_the_write_lock_the_same_race_gives_the_household_two_owners(
+    lake_dsn, hub_home, tmp_path, monkeypatch
+):
+    """The control: with the lake's write lock switched off and both transactions held at their
+    COMMIT until both got there, DuckLake commits both (they only insert), and the household
+    ends with two owners and no conflict. The lock is what makes the race above exact."""
+    import threading
+    from contextlib import nullcontext
+
+    from tests.unit.test_warehouse_fixtures import merge
+    from warehouse.lake import ddl, locks
+
+    _lake_env(monkeypatch, lake_dsn, tmp_path / "data")
+    with warehouse.connect():
+        pass
+    monkeypatch.setattr(locks, "writer", lambda purpose="write": nullcontext())
+    both_at_commit = threading.Barrier(2, timeout=120)
+    check_keys = ddl.check_keys
+
+    def at_commit(con):
+        check_keys(con)
+        both_at_commit.wait()
+
+    monkeypatch.setattr(ddl, "check_keys", at_commit)
+    errors = []
+
+    def racer(slug):
+        try:
+            county, kw = sync_of(slug)
+            with warehouse.connect() as con:
+                merge(con, county, f"race-{slug}", **kw)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=racer, args=(s,)) for s in ("luonan", "shangnan")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert errors == []
+    with warehouse.connect(read_only=True) as con:
+        state = identity_state(con)
+    owners = sorted(c for h, c in state["households"] if h == SHARED_HOUSEHOLD)
+    assert owners == ["611021", "611023"]
+    assert [c for c in state["conflicts"] if c[1] == "household_no"] == []
