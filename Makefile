@@ -53,7 +53,8 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/sync_city.py
 
-# A local PostgreSQL (Debian's package) for the DuckLake catalog, under var/postgres.
+# A local PostgreSQL (Debian's package) for the DuckLake catalog, under var/postgres (as root:
+# /var/tmp/hub-postgres-*, where the server's own user can reach it). `hub demo` starts it itself.
 postgres: venv
 	$(BIN)/python -m pipelines.lake.postgres start
 
@@ -61,4 +62,5 @@ stop:
 	$(BIN)/hub stop-simulator
 
 clean: stop
+	-test -x $(BIN)/python && $(BIN)/python -m pipelines.lake.postgres stop >/dev/null 2>&1
 	rm -rf var
