@@ -29,7 +29,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from base import settings
 from warehouse.lock import DEFAULT_NOTICE_SECONDS, DEFAULT_TIMEOUT_SECONDS, WarehouseBusy
@@ -120,19 +120,17 @@ def _holder(session, name: str) -> str:
     return f"{row[0]} (server PID {row[1]})" if row else "another session"
 
 
-def writer(purpose: str = "write") -> contextmanager:
+def writer(purpose: str = "write") -> AbstractContextManager[None]:
     """The lake's write lock: one write transaction at a time (see the module docstring)."""
     return hold("writer", purpose)
 
 
-def county(code: str, purpose: str = "merge") -> contextmanager:
+def county(code: str, purpose: str = "merge") -> AbstractContextManager[None]:
     """One merge of county ``code`` at a time."""
     return hold(f"county:{code}", purpose)
 
 
-def county_lock(code: str, purpose: str = "merge"):
+def county_lock(code: str, purpose: str = "merge") -> AbstractContextManager[None]:
     """The county's merge lock on the DuckLake backend; nothing on the DuckDB file, whose own
     lock already admits one writer at a time."""
-    from contextlib import nullcontext
-
     return county(code, purpose) if settings.is_lake() else nullcontext()
