@@ -44,6 +44,36 @@ class Staged:
     watermarks: dict[str, str] = field(default_factory=dict)
     as_of: date | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    #: entity -> its verified Parquet files, in row order (``open_verified``, the merge side):
+    #: the frames are then read lazily (``scan``, DuckDB ``read_parquet``), never held whole
+    parts: dict[str, list[Path]] = field(default_factory=dict)
+    #: entity -> rows in ``parts`` (from staged.json, checked against the Parquet footers)
+    heights: dict[str, int] = field(default_factory=dict)
+
+    def entities(self) -> list[str]:
+        """Every entity with staged rows, in memory or on disk."""
+        return list(dict.fromkeys([*self.frames, *self.parts, *self.files]))
+
+    def height(self, entity: str) -> int | None:
+        """Rows staged for ``entity`` (None: the entity was not staged)."""
+        if entity in self.frames:
+            return self.frames[entity].height
+        if entity in self.files and entity not in self.parts:
+            return pl.scan_parquet(self.files[entity]).select(pl.len()).collect().item()
+        return self.heights.get(entity)
+
+    def scan(self, entity: str, columns: list[str] | None = None) -> pl.LazyFrame | None:
+        """The staged rows of ``entity`` as a lazy frame (only ``columns`` when given), read
+        from the Parquet files when the sync was opened lazily."""
+        if entity in self.frames:
+            lazy = self.frames[entity].lazy()
+        elif entity in self.parts:
+            lazy = pl.scan_parquet(self.parts[entity])
+        elif entity in self.files:
+            lazy = pl.scan_parquet(self.files[entity])
+        else:
+            return None
+        return lazy.select(columns) if columns is not None else lazy
 
 
 def empty_deletions() -> pl.DataFrame:
@@ -93,7 +123,71 @@ def save(staged: Staged, directory: Path) -> Path:
     return directory
 
 
-def load(directory: Path, county: object = "") -> Staged:
+def _frame_files(header: dict, entity: str) -> list[str]:
+    """The names of ``entity``'s frame files in staged.json, in row order: one
+    ``frame.<entity>.parquet``, or parts ``frame.<entity>.<part>.parquet`` (the save side
+    decides how many; their order in the header is the row order)."""
+    return [
+        name
+        for name in header["files"]
+        if name == f"frame.{entity}.parquet"
+        or (name.startswith(f"frame.{entity}.") and name.endswith(".parquet"))
+    ]
+
+
+def open_verified(directory: Path, county: object = "") -> Staged:
+    """A staged sync whose frames stay on disk: every file is checked against the sha256 and
+    row count staged.json recorded (the row count from the Parquet footer, no data read),
+    then read lazily through ``Staged.scan`` and ``Staged.parts`` (DuckDB ``read_parquet``).
+    Deletion feeds (keys and times only) are read into memory as by ``load``."""
+    import pyarrow.parquet as pq
+
+    header = json.loads((directory / "staged.json").read_text())
+    files = header.get("files")
+    if files is None:
+        raise SourceError(
+            county, directory / "staged.json", "staged files carry no checksums; stage again"
+        )
+    verified: dict[str, list[Path]] = {}
+    heights: dict[str, int] = {}
+    for entity in header["entities"]:
+        paths = []
+        for name in _frame_files(header, entity):
+            path = directory / name
+            _verify(path, files[name], county)
+            rows = pq.read_metadata(path).num_rows
+            if rows != files[name]["rows"]:
+                raise SourceError(
+                    county,
+                    path,
+                    f"staged file has {rows} rows, staged.json says {files[name]['rows']}",
+                )
+            paths.append(path)
+        if not paths:
+            raise SourceError(county, directory / "staged.json", f"no frame file for {entity}")
+        verified[entity] = paths
+        heights[entity] = sum(files[p.name]["rows"] for p in paths)
+    eager = load(directory, county, entities=())
+    eager.parts, eager.heights = verified, heights
+    return eager
+
+
+def _verify(path: Path, expected: dict, county: object) -> None:
+    try:
+        digest = _sha256(path)
+    except OSError as exc:
+        raise SourceError(county, path, f"staged file unreadable: {exc}") from None
+    if digest != expected["sha256"]:
+        raise SourceError(
+            county,
+            path,
+            f"staged file changed since it was written: sha256 {digest[:12]}… does not "
+            f"match staged.json's {expected['sha256'][:12]}…; refused (stage it again "
+            "from the landed pages)",
+        )
+
+
+def load(directory: Path, county: object = "", entities: object = None) -> Staged:
     """Read a staged sync, verifying every file against the sha256 and row count its header
     recorded: a truncated, shortened or swapped file raises ``SourceError`` naming it."""
     header = json.loads((directory / "staged.json").read_text())
@@ -108,18 +202,7 @@ def load(directory: Path, county: object = "") -> Staged:
         expected = files.get(name)
         if expected is None:
             raise SourceError(county, path, "not listed in staged.json")
-        try:
-            digest = _sha256(path)
-        except OSError as exc:
-            raise SourceError(county, path, f"staged file unreadable: {exc}") from None
-        if digest != expected["sha256"]:
-            raise SourceError(
-                county,
-                path,
-                f"staged file changed since it was written: sha256 {digest[:12]}… does not "
-                f"match staged.json's {expected['sha256'][:12]}…; refused (stage it again "
-                "from the landed pages)",
-            )
+        _verify(path, expected, county)
         df = pl.read_parquet(path)
         if df.height != expected["rows"]:
             raise SourceError(
@@ -130,7 +213,10 @@ def load(directory: Path, county: object = "") -> Staged:
         return df
 
     return Staged(
-        frames={e: read(f"frame.{e}.parquet") for e in header["entities"]},
+        frames={
+            e: read(f"frame.{e}.parquet")
+            for e in (header["entities"] if entities is None else entities)
+        },
         deletions={e: read(f"deletions.{e}.parquet") for e in header["deletions"]},
         full_listing=set(header["full_listing"]),
         source_counts=header["source_counts"],

@@ -43,8 +43,9 @@ from pipelines.sources import client_for, normaliser_for
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
 from seeds import divisions
 from seeds.registry import County
-from warehouse import cursors
+from warehouse import cursors, staged_rows
 from warehouse import lock as warehouse_lock
+from warehouse.batch import Batch
 from warehouse.statements import run as run_sql
 
 log = logging.getLogger(__name__)
@@ -183,11 +184,11 @@ def check_listings(county: County, staged, where: object) -> None:
     absence from a short listing would delete records that still exist (the safety stop only
     catches large shares)."""
     differences = {
-        entity: (staged.frames[entity].height, int(staged.source_counts[entity]))
+        entity: (staged.height(entity), int(staged.source_counts[entity]))
         for entity in sorted(staged.full_listing)
-        if entity in staged.frames
+        if staged.height(entity) is not None
         and staged.source_counts.get(entity) is not None
-        and staged.frames[entity].height != int(staged.source_counts[entity])
+        and staged.height(entity) != int(staged.source_counts[entity])
     }
     if differences:
         raise ListingIncomplete(county.label, where, differences)
@@ -195,8 +196,8 @@ def check_listings(county: County, staged, where: object) -> None:
 
 def _context(con, county: County, staged) -> ValidationContext:
     """What validation needs from the warehouse that one batch cannot know, read for this county
-    only (a county's records reference its own households, villages and cadres)."""
-    frames = staged.frames
+    only (a county's records reference its own households, villages and cadres). The staged
+    rows are read lazily, only the key columns these look-ups need."""
 
     def query(name: str, **views: pl.DataFrame) -> pl.DataFrame:
         for view, frame in views.items():
@@ -211,7 +212,11 @@ def _context(con, county: County, staged) -> ValidationContext:
     existing_members = None
     if "person" not in staged.full_listing:  # a full listing carries every member itself
         touched = pl.concat(
-            [frames[e].select("household_no") for e in ("household", "person") if e in frames]
+            [
+                staged.scan(e, ["household_no"]).collect()
+                for e in ("household", "person")
+                if e in staged.entities()
+            ]
             or [pl.DataFrame(schema={"household_no": pl.String})]
         ).unique()
         existing_members = query("existing_members", touched=touched)
@@ -222,10 +227,10 @@ def _context(con, county: County, staged) -> ValidationContext:
                 ~pl.col("person_no").is_in(deleted["source_key"].implode())
             )
     poor_id_numbers = None
-    cadres = frames.get("cadre")
-    if cadres is not None and cadres.height:
+    if staged.height("cadre"):
         # only the poor people (of any county) who share an ID number with one of these cadres
-        poor_id_numbers = query("poor_id_numbers", cadres=cadres.select("id_number"))
+        cadres = staged.scan("cadre", ["id_number"]).collect()
+        poor_id_numbers = query("poor_id_numbers", cadres=cadres)
     known = divisions.known_for(county.code)
     return ValidationContext(
         existing_households=query("existing_households"),
@@ -266,7 +271,7 @@ def merge(
     staged_dir = Path(landed.staged_path)
     if not (staged_dir / "staged.json").exists():  # a replay of an older landing
         stage(county, Path(landed.manifest_path), _previous(landed.mode, landed.watermarks_before))
-    staged = staged_io.load(staged_dir, county.label)
+    staged = staged_io.open_verified(staged_dir, county.label)  # frames stay on disk
     check_listings(county, staged, staged_dir)
     db = Path(db_path) if db_path is not None else paths.live_db()
     with warehouse_lock.working_for(
@@ -313,42 +318,29 @@ def _merge_checked(
             raise CursorMismatch(county.label, landed.sync_id, landed.watermarks_before, before)
         run_id, replay_of = _run_id(con, county, landed)
         context = _context(con, county, staged)
-        validated: dict[str, Validated] = validate_county(staged.frames, context)
-        rejected, total = warehouse.reject_counts(validated)
-        rate = rejected / total if total else 0.0
-        reasons = warehouse.top_reasons(validated)
-        # the UI shows each entity's own top reasons, not the sync's overall top five
-        reasons_by_entity = [r for e in validated for r in warehouse.top_reasons({e: validated[e]})]
-        if total >= MIN_RECORDS_FOR_RATE and rate > county.reject_threshold:
-            warehouse.refuse_sync(
+        staged_rows.limit_memory(con)
+        # the row-hash diff first: rows the same as core skip validation's per-row checks
+        diff = staged_rows.diff_staged(
+            Batch(con, {"county": county.code}), staged, warehouse.merge_entities(con)
+        )
+        try:
+            result, reasons_by_entity, spike = _validate_and_merge(
                 con,
                 county,
-                run_id,
-                landed.mode,
+                landed,
                 staged,
-                validated,
                 manifest,
+                safety_share,
                 started_at,
-                replay_of=replay_of,
+                run_id,
+                replay_of,
+                context,
+                diff,
             )
-            raise RejectThresholdExceeded(
-                county.label, rate, county.reject_threshold, reasons, rejected=rejected, total=total
-            )
-        result = warehouse.merge_county(
-            con,
-            county,
-            run_id,
-            landed.mode,
-            staged,
-            validated,
-            manifest,
-            started_at,
-            safety_share=safety_share,
-            replay_of=replay_of,
-        )
+        finally:
+            diff.release()
         after = warehouse.watermarks(con, county.code)
         owner = cursors.owners(con).get(county.code)
-        spike = notify.reject_spike(con, county, run_id, rejected, total)
     _refresh_cache(county, after, owner)
     if landed.mode == "full":  # the latest state is now replayable from this landing on
         retention.prune_landing(county, landed.sync_id)
@@ -364,9 +356,64 @@ def _merge_checked(
         watermarks_before=before,
         watermarks_after=after,
         source_counts=staged.source_counts,
-        source_lag_seconds=_source_lag(staged.frames),
+        source_lag_seconds=_source_lag(staged),
         sync_run_id=run_id,
     )
+
+
+def _validate_and_merge(
+    con,
+    county: County,
+    landed: Landed,
+    staged,
+    manifest,
+    safety_share: float,
+    started_at: datetime,
+    run_id: str,
+    replay_of: str | None,
+    context: ValidationContext,
+    diff: staged_rows.StagedDiff,
+):
+    """Validate the staged rows (lazily; the diff's unchanged rows skip the per-row checks),
+    then refuse the sync on its reject rate or merge it. Returns the merge result, each
+    entity's top reasons and the reject-spike notice to send (if any)."""
+    lazy = {e: staged.scan(e) for e in staged.entities()}
+    validated: dict[str, Validated] = validate_county(lazy, context, unchanged=diff.unchanged)
+    rejected, total = warehouse.reject_counts(validated)
+    rate = rejected / total if total else 0.0
+    reasons = warehouse.top_reasons(validated)
+    # the UI shows each entity's own top reasons, not the sync's overall top five
+    reasons_by_entity = [r for e in validated for r in warehouse.top_reasons({e: validated[e]})]
+    if total >= MIN_RECORDS_FOR_RATE and rate > county.reject_threshold:
+        warehouse.refuse_sync(
+            con,
+            county,
+            run_id,
+            landed.mode,
+            staged,
+            validated,
+            manifest,
+            started_at,
+            replay_of=replay_of,
+        )
+        raise RejectThresholdExceeded(
+            county.label, rate, county.reject_threshold, reasons, rejected=rejected, total=total
+        )
+    result = warehouse.merge_county(
+        con,
+        county,
+        run_id,
+        landed.mode,
+        staged,
+        validated,
+        manifest,
+        started_at,
+        safety_share=safety_share,
+        replay_of=replay_of,
+        diff=diff,
+    )
+    spike = notify.reject_spike(con, county, run_id, rejected, total)
+    return result, reasons_by_entity, spike
 
 
 def _refresh_cache(county: County, marks: dict[str, str], owner: str | None) -> None:
@@ -395,13 +442,13 @@ def _run_id(con, county: County, landed: Landed) -> tuple[str, str | None]:
     return f"{landed.sync_id}+replay{replays + 1}", landed.sync_id
 
 
-def _source_lag(frames: dict[str, pl.DataFrame]) -> float | None:
+def _source_lag(staged) -> float | None:
     """Seconds between the newest source change we hold and now (None for workbooks)."""
-    newest = [
-        f["source_updated_at"].max()
-        for f in frames.values()
-        if f.height and "source_updated_at" in f.columns
-    ]
+    newest = []
+    for entity in staged.entities():
+        frame = staged.scan(entity)
+        if "source_updated_at" in frame.collect_schema().names():
+            newest.append(frame.select(pl.col("source_updated_at").max()).collect().item())
     newest = [n for n in newest if n is not None]
     if not newest:
         return None

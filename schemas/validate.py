@@ -25,11 +25,14 @@ given and returns), ``schemas.failures`` (the models' rules, failures as ops row
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 
 from schemas.column_docs import CORE_LINEAGE, column_schema, table_schema
+from schemas.columns import STAGING
 from schemas.cross_rules import (
     _conflicts,
     _household_findings,
@@ -78,23 +81,89 @@ __all__ = [
 ]
 
 
+#: Rows per chunk of the per-row checks (pandera models, parse errors, sanity): the models run
+#: on at most this many rows at once, so their copies and failure frames stay bounded.
+CHUNK_ROWS = 50_000
+
+#: The columns the cross-record rules and the findings read (besides ``STAGING``). A lazily
+#: given frame is read with only these over the full staged set; None: every column (regions
+#: are a few hundred rows).
+CROSS_COLUMNS: dict[str, tuple[str, ...] | None] = {
+    "region": None,
+    "household": (
+        "household_no",
+        "town_code",
+        "village_code",
+        "poverty_attribute",
+        "poverty_status",
+        "main_cause",
+        "other_causes",
+        "exit_year",
+        "income_per_capita",
+        "member_count",
+        "housing_safe",
+        "water_safe",
+    ),
+    "person": (
+        "person_no",
+        "household_no",
+        "id_number",
+        "sex",
+        "birth_date",
+        "relation_to_head",
+        "school_status",
+        "health",
+        "labor_skill",
+    ),
+    "measure": ("measure_id", "household_no"),
+    "loan": ("loan_id", "household_no"),
+    "project": ("project_id", "village_code"),
+    "cadre": ("cadre_id", "id_number"),
+    "household_cadre": ("household_no", "cadre_id"),
+}
+
+
 def validate_county(
-    frames: dict[str, pl.DataFrame], context: ValidationContext
+    frames: Mapping[str, pl.DataFrame | pl.LazyFrame],
+    context: ValidationContext,
+    *,
+    unchanged: Mapping[str, pl.Series] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Validated]:
     """Validate one county's staged frames (``schemas.columns.frame_schema`` each).
 
     Returns a ``Validated`` for every entity in ``frames``. Only rows passing every reject rule
     are accepted; findings are evaluated on accepted rows; conflicts do not reject.
+
+    Bounded memory and the row-hash diff (issue 13):
+
+    - ``frames`` may be lazy (``pl.scan_parquet`` of the staged files). The **per-row checks**
+      (pandera model, parse errors, text sanity, times in the future) then read the rows in
+      chunks of ``chunk_rows``, all columns, one chunk at a time.
+    - ``unchanged`` (entity -> row positions ``_row``) names rows the merge's hash diff found
+      identical to this county's live core row (same ``row_hash`` and source key, no parse
+      error, source time not in the future; ``warehouse.staged_rows``): a row that passed
+      these checks when it was merged, with the same content, passes them again, so they are
+      skipped for it. Chunks holding only such rows are never read.
+    - The **cross-record rules** (head count and member facts per household, orphans and
+      ``parent_rejected``, villages and cadres known, ``unknown_division``) and **every
+      finding** run over the FULL staged set, unchanged rows included, reading only the
+      columns they need (``CROSS_COLUMNS``): a household whose rows did not change is still
+      rejected when a changed member breaks its head count, and an unchanged row's findings
+      are recorded in every sync exactly as before (once per sync, neither lost nor doubled).
+    - ``Validated.rejected_rows`` names the rejected row positions, so the merge reads the
+      accepted rows from the staged files itself; with lazy frames ``accepted`` carries only
+      the cross-record columns.
     """
     ctx = context
     unknown = set(frames) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown entities {sorted(unknown)}")
-    run = _Run(frames, {e: _with_row(df) for e, df in frames.items()}, ctx)
-    run.fails = {e: _column_failures(e, df) for e, df in frames.items()}
-    # over-long text, control characters, times in the future (schemas/sanity.py)
+    skip = unchanged or {}
+    cross = {e: _cross_frame(e, f) for e, f in frames.items()}
+    run = _Run(cross, {e: _with_row(df) for e, df in cross.items()}, ctx)
     run.fails = {
-        e: pl.concat([f, sanity_failures(e, run.dfs[e], ctx.now)]) for e, f in run.fails.items()
+        e: _row_failures(e, f, skip.get(e), ctx.now, chunk_rows) for e, f in frames.items()
     }
     if "region" in run.dfs and ctx.known_villages is not None:
         run.add("region", _unknown_divisions(run.dfs["region"], ctx))
@@ -120,8 +189,56 @@ def validate_county(
             conflicts=_conflicts(df)
             if entity == "person"
             else pl.DataFrame(schema=CONFLICT_SCHEMA),
+            rejected_rows=_rejected_rows(run.fails[entity]).sort(),
         )
     return out
+
+
+def _cross_frame(entity: str, frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """What the cross-record rules read of an entity: a frame given in memory as it is, a lazy
+    one with only ``CROSS_COLUMNS`` (and the staging columns) over every staged row."""
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    columns = CROSS_COLUMNS.get(entity)
+    if columns is None:
+        return frame.collect()
+    return frame.select(*columns, *STAGING).collect()
+
+
+def _row_failures(
+    entity: str,
+    frame: pl.DataFrame | pl.LazyFrame,
+    unchanged: pl.Series | None,
+    now: datetime | None,
+    chunk_rows: int,
+) -> pl.DataFrame:
+    """The per-row checks (model, parse errors, sanity) of every row not ``unchanged``, read
+    ``chunk_rows`` at a time; failures keyed by the row's position in the whole frame."""
+    lazy = frame.lazy()
+    height = (
+        frame.height if isinstance(frame, pl.DataFrame) else lazy.select(pl.len()).collect()[0, 0]
+    )
+    skipped = (
+        unchanged.cast(pl.UInt32).unique().sort()
+        if unchanged is not None
+        else pl.Series("_row", [], pl.UInt32)
+    )
+    parts = [_empty_failures()]
+    for start in range(0, height, chunk_rows):
+        end = min(start + chunk_rows, height)
+        rows = pl.Series("_row", range(start, end), pl.UInt32)
+        skip_here = skipped.filter((skipped >= start) & (skipped < end))
+        if skip_here.len() == end - start:
+            continue  # every row here is unchanged: the chunk is not even read
+        chunk = lazy.slice(start, end - start).collect()
+        if skip_here.len():
+            keep = ~rows.is_in(skip_here.implode())
+            chunk, rows = chunk.filter(keep), rows.filter(keep)
+        local = pl.concat(
+            [_column_failures(entity, chunk), sanity_failures(entity, _with_row(chunk), now)]
+        )
+        parts.append(local.with_columns(rows.gather(local["_row"]).alias("_row")))
+    return pl.concat(parts)
 
 
 @dataclass

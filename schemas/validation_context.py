@@ -74,6 +74,9 @@ class Validated:
     rejects: pl.DataFrame  # entity, source_key, rule, column_name, value, message, raw_ref
     findings: pl.DataFrame  # same columns as rejects
     conflicts: pl.DataFrame  # id_number, source_key, other_source_key (person only)
+    #: positions (``_row``) of the rejected rows in the staged frame, ascending: the merge
+    #: reads the accepted rows from the staged files by them (None: merge ``accepted`` as is)
+    rejected_rows: pl.Series | None = None
 
 
 def load_poverty_lines(path: Path | None = None) -> dict[int, float]:

@@ -21,6 +21,7 @@ class Batch:
     params: dict[str, Any]
     views: list[str] = field(default_factory=list)
     temps: list[str] = field(default_factory=list)
+    temp_views: list[str] = field(default_factory=list)
 
     def register(self, name: str, frame: pl.DataFrame) -> str:
         self.con.register(name, frame.to_arrow())
@@ -34,7 +35,14 @@ class Batch:
         self.temps.append(name)
         return name
 
+    def temp_view(self, name: str) -> str:
+        self.temp_views.append(name)
+        return name
+
     def release(self) -> None:
+        for name in self.temp_views:  # views first: they read the registered frames
+            with suppress(duckdb.Error):
+                self.con.execute(f"DROP VIEW IF EXISTS temp.{name}")
         for name in self.views:
             with suppress(duckdb.Error):
                 self.con.unregister(name)

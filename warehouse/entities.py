@@ -35,17 +35,32 @@ class MergeEntity:
 
     def identifiers(self) -> dict[str, str]:
         casts = [f"CAST({_q(c)} AS {self.types[c]})" for c in self.columns]
+        hash_fields = ", ".join(
+            f"{_q(c)} := {cast}" for cast, c in zip(casts, self.columns, strict=True)
+        )
+        person = self.name == "person"
+        # children carry household_no to the short path, where parent claims read it
+        carries_household = "household_no" in self.columns and "household_no" not in self.keys
         return {
             "entity": self.name,
             "stage": f"_stage_{self.name}",
             "frame": f"_frame_{self.name}",
+            "source": f"_src_{self.name}",
+            "diff": f"_diff_{self.name}",
+            "picked": f"_picked_{self.name}",
+            "same": f"_same_{self.name}",
+            "rejected": f"_rejected_{self.name}",
+            # THE row_hash of a row (one definition: 10_stage.sql, the region seed)
+            "row_hash": f"md5(to_json(struct_pack({hash_fields})))",
+            "key_cols_s": ", ".join(f"s.{_q(k)}" for k in self.keys),
+            "diff_extra": " s.household_no," if carries_household else "",
+            "core_person_key": "c.person_key" if person else "NULL",
+            "same_person_key": ", core_person_key AS person_key" if person else "",
             "casts": ", ".join(
                 f"{cast} AS {_q(c)}" for cast, c in zip(casts, self.columns, strict=True)
             )
             + ", _row",
-            "hash_fields": ", ".join(
-                f"{_q(c)} := {cast}" for cast, c in zip(casts, self.columns, strict=True)
-            ),
+            "hash_fields": hash_fields,
             "key_cols": ", ".join(_q(k) for k in self.keys),
             "key_cols_c": ", ".join(f"c.{_q(k)}" for k in self.keys),
             "key_col": self.keys[0],

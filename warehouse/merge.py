@@ -27,6 +27,7 @@ from warehouse.run_log import (
     _write_runs,
     watermarks,
 )
+from warehouse.staged_rows import StagedDiff, diff_staged
 from warehouse.statements import run, sql
 from warehouse.transaction import transaction
 
@@ -63,6 +64,7 @@ def merge_county(
     safety_share: float = DEFAULT_SAFETY_SHARE,
     now: datetime | None = None,
     replay_of: str | None = None,
+    diff: StagedDiff | None = None,
 ) -> MergeResult:
     """Merge one county sync into the warehouse in ONE transaction (Contract 5).
 
@@ -89,6 +91,12 @@ def merge_county(
     ``now`` (default: the wall clock) stamps every row of the merge; tests pass it to place
     versions on chosen dates. ``replay_of``: the landing's sync id when this merge replays it
     under a new ``sync_run_id`` (ops.sync_run.replay_of), so the original run's audit stays.
+
+    ``diff``: the row-hash diff computed before validation (``warehouse.staged_rows``); without
+    it the merge computes it here. A ``Validated`` with ``rejected_rows`` has its accepted rows
+    read from the staged rows (files or frames) by position; one without (a frame given as
+    ``accepted``) is merged from that frame. Only rows that differ from core are staged with
+    every column; the rows the diff found the same get last_synced_at/sync_run_id in one UPDATE.
     """
     now = now or datetime.now(UTC)
     batch = Batch(
@@ -107,6 +115,16 @@ def merge_county(
 
     def attempt() -> MergeResult:
         with transaction(con):
+            # entities validated elsewhere (their accepted frame given as is) are diffed here
+            given = {
+                e: v.accepted
+                for e, v in validated.items()
+                if getattr(v, "rejected_rows", None) is None
+            }
+            if diff is None or any(e not in diff.sources for e in given):
+                batch.params["now"] = now
+                entities = merge_entities(con)
+                diff = diff_staged(batch, staged, entities, given, now)
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
     try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
@@ -140,7 +158,8 @@ def _merge(
         result = validated.get(entity)
         if result is None:
             continue
-        change_counts[entity] = _upsert_entity(batch, entities[entity], result.accepted)
+        rejected = getattr(result, "rejected_rows", None)
+        change_counts[entity] = _upsert_entity(batch, entities[entity], rejected)
 
     gone = _soft_delete(batch, county, staged, validated, entities, live_before, safety_share)
     _record_conflicts(batch, staged, validated, "person" in change_counts)
@@ -182,19 +201,25 @@ def _merge(
     )
 
 
-def _upsert_entity(batch: Batch, spec: MergeEntity, accepted: pl.DataFrame) -> dict[str, int]:
-    """Stage, screen claims, version and upsert one entity's accepted rows."""
+def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) -> dict[str, int]:
+    """Pick the accepted rows (``rejected``: validation's rejected positions) of the diffed
+    source, stage the changed ones, screen claims, version and upsert them; the rows the diff
+    found the same only record that this sync saw them (``touch_unchanged``)."""
     ids = spec.identifiers()
-    frame = accepted.with_row_index("_row").select(
-        *spec.columns, "_row", "source_key", "source_updated_at", "raw_ref"
-    )
-    batch.register(ids["frame"], frame)
-    batch.temp(ids["stage"])
+    positions = rejected if rejected is not None else pl.Series("_row", [], pl.UInt32)
+    batch.register(ids["rejected"], pl.DataFrame({"_row": positions.cast(pl.Int64)}))
+    for table in (ids["picked"], ids["stage"], ids["same"]):
+        batch.temp(table)
+    batch.run("10_stage.sql", "picked", **ids)
     batch.run("10_stage.sql", "stage", **ids)
-    batch.run("20_claims.sql", "claims", **ids)
+    batch.run("10_stage.sql", "same", **ids)
+    same = {**ids, "stage": ids["same"]}
+    batch.run("20_claims.sql", "claims", **ids)  # a same row's key is this county's: no claim
     if spec.name in CHILD_ENTITIES:
         batch.run("20_claims.sql", "parent_claims", **ids)
+        batch.run("20_claims.sql", "parent_claims", **same)
     batch.run("20_claims.sql", "drop_claims", **ids)
+    batch.run("20_claims.sql", "drop_claims", **same)
     if spec.name == "household":
         batch.run("20_claims.sql", "household_conflicts", **ids)
     inserted, updated, unchanged = batch.run("10_stage.sql", "counts", **ids).fetchone()
@@ -202,6 +227,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, accepted: pl.DataFrame) -> d
         batch.run("30_history.sql", "close_changed", **ids)
         batch.run("30_history.sql", "open_versions", **ids)
     batch.run("40_upsert.sql", "upsert", **ids)
+    batch.run("40_upsert.sql", "touch_unchanged", **ids)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
 
 
@@ -230,7 +256,7 @@ def _soft_delete(
             view = batch.register(f"_deletions_{entity}", feed)
             batch.run("50_soft_delete.sql", "by_feed", deletions=view, **ids)
         if entity in staged.full_listing:
-            view = batch.register(f"_listing_{entity}", _listing(staged, validated, entity))
+            view = _listing(batch, staged, validated, entity)
             batch.run("50_soft_delete.sql", "by_absence", listing=view, **ids)
         candidates[entity] = _row_count(con, f"_gone_{entity}")
         live = live_before.get(entity, 0)
@@ -251,8 +277,22 @@ def _soft_delete(
     return gone
 
 
-def _listing(staged: Any, validated: Mapping[str, Any], entity: str) -> pl.DataFrame:
-    """Every key a full listing delivered: accepted and rejected rows alike."""
+def _listing(batch: Batch, staged: Any, validated: Mapping[str, Any], entity: str) -> str:
+    """``_listing_<entity>``: every key a full listing delivered, accepted and rejected rows
+    alike (the rejected ones are staged rows too), read set-based from the staged files."""
+    name = f"_listing_{entity}"
+    files = getattr(staged, "files", {}).get(entity)
+    if files:
+        paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        batch.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT DISTINCT CAST(source_key AS VARCHAR)"
+            f" AS source_key FROM read_parquet([{paths}]) WHERE source_key IS NOT NULL"
+        )
+        return batch.temp_view(name)
+    return batch.register(name, _listed_keys(staged, validated, entity))
+
+
+def _listed_keys(staged: Any, validated: Mapping[str, Any], entity: str) -> pl.DataFrame:
     parts = [pl.DataFrame(schema={"source_key": pl.String})]
     if (frame := staged.frames.get(entity)) is not None:
         parts.append(frame.select(pl.col("source_key").cast(pl.String)))

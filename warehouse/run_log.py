@@ -42,12 +42,12 @@ def _record_quarantine(batch: Batch, staged: Any, validated: Mapping[str, Any]) 
     """Keep every rejected record itself (as normalised) in ops.quarantine."""
     parts = []
     for entity, v in validated.items():
-        frame = staged.frames.get(entity)
+        frame = staged.scan(entity)  # the staged rows, read lazily: only the rejected ones load
         if frame is None or v.rejects.height == 0:
             continue
         rejected = frame.filter(
             pl.col("source_key").is_in(v.rejects["source_key"].unique().implode())
-        )
+        ).collect()
         parts.append(
             rejected.select(
                 pl.lit(entity).alias("entity"),
@@ -118,14 +118,14 @@ def _watermark_for(entity: str, marks: Mapping[str, str]) -> str | None:
 
 
 def _run_entities(staged: Any, validated: Mapping[str, Any]) -> list[str]:
-    seen = set(staged.frames) | set(validated) | set(staged.deletions)
+    seen = set(staged.entities()) | set(validated) | set(staged.deletions)
     return [e for e in ENTITY_ORDER if e in seen]
 
 
 def _fetched(staged: Any, v: Any, entity: str) -> int:
-    frame = staged.frames.get(entity)
-    if frame is not None:
-        return frame.height
+    height = staged.height(entity)
+    if height is not None:
+        return height
     return (v.accepted.height + _distinct_keys(v.rejects)) if v is not None else 0
 
 

@@ -1,13 +1,48 @@
--- Stage one entity of one county sync for the merge.
+-- Stage one entity of one county sync for the merge: the row-hash diff first, then only the
+-- rows that changed are staged with every column.
 --
--- Placeholders in {braces} are identifiers and column lists filled in by pipelines/warehouse.py
--- from schemas/columns.py (never data); values are $parameters.
+-- Placeholders in {braces} are identifiers and column lists filled in by warehouse/entities.py
+-- from schemas/columns.py (never data); values are $parameters. {source} is the entity's staged
+-- rows with their position _row (warehouse/staged_rows.py: the staged Parquet files through
+-- read_parquet, or an Arrow view of a frame in memory).
+--
+-- {row_hash} is THE row_hash: the MD5 of the contract columns cast to the core types, as typed
+-- JSON, so 1.5 and 1.50 (DECIMAL) hash alike and a list keeps its order (warehouse/entities.py;
+-- the region seed uses the same expression).
+
+-- name: diff
+-- Every staged row against core, set-based, before validation: its row_hash, and whether it is
+-- the same as this county's live core row (same row_hash and source key, no parse error, its
+-- source time not in the future). Such a row skips the per-row checks of validation (it passed
+-- them when it was merged, with this content) and, unless a claim rejects it, the merge only
+-- records that this sync saw it (touch_unchanged). Everything else takes the full path.
+CREATE OR REPLACE TEMP TABLE {diff} AS
+SELECT s._row, {key_cols_s}, s.source_key, s.source_updated_at, s.raw_ref,{diff_extra}
+       s.row_hash,
+       coalesce(c.row_hash = s.row_hash AND c.deleted_at IS NULL AND c.county_code = $county
+                AND c.source_key = s.source_key AND s.parsed
+                AND (s.source_updated_at IS NULL OR s.source_updated_at <= $future_limit),
+                false) AS same,
+       {core_person_key} AS core_person_key
+FROM (SELECT {casts}, {row_hash} AS row_hash, CAST(source_key AS VARCHAR) AS source_key,
+             CAST(source_updated_at AS TIMESTAMPTZ) AS source_updated_at,
+             CAST(raw_ref AS VARCHAR) AS raw_ref,
+             coalesce(len(parse_errors), 0) = 0 AS parsed
+      FROM {source}) AS s
+LEFT JOIN core.{entity} AS c ON {key_join_cs};
+
+-- name: picked
+-- The accepted rows (validation's rejects, {rejected}, left out), one per key: a key delivered
+-- twice in one sync (the record changed while the source was paging) keeps the newest
+-- source_updated_at, then the later row.
+CREATE OR REPLACE TEMP TABLE {picked} AS
+SELECT d.* FROM {diff} AS d
+WHERE NOT EXISTS (SELECT 1 FROM {rejected} AS r WHERE r._row = d._row)
+QUALIFY row_number() OVER (
+    PARTITION BY {key_cols} ORDER BY source_updated_at DESC NULLS LAST, _row DESC) = 1;
 
 -- name: stage
--- The accepted frame (an Arrow view, {frame}) cast to the core column types, one row per key.
--- row_hash is the MD5 of the contract columns as typed JSON, so 1.5 and 1.50 (DECIMAL) hash
--- alike and a list keeps its order. A key delivered twice in one sync (the record changed while
--- the source was paging) keeps the newest source_updated_at, then the later row.
+-- The picked rows that are not the same as core, every column cast to the core types.
 --
 -- For persons, the person_key placeholder adds person_key = HMAC-SHA256(HUB_PII_KEY, id_number) in hex,
 -- vectorised: HMAC(K, m) = H((K0 xor opad) || H((K0 xor ipad) || m)), where $ipad and $opad
@@ -15,18 +50,26 @@
 --     sha256($opad || unhex(sha256($ipad || encode(id_number)))) AS person_key
 CREATE OR REPLACE TEMP TABLE {stage} AS
 SELECT {casts},
-       md5(to_json(struct_pack({hash_fields}))) AS row_hash,{person_key}
-       source_key,
-       source_updated_at,
-       raw_ref
-FROM {frame}
-QUALIFY row_number() OVER (
-    PARTITION BY {key_cols} ORDER BY source_updated_at DESC NULLS LAST, _row DESC) = 1;
+       {row_hash} AS row_hash,{person_key}
+       CAST(source_key AS VARCHAR) AS source_key,
+       CAST(source_updated_at AS TIMESTAMPTZ) AS source_updated_at,
+       CAST(raw_ref AS VARCHAR) AS raw_ref
+FROM {source}
+WHERE _row IN (SELECT _row FROM {picked} WHERE NOT same);
+
+-- name: same
+-- The picked rows identical to this county's live core row: keys and what claims and
+-- conflicts read (person_key from core, where it was computed from the same ID number).
+CREATE OR REPLACE TEMP TABLE {same} AS
+SELECT * EXCLUDE (same, core_person_key){same_person_key}
+FROM {picked} WHERE same;
 
 -- name: counts
--- How the staged rows compare with core before the upsert (for ops.sync_run).
+-- How the staged rows compare with core before the upsert (for ops.sync_run): the staged rows
+-- (changed, new, revived, or hash-equal but not eligible for the short path) and the same ones.
 SELECT count(*) FILTER (WHERE c.row_hash IS NULL) AS inserted,
        count(*) FILTER (WHERE c.row_hash IS NOT NULL
                           AND (c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL)) AS updated,
-       count(*) FILTER (WHERE c.row_hash = s.row_hash AND c.deleted_at IS NULL) AS unchanged
+       count(*) FILTER (WHERE c.row_hash = s.row_hash AND c.deleted_at IS NULL)
+       + (SELECT count(*) FROM {same}) AS unchanged
 FROM {stage} s LEFT JOIN core.{entity} c ON {key_join_cs};

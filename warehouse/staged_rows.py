@@ -1,0 +1,106 @@
+"""The staged rows as the merge reads them, and the row-hash diff against core (issue 13).
+
+The merge never holds a county's frames in Python: each entity's staged rows are a DuckDB view
+``_src_<entity>`` with the row position ``_row`` — the staged Parquet files through
+``read_parquet`` (``Staged.files``), or an Arrow view of a frame given in memory (tests, and a
+``Validated`` that carries its accepted frame) — and every statement of the merge reads them
+set-based. DuckDB itself spills to ``temp_directory`` beyond ``MEMORY_LIMIT``.
+
+The diff (``10_stage.sql``, ``diff``) runs first, before validation: each staged row's
+``row_hash`` (the one definition, ``warehouse.entities``) against this county's live core row.
+Rows found the same skip validation's per-row checks (``schemas.validate``) and, in the merge,
+cost one set-based UPDATE (``40_upsert.sql``, ``touch_unchanged``) instead of staging, history
+and upsert; every other row takes the full path, exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from schemas.sanity import future_limit
+from warehouse.batch import Batch
+from warehouse.entities import MergeEntity
+
+#: DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, DuckDB units): beyond it, joins,
+#: windows and temp tables spill to DuckDB's temp directory instead of growing with the county.
+MEMORY_LIMIT = "256MB"
+
+
+@dataclass
+class StagedDiff:
+    """The diff of one sync: per entity the temp table ``_diff_<entity>`` (in ``batch``) and the
+    positions of the rows found the same as core (``unchanged``, for validation)."""
+
+    batch: Batch
+    unchanged: dict[str, pl.Series] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def release(self) -> None:
+        self.batch.release()
+
+
+def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Bound DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, default
+    ``MEMORY_LIMIT``); what does not fit spills to DuckDB's temp directory (beside the file)."""
+    limit = os.environ.get("HUB_MERGE_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
+    con.execute(f"SET memory_limit = '{_quoted(limit)}'")
+
+
+def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:
+    """``_src_<entity>``: the rows to merge with their position ``_row``; ``frame`` when given
+    (a ``Validated.accepted`` in memory), else the staged files, else the staged frame."""
+    name = f"_src_{entity}"
+    files = getattr(staged, "files", {}).get(entity) if frame is None else None
+    if files:
+        import pyarrow.parquet as pq
+
+        parts, offset = [], 0
+        for path in files:
+            parts.append(
+                f"SELECT * EXCLUDE (file_row_number), file_row_number + {offset} AS _row "
+                f"FROM read_parquet('{_quoted(str(path))}', file_row_number = true)"
+            )
+            offset += pq.read_metadata(path).num_rows
+        body = " UNION ALL ".join(parts)
+    else:
+        frame = staged.frames[entity] if frame is None else frame
+        arrow = batch.register(f"_arrow_{entity}", frame.with_row_index("_row"))
+        body = f"SELECT * REPLACE (CAST(_row AS BIGINT) AS _row) FROM {arrow}"
+    batch.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
+    batch.temp_view(name)
+    return name
+
+
+def diff_staged(
+    batch: Batch,
+    staged: Any,
+    entities: dict[str, MergeEntity],
+    frames: dict[str, pl.DataFrame] | None = None,
+    now: datetime | None = None,
+) -> StagedDiff:
+    """Hash-diff every staged entity against core (``10_stage.sql``, ``diff``); ``frames``
+    overrides the staged rows of an entity (an accepted frame given in memory)."""
+    diff = StagedDiff(batch)
+    batch.params["future_limit"] = future_limit(now)
+    frames = frames or {}
+    present = staged.entities() if hasattr(staged, "entities") else list(staged.frames)
+    for entity, spec in entities.items():
+        if entity not in present and entity not in frames:
+            continue
+        ids = spec.identifiers()
+        diff.sources[entity] = source_view(batch, staged, entity, frames.get(entity))
+        batch.temp(ids["diff"])
+        batch.run("10_stage.sql", "diff", **ids)
+        same = batch.con.execute(f"SELECT _row FROM {ids['diff']} WHERE same ORDER BY _row")
+        diff.unchanged[entity] = same.pl()["_row"].cast(pl.UInt32)
+    return diff
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
