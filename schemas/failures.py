@@ -232,8 +232,13 @@ def _issues(entity: str, df: pl.DataFrame, failures: pl.DataFrame) -> pl.DataFra
         )
         .sort("_row", maintain_order=True)
     )
-    refs = df.select("source_key", "raw_ref")[per_rule["_row"]]
-    return pl.concat([per_rule, refs], how="horizontal").select(
+    # by ``_row`` (the row's position in the whole frame), not by position in ``df``: a
+    # partition of households holds rows from all over the frame
+    refs = df.select(pl.col("_row").cast(pl.UInt32), "source_key", "raw_ref")
+    joined = per_rule.with_columns(pl.col("_row").cast(pl.UInt32)).join(
+        refs, on="_row", how="left", maintain_order="left"
+    )
+    return joined.select(
         pl.lit(entity).alias("entity"),
         "source_key",
         "rule",

@@ -26,13 +26,11 @@ given and returns), ``schemas.failures`` (the models' rules, failures as ops row
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
 from schemas.column_docs import CORE_LINEAGE, column_schema, table_schema
-from schemas.columns import STAGING
 from schemas.cross_rules import (
     _conflicts,
     _household_findings,
@@ -47,7 +45,6 @@ from schemas.cross_rules import (
 from schemas.entities import CHILD_ENTITIES
 from schemas.failures import (
     MODELS,
-    _column_failures,
     _empty_failures,
     _failures,
     _issues,
@@ -56,9 +53,18 @@ from schemas.failures import (
     _union,
     _with_row,
 )
-from schemas.sanity import sanity_failures
+from schemas.validate_chunks import (
+    CHUNK_ROWS,
+    HOUSEHOLD_KEYED,
+    accepted_keys,
+    conflict_candidates,
+    cross_frame,
+    empty_conflicts,
+    partition_frame,
+    partitions,
+    row_failures,
+)
 from schemas.validation_context import (
-    CONFLICT_SCHEMA,
     LOCAL_TZ,
     Validated,
     ValidationContext,
@@ -81,48 +87,6 @@ __all__ = [
 ]
 
 
-#: Rows per chunk of the per-row checks (pandera models, parse errors, sanity): the models run
-#: on at most this many rows at once, so their copies and failure frames stay bounded.
-CHUNK_ROWS = 50_000
-
-#: The columns the cross-record rules and the findings read (besides ``STAGING``). A lazily
-#: given frame is read with only these over the full staged set; None: every column (regions
-#: are a few hundred rows).
-CROSS_COLUMNS: dict[str, tuple[str, ...] | None] = {
-    "region": None,
-    "household": (
-        "household_no",
-        "town_code",
-        "village_code",
-        "poverty_attribute",
-        "poverty_status",
-        "main_cause",
-        "other_causes",
-        "exit_year",
-        "income_per_capita",
-        "member_count",
-        "housing_safe",
-        "water_safe",
-    ),
-    "person": (
-        "person_no",
-        "household_no",
-        "id_number",
-        "sex",
-        "birth_date",
-        "relation_to_head",
-        "school_status",
-        "health",
-        "labor_skill",
-    ),
-    "measure": ("measure_id", "household_no"),
-    "loan": ("loan_id", "household_no"),
-    "project": ("project_id", "village_code"),
-    "cadre": ("cadre_id", "id_number"),
-    "household_cadre": ("household_no", "cadre_id"),
-}
-
-
 def validate_county(
     frames: Mapping[str, pl.DataFrame | pl.LazyFrame],
     context: ValidationContext,
@@ -135,110 +99,128 @@ def validate_county(
     Returns a ``Validated`` for every entity in ``frames``. Only rows passing every reject rule
     are accepted; findings are evaluated on accepted rows; conflicts do not reject.
 
-    Bounded memory and the row-hash diff (issue 13):
+    Bounded memory and the row-hash diff (issue 13; how the rows are read:
+    ``schemas.validate_chunks``):
 
     - ``frames`` may be lazy (``pl.scan_parquet`` of the staged files). The **per-row checks**
-      (pandera model, parse errors, text sanity, times in the future) then read the rows in
-      chunks of ``chunk_rows``, all columns, one chunk at a time.
+      then read the rows in chunks of ``chunk_rows``, all columns, one chunk at a time.
     - ``unchanged`` (entity -> row positions ``_row``) names rows the merge's hash diff found
       identical to this county's live core row (same ``row_hash`` and source key, no parse
-      error, source time not in the future; ``warehouse.staged_rows``): a row that passed
-      these checks when it was merged, with the same content, passes them again, so they are
-      skipped for it. Chunks holding only such rows are never read.
+      error, source time not in the future; ``warehouse.staged_rows``): a row that passed the
+      per-row checks when it was merged, with the same content, passes them again, so they
+      are skipped for it.
     - The **cross-record rules** (head count and member facts per household, orphans and
-      ``parent_rejected``, villages and cadres known, ``unknown_division``) and **every
-      finding** run over the FULL staged set, unchanged rows included, reading only the
-      columns they need (``CROSS_COLUMNS``): a household whose rows did not change is still
-      rejected when a changed member breaks its head count, and an unchanged row's findings
-      are recorded in every sync exactly as before (once per sync, neither lost nor doubled).
+      ``parent_rejected``, known villages and cadres, ``unknown_division``) and **every
+      finding** run over the FULL staged set, unchanged rows included, per partition of
+      households and reading only the columns they need: a household whose row did not change
+      is still rejected when a changed member breaks its head count, and an unchanged row's
+      findings are recorded in every sync exactly as before (once per sync, neither lost nor
+      doubled).
     - ``Validated.rejected_rows`` names the rejected row positions, so the merge reads the
-      accepted rows from the staged files itself; with lazy frames ``accepted`` carries only
-      the cross-record columns.
+      accepted rows from the staged files itself; with lazy frames ``accepted`` keeps only
+      the keys of the accepted rows.
     """
     ctx = context
     unknown = set(frames) - set(MODELS)
     if unknown:
         raise ValueError(f"unknown entities {sorted(unknown)}")
+    lazy = any(isinstance(f, pl.LazyFrame) for f in frames.values())
     skip = unchanged or {}
-    cross = {e: _cross_frame(e, f) for e, f in frames.items()}
-    run = _Run(cross, {e: _with_row(df) for e, df in cross.items()}, ctx)
-    run.fails = {
-        e: _row_failures(e, f, skip.get(e), ctx.now, chunk_rows) for e, f in frames.items()
-    }
+    fails = {e: row_failures(e, f, skip.get(e), ctx.now, chunk_rows) for e, f in frames.items()}
+
+    # the registers not keyed by household, whole: regions → villages, cadres, projects
+    registers = {e: cross_frame(e, f) for e, f in frames.items() if e not in HOUSEHOLD_KEYED}
+    run = _Run(registers, {e: _with_row(df) for e, df in registers.items()}, ctx)
+    run.fails = {e: fails[e] for e in registers}
     if "region" in run.dfs and ctx.known_villages is not None:
         run.add("region", _unknown_divisions(run.dfs["region"], ctx))
-
-    # regions → villages known to this sync
     batch_villages = _key_set(run.accepted_part("region"), "code") if "region" in run.dfs else None
     villages = _union(batch_villages, _key_set(ctx.existing_villages, "code"))
-    facts = _household_rejects(run, villages)
-    _child_rejects(run)
+    known_cadres = _key_set(ctx.existing_cadres, "cadre_id")
+    if "cadre" in run.dfs:
+        known_cadres = _union(known_cadres, _key_set(run.accepted_part("cadre"), "cadre_id"))
     if "project" in run.dfs:
         orphan = _orphans(run.dfs["project"], "village_code", villages, "orphan_village", None)
         run.add("project", orphan)
 
-    accepted = {e: run.accepted_part(e) for e in run.dfs}
-    findings = _findings(run, accepted, facts)
-    out: dict[str, Validated] = {}
+    cadre_ids = _key_set(run.dfs.get("cadre"), "id_number")
+    out, batch_poor = _by_household(frames, fails, ctx, villages, known_cadres, cadre_ids, lazy)
     for entity, df in run.dfs.items():
-        found = pl.concat(findings[entity]) if findings[entity] else _empty_failures()
+        accepted = run.accepted_part(entity)
+        found = _cadre_findings(accepted, ctx, batch_poor) if entity == "cadre" else []
         out[entity] = Validated(
-            accepted=accepted[entity].drop("_row"),
+            accepted=accepted_keys(entity, accepted, lazy),
             rejects=_issues(entity, df, run.fails[entity]),
-            findings=_issues(entity, df, found),
-            conflicts=_conflicts(df)
-            if entity == "person"
-            else pl.DataFrame(schema=CONFLICT_SCHEMA),
+            findings=_issues(entity, df, pl.concat(found) if found else _empty_failures()),
+            conflicts=empty_conflicts(),
             rejected_rows=_rejected_rows(run.fails[entity]).sort(),
         )
-    return out
+    if "person" in frames:
+        out["person"].conflicts = _conflicts(conflict_candidates(frames["person"]))
+    return {e: out[e] for e in frames}
 
 
-def _cross_frame(entity: str, frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """What the cross-record rules read of an entity: a frame given in memory as it is, a lazy
-    one with only ``CROSS_COLUMNS`` (and the staging columns) over every staged row."""
-    if isinstance(frame, pl.DataFrame):
-        return frame
-    columns = CROSS_COLUMNS.get(entity)
-    if columns is None:
-        return frame.collect()
-    return frame.select(*columns, *STAGING).collect()
-
-
-def _row_failures(
-    entity: str,
-    frame: pl.DataFrame | pl.LazyFrame,
-    unchanged: pl.Series | None,
-    now: datetime | None,
-    chunk_rows: int,
-) -> pl.DataFrame:
-    """The per-row checks (model, parse errors, sanity) of every row not ``unchanged``, read
-    ``chunk_rows`` at a time; failures keyed by the row's position in the whole frame."""
-    lazy = frame.lazy()
-    height = (
-        frame.height if isinstance(frame, pl.DataFrame) else lazy.select(pl.len()).collect()[0, 0]
-    )
-    skipped = (
-        unchanged.cast(pl.UInt32).unique().sort()
-        if unchanged is not None
-        else pl.Series("_row", [], pl.UInt32)
-    )
-    parts = [_empty_failures()]
-    for start in range(0, height, chunk_rows):
-        end = min(start + chunk_rows, height)
-        rows = pl.Series("_row", range(start, end), pl.UInt32)
-        skip_here = skipped.filter((skipped >= start) & (skipped < end))
-        if skip_here.len() == end - start:
-            continue  # every row here is unchanged: the chunk is not even read
-        chunk = lazy.slice(start, end - start).collect()
-        if skip_here.len():
-            keep = ~rows.is_in(skip_here.implode())
-            chunk, rows = chunk.filter(keep), rows.filter(keep)
-        local = pl.concat(
-            [_column_failures(entity, chunk), sanity_failures(entity, _with_row(chunk), now)]
+def _by_household(
+    frames: Mapping[str, pl.DataFrame | pl.LazyFrame],
+    fails: dict[str, pl.DataFrame],
+    ctx: ValidationContext,
+    villages: pl.Series | None,
+    known_cadres: pl.Series | None,
+    cadre_ids: pl.Series | None,
+    lazy: bool,
+) -> tuple[dict[str, Validated], pl.Series | None]:
+    """The household-keyed entities, one partition of households at a time: each partition
+    holds every staged row of its households (``validate_chunks.partition_frame``). Also
+    returns the accepted persons' ID numbers that a cadre of the batch carries (None when the
+    batch has no persons), for ``cadre_registered_poor``."""
+    present = [e for e in HOUSEHOLD_KEYED if e in frames]
+    parts = partitions(dict(frames))
+    if lazy and ctx.existing_members is not None and "person" in frames:
+        # a member re-sent under another household (in another partition) is not counted in
+        # its old household: drop every re-sent person from the warehouse's members up front
+        resent = frames["person"].lazy().select("person_no").collect()
+        ctx = replace(
+            ctx, existing_members=ctx.existing_members.join(resent, on="person_no", how="anti")
         )
-        parts.append(local.with_columns(rows.gather(local["_row"]).alias("_row")))
-    return pl.concat(parts)
+    pieces: dict[str, list[Validated]] = {e: [] for e in present}
+    poor: list[pl.Series] = []
+    for part in range(parts):
+        dfs = {e: partition_frame(e, frames[e], part, parts) for e in present}
+        rows = {e: df["_row"].implode() for e, df in dfs.items()}
+        run = _Run(dfs, dfs, ctx, {e: fails[e].filter(pl.col("_row").is_in(rows[e])) for e in dfs})
+        facts = _household_rejects(run, villages)
+        _child_rejects(run, known_cadres)
+        accepted = {e: run.accepted_part(e) for e in dfs}
+        findings = _findings(run, accepted, facts)
+        for entity, df in dfs.items():
+            found = pl.concat(findings[entity]) if findings[entity] else _empty_failures()
+            pieces[entity].append(
+                Validated(
+                    accepted=accepted_keys(entity, accepted[entity], lazy),
+                    rejects=_issues(entity, df, run.fails[entity]),
+                    findings=_issues(entity, df, found),
+                    conflicts=empty_conflicts(),
+                    rejected_rows=_rejected_rows(run.fails[entity]),
+                )
+            )
+        if "person" in accepted and cadre_ids is not None:
+            ids = _key_set(accepted["person"], "id_number")
+            poor.append(ids.filter(ids.is_in(cadre_ids.implode())))
+    batch_poor = None
+    if "person" in frames:
+        batch_poor = pl.concat(poor) if poor else pl.Series("id_number", [], pl.String)
+    return {e: _joined(p) for e, p in pieces.items()}, batch_poor
+
+
+def _joined(pieces: list[Validated]) -> Validated:
+    joined = Validated(
+        accepted=pl.concat([p.accepted for p in pieces]),
+        rejects=pl.concat([p.rejects for p in pieces]),
+        findings=pl.concat([p.findings for p in pieces]),
+        conflicts=empty_conflicts(),
+        rejected_rows=pl.concat([p.rejected_rows for p in pieces]).sort(),
+    )
+    return joined
 
 
 @dataclass
@@ -288,7 +270,7 @@ def _household_rejects(run: _Run, villages: pl.Series | None) -> pl.DataFrame | 
     return facts
 
 
-def _child_rejects(run: _Run) -> None:
+def _child_rejects(run: _Run, known_cadres: pl.Series | None) -> None:
     """Members, measures, loans and aid relations: parent_rejected when their household was
     rejected in this sync, else orphan_household; aid relations also orphan_cadre."""
     dfs, ctx = run.dfs, run.ctx
@@ -307,10 +289,6 @@ def _child_rejects(run: _Run) -> None:
         known_households = _union(
             known_households, _key_set(run.accepted_part("household"), "household_no")
         )
-    known_cadres = _key_set(ctx.existing_cadres, "cadre_id")
-    if "cadre" in dfs:
-        known_cadres = _union(known_cadres, _key_set(run.accepted_part("cadre"), "cadre_id"))
-
     rejected_keys = rejected_households["household_no"]
     for entity in CHILDREN:
         if entity not in dfs:
@@ -328,7 +306,7 @@ def _child_rejects(run: _Run) -> None:
 def _findings(
     run: _Run, accepted: dict[str, pl.DataFrame], facts: pl.DataFrame | None
 ) -> dict[str, list[pl.DataFrame]]:
-    """The finding rules, on accepted rows only."""
+    """The finding rules of households and persons, on accepted rows only."""
     dfs, ctx = run.dfs, run.ctx
     findings: dict[str, list[pl.DataFrame]] = {e: [] for e in dfs}
     if "household" in dfs:
@@ -337,19 +315,16 @@ def _findings(
         findings["household"] += _unknown_villages(accepted["household"], ctx)
     if "person" in dfs:
         findings["person"] = _person_findings(accepted["person"], ctx)
-    if "cadre" in dfs:
-        poor = _union(
-            _key_set(ctx.poor_id_numbers, "id_number"),
-            _key_set(accepted.get("person"), "id_number"),
-        )
-        if poor is not None:
-            id_ = pl.col("id_number")
-            findings["cadre"] = [
-                _failures(
-                    accepted["cadre"],
-                    id_.is_in(poor.implode()),
-                    "cadre_registered_poor",
-                    "id_number",
-                )
-            ]
     return findings
+
+
+def _cadre_findings(
+    accepted: pl.DataFrame, ctx: ValidationContext, batch_poor: pl.Series | None
+) -> list[pl.DataFrame]:
+    """cadre_registered_poor: the cadre's ID number is a registered poor person's, in the
+    warehouse or accepted in this batch."""
+    poor = _union(_key_set(ctx.poor_id_numbers, "id_number"), batch_poor)
+    if poor is None:
+        return []
+    id_ = pl.col("id_number")
+    return [_failures(accepted, id_.is_in(poor.implode()), "cadre_registered_poor", "id_number")]

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import schemas.validate as validate_module
+import schemas.validate_chunks as validate_module
 import warehouse
 from pipelines import staged as staged_io
 from pipelines import sync

@@ -1,0 +1,188 @@
+"""How validation reads a county's staged rows with bounded memory (issue 13).
+
+Three ways, each bounded by a size that does not grow with the county:
+
+- **Per-row checks** (pandera model, parse errors, text sanity, times in the future) read the
+  rows ``CHUNK_ROWS`` at a time, every column, skipping the rows the merge's hash diff found
+  unchanged (``row_failures``); a chunk of unchanged rows only is never read.
+- **Cross-record rules and findings** of the household-keyed entities (household and its
+  members, measures, loans, aid relations) run per **partition of households**
+  (``partition_frame``: ``hash(household_no) % parts``, about ``PARTITION_HOUSEHOLDS``
+  households each), over EVERY staged row of those households (unchanged ones included),
+  reading only ``CROSS_COLUMNS``. Every rule that looks across records looks within one
+  household (head count, member facts, parent rejected, orphans of the partition's own
+  households, findings), so a partition sees every record its rules need. The registers not
+  keyed by household (regions, cadres, projects: hundreds to a few thousand rows) are read
+  whole; what crosses partitions is keys only (known villages and cadres, the cadres' ID
+  numbers found among accepted persons).
+- **ID-number conflicts** look across households: the ID numbers are hashed over the whole
+  person set (one 64-bit column), and only the rows whose hash repeats are read
+  (``conflict_candidates``).
+
+Frames given in memory (``pl.DataFrame``, the unit tests) are one partition, every column.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime
+
+import polars as pl
+
+from schemas.columns import KEYS, STAGING
+from schemas.failures import _column_failures, _empty_failures, _with_row
+from schemas.sanity import sanity_failures
+from schemas.validation_context import CONFLICT_SCHEMA
+
+#: Rows per chunk of the per-row checks (pandera models, parse errors, sanity): the models run
+#: on at most this many rows at once, so their copies and failure frames stay bounded.
+CHUNK_ROWS = 50_000
+
+#: The columns the cross-record rules and the findings read (besides ``STAGING``). A lazily
+#: given frame is read with only these over the full staged set; None: every column (regions
+#: are a few hundred rows).
+CROSS_COLUMNS: dict[str, tuple[str, ...] | None] = {
+    "region": None,
+    "household": (
+        "household_no",
+        "town_code",
+        "village_code",
+        "poverty_attribute",
+        "poverty_status",
+        "main_cause",
+        "other_causes",
+        "exit_year",
+        "income_per_capita",
+        "member_count",
+        "housing_safe",
+        "water_safe",
+    ),
+    "person": (
+        "person_no",
+        "household_no",
+        "id_number",
+        "sex",
+        "birth_date",
+        "relation_to_head",
+        "school_status",
+        "health",
+        "labor_skill",
+    ),
+    "measure": ("measure_id", "household_no"),
+    "loan": ("loan_id", "household_no"),
+    "project": ("project_id", "village_code"),
+    "cadre": ("cadre_id", "id_number"),
+    "household_cadre": ("household_no", "cadre_id"),
+}
+
+
+def cross_frame(entity: str, frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """What the cross-record rules read of an entity: a frame given in memory as it is, a lazy
+    one with only ``CROSS_COLUMNS`` (and the staging columns) over every staged row."""
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    columns = CROSS_COLUMNS.get(entity)
+    if columns is None:
+        return frame.collect()
+    return frame.select(*columns, *STAGING).collect()
+
+
+def row_failures(
+    entity: str,
+    frame: pl.DataFrame | pl.LazyFrame,
+    unchanged: pl.Series | None,
+    now: datetime | None,
+    chunk_rows: int,
+) -> pl.DataFrame:
+    """The per-row checks (model, parse errors, sanity) of every row not ``unchanged``, read
+    ``chunk_rows`` at a time; failures keyed by the row's position in the whole frame."""
+    lazy = frame.lazy()
+    height = (
+        frame.height if isinstance(frame, pl.DataFrame) else lazy.select(pl.len()).collect()[0, 0]
+    )
+    skipped = (
+        unchanged.cast(pl.UInt32).unique().sort()
+        if unchanged is not None
+        else pl.Series("_row", [], pl.UInt32)
+    )
+    parts = [_empty_failures()]
+    for start in range(0, height, chunk_rows):
+        end = min(start + chunk_rows, height)
+        rows = pl.Series("_row", range(start, end), pl.UInt32)
+        skip_here = skipped.filter((skipped >= start) & (skipped < end))
+        if skip_here.len() == end - start:
+            continue  # every row here is unchanged: the chunk is not even read
+        chunk = lazy.slice(start, end - start).collect()
+        if skip_here.len():
+            keep = ~rows.is_in(skip_here.implode())
+            chunk, rows = chunk.filter(keep), rows.filter(keep)
+        local = pl.concat(
+            [_column_failures(entity, chunk), sanity_failures(entity, _with_row(chunk), now)]
+        )
+        parts.append(local.with_columns(rows.gather(local["_row"]).alias("_row")))
+    return pl.concat(parts)
+
+
+#: Households per partition of the cross-record rules (``HUB_VALIDATION_PARTITION_HOUSEHOLDS``
+#: overrides it: the memory test makes it small to see partitions at a small scale).
+PARTITION_HOUSEHOLDS = 25_000
+#: Entities validated per partition of households: each row names its household.
+HOUSEHOLD_KEYED = ("household", "person", "measure", "loan", "household_cadre")
+
+
+def partitions(frames: dict, households: int | None = None) -> int:
+    """How many partitions of households the cross-record rules run in: one for frames in
+    memory, else enough for about ``PARTITION_HOUSEHOLDS`` households each."""
+    if all(isinstance(f, pl.DataFrame) for f in frames.values()) or "household" not in frames:
+        return 1
+    per = households or int(
+        os.environ.get("HUB_VALIDATION_PARTITION_HOUSEHOLDS", "") or PARTITION_HOUSEHOLDS
+    )
+    height = frames["household"].lazy().select(pl.len()).collect()[0, 0]
+    return max(1, math.ceil(height / max(1, per)))
+
+
+def partition_frame(
+    entity: str, frame: pl.DataFrame | pl.LazyFrame, part: int, parts: int
+) -> pl.DataFrame:
+    """The rows of ``entity`` whose household falls in partition ``part`` of ``parts``, with
+    their position ``_row`` in the whole frame: every column of a frame in memory, only the
+    cross-record columns of a lazy one."""
+    if isinstance(frame, pl.DataFrame) and parts == 1:
+        return _with_row(frame)
+    lazy = frame.lazy().with_row_index("_row")
+    if parts > 1:
+        lazy = lazy.filter(pl.col("household_no").hash(seed=7) % parts == part)
+    if isinstance(frame, pl.DataFrame):
+        return lazy.collect()
+    columns = CROSS_COLUMNS.get(entity)
+    return lazy.select("_row", *columns, *STAGING).collect() if columns else lazy.collect()
+
+
+def accepted_keys(entity: str, accepted: pl.DataFrame, lazy: bool) -> pl.DataFrame:
+    """What a ``Validated`` keeps of the accepted rows: every column of a frame given in
+    memory; only the keys of a lazily read one (the merge reads the rows from the files)."""
+    return accepted.select(*KEYS[entity]) if lazy else accepted.drop("_row")
+
+
+def conflict_candidates(persons: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The person rows whose ID number may repeat (their 64-bit hash repeats), read lazily:
+    the only rows ``cross_rules._conflicts`` can pair."""
+    if isinstance(persons, pl.DataFrame):
+        return persons
+    lazy = persons.lazy()
+    hashes = lazy.select(
+        pl.col("id_number").hash().alias("_h"), pl.col("id_number").is_not_null().alias("_n")
+    ).collect()
+    repeated = hashes.filter(pl.col("_h").is_duplicated() & pl.col("_n"))["_h"].unique()
+    columns = ["id_number", "person_no", "source_key", "parse_errors"]
+    if repeated.is_empty():
+        return lazy.select(columns).head(0).collect()
+    return (
+        lazy.filter(pl.col("id_number").hash().is_in(repeated.implode())).select(columns).collect()
+    )
+
+
+def empty_conflicts() -> pl.DataFrame:
+    return pl.DataFrame(schema=CONFLICT_SCHEMA)
