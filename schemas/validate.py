@@ -54,9 +54,9 @@ from schemas.failures import (
     _with_row,
 )
 from schemas.validate_chunks import (
-    CHUNK_ROWS,
     HOUSEHOLD_KEYED,
     accepted_keys,
+    chunk_size,
     conflict_candidates,
     cross_frame,
     empty_conflicts,
@@ -92,7 +92,7 @@ def validate_county(
     context: ValidationContext,
     *,
     unchanged: Mapping[str, pl.Series] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> dict[str, Validated]:
     """Validate one county's staged frames (``schemas.columns.frame_schema`` each).
 
@@ -103,7 +103,8 @@ def validate_county(
     ``schemas.validate_chunks``):
 
     - ``frames`` may be lazy (``pl.scan_parquet`` of the staged files). The **per-row checks**
-      then read the rows in chunks of ``chunk_rows``, all columns, one chunk at a time.
+      then read the rows in chunks of ``chunk_rows`` (default ``validate_chunks.chunk_size()``),
+      all columns, one chunk at a time.
     - ``unchanged`` (entity -> row positions ``_row``) names rows the merge's hash diff found
       identical to this county's live core row (same ``row_hash`` and source key, no parse
       error, source time not in the future; ``warehouse.staged_rows``): a row that passed the
@@ -126,6 +127,7 @@ def validate_county(
         raise ValueError(f"unknown entities {sorted(unknown)}")
     lazy = any(isinstance(f, pl.LazyFrame) for f in frames.values())
     skip = unchanged or {}
+    chunk_rows = chunk_rows or chunk_size()
     fails = {e: row_failures(e, f, skip.get(e), ctx.now, chunk_rows) for e, f in frames.items()}
 
     # the registers not keyed by household, whole: regions → villages, cadres, projects

@@ -39,6 +39,12 @@ from schemas.validation_context import CONFLICT_SCHEMA
 #: on at most this many rows at once, so their copies and failure frames stay bounded.
 CHUNK_ROWS = 50_000
 
+
+def chunk_size() -> int:
+    """Rows per chunk of the per-row checks: ``HUB_VALIDATION_CHUNK_ROWS`` or ``CHUNK_ROWS``."""
+    return max(1, int(os.environ.get("HUB_VALIDATION_CHUNK_ROWS", "") or CHUNK_ROWS))
+
+
 #: The columns the cross-record rules and the findings read (besides ``STAGING``). A lazily
 #: given frame is read with only these over the full staged set; None: every column (regions
 #: are a few hundred rows).
@@ -113,7 +119,7 @@ def row_failures(
         skip_here = skipped.filter((skipped >= start) & (skipped < end))
         if skip_here.len() == end - start:
             continue  # every row here is unchanged: the chunk is not even read
-        chunk = lazy.slice(start, end - start).collect()
+        chunk = lazy.slice(start, end - start).collect(engine="streaming")
         if skip_here.len():
             keep = ~rows.is_in(skip_here.implode())
             chunk, rows = chunk.filter(keep), rows.filter(keep)
@@ -157,7 +163,10 @@ def partition_frame(
     if isinstance(frame, pl.DataFrame):
         return lazy.collect()
     columns = CROSS_COLUMNS.get(entity)
-    return lazy.select("_row", *columns, *STAGING).collect() if columns else lazy.collect()
+    if columns:
+        lazy = lazy.select("_row", *columns, *STAGING)
+    # the streaming engine filters as it reads: only the partition's rows are ever held
+    return lazy.collect(engine="streaming")
 
 
 def accepted_keys(entity: str, accepted: pl.DataFrame, lazy: bool) -> pl.DataFrame:
@@ -174,7 +183,7 @@ def conflict_candidates(persons: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     lazy = persons.lazy()
     hashes = lazy.select(
         pl.col("id_number").hash().alias("_h"), pl.col("id_number").is_not_null().alias("_n")
-    ).collect()
+    ).collect(engine="streaming")
     repeated = hashes.filter(pl.col("_h").is_duplicated() & pl.col("_n"))["_h"].unique()
     columns = ["id_number", "person_no", "source_key", "parse_errors"]
     if repeated.is_empty():
