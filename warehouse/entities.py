@@ -47,15 +47,12 @@ class MergeEntity:
             "frame": f"_frame_{self.name}",
             "source": f"_src_{self.name}",
             "diff": f"_diff_{self.name}",
-            "picked": f"_picked_{self.name}",
-            "same": f"_same_{self.name}",
             "rejected": f"_rejected_{self.name}",
             # THE row_hash of a row (one definition: 10_stage.sql, the region seed)
             "row_hash": f"md5(to_json(struct_pack({hash_fields})))",
             "key_cols_s": ", ".join(f"s.{_q(k)}" for k in self.keys),
             "diff_extra": " s.household_no," if carries_household else "",
             "core_person_key": "c.person_key" if person else "NULL",
-            "same_person_key": ", core_person_key AS person_key" if person else "",
             "casts": ", ".join(
                 f"{cast} AS {_q(c)}" for cast, c in zip(casts, self.columns, strict=True)
             )

@@ -208,12 +208,13 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     ids = spec.identifiers()
     positions = rejected if rejected is not None else pl.Series("_row", [], pl.UInt32)
     batch.register(ids["rejected"], pl.DataFrame({"_row": positions.cast(pl.Int64)}))
-    for table in (ids["picked"], ids["stage"], ids["same"]):
-        batch.temp(table)
-    batch.run("10_stage.sql", "picked", **ids)
+    batch.temp(ids["stage"])
+    batch.run("10_stage.sql", "drop_rejected", **ids)
+    (repeated,) = batch.run("10_stage.sql", "repeated_keys", **ids).fetchone()
+    if repeated:
+        batch.run("10_stage.sql", "drop_older", **ids)
     batch.run("10_stage.sql", "stage", **ids)
-    batch.run("10_stage.sql", "same", **ids)
-    same = {**ids, "stage": ids["same"]}
+    same = {**ids, "stage": ids["diff"]}  # the same rows stay in the diff
     batch.run("20_claims.sql", "claims", **ids)  # a same row's key is this county's: no claim
     if spec.name in CHILD_ENTITIES:
         batch.run("20_claims.sql", "parent_claims", **ids)

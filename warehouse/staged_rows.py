@@ -96,7 +96,8 @@ def diff_staged(
         ids = spec.identifiers()
         diff.sources[entity] = source_view(batch, staged, entity, frames.get(entity))
         batch.temp(ids["diff"])
-        batch.run("10_stage.sql", "diff", **ids)
+        has_live = batch.run("10_stage.sql", "county_has_live", **ids).fetchone()[0]
+        batch.run("10_stage.sql", "diff" if has_live else "new_keys", **ids)
         same = batch.con.execute(f"SELECT _row FROM {ids['diff']} WHERE same ORDER BY _row")
         diff.unchanged[entity] = same.pl()["_row"].cast(pl.UInt32)
     return diff

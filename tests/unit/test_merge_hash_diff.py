@@ -183,3 +183,32 @@ def test_an_unchanged_household_is_still_rejected_when_a_member_changes(tmp_path
     assert result.counts["household"]["rejected"] == 1
     assert result.counts["household"]["unchanged"] == 1
     assert history == {H1: 1, H2: 1}
+
+
+def test_a_key_delivered_twice_keeps_the_newest_even_when_the_older_copy_is_unchanged(
+    tmp_path, per_row_checked
+):
+    """A record that changed while the source was paging comes twice: the copy identical to
+    core (older) and the changed one (newer). The newer wins, as without the diff."""
+    first = world()
+    for row in first["household"]:
+        row["source_updated_at"] = datetime(2016, 7, 1, 8, tzinfo=UTC)
+    sync_once(tmp_path, "r1", first)
+    per_row_checked.clear()
+    again = world()
+    for row in again["household"]:
+        row["source_updated_at"] = datetime(2016, 7, 1, 8, tzinfo=UTC)
+    newer = {**again["household"][0], "income_per_capita": 9000.0}
+    newer["source_updated_at"] = datetime(2016, 7, 2, 8, tzinfo=UTC)
+    again["household"].append(newer)  # H1 twice: unchanged copy first, changed copy later
+    result, diff, _, _, history = sync_once(tmp_path, "r2", again, day=3)
+
+    counts = result.counts["household"]
+    assert (counts["fetched"], counts["updated"], counts["unchanged"]) == (3, 1, 1)
+    assert per_row_checked == [1]  # only the changed copy
+    with warehouse.connect(tmp_path / "hub.duckdb") as con:
+        income = con.execute(
+            "SELECT income_per_capita FROM core.household WHERE household_no = ?", [H1]
+        ).fetchone()[0]
+    assert float(income) == 9000.0
+    assert history == {H1: 2, H2: 1}

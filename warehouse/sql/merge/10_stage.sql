@@ -31,18 +31,39 @@ FROM (SELECT {casts}, {row_hash} AS row_hash, CAST(source_key AS VARCHAR) AS sou
       FROM {source}) AS s
 LEFT JOIN core.{entity} AS c ON {key_join_cs};
 
--- name: picked
--- The accepted rows (validation's rejects, {rejected}, left out), one per key: a key delivered
--- twice in one sync (the record changed while the source was paging) keeps the newest
--- source_updated_at, then the later row.
-CREATE OR REPLACE TEMP TABLE {picked} AS
-SELECT d.* FROM {diff} AS d
-WHERE NOT EXISTS (SELECT 1 FROM {rejected} AS r WHERE r._row = d._row)
-QUALIFY row_number() OVER (
-    PARTITION BY {key_cols} ORDER BY source_updated_at DESC NULLS LAST, _row DESC) = 1;
+-- name: new_keys
+-- The first sync of an entity for this county, with no live row of this county in core: no
+-- staged row can be the same, so the diff skips the hash and the join (the stage computes
+-- row_hash for the rows it stages).
+CREATE OR REPLACE TEMP TABLE {diff} AS
+SELECT s._row, {key_cols_s}, s.source_key, s.source_updated_at, s.raw_ref,{diff_extra}
+       NULL::VARCHAR AS row_hash, false AS same, NULL::VARCHAR AS core_person_key
+FROM (SELECT {casts}, CAST(source_key AS VARCHAR) AS source_key,
+             CAST(source_updated_at AS TIMESTAMPTZ) AS source_updated_at,
+             CAST(raw_ref AS VARCHAR) AS raw_ref
+      FROM {source}) AS s;
+
+-- name: drop_rejected
+-- The diff keeps the accepted rows only: validation's rejects ({rejected}: row positions) go.
+DELETE FROM {diff} WHERE _row IN (SELECT _row FROM {rejected});
+
+-- name: repeated_keys
+-- Accepted rows whose key another accepted row repeats (a NULL key counts as repeated: the
+-- window below then decides, as it always did).
+SELECT count(*) - count(DISTINCT ({key_cols})) FROM {diff};
+
+-- name: drop_older
+-- One row per key: a key delivered twice in one sync (the record changed while the source was
+-- paging) keeps the newest source_updated_at, then the later row.
+DELETE FROM {diff} WHERE _row IN (
+    SELECT _row FROM {diff}
+    QUALIFY row_number() OVER (
+        PARTITION BY {key_cols} ORDER BY source_updated_at DESC NULLS LAST, _row DESC) > 1);
 
 -- name: stage
--- The picked rows that are not the same as core, every column cast to the core types.
+-- The accepted rows that are not the same as core, every column cast to the core types. The
+-- rows the diff found the same stay in {diff} (same = true): claims, touch_unchanged and the
+-- ID-number pairs read them there.
 --
 -- For persons, the person_key placeholder adds person_key = HMAC-SHA256(HUB_PII_KEY, id_number) in hex,
 -- vectorised: HMAC(K, m) = H((K0 xor opad) || H((K0 xor ipad) || m)), where $ipad and $opad
@@ -55,21 +76,19 @@ SELECT {casts},
        CAST(source_updated_at AS TIMESTAMPTZ) AS source_updated_at,
        CAST(raw_ref AS VARCHAR) AS raw_ref
 FROM {source}
-WHERE _row IN (SELECT _row FROM {picked} WHERE NOT same);
-
--- name: same
--- The picked rows identical to this county's live core row: keys and what claims and
--- conflicts read (person_key from core, where it was computed from the same ID number).
-CREATE OR REPLACE TEMP TABLE {same} AS
-SELECT * EXCLUDE (same, core_person_key){same_person_key}
-FROM {picked} WHERE same;
+WHERE _row IN (SELECT _row FROM {diff} WHERE NOT same);
 
 -- name: counts
 -- How the staged rows compare with core before the upsert (for ops.sync_run): the staged rows
--- (changed, new, revived, or hash-equal but not eligible for the short path) and the same ones.
+-- (changed, new, revived, or hash-equal but not eligible for the short path) and the same ones
+-- (after claims dropped theirs).
 SELECT count(*) FILTER (WHERE c.row_hash IS NULL) AS inserted,
        count(*) FILTER (WHERE c.row_hash IS NOT NULL
                           AND (c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL)) AS updated,
        count(*) FILTER (WHERE c.row_hash = s.row_hash AND c.deleted_at IS NULL)
-       + (SELECT count(*) FROM {same}) AS unchanged
+       + (SELECT count(*) FROM {diff} WHERE same) AS unchanged
 FROM {stage} s LEFT JOIN core.{entity} c ON {key_join_cs};
+
+-- name: county_has_live
+-- Whether core holds a live row of this entity for this county (else nothing can be the same).
+SELECT EXISTS (SELECT 1 FROM core.{entity} WHERE county_code = $county AND deleted_at IS NULL);

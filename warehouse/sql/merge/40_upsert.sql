@@ -23,10 +23,10 @@ WHEN NOT MATCHED THEN INSERT ({insert_cols}, county_code, source_platform, sourc
             $now, $run, NULL);
 
 -- name: touch_unchanged
--- The rows the hash diff found the same as this county's live core row ({same}) record that
+-- The rows the hash diff found the same as this county's live core row ({diff}, same) record that
 -- this sync saw them, exactly as the MERGE above does for an unchanged row (last_synced_at,
 -- sync_run_id, source_platform), in one set-based UPDATE that touches only those three columns.
 UPDATE core.{entity} AS c
 SET last_synced_at = $now, sync_run_id = $run, source_platform = $platform
-FROM {same} AS s
-WHERE {key_join_cs};
+FROM {diff} AS s
+WHERE s.same AND {key_join_cs};

@@ -50,11 +50,12 @@ WHERE id_number IS NOT NULL AND source_key <> other_source_key;
 -- name: id_pairs_core
 -- An accepted person of this sync whose ID number a live person with another person_no already
 -- holds, in this county or another. The accepted persons are the staged (changed) ones and
--- those the hash diff found the same as core (_same_person, person_key from core).
+-- those the hash diff found the same as core (_diff_person, person_key from core).
 INSERT INTO _id_pair
 SELECT s.person_key, $county, s.source_key, p.county_code, p.source_key
 FROM (SELECT person_key, person_no, source_key FROM _stage_person
-      UNION ALL SELECT person_key, person_no, source_key FROM _same_person) AS s
+      UNION ALL
+      SELECT core_person_key, person_no, source_key FROM _diff_person WHERE same) AS s
 JOIN core.person AS p ON p.person_key = s.person_key AND p.person_no <> s.person_no
 WHERE p.deleted_at IS NULL;
 
