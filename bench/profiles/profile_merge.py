@@ -63,6 +63,22 @@ def _time_statements() -> dict[str, float]:
     return spent
 
 
+def _single_threaded(threads: str | None) -> None:
+    """``PROFILE_DUCKDB_THREADS=1``: every DuckDB connection of the step runs on one thread,
+    so its CPU seconds do not include threads spinning for a core that the other processes of
+    a loaded machine hold (the A/B figures in merge.md)."""
+    if not threads:
+        return
+    import duckdb
+
+    connect = duckdb.connect
+
+    def one_thread(database=":memory:", read_only=False, config=None, **kw):
+        return connect(database, read_only, {**(config or {}), "threads": int(threads)}, **kw)
+
+    duckdb.connect = one_thread
+
+
 def child(landed_json: Path, out: Path, label: str) -> None:
     """Merge one landed sync under pyinstrument; print the step's own figures as JSON."""
     sys.path.insert(0, str(REPO))
@@ -74,6 +90,7 @@ def child(landed_json: Path, out: Path, label: str) -> None:
 
     landed = Landed(**json.loads(landed_json.read_text()))
     statements = _time_statements()
+    _single_threaded(os.environ.get("PROFILE_DUCKDB_THREADS"))
     after_imports = _status_mb("VmRSS")
     profiler = Profiler(interval=0.005)
     wall = time.perf_counter()
