@@ -201,7 +201,7 @@ def test_a_key_delivered_twice_keeps_the_newest_even_when_the_older_copy_is_unch
     newer = {**again["household"][0], "income_per_capita": 9000.0}
     newer["source_updated_at"] = datetime(2016, 7, 2, 8, tzinfo=UTC)
     again["household"].append(newer)  # H1 twice: unchanged copy first, changed copy later
-    result, diff, _, _, history = sync_once(tmp_path, "r2", again, day=3)
+    result, _, _, _, history = sync_once(tmp_path, "r2", again, day=3)
 
     counts = result.counts["household"]
     assert (counts["fetched"], counts["updated"], counts["unchanged"]) == (3, 1, 1)
