@@ -282,7 +282,7 @@ def _listing(batch: Batch, staged: Any, validated: Mapping[str, Any], entity: st
     """``_listing_<entity>``: every key a full listing delivered, accepted and rejected rows
     alike (the rejected ones are staged rows too), read set-based from the staged files."""
     name = f"_listing_{entity}"
-    files = getattr(staged, "files", {}).get(entity)
+    files = getattr(staged, "parts", {}).get(entity)
     if files:
         paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
         batch.con.execute(

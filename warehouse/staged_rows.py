@@ -2,7 +2,7 @@
 
 The merge never holds a county's frames in Python: each entity's staged rows are a DuckDB view
 ``_src_<entity>`` with the row position ``_row`` — the staged Parquet files through
-``read_parquet`` (``Staged.files``), or an Arrow view of a frame given in memory (tests, and a
+``read_parquet`` (``Staged.parts``), or an Arrow view of a frame given in memory (tests, and a
 ``Validated`` that carries its accepted frame) — and every statement of the merge reads them
 set-based. DuckDB itself spills to ``temp_directory`` beyond ``MEMORY_LIMIT``.
 
@@ -56,7 +56,7 @@ def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | No
     """``_src_<entity>``: the rows to merge with their position ``_row``; ``frame`` when given
     (a ``Validated.accepted`` in memory), else the staged files, else the staged frame."""
     name = f"_src_{entity}"
-    files = getattr(staged, "files", {}).get(entity) if frame is None else None
+    files = getattr(staged, "parts", {}).get(entity) if frame is None else None
     if files:
         import pyarrow.parquet as pq
 

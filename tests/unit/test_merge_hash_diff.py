@@ -66,7 +66,7 @@ def sync_once(tmp_path, run: str, rows: dict[str, list[dict]], day: int = 1):
     staged = Staged(frames=frames, full_listing=set(frames), source_counts={})
     directory = staged_io.save(staged, tmp_path / run / "staged")
     lazy = staged_io.open_verified(directory, LUONAN.label)
-    assert lazy.frames == {} and set(lazy.files) == {"household", "person"}
+    assert lazy.frames == {} and set(lazy.parts) == {"household", "person"}
     now = datetime(2016, 7, day, 12, tzinfo=UTC)
     with warehouse.connect(tmp_path / "hub.duckdb") as con:
         context = sync._context(con, LUONAN, lazy)
