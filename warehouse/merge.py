@@ -122,9 +122,9 @@ def merge_county(
                 if getattr(v, "rejected_rows", None) is None
             }
             if diff is None or any(e not in diff.sources for e in given):
+                # inside the transaction: a retried attempt builds its diff again
                 batch.params["now"] = now
-                entities = merge_entities(con)
-                diff = diff_staged(batch, staged, entities, given, now)
+                diff_staged(batch, staged, merge_entities(con), given, now)
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
     try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
