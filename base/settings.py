@@ -314,3 +314,59 @@ def redact_dsn(dsn: str) -> str:
     import re
 
     return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=***", dsn, flags=re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------------------------
+# the analyst lake: the de-identified tier of the DuckLake backend (warehouse.lake_publish)
+
+#: The analyst lake's catalog database is the main one's name with this suffix, on the same
+#: server, unless HUB_ANALYST_LAKE_CATALOG names another.
+ANALYST_CATALOG_SUFFIX = "_analyst"
+
+
+def analyst_lake_catalog() -> str:
+    """libpq connection string of the analyst lake's catalog (``HUB_ANALYST_LAKE_CATALOG``):
+    by default the main catalog's server with ``dbname=<main>_analyst``. Analysts get a
+    PostgreSQL role that can read this database and not the main one."""
+    value = (os.environ.get("HUB_ANALYST_LAKE_CATALOG") or "").strip()
+    if value:
+        return value
+    import re
+
+    main = lake_catalog()
+    found = re.search(r"dbname\s*=\s*(\S+)", main)
+    if not found:
+        raise SettingsError(
+            "HUB_LAKE_CATALOG names no dbname=..., so the analyst lake's catalog cannot be "
+            "derived from it: set HUB_ANALYST_LAKE_CATALOG"
+        )
+    name = found.group(1).strip("'") + ANALYST_CATALOG_SUFFIX
+    return main[: found.start()] + f"dbname={name}" + main[found.end() :]
+
+
+def analyst_lake_data_path() -> str:
+    """Where the analyst lake's Parquet files go: ``HUB_ANALYST_LAKE_DATA_PATH``, default
+    ``$HUB_HOME/analyst-lake/data`` — never inside the main lake's data path. Ends with ``/``."""
+    value = (os.environ.get("HUB_ANALYST_LAKE_DATA_PATH") or "").strip()
+    value = value or str(hub_home() / "analyst-lake" / "data")
+    value = value if value.endswith("/") else value + "/"
+    main = lake_data_path()
+    if value.startswith(main) or main.startswith(value):
+        raise SettingsError(
+            f"HUB_ANALYST_LAKE_DATA_PATH={value!r} overlaps the main lake's data path {main!r}: "
+            "whoever can read the analyst files would read names and ID numbers"
+        )
+    return value
+
+
+def analyst_lake_keep_days() -> int:
+    """How many days of analyst-lake publishes stay readable by time travel
+    (``HUB_ANALYST_LAKE_KEEP_DAYS``, default 90); older ones and the files only they used are
+    removed at publish time. The latest publish always stays."""
+    raw = (os.environ.get("HUB_ANALYST_LAKE_KEEP_DAYS") or "90").strip()
+    if not raw.isdigit():
+        raise SettingsError(
+            f"HUB_ANALYST_LAKE_KEEP_DAYS={raw!r}: use a whole number of days (0 keeps only "
+            "the latest publish)"
+        )
+    return int(raw)

@@ -288,7 +288,7 @@ def _worker(spec: str, out_file: str) -> None:
     import dagster as dg
     import duckdb
 
-    from base import paths
+    from base import paths, settings
 
     instance = dg.DagsterInstance.get()
     runs = []
@@ -341,7 +341,15 @@ def _worker(spec: str, out_file: str) -> None:
             }
         )
     records = []
-    if paths.live_db().exists():
+    if settings.is_lake():  # the lake's catalog, as the pipeline opens it (HUB_LAKE_CATALOG)
+        import warehouse
+
+        with warehouse.connect(read_only=True) as con:
+            records = con.execute(
+                """SELECT county_code, entity, fetched, accepted, rejected, findings, status
+                   FROM ops.sync_run ORDER BY county_code, entity"""
+            ).fetchall()
+    elif paths.live_db().exists():
         with duckdb.connect(str(paths.live_db()), read_only=True) as con:
             records = con.execute(
                 """SELECT county_code, entity, fetched, accepted, rejected, findings, status

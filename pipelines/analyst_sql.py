@@ -45,22 +45,28 @@ def connect(snapshot: Path, timezone: str | None = None) -> duckdb.DuckDBPyConne
             con.execute(f"SET TimeZone = '{timezone.replace(chr(39), '')}'")
         if lock:
             con.execute("SET lock_configuration = true")
-        identifying = [f"{e}.{c}" for e, cols in IDENTIFYING.items() for c in cols]
-        found = con.execute(
-            "SELECT table_name || '.' || column_name FROM duckdb_columns() "
-            "WHERE schema_name = 'core' AND list_contains($names, table_name || '.' || column_name)",
-            {"names": identifying},
-        ).fetchall()
+        refuse_identifiers(con, str(snapshot), "HUB_SNAPSHOT")
     except BaseException:
         con.close()
         raise
-    if found:
-        con.close()
-        raise NotAnAnalystSnapshot(
-            f"{snapshot} holds direct identifiers (core.{found[0][0]}): it is not the analyst "
-            "snapshot. hub sql opens only the analyst snapshot; check HUB_SNAPSHOT."
-        )
     return con
+
+
+def refuse_identifiers(con: duckdb.DuckDBPyConnection, what: str, setting: str) -> None:
+    """Raise :class:`NotAnAnalystSnapshot` when the current database of ``con`` has a direct
+    identifier column in ``core`` (``what`` and ``setting`` name it in the message)."""
+    identifying = [f"{e}.{c}" for e, cols in IDENTIFYING.items() for c in cols]
+    found = con.execute(
+        "SELECT table_name || '.' || column_name FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'core' "
+        "AND list_contains($names, table_name || '.' || column_name)",
+        {"names": identifying},
+    ).fetchall()
+    if found:
+        raise NotAnAnalystSnapshot(
+            f"{what} holds direct identifiers (core.{found[0][0]}): it is not the analyst "
+            f"snapshot. hub sql opens only the analyst snapshot; check {setting}."
+        )
 
 
 def duckdb_binary() -> Path:

@@ -237,7 +237,28 @@ def sql(
     from pipelines import analyst_sql
 
     snapshot = paths.snapshot_db()
-    if not snapshot.exists():
+    refused: tuple[type[Exception], ...] = (
+        analyst_sql.NotAnAnalystSnapshot,
+        settings.SettingsError,
+    )
+    if settings.is_lake():  # the analyst lake, attached read-only (pipelines.lake.tiers)
+        from pipelines.lake import tiers
+
+        refused = (*refused, tiers.LakeNotReady)
+
+        def open_analyst():
+            return tiers.analyst_connection(timezone=TIMEZONE)
+
+        shell_command = tiers.analyst_shell_command
+    else:
+
+        def open_analyst():
+            return analyst_sql.connect(snapshot, timezone=TIMEZONE)
+
+        def shell_command():
+            return analyst_sql.shell_command(snapshot)
+
+    if not settings.is_lake() and not snapshot.exists():
         # stderr, so `hub sql --csv ... > out.csv` never writes the message into the CSV
         err_console.print(
             f"No snapshot at {snapshot} yet: run `make demo` (or the sync_city job) first, "
@@ -249,20 +270,20 @@ def sql(
         # running sync and the shell do not block each other), read-only and in safe mode, on
         # Beijing time (its locked configuration takes the time zone from TZ).
         try:
-            command = analyst_sql.shell_command(snapshot)
-        except analyst_sql.NotAnAnalystSnapshot as exc:
+            command = shell_command()
+        except refused as exc:
             _fail(exc)
         os.environ["TZ"] = TIMEZONE
         os.execv(command[0], command)
     import duckdb
 
     try:
-        with analyst_sql.connect(snapshot, timezone=TIMEZONE) as con:
+        with open_analyst() as con:
             result = con.sql(query)
             if result is None:  # a statement without a result (SET, PRAGMA, ...)
                 return
             df = result.pl()
-    except analyst_sql.NotAnAnalystSnapshot as exc:
+    except refused as exc:
         _fail(exc)
     except duckdb.Error as e:
         err_console.print(f"[red]query failed:[/red] {e}", markup=True, highlight=False)
@@ -326,7 +347,12 @@ def sync_one(
             merged = sync.merge(c, landed, safety_share=safety_share)
             with warehouse.connect() as con:
                 warehouse.rebuild_marts(con)
-            warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
+            if settings.is_lake():  # the analyst lake (pipelines.lake.tiers); no file
+                from pipelines.lake import tiers
+
+                tiers.publish()
+            else:
+                warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db())
         outcome.status, outcome.seconds = "succeeded", landed.seconds + merged.seconds
         outcome.counts = run_report.sum_counts(merged.counts.values())
     except RejectThresholdExceeded as refused:

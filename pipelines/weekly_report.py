@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 import xlsxwriter
 
-from base import paths
+from base import paths, settings
 from pipelines.connectors.registry import connector_for
 from schemas.entities import LABELS_ZH
 from schemas.rule_labels import label_zh
@@ -239,14 +239,21 @@ def report_path(county: County, week: Week) -> Path:
 
 
 def write_letter(county: County, week: Week, snapshot: Path | None = None) -> Letter:
-    """Build and write the county's letter for ``week`` from the snapshot."""
-    snapshot = Path(snapshot or paths.snapshot_db())
-    if not snapshot.exists():
-        raise FileNotFoundError(
-            f"no snapshot at {snapshot}: run a sync first (make demo, or the sync_city job)"
-        )
-    with duckdb.connect(str(snapshot), read_only=True) as con:
-        summary, records = build(con, county, week)
+    """Build and write the county's letter for ``week`` from the snapshot (on the DuckLake
+    backend: from the analyst lake, ``pipelines.lake.tiers``)."""
+    if snapshot is None and settings.is_lake():
+        from pipelines.lake import tiers
+
+        with tiers.analyst_connection() as con:
+            summary, records = build(con, county, week)
+    else:
+        snapshot = Path(snapshot or paths.snapshot_db())
+        if not snapshot.exists():
+            raise FileNotFoundError(
+                f"no snapshot at {snapshot}: run a sync first (make demo, or the sync_city job)"
+            )
+        with duckdb.connect(str(snapshot), read_only=True) as con:
+            summary, records = build(con, county, week)
     path = report_path(county, week)
     write_xlsx(path, county, week, summary, records)
     return Letter(county, week, path, summary, records)

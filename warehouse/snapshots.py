@@ -45,6 +45,10 @@ _TABLES_OF = {
     "household": ("household", "household_history"),
 }
 MASK = "***"
+#: The comment of the ``birth_year`` column analysts get instead of ``birth_date``.
+BIRTH_YEAR_COMMENT = (
+    "birth_year — 出生年份: year of birth (the full date is only in the restricted PII snapshot)"
+)
 
 #: What a masked reject/finding message hides besides the value itself: digit runs long enough to
 #: be (part of) an ID number or phone, and dates (the ID number's birth date echoed in details).
@@ -96,11 +100,23 @@ def _select_list(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str
             [schema, table],
         ).fetchall()
     ]
+    return analyst_select(schema, table, columns)
+
+
+def analyst_select(schema: str, table: str, columns: list[str]) -> str:
+    """The SELECT list that reads ``schema.table`` for analysts, given its ``columns`` (the live
+    table's, or the analyst copy's): identifying columns left out, ``birth_date`` read as
+    ``birth_year``, identifying values (and their echo in the message) of ``ops.reject`` and
+    ``ops.finding`` masked. The one definition both the analyst snapshot and the analyst lake
+    (``warehouse.lake_publish``) use."""
+    dropped = redacted_columns().get(table, ()) if schema == "core" else ()
     identifying = _identifying_issue()
     exprs = []
     for c in columns:
-        if c == "birth_year" and schema == "core":
+        if schema == "core" and (c == "birth_year" or (c == "birth_date" and c in dropped)):
             exprs.append('CAST(year("birth_date") AS INTEGER) AS "birth_year"')
+        elif c in dropped:
+            continue
         elif schema == "ops" and table in ISSUE_TABLES and c == "value":
             exprs.append(
                 f"CASE WHEN {identifying} AND value IS NOT NULL THEN {_sql_text(MASK)} "
@@ -171,8 +187,7 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
                     con.execute(f"ALTER TABLE core.{_q(table)} ADD COLUMN birth_year INTEGER")
                     con.execute(
                         f"COMMENT ON COLUMN core.{_q(table)}.birth_year IS "
-                        "'birth_year — 出生年份: year of birth (the full date is only in the "
-                        "restricted PII snapshot)'"
+                        f"{_sql_text(BIRTH_YEAR_COMMENT)}"
                     )
                 for column in columns:
                     con.execute(f"ALTER TABLE core.{_q(table)} DROP COLUMN {_q(column)}")

@@ -10,7 +10,7 @@ import time
 import dagster as dg
 
 import warehouse
-from base import paths
+from base import paths, settings
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key
 from pipelines.defs.metadata import frame_markdown
 from seeds.registry import counties
@@ -64,6 +64,8 @@ def marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 )
 def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     started = time.perf_counter()
+    if settings.is_lake():
+        return _publish_analyst_lake(started)
     pii = paths.pii_snapshot_db()
     target = warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db(), pii)
     return dg.MaterializeResult(
@@ -71,6 +73,24 @@ def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "path": dg.MetadataValue.path(str(target)),
             "size_mb": round(target.stat().st_size / 2**20, 1),
             "pii_snapshot_path": dg.MetadataValue.path(str(pii)),
+            "duration_s": round(time.perf_counter() - started, 2),
+            "query": dg.MetadataValue.md('```\nmake sql   # or: hub sql "SELECT …"\n```'),
+        }
+    )
+
+
+def _publish_analyst_lake(started: float) -> dg.MaterializeResult:
+    """The DuckLake backend publishes no file: it commits the analyst lake (no identifiers) from
+    the main lake; the restricted tier is the main lake itself, attached read-only
+    (``pipelines.lake.tiers``, docs/analysts.md)."""
+    from pipelines.lake import tiers
+
+    published = tiers.publish()
+    return dg.MaterializeResult(
+        metadata={
+            "main_lake_snapshot": published.source_snapshot,
+            "analyst_lake_snapshot": published.analyst_snapshot or "unchanged",
+            "rewritten": dg.MetadataValue.json(published.rewritten),
             "duration_s": round(time.perf_counter() - started, 2),
             "query": dg.MetadataValue.md('```\nmake sql   # or: hub sql "SELECT …"\n```'),
         }

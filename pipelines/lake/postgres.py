@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from base.settings import ANALYST_CATALOG_SUFFIX
+
 DEFAULT_PORT = 55432
 DATABASE = "hub_lake"
 USER = "hub"
@@ -120,6 +122,7 @@ class LocalPostgres:
                 capture_output=True, text=True,
             )  # fmt: skip
             if created.returncode == 0 or "already exists" in created.stderr:
+                self.database(DATABASE + ANALYST_CATALOG_SUFFIX)  # the analyst lake's catalog
                 return self
             if time.monotonic() > deadline:
                 raise PostgresUnavailable(f"createdb failed: {created.stderr.strip()}")
