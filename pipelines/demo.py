@@ -181,7 +181,6 @@ def run_city(console: Console) -> tuple[bool, str | None, Path]:
             dg.reconstructable(jobs.sync_city_job),
             instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            asset_selection=_city_steps(),
         ) as result,
     ):
         failure = next(
@@ -192,14 +191,6 @@ def run_city(console: Console) -> tuple[bool, str | None, Path]:
         if failure is not None:
             cause = report.one_line(report.root_error(failure.step_failure_data.error).message)
         return result.success, cause, log
-
-
-#: Why the demo on the DuckLake backend publishes no analyst snapshot (said, never hidden).
-LAKE_SNAPSHOT_NOTE = (
-    "Analyst snapshot: not published on the DuckLake backend yet. The marts were rebuilt in the "
-    "lake; publishing readers of the lake is a separate part of issue 15 "
-    "(docs/engineering/scale-out.md)."
-)
 
 
 def lake_catalog_ready() -> str:
@@ -214,20 +205,17 @@ def lake_catalog_ready() -> str:
     return done
 
 
-def _city_steps():
-    """The city job's assets this backend can build: on DuckLake the marts only, until the
-    analyst snapshot is published from the lake (LAKE_SNAPSHOT_NOTE)."""
-    from base import settings
-    from pipelines.defs.city import MARTS
-
-    return [MARTS] if settings.is_lake() else None
-
-
 def snapshot_line() -> str:
     from base import settings
 
-    if settings.is_lake():
-        return LAKE_SNAPSHOT_NOTE
+    if settings.is_lake():  # the analyst lake, published by the city step (pipelines.lake.tiers)
+        return (
+            f"Analyst lake: catalog {settings.redact_dsn(settings.analyst_lake_catalog())}, "
+            f"files {settings.analyst_lake_data_path()} (no names, ID numbers, phones or birth "
+            "dates; every publish a version)\n"
+            "Query it:   make sql            (DuckDB shell on the analyst lake, read-only)\n"
+            '            .venv/bin/hub sql "SELECT * FROM mart.county_summary"'
+        )
     return (
         f"Analyst snapshot: {paths.snapshot_db()}\n"
         "Query it:   make sql            (DuckDB shell on the snapshot, read-only)\n"

@@ -187,6 +187,10 @@ def catalog_for_demo() -> str:
         # a new HUB_HOME (or `make clean`): the lake starts afresh, never pointing at data
         # files that are gone (the catalog remembers its data path and files)
         server.recreate_database(DATABASE)
+    if not Path(settings.analyst_lake_data_path()).exists() and not os.environ.get(
+        "HUB_ANALYST_LAKE_CATALOG"
+    ):  # the same for the analyst lake (warehouse.lake_publish) beside it
+        server.recreate_database(DATABASE + ANALYST_CATALOG_SUFFIX)
     os.environ["HUB_LAKE_CATALOG"] = server.dsn
     return (
         f"DuckLake catalog: a local PostgreSQL under {server.root} ({server.dsn}); "

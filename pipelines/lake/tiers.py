@@ -22,7 +22,7 @@ import duckdb
 
 from base import settings
 from pipelines.analyst_sql import SAFE_CONFIG, duckdb_binary, refuse_identifiers
-from pipelines.lake import extensions
+from warehouse.lake import extensions
 from warehouse.lake_publish import (
     LakePublish,
     current_snapshot,

@@ -22,9 +22,10 @@ import duckdb
 import pytest
 
 from base import paths
-from pipelines.lake import extensions, tiers
+from pipelines.lake import tiers
 from tests.conftest import TEST_DEFECT_RATE, TEST_SCALE, _county_env_keys
 from tests.pii_scan import pii_hits
+from warehouse.lake import extensions
 from warehouse.lake_publish import copy_macros
 
 pytestmark = [pytest.mark.lake, pytest.mark.xdist_group("lake_tiers")]
