@@ -168,7 +168,7 @@ def _summary_footer(county_seconds: float, total: float, log: Path) -> None:
 
     console.print(
         f"Counties synced in {county_seconds:.1f} s; with marts"
-        f"{'' if settings.is_lake() else ' and snapshot'} {total:.1f} s.\n"
+        f"{' and the analyst lake' if settings.is_lake() else ' and snapshot'} {total:.1f} s.\n"
         f"Dagster's log of this run (warnings, errors): {log}\n"
         f"{snapshot_line()}\n"
         "Status:     .venv/bin/hub status   Rejects as CSV: .venv/bin/hub rejects <county>\n"
