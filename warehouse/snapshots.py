@@ -11,9 +11,10 @@
   everything but ``raw``, as the live warehouse holds it. Always 0600 in a 0700 directory.
 
 The analyst snapshot is built into a NEW file (schema copied with ``COPY FROM DATABASE …
-(SCHEMA)``, so comments, keys and macros stay; identifying columns dropped while the tables are
-empty; then the rows copied without them), so no identifier is ever written to it, not even to
-pages a later checkpoint frees. Both files are written beside their target and renamed into
+(SCHEMA)``, so comments, views and macros stay; identifying columns dropped while the tables
+are empty; then each table re-created with ``CREATE TABLE AS`` from the rows without them, its
+comments put back; a read-only file keeps no PRIMARY KEY indexes), so no identifier is ever
+written to it, not even to pages a later checkpoint frees. Both files are written beside their target and renamed into
 place atomically.
 """
 
@@ -197,15 +198,36 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
             ).fetchall()
             with transaction(con):
                 for schema, table in tables:
-                    con.execute(
-                        f"INSERT INTO {_q(schema)}.{_q(table)} BY NAME SELECT "
-                        f"{_select_list(con, schema, table)} FROM live.{_q(schema)}.{_q(table)}"
-                    )
+                    _fill(con, schema, table)
             con.execute("DETACH live")
             con.execute("CHECKPOINT")
         finally:
             con.close()
     return target
+
+
+def _fill(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
+    """Replace the empty copy of ``schema.table`` by ``CREATE TABLE AS`` its analyst rows, and
+    put its comments back. A read-only file needs no keys: building a PRIMARY KEY's index cost
+    half as much again as writing the rows (bench/README.md, "Where the time goes")."""
+    name = f"{_q(schema)}.{_q(table)}"
+    select = _select_list(con, schema, table)
+    comments = con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = "
+        "current_database() AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
+        [schema, table],
+    ).fetchall()
+    (table_comment,) = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    con.execute(f"DROP TABLE {name}")
+    con.execute(f"CREATE TABLE {name} AS SELECT {select} FROM live.{name}")
+    if table_comment:
+        con.execute(f"COMMENT ON TABLE {name} IS {_sql_text(table_comment)}")
+    for column, comment in comments:
+        con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {_sql_text(comment)}")
 
 
 def publish_pii_snapshot(live: Path, target: Path) -> Path:

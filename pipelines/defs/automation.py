@@ -37,7 +37,7 @@ def watches_new_files(county: County) -> bool:
 hub_executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": 4,
-        "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}},
+        "start_method": {"forkserver": {"preload_modules": ["pipelines.preload"]}},
         "tag_concurrency_limits": [
             {"key": k, "value": v, "limit": 1} for k, v in WAREHOUSE_TAG.items()
         ],

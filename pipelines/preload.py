@@ -1,0 +1,50 @@
+"""What the forkserver of the hub's executor imports once, before it forks a step process.
+
+Every step process of a run is forked from one forkserver (``hub_executor``), so a module the
+forkserver imported costs nothing in the steps. The definitions alone left each step importing
+Dagster's instance machinery on its own (SQLite storages, SQLAlchemy, Alembic, the schedule and
+run storages, the child-process executor): about 0.9 CPU-s per step process, 14 steps a city
+sync (bench/README.md, "Where the time goes"). Only modules are imported here, never an instance
+or a connection: nothing that must not cross a fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+import pipelines.definitions  # noqa: F401  (the code location: assets, jobs, settings loaded)
+
+#: Dagster's instance and step machinery a step process loads (private module paths: one that
+#: moves in a later Dagster is skipped, which costs its import time in each step, nothing else).
+STEP_MODULES = (
+    "sqlalchemy",
+    "upath",
+    "upath.implementations.local",
+    "fsspec.implementations.local",
+    "alembic",
+    "alembic.config",
+    "alembic.runtime.migration",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.sql",
+    "dagster._core.storage.migration.utils",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log",
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+    "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.storage.root",
+    "dagster._core.executor.child_process_executor",
+    "dagster._core.execution.plan.resume_retry",
+    "dagster._core.execution.stats",
+    "dagster._core.snap",
+    "dagster._core.scheduler",
+    "dagster._core.secrets.env_file",
+    "dagster._core.workspace.context",
+    "dagster._daemon.freshness",
+)
+
+for _name in STEP_MODULES:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
