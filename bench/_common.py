@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -218,12 +219,20 @@ def run_measured(cmd: list[str], env: dict, cwd: Path | str, log: Path):
     return proc.returncode, time.perf_counter() - started, usage
 
 
-def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dict:
+def run_jobs(
+    sim, jobs: list[tuple[str, str | None]], keep: bool = False, home: Path | None = None
+) -> dict:
     """Run ``jobs`` ([(job name, landing mode or None)]) one after the other in a fresh worker
-    process against ``sim``; returns the worker's report plus the memory of its process tree."""
+    process against ``sim``; returns the worker's report plus the memory of its process tree.
+    ``home``: the base directory of an earlier ``fresh_homes()`` to run in again (the caller
+    deletes it); by default a fresh one, deleted afterwards unless ``keep``."""
     from simulator.embedded import env_for
 
-    base, homes = fresh_homes()
+    if home is None:
+        base, homes = fresh_homes()
+    else:
+        base, keep = home, True
+        homes = {"HUB_HOME": str(home / "hub"), "DAGSTER_HOME": str(home / "dagster")}
     env = {
         **os.environ,
         **env_for(sim.url),
@@ -250,9 +259,9 @@ def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dic
             raise SystemExit(f"benchmark worker failed (exit {code})")
         report = json.loads(out_file.read_text())
     finally:
-        if keep:
+        if keep and home is None:
             print(f"kept {base}")
-        else:
+        elif not keep:
             shutil.rmtree(base, ignore_errors=True)
     report["memory"] = {
         "peak_step_process_mb": round(memory.peak_mb(3), 1),
@@ -260,6 +269,7 @@ def run_jobs(sim, jobs: list[tuple[str, str | None]], keep: bool = False) -> dic
         "peak_orchestrator_mb": round(memory.peak_mb(1, 1), 1),
         "peak_tree_pss_mb": round(memory.peak_tree_pss_mb, 1),
         "largest": [(round(mb, 1), depth, name) for mb, depth, name in memory.largest()],
+        "peak_by_pid_mb": {str(pid): round(kb / 1024, 1) for pid, kb in memory.hwm_kb.items()},
         "samples": memory.samples,
     }
     report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
@@ -318,6 +328,12 @@ def _worker(spec: str, out_file: str) -> None:
             ]
         wall = time.perf_counter() - started
         stats = instance.get_run_stats(run_id)
+        step_pids = {}  # the step process of each step (its "Capturing logs" event names it)
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED):
+            data = record.dagster_event.event_specific_data
+            pid = re.search(r"\(pid: (\d+)\)", record.user_message or "")
+            if pid and data is not None and len(data.step_keys or []) == 1:
+                step_pids[pid.group(1)] = data.step_keys[0]
         steps = [
             {
                 "step": s.step_key,
@@ -338,6 +354,8 @@ def _worker(spec: str, out_file: str) -> None:
                 "run_s": round(stats.end_time - stats.start_time, 3),
                 "run_start": stats.start_time,
                 "steps": sorted(steps, key=lambda s: s["start"] or 0),
+                "step_pids": step_pids,
+                "events": len(instance.all_logs(run_id)),
             }
         )
     records = []
@@ -352,7 +370,8 @@ def _worker(spec: str, out_file: str) -> None:
     elif paths.live_db().exists():
         with duckdb.connect(str(paths.live_db()), read_only=True) as con:
             records = con.execute(
-                """SELECT county_code, entity, fetched, accepted, rejected, findings, status
+                """SELECT county_code, entity, fetched, accepted, rejected, findings, status,
+                          sync_run_id
                    FROM ops.sync_run ORDER BY county_code, entity"""
             ).fetchall()
     Path(out_file).write_text(json.dumps({"runs": runs, "records": records}, default=str))
@@ -396,6 +415,17 @@ def save(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}-{stamp}.json"
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
     return path
+
+
+def step_peaks(report: dict) -> dict[str, float]:
+    """Peak RSS (MB) of each step process of the report's runs, by step key."""
+    by_pid = report["memory"].get("peak_by_pid_mb", {})
+    return {
+        step: by_pid[pid]
+        for run in report["runs"]
+        for pid, step in run.get("step_pids", {}).items()
+        if pid in by_pid
+    }
 
 
 def phase_spans(steps: list[dict], suffix: str) -> tuple[float, float]:

@@ -1,0 +1,109 @@
+"""One day of the city, incrementally: the demo (full sync of all seven counties, marts and
+snapshots), then the simulator's clock one day on, then an incremental sync of every county with
+marts and snapshots, timed.
+
+Both phases run in one HUB_HOME and DAGSTER_HOME (the incremental resumes from the demo's
+watermarks), each in a fresh worker process as ``hub demo`` and the schedules run them
+(``sync_all_counties`` then ``sync_city``, the repo's executor and ``dagster.yaml``). The clock
+moves in-process (``SimulatorHandle.advance``, as the tests do): one simulated day of changes,
+new households and members, exits, deletions, and the weekly workbook export when one falls due.
+
+    .venv/bin/python bench/incremental_city.py [--scale 1.0] [--repeat 1] [--days 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from _common import (
+    fresh_homes,
+    machine,
+    phase_spans,
+    run_jobs,
+    save,
+    start_simulator,
+    step_peaks,
+)
+
+
+def summarise(report: dict, before: set[str]) -> dict:
+    counties_run, city_run = report["runs"]
+    for run in report["runs"]:
+        if not run["success"]:
+            raise SystemExit(f"{run['job']} failed: " + "; ".join(run["failures"]))
+    rows = [r for r in report["records"] if r[-1] not in before]
+    total_s = city_run["run_start"] + city_run["run_s"] - counties_run["run_start"]
+    merge_sum, merge_span = phase_spans(counties_run["steps"], "_merge")
+    landing_sum, landing_span = phase_spans(counties_run["steps"], "__landing")
+    return {
+        "fetched": sum(r[2] or 0 for r in rows),
+        "accepted": sum(r[3] or 0 for r in rows),
+        "counties_run_s": counties_run["run_s"],
+        "city_run_s": city_run["run_s"],
+        "total_s": total_s,
+        "landing_sum_s": landing_sum,
+        "landing_span_s": landing_span,
+        "merge_sum_s": merge_sum,
+        "merge_span_s": merge_span,
+        "steps": {s["step"]: s["seconds"] for s in counties_run["steps"] + city_run["steps"]},
+        "step_peak_mb": step_peaks(report),
+        "events": counties_run["events"] + city_run["events"],
+        "cpu_s": report["cpu_s"],
+        "simulator_cpu_s": report["simulator_cpu_s"],
+        "peak_step_mb": report["memory"]["peak_step_process_mb"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--days", type=float, default=1.0)
+    args = parser.parse_args()
+    info = machine()
+    print(f"{info['date']}  {info['cpus']} cpus  load {info['load_avg_1_5_15']}", flush=True)
+    sim = start_simulator(args.seed, args.scale)
+    results = []
+    try:
+        for i in range(1, args.repeat + 1):
+            base, _ = fresh_homes()
+            try:
+                demo = run_jobs(
+                    sim, [("sync_all_counties", "full"), ("sync_city", None)], home=base
+                )
+                before = {r[-1] for r in demo["records"]}
+                advanced = sim.advance(days=args.days)
+                print(f"#{i}: demo done; clock +{args.days} day(s): {advanced}", flush=True)
+                report = run_jobs(
+                    sim, [("sync_all_counties", "incremental"), ("sync_city", None)], home=base
+                )
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
+            s = summarise(report, before)
+            results.append({**s, "load_avg_after": machine()["load_avg_1_5_15"], "raw": report})
+            print(
+                f"#{i}: incremental of the seven counties + marts + snapshots: "
+                f"{s['total_s']:.1f} s (sync_all_counties {s['counties_run_s']:.1f} s + "
+                f"sync_city {s['city_run_s']:.1f} s), {s['fetched']:,} records fetched\n"
+                f"    landing steps {s['landing_sum_s']:.1f} s summed over "
+                f"{s['landing_span_s']:.1f} s | merge steps {s['merge_sum_s']:.1f} s summed over "
+                f"{s['merge_span_s']:.1f} s | {s['events']} Dagster events\n"
+                f"    CPU: hub {s['cpu_s']:.1f} s, simulator {s['simulator_cpu_s']:.1f} s; "
+                f"peak step RSS {s['peak_step_mb']:.0f} MB\n"
+                "    steps: "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in s["steps"].items())
+                + "\n    peak RSS by step: "
+                + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(s["step_peak_mb"].items())),
+                flush=True,
+            )
+    finally:
+        sim.stop()
+    print(
+        f"saved {save('incremental_city', {'args': vars(args), 'machine': info, 'results': results})}"
+    )
+
+
+if __name__ == "__main__":
+    main()
