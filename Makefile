@@ -50,8 +50,12 @@ lint: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The issue-13 table's main rows (bench/README.md): 洛南 vs dlt, the city full, the one-day
+# incremental. Minutes on 2 cores; results in bench/results/*.json, never in the suite.
 bench: venv
-	$(BIN)/python bench/sync_city.py
+	$(BIN)/python bench/dlt_vs_hub.py --repeat 1 --dlt-runs parquet:append
+	$(BIN)/python bench/sync_city.py --repeat 1
+	$(BIN)/python bench/incremental_city.py
 
 # A local PostgreSQL (Debian's package) for the DuckLake catalog, under var/postgres (as root:
 # /var/tmp/hub-postgres-*, where the server's own user can reach it). `hub demo` starts it itself.

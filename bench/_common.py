@@ -428,6 +428,21 @@ def step_peaks(report: dict) -> dict[str, float]:
     }
 
 
+def idle_seconds(run: dict) -> float:
+    """Seconds of the run during which no step was executing (run start to end minus the union
+    of the steps' start-end intervals): Dagster's share on the critical path (run and process
+    start, step launches, event writes)."""
+    busy, reach = 0.0, run["run_start"]
+    for step in sorted(run["steps"], key=lambda s: s["start"] or 0):
+        if not (step["start"] and step["end"]):
+            continue
+        start, end = max(step["start"], reach), step["end"]
+        if end > start:
+            busy += end - start
+            reach = end
+    return run["run_s"] - busy
+
+
 def phase_spans(steps: list[dict], suffix: str) -> tuple[float, float]:
     """(summed step seconds, wall span first start → last end) of the steps ending in suffix."""
     chosen = [s for s in steps if s["step"].endswith(suffix) and s["start"] and s["end"]]

@@ -12,12 +12,14 @@ records/s, wall time, peak memory, and the landing / merge split. ``make bench``
 from __future__ import annotations
 
 from _common import (
+    idle_seconds,
     machine,
     phase_spans,
     run_jobs,
     save,
     self_peak_mb,
     start_simulator,
+    step_peaks,
     sync_arguments,
 )
 
@@ -48,6 +50,9 @@ def summarise(report: dict) -> dict:
         "merge_sum_s": merge_sum,
         "merge_span_s": merge_span,
         "steps": {s["step"]: s["seconds"] for s in counties_run["steps"] + city_run["steps"]},
+        "step_peak_mb": step_peaks(report),
+        "idle_s": {"counties": idle_seconds(counties_run), "city": idle_seconds(city_run)},
+        "events": {"counties": counties_run.get("events"), "city": city_run.get("events")},
         "peak_step_mb": report["memory"]["peak_step_process_mb"],
         "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
         "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
@@ -68,7 +73,12 @@ def print_one(i: int, s: dict, names: dict[str, str]) -> None:
         f"    peak RSS: step process {s['peak_step_mb']:.0f} MB, run orchestrator "
         f"{s['peak_orchestrator_mb']:.0f} MB; peak PSS of the whole tree "
         f"{s['peak_tree_pss_mb']:.0f} MB\n    CPU: hub {s['cpu_s']:.0f} s (every process of the "
-        f"runs), simulator {s['simulator_cpu_s']:.0f} s",
+        f"runs), simulator {s['simulator_cpu_s']:.0f} s\n"
+        f"    no step executing (Dagster's share of the critical path): "
+        f"{s['idle_s']['counties']:.1f} s of sync_all_counties, {s['idle_s']['city']:.1f} s of "
+        f"sync_city; Dagster events {s['events']['counties']} + {s['events']['city']}\n"
+        "    peak RSS by step: "
+        + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(s["step_peak_mb"].items())),
         flush=True,
     )
 

@@ -19,6 +19,7 @@ from _common import (
     save,
     self_peak_mb,
     start_simulator,
+    step_peaks,
     sync_arguments,
 )
 
@@ -47,6 +48,8 @@ def summarise(report: dict) -> dict:
         "simulator_cpu_s": report["simulator_cpu_s"],
         "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
         "by_entity": {r[1]: r[2] for r in report["records"] if r[0] == COUNTY_CODE},
+        "step_peak_mb": step_peaks(report),
+        "events": run.get("events"),
     }
 
 
@@ -58,7 +61,10 @@ def print_one(i: int, s: dict) -> None:
         f"records/s\n    landing {s['landing_s']:.1f} s | merge {s['merge_s']:.1f} s | "
         f"orchestration {other:.1f} s\n    peak RSS: step process {s['peak_step_mb']:.0f} MB, "
         f"run orchestrator {s['peak_orchestrator_mb']:.0f} MB; "
-        f"peak PSS of the whole tree {s['peak_tree_pss_mb']:.0f} MB\n    CPU: hub {s['cpu_s']:.0f} s, simulator {s['simulator_cpu_s']:.0f} s",
+        f"peak PSS of the whole tree {s['peak_tree_pss_mb']:.0f} MB\n    CPU: hub {s['cpu_s']:.0f} s, "
+        f"simulator {s['simulator_cpu_s']:.0f} s; {s['events']} Dagster events\n"
+        "    peak RSS by step: "
+        + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(s["step_peak_mb"].items())),
         flush=True,
     )
 
