@@ -133,13 +133,17 @@ def readable() -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
         con.close()
 
 
-def export_sync(county: County, sync_id: str) -> str | None:
+def export_sync(county: County, sync_id: str, con=None) -> str | None:
     """The merge step's copy of one sync's rejects (None when it had none). Call from a step in
-    the warehouse pool: it opens the live file."""
+    the warehouse pool: it opens the live file, or reads through ``con`` when given (the merge
+    step's one connection for its rejects and checks)."""
     import warehouse
 
-    with warehouse.connect() as con:
+    if con is not None:
         df = frame(con, county, sync_id)
+    else:
+        with warehouse.connect() as own:
+            df = frame(own, county, sync_id)
     if df.height == 0:
         return None
     return str(write_csv(df, default_path(county, sync_id)))

@@ -171,13 +171,16 @@ def check_specs(county: County) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def evaluate(county: County) -> list[dg.AssetCheckResult]:
-    """Every check of ``county`` against the live warehouse; call only from a pool step."""
+def evaluate(county: County, con=None) -> list[dg.AssetCheckResult]:
+    """Every check of ``county`` against the live warehouse; call only from a pool step. ``con``:
+    the step's open connection (the merge step reads its rejects and checks through one)."""
+    if con is None:
+        with warehouse.connect() as own:
+            return evaluate(county, own)
     entities = entities_of(county)
-    with warehouse.connect() as con:
-        results = [_count_check(con, county, e) for e in entities if e != "region"]
-        results += [_reference_check(con, county, e) for e in entities if e in REFERENCES]
-        results += _household_checks(con, county)
+    results = [_count_check(con, county, e) for e in entities if e != "region"]
+    results += [_reference_check(con, county, e) for e in entities if e in REFERENCES]
+    results += _household_checks(con, county)
     return results
 
 
