@@ -82,7 +82,23 @@ def main() -> None:
             finally:
                 shutil.rmtree(base, ignore_errors=True)
             s = summarise(report, before)
-            results.append({**s, "load_avg_after": machine()["load_avg_1_5_15"], "raw": report})
+            full = summarise(demo, set())
+            print(
+                f"#{i}: the demo (full, scale {args.scale}): {full['fetched']:,} records in "
+                f"{full['total_s']:.1f} s; CPU hub {full['cpu_s']:.1f} s; peak step RSS "
+                f"{full['peak_step_mb']:.0f} MB ("
+                + ", ".join(f"{k} {v:.0f}" for k, v in sorted(full["step_peak_mb"].items()))
+                + ")",
+                flush=True,
+            )
+            results.append(
+                {
+                    **s,
+                    "full": {k: v for k, v in full.items() if k != "steps"},
+                    "load_avg_after": machine()["load_avg_1_5_15"],
+                    "raw": report,
+                }
+            )
             print(
                 f"#{i}: incremental of the seven counties + marts + snapshots: "
                 f"{s['total_s']:.1f} s (sync_all_counties {s['counties_run_s']:.1f} s + "
