@@ -293,6 +293,19 @@ def _root_cause(error) -> str:
     return error.message.strip()[:2000]
 
 
+def _step_pids(instance, run_id: str) -> dict[str, str]:
+    """The process of each step of a run (its "Capturing logs for process (pid: …)" event)."""
+    import dagster as dg
+
+    out = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED):
+        data = record.dagster_event.event_specific_data
+        pid = re.search(r"\(pid: (\d+)\)", record.user_message or "")
+        if pid and data is not None and len(data.step_keys or []) == 1:
+            out[pid.group(1)] = data.step_keys[0]
+    return out
+
+
 def _worker(spec: str, out_file: str) -> None:
     """Run the jobs of ``spec`` in order; write timings, step stats and records as JSON."""
     import dagster as dg
@@ -328,12 +341,7 @@ def _worker(spec: str, out_file: str) -> None:
             ]
         wall = time.perf_counter() - started
         stats = instance.get_run_stats(run_id)
-        step_pids = {}  # the step process of each step (its "Capturing logs" event names it)
-        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED):
-            data = record.dagster_event.event_specific_data
-            pid = re.search(r"\(pid: (\d+)\)", record.user_message or "")
-            if pid and data is not None and len(data.step_keys or []) == 1:
-                step_pids[pid.group(1)] = data.step_keys[0]
+        step_pids = _step_pids(instance, run_id)
         steps = [
             {
                 "step": s.step_key,
