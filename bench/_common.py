@@ -306,12 +306,31 @@ def _step_pids(instance, run_id: str) -> dict[str, str]:
     return out
 
 
-def _worker(spec: str, out_file: str) -> None:
-    """Run the jobs of ``spec`` in order; write timings, step stats and records as JSON."""
-    import dagster as dg
+SYNC_RUNS = """SELECT county_code, entity, fetched, accepted, rejected, findings, status,
+                      sync_run_id
+               FROM ops.sync_run ORDER BY county_code, entity"""
+
+
+def _sync_runs() -> list[tuple]:
+    """Every ops.sync_run row of the warehouse the runs wrote (the file, or the lake)."""
     import duckdb
 
     from base import paths, settings
+
+    if settings.is_lake():  # the lake's catalog, as the pipeline opens it (HUB_LAKE_CATALOG)
+        import warehouse
+
+        with warehouse.connect(read_only=True) as con:
+            return con.execute(SYNC_RUNS).fetchall()
+    if paths.live_db().exists():
+        with duckdb.connect(str(paths.live_db()), read_only=True) as con:
+            return con.execute(SYNC_RUNS).fetchall()
+    return []
+
+
+def _worker(spec: str, out_file: str) -> None:
+    """Run the jobs of ``spec`` in order; write timings, step stats and records as JSON."""
+    import dagster as dg
 
     instance = dg.DagsterInstance.get()
     runs = []
@@ -366,22 +385,7 @@ def _worker(spec: str, out_file: str) -> None:
                 "events": len(instance.all_logs(run_id)),
             }
         )
-    records = []
-    if settings.is_lake():  # the lake's catalog, as the pipeline opens it (HUB_LAKE_CATALOG)
-        import warehouse
-
-        with warehouse.connect(read_only=True) as con:
-            records = con.execute(
-                """SELECT county_code, entity, fetched, accepted, rejected, findings, status
-                   FROM ops.sync_run ORDER BY county_code, entity"""
-            ).fetchall()
-    elif paths.live_db().exists():
-        with duckdb.connect(str(paths.live_db()), read_only=True) as con:
-            records = con.execute(
-                """SELECT county_code, entity, fetched, accepted, rejected, findings, status,
-                          sync_run_id
-                   FROM ops.sync_run ORDER BY county_code, entity"""
-            ).fetchall()
+    records = _sync_runs()
     Path(out_file).write_text(json.dumps({"runs": runs, "records": records}, default=str))
     # Stop the executor's forkserver and reap it (a private but stable multiprocessing API), so
     # its step processes' CPU time reaches this process's parent through wait4.
