@@ -242,7 +242,11 @@ def sql(
         settings.SettingsError,
     )
     if settings.is_lake():  # the analyst lake, attached read-only (pipelines.lake.tiers)
-        from pipelines.lake import tiers
+        from pipelines.lake import postgres, tiers
+
+        local = postgres.use_local_catalog()  # after `make demo` with no catalog configured
+        if local:
+            print(local, file=sys.stderr)
 
         refused = (*refused, tiers.LakeNotReady)
 

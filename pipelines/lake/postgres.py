@@ -198,6 +198,21 @@ def catalog_for_demo() -> str:
     )
 
 
+def use_local_catalog() -> str | None:
+    """For ``hub sql`` / ``make sql`` after ``make demo`` on the lake: when ``HUB_LAKE_CATALOG``
+    is unset but the demo's local server exists for this HUB_HOME, start it if needed and use
+    its catalog (returns a line saying so). None when there is no such server: the settings'
+    own error then says what to set."""
+    if os.environ.get("HUB_LAKE_CATALOG"):
+        return None
+    server = LocalPostgres(default_root())
+    if not (server.data / "PG_VERSION").exists():
+        return None
+    server.start()
+    os.environ["HUB_LAKE_CATALOG"] = server.dsn
+    return f"DuckLake catalog: the demo's local PostgreSQL under {server.root}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m pipelines.lake.postgres start|stop|status`` (the server of :func:`default_root`)."""
     import sys
