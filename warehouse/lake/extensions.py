@@ -9,6 +9,7 @@ under), so it is copied once under that name into a private folder beside the ve
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -40,11 +41,18 @@ def extension_file(name: str) -> Path:
         raise ExtensionMissing(f"{package} has no {shipped} for DuckDB {duckdb.__version__}")
     target = root / "loadable" / f"{name}.duckdb_extension"
     if not target.exists() or target.stat().st_size != found[0].stat().st_size:
-        target.parent.mkdir(exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        shutil.copyfile(found[0], tmp)
-        tmp.replace(target)  # atomic: concurrent workers never load a half-copied file
+        install(found[0], target)
     return target
+
+
+def install(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically. The temp name is this process's own: seven
+    step processes may prepare the file at once, and a shared temp name let one rename the
+    file from under another (found by bench/lake_city.py)."""
+    target.parent.mkdir(exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)  # atomic: concurrent workers never load a half-copied file
 
 
 def load(con: duckdb.DuckDBPyConnection) -> None:
