@@ -1,8 +1,10 @@
-"""Dead Dagster runs must not hold the warehouse pool.
+"""Dead Dagster runs must not hold the warehouse pools.
 
 A run whose process was killed (``kill -9``, a stopped ``make ui``, a crashed machine) stays
-STARTED in Dagster's storage, and the ``duckdb_warehouse`` slot its merge had claimed stays
-claimed: every later warehouse step waits for it forever. Dagster's own run monitoring
+STARTED in Dagster's storage, and the pool slot its merge had claimed stays claimed: every later
+step of that pool waits for it forever. The pools are ``duckdb_warehouse`` (every warehouse step
+on the DuckDB file; the city steps on either backend) and, on DuckLake, each county's merge pool
+``lake_merge_<slug>`` (:func:`hub_pools`). Dagster's own run monitoring
 (``dagster.yaml``) frees the slots of runs that *ended*, but the default run launcher cannot tell
 that a STARTED run's process died. This module can, on this machine: each run of the hub's
 executor logs the PID of its orchestrating process ("Executing steps using multiprocess
@@ -11,7 +13,7 @@ is gone is marked failed and its pool slots freed.
 
 ``hub demo`` and ``hub ui`` call :func:`clear_dead_runs` before they start, the sensor
 ``free_dead_runs`` calls it every minute while the daemon runs, and :class:`PoolWatch` says so
-when a step has waited longer than ``HUB_POOL_WAIT_WARN`` seconds (default 60) for the pool.
+when a step has waited longer than ``HUB_POOL_WAIT_WARN`` seconds (default 60) for its pool.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from base import processes
-from pipelines.defs.keys import POOL
+from pipelines.defs.keys import POOL, merge_pool
+from seeds.registry import counties
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,18 @@ class DeadRun:
     job_name: str
     pid: int
     freed_slots: int
+    pools: tuple[str, ...] = ()  # the pools those slots were in
+
+
+def hub_pools() -> list[str]:
+    """The pools the hub's steps claim on this backend: ``duckdb_warehouse``, and on DuckLake
+    also each county's merge pool ``lake_merge_<slug>`` (pipelines/defs/keys.py)."""
+    return list(dict.fromkeys([POOL, *(merge_pool(c) for c in counties())]))
+
+
+def _pool_names() -> str:
+    pools = hub_pools()
+    return pools[0] if len(pools) == 1 else f"{POOL} or lake_merge_<county>"
 
 
 def pid_alive(pid: int, started_before: float | None = None) -> bool:
@@ -98,18 +113,22 @@ def clear_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
     """Mark every run whose process died as failed and free the pool slots it held."""
     cleared = []
     for run, pid in dead_runs(instance):
+        storage = instance.event_log_storage
         slots = [
-            s
-            for s in instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+            (pool, s)
+            for pool in hub_pools()
+            for s in storage.get_concurrency_info(pool).claimed_slots
             if s.run_id == run.run_id
         ]
+        pools = tuple(dict.fromkeys(pool for pool, _ in slots))
         instance.report_run_failed(
             run,
             f"The run's process (PID {pid}) is gone (killed or crashed) while the run was "
-            f"{run.status.value}; marked failed by the hub so its {POOL} slot is freed.",
+            f"{run.status.value}; marked failed by the hub so the pool slots it held "
+            f"({', '.join(pools) or _pool_names()}) are freed.",
         )
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        cleared.append(DeadRun(run.run_id, run.job_name, pid, len(slots)))
+        cleared.append(DeadRun(run.run_id, run.job_name, pid, len(slots), pools))
         log.warning(
             "marked dead run %s (%s, PID %s) failed; freed %d slot(s)",
             run.run_id,
@@ -123,29 +142,31 @@ def clear_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
 def describe(cleared: list[DeadRun]) -> list[str]:
     return [
         f"Run {d.run_id} ({d.job_name}) was left STARTED by a process that is gone (PID {d.pid}): "
-        f"marked failed, {d.freed_slots} {POOL} slot(s) freed."
+        f"marked failed, {d.freed_slots} {', '.join(d.pools) or _pool_names()} slot(s) freed."
         for d in cleared
     ]
 
 
 def long_waits(instance: dg.DagsterInstance, threshold: float) -> list[str]:
-    """A sentence for each step that has waited longer than ``threshold`` s for the pool."""
-    info = instance.event_log_storage.get_concurrency_info(POOL)
-    holders = ", ".join(f"{s.step_key} of run {s.run_id[:8]}" for s in info.claimed_slots)
+    """A sentence for each step that has waited longer than ``threshold`` s for its pool (any of
+    :func:`hub_pools`)."""
     now = datetime.now(UTC)
     out = []
-    for step in info.pending_steps:
-        if step.assigned_timestamp is not None:
-            continue
-        enqueued = step.enqueued_timestamp
-        if enqueued.tzinfo is None:
-            enqueued = enqueued.replace(tzinfo=UTC)
-        waited = (now - enqueued).total_seconds()
-        if waited > threshold:
-            out.append(
-                f"{step.step_key} (run {step.run_id[:8]}) has waited {waited:.0f} s for the "
-                f"{POOL} pool, held by {holders or 'nobody'}."
-            )
+    for pool in hub_pools():
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        holders = ", ".join(f"{s.step_key} of run {s.run_id[:8]}" for s in info.claimed_slots)
+        for step in info.pending_steps:
+            if step.assigned_timestamp is not None:
+                continue
+            enqueued = step.enqueued_timestamp
+            if enqueued.tzinfo is None:
+                enqueued = enqueued.replace(tzinfo=UTC)
+            waited = (now - enqueued).total_seconds()
+            if waited > threshold:
+                out.append(
+                    f"{step.step_key} (run {step.run_id[:8]}) has waited {waited:.0f} s for the "
+                    f"{pool} pool, held by {holders or 'nobody'}."
+                )
     return out
 
 
@@ -203,11 +224,12 @@ class PoolWatch:
     name="free_dead_runs",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks runs whose process died as failed and frees their duckdb_warehouse slot.",
+    description="Marks runs whose process died as failed and frees their pool slots "
+    "(duckdb_warehouse; on DuckLake also lake_merge_<county>).",
 )
 def free_dead_runs(context: dg.SensorEvaluationContext):
     cleared = clear_dead_runs(context.instance)
-    return dg.SkipReason("; ".join(describe(cleared)) or "no dead run holds the pool")
+    return dg.SkipReason("; ".join(describe(cleared)) or "no dead run holds a pool")
 
 
 def report_cleared(say: Callable[[str], None]) -> list[DeadRun]:
