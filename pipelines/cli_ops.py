@@ -24,7 +24,8 @@ def backups_dir() -> Path:
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]{message}[/red]", markup=True, highlight=False)
+    # soft_wrap: one line per message, whole paths (logs, grep)
+    err_console.print(f"[red]{message}[/red]", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -44,13 +45,20 @@ def _latest_syncs(db: Path) -> list[tuple[str, str]]:
 def backup(
     dest: Annotated[
         Path | None,
-        typer.Argument(help="file to write (default: HUB_HOME/backups/hub-<time>.duckdb)"),
+        typer.Argument(
+            help="file to write (default: HUB_HOME/backups/hub-<time>.duckdb; on DuckLake a "
+            "directory, hub-<time>.lake)"
+        ),
     ] = None,
 ) -> None:
     """Copy the live warehouse consistently (writers wait for the copy; a crashed writer's WAL is
-    checkpointed first), then check that the copy opens."""
+    checkpointed first), then check that the copy opens. On DuckLake: the catalog's pg_dump and
+    the data files it references, taken under the lake's write lock (a directory)."""
     import warehouse
+    from base import settings
 
+    if settings.is_lake():
+        return _backup_lake(dest)
     live = paths.live_db()
     if not live.exists():
         raise _fail(f"No warehouse at {live}: nothing to back up.")
@@ -84,6 +92,13 @@ def backup(
 
 def restore(
     source: Annotated[Path, typer.Argument(help="a file written by `hub backup`")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="DuckLake: replace a lake that is not empty (the DuckDB file is always replaced)",
+        ),
+    ] = False,
 ) -> None:
     """Put a backup in place of the live warehouse (waiting for any writer), and reset the
     cursor cache so every county's next sync resumes from the restored warehouse's cursors."""
@@ -96,6 +111,8 @@ def restore(
     from warehouse import lock as warehouse_lock
 
     _prepare_to_write()
+    if settings.is_lake():
+        return _restore_lake(source, force)
     source = source.resolve()
     live = paths.live_db()
     try:
@@ -125,6 +142,60 @@ def restore(
         f"Cursor cache reset ({len(removed)} file(s) removed): landings read the restored "
         "warehouse's cursors. The analyst snapshot shows the old state until the next publish "
         "(`hub sync <county>` or the sync_city job)."
+    )
+
+
+def _backup_lake(dest: Path | None) -> None:
+    from base import settings
+    from pipelines.lake import backup as lake_backup
+
+    if dest is None:
+        dest = backups_dir() / f"hub-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.lake"
+    dest = dest.resolve()
+    if dest.parent == backups_dir().resolve():
+        settings.private_dir(dest.parent)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        made = lake_backup.backup(dest)
+    except HubError as e:
+        raise _fail(str(e)) from None
+    console.print(
+        f"Backed up the lake {settings.redact_dsn(settings.lake_catalog())} at snapshot "
+        f"{made.snapshot} to {dest} (catalog dump + {len(made.files)} data file(s), "
+        f"{made.size / 2**20:.1f} MB).",
+        soft_wrap=True,
+    )
+    for code, run in made.latest_syncs:
+        console.print(f"  {code}: cursors of sync {run}")
+    console.print(f"Restore it with: hub restore {dest}")
+
+
+def _restore_lake(source: Path, force: bool) -> None:
+    from base import settings
+    from pipelines.lake import backup as lake_backup
+    from warehouse import cursors
+    from warehouse.lake import catalog
+
+    try:
+        done = lake_backup.restore(source.resolve(), force=force)
+    except HubError as e:
+        raise _fail(str(e)) from None
+    catalog.forget()  # this process's attach saw the replaced lake
+    removed = cursors.reset_cache()
+    console.print(
+        f"Restored the lake {settings.redact_dsn(settings.lake_catalog())} (data path "
+        f"{settings.lake_data_path()}) to snapshot {done.backup.snapshot} from {source}"
+        + (f"; it replaced a lake ({done.removed_files} file(s) no longer referenced removed)."
+           if done.replaced else "."),
+        soft_wrap=True,
+    )  # fmt: skip
+    for code, run in done.backup.latest_syncs:
+        console.print(f"  {code}: the next sync resumes from the cursors of sync {run}")
+    console.print(f"Analyst lake: {done.published}.", soft_wrap=True)
+    console.print(
+        f"Cursor cache reset ({len(removed)} file(s) removed): landings read the restored "
+        "lake's cursors."
     )
 
 
