@@ -370,3 +370,49 @@ def analyst_lake_keep_days() -> int:
             "the latest publish)"
         )
     return int(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# object storage for the lake's data path (HUB_LAKE_DATA_PATH=s3://bucket/prefix/): any store
+# with the S3 API (the provincial cloud's OSS/OBS, MinIO), read by DuckDB's httpfs extension
+
+
+class LakeS3:
+    """The S3 settings of the lake's data path. The secret is never shown (``repr`` hides it)."""
+
+    __slots__ = ("endpoint", "key_id", "region", "secret", "url_style", "use_ssl")
+
+    def __init__(self, endpoint, key_id, secret, region, url_style, use_ssl) -> None:
+        self.endpoint, self.key_id, self.secret = endpoint, key_id, secret
+        self.region, self.url_style, self.use_ssl = region, url_style, use_ssl
+
+    def __repr__(self) -> str:
+        return (
+            f"LakeS3(endpoint={self.endpoint!r}, key_id={self.key_id!r}, secret='***', "
+            f"region={self.region!r}, url_style={self.url_style!r}, use_ssl={self.use_ssl})"
+        )
+
+
+def lake_s3() -> LakeS3:
+    """``HUB_LAKE_S3_ENDPOINT`` (host[:port]; empty: AWS itself), ``HUB_LAKE_S3_KEY_ID`` and
+    ``HUB_LAKE_S3_SECRET`` (both required), ``HUB_LAKE_S3_REGION`` (default ``us-east-1``),
+    ``HUB_LAKE_S3_URL_STYLE`` (``vhost``, the default, or ``path``: MinIO and most on-premises
+    stores), ``HUB_LAKE_S3_USE_SSL`` (``true``, the default, or ``false`` for plain HTTP)."""
+    get = lambda name, default="": (os.environ.get(f"HUB_LAKE_S3_{name}") or default).strip()  # noqa: E731
+    key_id, secret = get("KEY_ID"), get("SECRET")
+    if not key_id or not secret:
+        raise SettingsError(
+            f"HUB_LAKE_DATA_PATH={lake_data_path()} is on object storage: set HUB_LAKE_S3_KEY_ID "
+            "and HUB_LAKE_S3_SECRET (in .env, owner-only), and HUB_LAKE_S3_ENDPOINT unless the "
+            "store is AWS itself"
+        )
+    url_style = get("URL_STYLE", "vhost").lower()
+    use_ssl = get("USE_SSL", "true").lower()
+    if url_style not in ("vhost", "path") or use_ssl not in ("true", "false"):
+        raise SettingsError(
+            "HUB_LAKE_S3_URL_STYLE must be 'vhost' or 'path' and HUB_LAKE_S3_USE_SSL 'true' or "
+            f"'false' (got {url_style!r}, {use_ssl!r})"
+        )
+    return LakeS3(
+        get("ENDPOINT"), key_id, secret, get("REGION", "us-east-1"), url_style, use_ssl == "true"
+    )

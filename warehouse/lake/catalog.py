@@ -19,7 +19,7 @@ import duckdb
 
 from base import settings
 from base.errors import HubError
-from warehouse.lake import extensions, locks
+from warehouse.lake import extensions, locks, object_store
 
 #: The names the lake is attached under in the hub's DuckDB instance.
 ALIAS = "hub_lake"
@@ -69,6 +69,12 @@ def _shared_instance(read_only: bool) -> duckdb.DuckDBPyConnection:
             settings.private_dir(Path(data_path))
         con = duckdb.connect()
         extensions.load(con)
+        if object_store.is_object_store(data_path):  # s3://: httpfs and the secret first
+            try:
+                object_store.prepare(con, data_path)
+            except BaseException:
+                con.close()
+                raise
         _instance.update(key=key, pid=os.getpid(), con=con, attached=set())
     con, attached = _instance["con"], _instance["attached"]
     alias = READ_ONLY_ALIAS if read_only else ALIAS

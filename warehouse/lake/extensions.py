@@ -1,7 +1,7 @@
 """Load DuckLake's DuckDB extensions from the pinned PyPI wheels, never from the network.
 
-The wheels ``duckdb-extension-ducklake`` and ``duckdb-extension-postgres`` ship the compiled
-``.duckdb_extension`` files. DuckDB identifies an extension by its file name, and the postgres
+The wheels ``duckdb-extension-ducklake``, ``duckdb-extension-postgres`` and (for a data path on
+object storage) ``duckdb-extension-httpfs`` ship the compiled ``.duckdb_extension`` files. DuckDB identifies an extension by its file name, and the postgres
 one must be loaded as ``postgres_scanner.duckdb_extension`` (the name it registers itself
 under), so it is copied once under that name into a private folder beside the venv's copy.
 """
@@ -19,6 +19,7 @@ import duckdb
 _WHEELS = {
     "postgres_scanner": ("duckdb_extension_postgres", "postgres.duckdb_extension"),
     "ducklake": ("duckdb_extension_ducklake", "ducklake.duckdb_extension"),
+    "httpfs": ("duckdb_extension_httpfs", "httpfs.duckdb_extension"),  # s3:// data paths
 }
 
 
@@ -27,7 +28,7 @@ class ExtensionMissing(RuntimeError):
 
 
 def extension_file(name: str) -> Path:
-    """The loadable file of extension ``name`` (``ducklake`` or ``postgres_scanner``)."""
+    """The loadable file of extension ``name`` (``ducklake``, ``postgres_scanner``, ``httpfs``)."""
     package, shipped = _WHEELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -59,3 +60,8 @@ def load(con: duckdb.DuckDBPyConnection) -> None:
     """Load the postgres scanner and DuckLake into ``con`` (idempotent)."""
     for name in ("postgres_scanner", "ducklake"):
         con.execute(f"LOAD '{extension_file(name)}'")
+
+
+def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
+    """Load httpfs into ``con`` (a lake whose data path is on object storage)."""
+    con.execute(f"LOAD '{extension_file('httpfs')}'")
