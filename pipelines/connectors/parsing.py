@@ -1,34 +1,28 @@
-"""Parsing shared by the three normalisers: landed page bodies to polars frames, and the
-polars expressions that turn source text into canonical values while recording what could not
-be parsed (``parse_errors``).
+"""Parsing shared by the three normalisers: the polars expressions that turn source text into
+canonical values while recording what could not be parsed (``parse_errors``), and the one
+builder that reads a platform's layout table (``<kind>/layout.py``) into canonical columns.
+Landed page bodies become record frames in ``pipelines.connectors.pages``.
 
 Everything on the record path is a polars expression; Python only runs per page or per column.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 
-from base.errors import SourceError
-from pipelines.http import UnusableJson, describe_json_error, parse_json_body
+from pipelines.connectors.pages import ORDER, RAW_REF, concat
 from schemas import id_number
-from schemas.columns import KEYS, PARSE_ERROR, conform
+from schemas.columns import CODED, ENTITIES, KEYS, PARSE_ERROR, conform, frame_schema
 from schemas.sanity import LATEST_REPRESENTABLE, future_limit
 from seeds import codes
 
 SHANGHAI = "Asia/Shanghai"
-EXCEL_EPOCH = date(1899, 12, 30)
-EARLIEST_TIME = datetime(
-    1900, 1, 1, tzinfo=UTC
-)  # a source update time before this is bad_date  # Excel's day 0 (it counts the non-existent 1900-02-29)
-ORDER = "__order"  # global position of a row in the sync (page order, then row order)
-RAW_REF = "raw_ref"
+EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0 (it counts the non-existent 1900-02-29)
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)  # a source update time before this is bad_date
 EMPTY_ERRORS = pl.lit([], dtype=pl.List(PARSE_ERROR))
 
 # Values the platforms write for yes/no (battle and workbook: 是/否; bigdata: JSON booleans).
@@ -39,131 +33,6 @@ _BOOLEANS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 # dropping it would change the magnitude, so such a value is reported as bad_number.
 _UNITS = r"(?:元|个月|月|年|户|人|岁)$"
 _LIST_SEPARATORS = r"[，,、;；]"
-
-
-class PageLike(Protocol):
-    """What the normalisers use of ``pipelines.landing.LandedPage``."""
-
-    page_id: str
-    entity: str
-    url: str
-    meta: dict
-
-    def body(self) -> bytes: ...
-
-
-class CountyLike(Protocol):
-    label: str
-    code: str
-    version: str
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def source_error(county: CountyLike, where: str, problem: str) -> SourceError:
-    """The error for a page or file this sync cannot use: names county, URL or file, problem."""
-    return SourceError(county.label, where, problem)
-
-
-# --------------------------------------------------------------------------- page bodies
-
-
-def _describe(body: bytes) -> str:
-    """Why polars could not read a landed body, in the words of ``pipelines.http``."""
-    head = body.lstrip()[:200].lower()
-    if not head:
-        return "empty body"
-    if head.startswith((b"<!doctype", b"<html", b"<")):
-        return "an HTML page instead of JSON"
-    try:
-        parse_json_body(body)
-    except UnusableJson as exc:
-        return str(exc)
-    except ValueError as exc:
-        return describe_json_error(body, exc)
-    return "a JSON body polars cannot read as one object"
-
-
-def read_json_envelope(county: CountyLike, page: PageLike) -> pl.DataFrame:
-    """The page body as a one-row frame (polars parses the JSON; records stay columnar)."""
-    body = page.body()
-    try:
-        df = pl.read_json(io.BytesIO(body), infer_schema_length=None)
-    except Exception as exc:  # polars raises ComputeError for anything unparseable
-        raise source_error(county, page.url, _describe(body)) from exc
-    if df.height != 1:
-        raise source_error(county, page.url, "the body is not a single JSON object")
-    return df
-
-
-def field_of(df: pl.DataFrame, path: Iterable[str]) -> pl.Series | None:
-    """A nested field of a one-row envelope (``data.items``), or None when absent."""
-    expr: pl.Expr | None = None
-    fields: dict[str, pl.DataType] = dict(df.schema)
-    for name in path:
-        if name not in fields:
-            return None
-        expr = pl.col(name) if expr is None else expr.struct.field(name)
-        dtype = fields[name]
-        fields = {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
-    assert expr is not None
-    return df.select(expr).to_series()
-
-
-def records(
-    county: CountyLike, page: PageLike, rows: pl.Series | None, what: str, order: int
-) -> pl.DataFrame:
-    """Explode a page's list of records into a frame, tagged with ``raw_ref`` and sync order.
-
-    ``order`` is the page's position in the sync; rows get ``order * 2**32 + row`` so a later
-    page always sorts after an earlier one.
-    """
-    if rows is None:
-        raise source_error(county, page.url, f"the body has no `{what}`")
-    if not isinstance(rows.dtype, pl.List):
-        raise source_error(county, page.url, f"`{what}` is not a list")
-    inner = rows.dtype.inner
-    if isinstance(inner, pl.Null) or rows.list.len().sum() == 0:
-        return pl.DataFrame()
-    if not isinstance(inner, pl.Struct):
-        raise source_error(county, page.url, f"`{what}` does not hold JSON objects")
-    df = rows.rename("__r").to_frame().explode("__r").unnest("__r")
-    return with_refs(df, page.page_id, order)
-
-
-def with_refs(df: pl.DataFrame, page_id: str, order: int) -> pl.DataFrame:
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    return df.with_columns(
-        (pl.lit(f"{page_id}#") + row.cast(pl.String)).alias(RAW_REF),
-        (pl.lit(order, dtype=pl.Int64) * (1 << 32) + row).alias(ORDER),
-    )
-
-
-def require_fields(
-    county: CountyLike, page: PageLike, df: pl.DataFrame, fields: Iterable[str]
-) -> None:
-    """A documented field absent from every row of a page means the layout changed (a renamed
-    field): fail loudly rather than load nulls."""
-    if df.height == 0:
-        return
-    missing = [f for f in fields if f not in df.columns]
-    if missing:
-        raise source_error(county, page.url, f"records lack documented fields {missing}")
-
-
-def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Stack page frames whose inferred types differ (an all-null column, numbers as text)."""
-    frames = [f for f in frames if f.width]
-    if not frames:
-        return pl.DataFrame()
-    return pl.concat(frames, how="diagonal_relaxed")
-
-
-def query_has(url: str, meta: Mapping[str, Any], *names: str) -> bool:
-    """Whether a request carried one of ``names`` (in its URL query or the landing meta)."""
-    query = parse_qs(urlsplit(url).query, keep_blank_values=False)
-    return any(query.get(n) for n in names) or any(meta.get(n) not in (None, "") for n in names)
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -204,10 +73,6 @@ def _date_from_serial(serial: pl.Expr) -> pl.Expr:
     days = serial.floor().cast(pl.Int64, strict=False)
     ok = (days >= 1) & (days <= 2_958_465)  # 1900-01-01 .. 9999-12-31
     return pl.when(ok).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=days))
-
-
-def _is_numeric(dtype: pl.DataType) -> bool:
-    return dtype.is_numeric()
 
 
 class Fields:
@@ -285,7 +150,7 @@ class Fields:
 
     def _number_value(self, field: str) -> pl.Expr:
         dtype = self.schema[field]
-        if _is_numeric(dtype):
+        if dtype.is_numeric():
             value = pl.col(field).cast(pl.Float64)
             return pl.when(value.is_finite()).then(value)
         if isinstance(dtype, pl.Boolean):
@@ -312,7 +177,7 @@ class Fields:
             return pl.lit(None, dtype=pl.Int32).alias(column)
         value = self._number_value(field)
         plain = pl.when((value == value.floor()) & (value.abs() < 10_000)).then(value)
-        if _is_numeric(self.schema[field]):
+        if self.schema[field].is_numeric():
             as_date = _date_from_serial(value) if self.excel_serials else pl.lit(None, pl.Date)
         else:
             as_date = _date_from_text(text_of(pl.col(field)), self.excel_serials)
@@ -327,7 +192,7 @@ class Fields:
             value = pl.col(field)
         elif isinstance(dtype, pl.Datetime):
             value = pl.col(field).dt.date()
-        elif _is_numeric(dtype):
+        elif dtype.is_numeric():
             # yyyymmdd as a JSON number, or an Excel serial day number.
             n = pl.col(field).cast(pl.Float64)
             value = pl.when(n >= 10_000_000).then(
@@ -450,19 +315,107 @@ def latest(values: Iterable[str | None], key) -> str | None:
     return best[1] if best else None
 
 
-def advance(previous: str | None, seen: str | None, *, full: bool, key) -> str | None:
-    """An entity's next watermark. A full listing sets it from what it saw, never
-    ``max(previous, seen)``: a poisoned watermark (a time in the future committed before it was
-    caught) heals on the next full sync. An incremental listing only moves it forward."""
-    if full:
-        return seen
-    return latest([previous, seen], key)
+def move_watermark(
+    watermarks: dict[str, str], name: str, seen: str | None, *, full: bool, key
+) -> None:
+    """Set ``watermarks[name]`` to its next value after a listing that saw ``seen`` (the newest
+    valid time). A full listing sets it from what it saw, never ``max(previous, seen)``: a
+    poisoned watermark (a time in the future committed before it was caught) heals on the next
+    full sync, and one that saw no valid time drops it (the next sync starts from scratch). An
+    incremental listing only moves it forward."""
+    best = seen if full else latest([watermarks.get(name), seen], key)
+    if best:
+        watermarks[name] = best
+    else:
+        watermarks.pop(name, None)
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class Read:
+    """A canonical column read from one field of a platform's records (``<kind>/layout.py``).
+
+    ``kind`` names the ``Fields`` parser. A coded column (``code``, ``code_list``) maps through
+    the code table ``schemas.columns.CODED`` names for it; ``variant_label`` keeps the accepted
+    variants of ``table``'s labels. ``values`` renames text values (unknown ones stay as sent);
+    ``negate`` reads a yes/no field of the opposite sense (危房户 "是": the house is unsafe)."""
+
+    field: str
+    kind: str = "text"
+    table: str | None = None
+    values: Mapping[str, str] | None = None
+    negate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"no parser {self.kind!r} for {self.field!r} (known: {_KINDS})")
+
+
+_KINDS = ("text", "number", "integer", "year", "date", "boolean", "code", "code_list")
+_KINDS += ("variant_label", "iso_timestamp", "local_timestamp")
+
+#: canonical column -> how it is read: a ``Read``, None (the platform does not send it: null),
+#: or a function of the ``Fields`` for a value the platform builds in its own way.
+Layout = Mapping[str, "Read | Callable[[Fields], pl.Expr] | None"]
+Columns = Callable[[Fields], dict[str, pl.Expr]]
+
+#: The column each entity derives the same way on every platform (``_derive``).
+_DERIVED = {"region": "is_statistical_unit", "household": "town_code", "person": "id_upgraded"}
+
+
+def layout_columns(entity: str, layout: Layout, code_table: Callable[[str], dict]) -> Columns:
+    """``build``'s columns of ``entity`` from a platform's layout table, read in table order
+    (the order of a row's ``parse_errors``); ``code_table(name)`` maps the platform's coded
+    values to city codes. A layout that misses a canonical column fails here, at import."""
+    needed = (*ENTITIES[entity], "source_updated_at")
+    missing = [c for c in needed if c not in layout and c != _DERIVED.get(entity)]
+    if missing:
+        raise ValueError(f"the {entity} layout reads no {missing}")
+
+    def columns(f: Fields) -> dict[str, pl.Expr]:
+        cols = {c: _read(f, entity, c, source, code_table) for c, source in layout.items()}
+        return _derive(entity, cols)
+
+    return columns
+
+
+def _derive(entity: str, cols: dict[str, pl.Expr]) -> dict[str, pl.Expr]:
+    """The canonical rules every platform shares, over the columns read."""
+    if entity == "region":
+        cols["is_statistical_unit"] = statistical_unit(cols["code"])
+    elif entity == "household":
+        cols["town_code"] = cols["village_code"].str.slice(0, 9)
+    elif entity == "person":
+        cols["id_upgraded"] = pl.lit(False)  # set by ``normalise_ids``
+        # codes.md: work status "无 (or empty)" is not_working.
+        cols["work_status"] = cols["work_status"].fill_null("not_working")
+    if "source_key" not in cols:  # the platform's key: the entity's key ("<hh>:<cadre>" a pair)
+        cols["source_key"] = pl.concat_str([cols[k] for k in KEYS[entity]], separator=":")
+    return cols
+
+
+def _read(f: Fields, entity: str, column: str, source, code_table) -> pl.Expr:
+    if source is None:
+        return pl.lit(None, dtype=frame_schema(entity)[column])
+    if not isinstance(source, Read):
+        return source(f)
+    if source.kind in ("code", "code_list"):
+        mapping = code_table(CODED[entity][column])
+        return getattr(f, source.kind)(source.field, mapping, column)
+    if source.kind == "variant_label":
+        return f.variant_label(source.field, source.table, column)
+    if source.kind == "boolean":
+        return f.boolean(source.field, column, negate=source.negate)
+    value = getattr(f, source.kind)(source.field, column)
+    return value.replace(source.values) if source.values else value
 
 
 # --------------------------------------------------------------------------- shared builders
 
 
-def build(df: pl.DataFrame, columns, *, excel_serials: bool = False) -> pl.DataFrame:
+def build(df: pl.DataFrame, columns: Columns, *, excel_serials: bool = False) -> pl.DataFrame:
     """Evaluate ``columns(fields) -> {canonical column: expr}`` over a source frame in one
     lazy pass (common subexpressions between values and their error checks are shared), keeping
     ``raw_ref`` and the sync order, and adding ``parse_errors``."""
@@ -478,6 +431,13 @@ def build(df: pl.DataFrame, columns, *, excel_serials: bool = False) -> pl.DataF
         )
         .collect()
     )
+
+
+def canonical_rows(entity: str, frames: list[pl.DataFrame], columns: Columns) -> pl.DataFrame:
+    """A page group's records of ``entity`` built into canonical columns; the ID numbers of
+    persons and cadres normalised (GB 11643)."""
+    df = build(concat(frames), columns)
+    return normalise_ids(df) if entity in ("person", "cadre") else df
 
 
 def statistical_unit(code: pl.Expr) -> pl.Expr:

@@ -19,199 +19,40 @@ from datetime import datetime
 import polars as pl
 
 from pipelines import staging
+from pipelines.connectors.battle.layout import CANONICAL as LAYOUT
 from pipelines.connectors.battle.layout import FIELDS
-from pipelines.connectors.parsing import (
-    Fields,
-    advance,
-    birth_date_from_id,
-    build,
-    concat,
+from pipelines.connectors.pages import (
+    checked_envelope,
     field_of,
-    max_timestamp,
-    normalise_ids,
     query_has,
-    read_json_envelope,
     records,
     require_fields,
     source_error,
+)
+from pipelines.connectors.parsing import (
+    birth_date_from_id,
+    canonical_rows,
+    layout_columns,
+    max_timestamp,
+    move_watermark,
+    normalise_ids,
     staged_rows,
-    statistical_unit,
 )
 from pipelines.staged import Staged
 from seeds import codes
 
 WATERMARK_FORMAT = "%Y-%m-%d %H:%M:%S"
 BEGIN = "params[beginUpdateTime]"
-LEVELS = {"2": "county", "4": "town", "5": "village"}
 HEAD_ID = "__head_id"  # v2: the household head's normalised ID number, until resolved
 
 
-def _code(table: str) -> dict[str, str]:
-    return codes.from_labels(table)
-
-
-def _staging(f: Fields, key: pl.Expr) -> dict[str, pl.Expr]:
-    return {"source_key": key, "source_updated_at": f.local_timestamp("updateTime")}
-
-
-def _region(f: Fields) -> dict[str, pl.Expr]:
-    code = f.text("areaCode")
-    return {
-        "code": code,
-        "level": f.text("areaLevel").replace(LEVELS),  # an unknown level stays as sent
-        "name": f.text("areaName"),
-        "parent_code": f.text("parentCode"),
-        "is_poor_village": f.boolean("sfpkc", "is_poor_village"),
-        "poor_village_exit_year": f.year("pkctcnf", "poor_village_exit_year"),
-        "is_statistical_unit": statistical_unit(code),
-        **_staging(f, code),
-    }
-
-
-def _household(f: Fields) -> dict[str, pl.Expr]:
-    household_no, village = f.text("hbh"), f.text("xzqh")
-    return {
-        "household_no": household_no,
-        "town_code": village.str.slice(0, 9),
-        "village_code": village,
-        # v3 names the head's person number; v2 only the head's ID number (resolved later).
-        "head_person_no": f.text("hzrybh"),
-        "head_id_number": f.text("hzsfz"),
-        "poverty_attribute": f.code("pkhsx", _code("poverty_attribute"), "poverty_attribute"),
-        "poverty_status": f.code("tpzt", _code("poverty_status"), "poverty_status"),
-        "main_cause": f.code("zyzpyy", _code("poverty_cause"), "main_cause"),
-        "main_cause_label": f.variant_label("zyzpyy", "poverty_cause", "main_cause_label"),
-        "other_causes": f.code_list("qtzpyy", _code("poverty_cause"), "other_causes"),
-        "identified_year": f.year("sbnf", "identified_year"),
-        "exit_year": f.year("tpnf", "exit_year"),
-        "relapse_year": f.year("fpnf", "relapse_year"),
-        "income_per_capita": f.number("rjcsr", "income_per_capita"),
-        "member_count": f.integer("jtrk", "member_count"),
-        "housing_safe": f.boolean("zfaq", "housing_safe"),
-        "water_safe": f.boolean("yssaq", "water_safe"),
-        "phone": f.text("lxdh"),
-        **_staging(f, household_no),
-    }
-
-
-def _person(f: Fields) -> dict[str, pl.Expr]:
-    person_no = f.text("rybh")
-    return {
-        "person_no": person_no,
-        "household_no": f.text("hbh"),
-        "name": f.text("xm"),
-        "id_number": f.text("sfzh"),  # normalised below
-        "id_upgraded": pl.lit(False),
-        "sex": f.code("xb", _code("sex"), "sex"),
-        "birth_date": f.date("csrq", "birth_date"),  # v2: filled from the ID number below
-        "relation_to_head": f.code("yhzgx", _code("relation_to_head"), "relation_to_head"),
-        "ethnicity": f.code("mz", _code("ethnicity"), "ethnicity"),
-        "education": f.code("whcd", _code("education"), "education"),
-        "school_status": f.code("zxsqk", _code("school_status"), "school_status"),
-        "health": f.code_list("jkzk", _code("health"), "health"),
-        "labor_skill": f.code("ldjn", _code("labor_skill"), "labor_skill"),
-        # codes.md: work status "无 (or empty)" is not_working.
-        "work_status": f.code("wgzk", _code("work_status"), "work_status").fill_null("not_working"),
-        "work_months": f.integer("wgsj", "work_months"),
-        "serious_illness_insured": f.boolean("cjdbyl", "serious_illness_insured"),
-        **_staging(f, person_no),
-    }
-
-
-def _measure(f: Fields) -> dict[str, pl.Expr]:
-    measure_id = f.text("csbh")
-    return {
-        "measure_id": measure_id,
-        "household_no": f.text("hbh"),
-        "category": f.code("cslb", _code("measure_category"), "category"),
-        "year": f.year("nd", "year"),
-        "amount": f.number("je", "amount"),
-        "description": f.text("csms"),
-        **_staging(f, measure_id),
-    }
-
-
-def _loan(f: Fields) -> dict[str, pl.Expr]:
-    loan_id = f.text("dkbh")
-    return {
-        "loan_id": loan_id,
-        "household_no": f.text("hbh"),
-        "lender": f.text("dkyh"),
-        "principal": f.number("dkje", "principal"),
-        "issued_on": f.date("ffrq", "issued_on"),
-        "term_months": f.integer("dkqx", "term_months"),
-        "annual_rate": f.number("nll", "annual_rate"),  # "4.35%" → 0.0435
-        "interest_subsidy": f.number("txje", "interest_subsidy"),
-        "status": f.code("dkzt", _code("loan_status"), "status"),
-        **_staging(f, loan_id),
-    }
-
-
-def _project(f: Fields) -> dict[str, pl.Expr]:
-    project_id = f.text("xmbh")
-    return {
-        "project_id": project_id,
-        "village_code": f.text("xzqh"),  # "" (county-wide) → null
-        "category": f.code("xmlb", _code("project_category"), "category"),
-        "name": f.text("xmmc"),
-        "budget": f.number("ysje", "budget"),
-        "disbursed": f.number("bfje", "disbursed"),
-        "status": f.code("xmzt", _code("project_status"), "status"),
-        "start_on": f.date("kgrq", "start_on"),
-        "end_on": f.date("wgrq", "end_on"),
-        "households_benefited": f.integer("syhs", "households_benefited"),
-        **_staging(f, project_id),
-    }
-
-
-def _cadre(f: Fields) -> dict[str, pl.Expr]:
-    cadre_id = f.text("bfrbh")
-    return {
-        "cadre_id": cadre_id,
-        "name": f.text("xm"),
-        "id_number": f.text("sfzh"),
-        "sex": f.code("xb", _code("sex"), "sex"),
-        "phone": f.text("lxdh"),
-        "unit_name": f.text("dwmc"),
-        "unit_type": f.code("dwlx", _code("unit_type"), "unit_type"),
-        "is_first_secretary": f.boolean("sfdysj", "is_first_secretary"),
-        "is_resident_team": f.boolean("sfzcdy", "is_resident_team"),
-        **_staging(f, cadre_id),
-    }
-
-
-def _household_cadre(f: Fields) -> dict[str, pl.Expr]:
-    household_no, cadre_id = f.text("hbh"), f.text("bfrbh")
-    return {
-        "household_no": household_no,
-        "cadre_id": cadre_id,
-        "since": f.date("bfkssj", "since"),
-        **_staging(f, pl.concat_str(household_no, pl.lit(":"), cadre_id)),
-    }
-
-
-BUILDERS = {
-    "region": _region,
-    "household": _household,
-    "person": _person,
-    "measure": _measure,
-    "loan": _loan,
-    "project": _project,
-    "cadre": _cadre,
-    "household_cadre": _household_cadre,
-}
+#: canonical entity -> its columns from the records (coded values are Chinese labels).
+COLUMNS = {e: layout_columns(e, layout, codes.from_labels) for e, layout in LAYOUT.items()}
 
 
 def _rows(county, page, order: int) -> pl.DataFrame:
-    """The records of a list page; ``code`` must be 200 (errors come with HTTP 200 too)."""
-    env = read_json_envelope(county, page)
-    code = field_of(env, ["code"])
-    if code is None:
-        raise source_error(county, page.url, "the body is not a platform answer (no `code`)")
-    if code.cast(pl.String).item() != "200":
-        msg = field_of(env, ["msg"])
-        detail = msg.cast(pl.String).item() if msg is not None else ""
-        raise source_error(county, page.url, f"platform error code {code.item()} {detail}".strip())
+    """The records of a list page; ``code`` must be 200."""
+    env = checked_envelope(county, page, ok_code="200", message="msg", called="answer")
     return records(county, page, field_of(env, ["rows"]), "rows", order)
 
 
@@ -235,9 +76,7 @@ def _builder(version: str):
     (``__head_id``), resolved once the members are staged (``staging.StagedParts.finish``)."""
 
     def built(entity: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
-        df = build(concat(frames), BUILDERS[entity])
-        if entity in ("person", "cadre"):
-            df = normalise_ids(df)
+        df = canonical_rows(entity, frames, COLUMNS[entity])
         if entity == "person" and version == "2":
             df = df.with_columns(birth_date_from_id().alias("birth_date"))
         if entity == "household" and version == "2":
@@ -269,7 +108,7 @@ def normalise(
         for order, page in enumerate(manifest.pages):
             if page.entity == "listing":
                 listing.update(_listing(county, page))
-            elif page.entity in BUILDERS:
+            elif page.entity in COLUMNS:
                 df = _rows(county, page, order)
                 require_fields(county, page, df, fields[page.entity])
                 groups.add(page.entity, df)
@@ -281,7 +120,7 @@ def normalise(
         for entity, stats in listing.items():
             if stats.get("beginUpdateTime") or stats.get("mode") == "incremental":
                 incremental.add(entity)
-        listed = paged | {e for e in listing if e in BUILDERS}
+        listed = paged | {e for e in listing if e in COLUMNS}
         # Households last: v2 resolves their heads among the (deduplicated) members.
         newest: dict[str, str | None] = {}
         for entity in sorted(listed, key=lambda e: e == "household"):
@@ -294,13 +133,7 @@ def normalise(
     full = listed - incremental
     watermarks = dict(previous)
     for entity in listed:
-        best = advance(
-            previous.get(entity), newest[entity], full=entity in full, key=_watermark_key
-        )
-        if best:
-            watermarks[entity] = best
-        else:  # a full listing that saw no valid time: resume from scratch next time
-            watermarks.pop(entity, None)
+        move_watermark(watermarks, entity, newest[entity], full=entity in full, key=_watermark_key)
 
     # The platform's total is the live count only when the listing was not filtered by time.
     source_counts = {

@@ -16,21 +16,25 @@ from zoneinfo import ZoneInfo
 import fastexcel
 import polars as pl
 
-from pipelines.connectors.parsing import (
-    EMPTY_ERRORS,
+from pipelines.connectors.pages import (
     ORDER,
     RAW_REF,
+    source_error,
+    with_refs,
+)
+from pipelines.connectors.parsing import (
+    EMPTY_ERRORS,
     Fields,
     birth_date_from_id,
     build,
     finish,
+    layout_columns,
     normalise_ids,
     sex_from_id,
-    source_error,
     statistical_unit,
     text_of,
-    with_refs,
 )
+from pipelines.connectors.workbook.layout import CANONICAL as LAYOUT
 from pipelines.connectors.workbook.layout import (
     COLUMNS,
     HEADER_MARK,
@@ -212,64 +216,16 @@ def _records(county, page, order: int) -> tuple[pl.DataFrame, str | None]:
 # --------------------------------------------------------------------------- canonical frames
 
 
-def _code(table: str) -> dict[str, str]:
-    return codes.from_labels(table)
+_COLUMNS = {e: layout_columns(e, layout, codes.from_labels) for e, layout in LAYOUT.items()}
 
 
 def _person(f: Fields) -> dict[str, pl.Expr]:
+    """A person row's columns. An ID typed into a number cell has lost its digits: no ID
+    rather than a wrong one, and the row's first parse error says so."""
     as_number = pl.col(ID_AS_NUMBER)
     f.error("id_number_as_number", "id_number", as_number, pl.col(ID_SHOWN))
-    person_no = f.text("人编号")
-    return {
-        "person_no": person_no,
-        "household_no": f.text("户编号"),
-        "name": f.text("姓名"),
-        # A number cell's digits are lost: no ID rather than a wrong one.
-        "id_number": pl.when(~as_number).then(f.text(ID_COL)),
-        "id_upgraded": pl.lit(False),
-        "sex": pl.lit(None, dtype=pl.String),  # from the ID number below
-        "birth_date": pl.lit(None, dtype=pl.Date),  # from the ID number below
-        "relation_to_head": f.code("与户主关系", _code("relation_to_head"), "relation_to_head"),
-        "ethnicity": f.code("民族", _code("ethnicity"), "ethnicity"),
-        "education": f.code("文化程度", _code("education"), "education"),
-        "school_status": f.code("在校生状况", _code("school_status"), "school_status"),
-        "health": f.code_list("健康状况", _code("health"), "health"),
-        "labor_skill": f.code("劳动技能", _code("labor_skill"), "labor_skill"),
-        # codes.md: work status "无 (or empty)" is not_working.
-        "work_status": f.code("务工状况", _code("work_status"), "work_status").fill_null(
-            "not_working"
-        ),
-        "work_months": f.integer("务工时间(月)", "work_months"),
-        "serious_illness_insured": f.boolean("参加大病医疗", "serious_illness_insured"),
-        "source_key": person_no,
-        "source_updated_at": pl.lit(None, dtype=pl.Datetime("us", "UTC")),
-    }
-
-
-def _household(f: Fields) -> dict[str, pl.Expr]:
-    household_no = f.text("户编号")
-    return {
-        "household_no": household_no,
-        "town_code": household_no.str.slice(0, 9),
-        "village_code": household_no.str.slice(0, 12),
-        "head_person_no": pl.lit(None, dtype=pl.String),  # from the members below
-        "poverty_attribute": f.code("贫困户属性", _code("poverty_attribute"), "poverty_attribute"),
-        "poverty_status": f.code("脱贫状态", _code("poverty_status"), "poverty_status"),
-        "main_cause": f.code("主要致贫原因", _code("poverty_cause"), "main_cause"),
-        "main_cause_label": f.variant_label("主要致贫原因", "poverty_cause", "main_cause_label"),
-        "other_causes": f.code_list("其他致贫原因", _code("poverty_cause"), "other_causes"),
-        "identified_year": f.year("识别年度", "identified_year"),
-        "exit_year": f.year("脱贫年度", "exit_year"),
-        "relapse_year": pl.lit(None, dtype=pl.Int32),  # not in the export
-        "income_per_capita": f.number("人均纯收入", "income_per_capita"),
-        "member_count": f.integer("人数", "member_count"),
-        # 危房户 "是" means the house is unsafe: the opposite sense of housing_safe.
-        "housing_safe": f.boolean("危房户", "housing_safe", negate=True),
-        "water_safe": f.boolean("饮水安全", "water_safe"),
-        "phone": f.text("联系电话"),
-        "source_key": household_no,
-        "source_updated_at": pl.lit(None, dtype=pl.Datetime("us", "UTC")),
-    }
+    columns = _COLUMNS["person"](f)
+    return {**columns, "id_number": pl.when(~as_number).then(columns["id_number"])}
 
 
 def _heads(persons: pl.DataFrame) -> pl.DataFrame:
@@ -288,22 +244,18 @@ def _regions(rows: pl.DataFrame) -> pl.DataFrame:
     come from well-formed 户编号 only: a malformed one is the household's defect, not a region."""
     hh = text_of(pl.col("户编号"))
     good = rows.filter(hh.str.contains(r"^\d{16}$").fill_null(False))
-    towns = good.select(
-        hh.str.slice(0, 9).alias("code"),
-        pl.lit("town").alias("level"),
-        text_of(pl.col("乡(镇)")).alias("name"),
-        hh.str.slice(0, 6).alias("parent_code"),
-        pl.col(RAW_REF),
-        pl.col(ORDER),
-    )
-    villages = good.select(
-        hh.str.slice(0, 12).alias("code"),
-        pl.lit("village").alias("level"),
-        text_of(pl.col("行政村")).alias("name"),
-        hh.str.slice(0, 9).alias("parent_code"),
-        pl.col(RAW_REF),
-        pl.col(ORDER),
-    )
+
+    def level(name: str, code_digits: int, name_column: str, parent_digits: int) -> pl.DataFrame:
+        return good.select(
+            hh.str.slice(0, code_digits).alias("code"),
+            pl.lit(name).alias("level"),
+            text_of(pl.col(name_column)).alias("name"),
+            hh.str.slice(0, parent_digits).alias("parent_code"),
+            pl.col(RAW_REF),
+            pl.col(ORDER),
+        )
+
+    towns, villages = level("town", 9, "乡(镇)", 6), level("village", 12, "行政村", 9)
     regions = (
         pl.concat([towns, villages])
         .unique("code", keep="first", maintain_order=True)
@@ -370,7 +322,7 @@ def normalise(county, manifest, previous_watermarks: dict[str, str] | None = Non
     first_rows = rows.filter(text_of(pl.col("户编号")).is_not_null()).unique(
         "户编号", keep="first", maintain_order=True
     )
-    households = build(first_rows, _household, excel_serials=True)
+    households = build(first_rows, _COLUMNS["household"], excel_serials=True)
     households = (
         households.join(_heads(people), on="household_no", how="left")
         .with_columns(pl.col("__head").alias("head_person_no"))

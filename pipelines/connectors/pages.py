@@ -1,0 +1,163 @@
+"""Landed page bodies → record frames for the normalisers: the JSON envelope read and checked,
+its list of records exploded into a frame, each row tagged with where it came from (``raw_ref``)
+and its position in the sync (``__order``).
+
+Python runs per page here; the records stay columnar (polars parses the JSON).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import polars as pl
+
+from base.errors import SourceError
+from pipelines.http import UnusableJson, describe_json_error, parse_json_body
+
+ORDER = "__order"  # global position of a row in the sync (page order, then row order)
+RAW_REF = "raw_ref"
+
+
+class PageLike(Protocol):
+    """What the normalisers use of ``pipelines.landing.LandedPage``."""
+
+    page_id: str
+    entity: str
+    url: str
+    meta: dict
+
+    def body(self) -> bytes: ...
+
+
+class CountyLike(Protocol):
+    label: str
+    code: str
+    version: str
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def source_error(county: CountyLike, where: str, problem: str) -> SourceError:
+    """The error for a page or file this sync cannot use: names county, URL or file, problem."""
+    return SourceError(county.label, where, problem)
+
+
+# --------------------------------------------------------------------------- page bodies
+
+
+def _describe(body: bytes) -> str:
+    """Why polars could not read a landed body, in the words of ``pipelines.http``."""
+    head = body.lstrip()[:200].lower()
+    if not head:
+        return "empty body"
+    if head.startswith((b"<!doctype", b"<html", b"<")):
+        return "an HTML page instead of JSON"
+    try:
+        parse_json_body(body)
+    except UnusableJson as exc:
+        return str(exc)
+    except ValueError as exc:
+        return describe_json_error(body, exc)
+    return "a JSON body polars cannot read as one object"
+
+
+def read_json_envelope(county: CountyLike, page: PageLike) -> pl.DataFrame:
+    """The page body as a one-row frame (polars parses the JSON; records stay columnar)."""
+    body = page.body()
+    try:
+        df = pl.read_json(io.BytesIO(body), infer_schema_length=None)
+    except Exception as exc:  # polars raises ComputeError for anything unparseable
+        raise source_error(county, page.url, _describe(body)) from exc
+    if df.height != 1:
+        raise source_error(county, page.url, "the body is not a single JSON object")
+    return df
+
+
+def checked_envelope(
+    county: CountyLike, page: PageLike, *, ok_code: str, message: str, called: str
+) -> pl.DataFrame:
+    """The page body as a one-row frame whose ``code`` is ``ok_code``: the platforms answer
+    their errors with HTTP 200 too, so any other code fails with the platform's ``message``.
+    ``called`` names what a body without a ``code`` is not ("answer", "envelope")."""
+    env = read_json_envelope(county, page)
+    code = field_of(env, ["code"])
+    if code is None:
+        raise source_error(county, page.url, f"the body is not a platform {called} (no `code`)")
+    if code.cast(pl.String).item() != ok_code:
+        sent = field_of(env, [message])
+        detail = sent.cast(pl.String).item() if sent is not None else ""
+        raise source_error(county, page.url, f"platform error code {code.item()} {detail}".strip())
+    return env
+
+
+def field_of(df: pl.DataFrame, path: Iterable[str]) -> pl.Series | None:
+    """A nested field of a one-row envelope (``data.items``), or None when absent."""
+    expr: pl.Expr | None = None
+    fields: dict[str, pl.DataType] = dict(df.schema)
+    for name in path:
+        if name not in fields:
+            return None
+        expr = pl.col(name) if expr is None else expr.struct.field(name)
+        dtype = fields[name]
+        fields = {f.name: f.dtype for f in dtype.fields} if isinstance(dtype, pl.Struct) else {}
+    assert expr is not None
+    return df.select(expr).to_series()
+
+
+def records(
+    county: CountyLike, page: PageLike, rows: pl.Series | None, what: str, order: int
+) -> pl.DataFrame:
+    """Explode a page's list of records into a frame, tagged with ``raw_ref`` and sync order.
+
+    ``order`` is the page's position in the sync; rows get ``order * 2**32 + row`` so a later
+    page always sorts after an earlier one.
+    """
+    if rows is None:
+        raise source_error(county, page.url, f"the body has no `{what}`")
+    if not isinstance(rows.dtype, pl.List):
+        raise source_error(county, page.url, f"`{what}` is not a list")
+    inner = rows.dtype.inner
+    if isinstance(inner, pl.Null) or rows.list.len().sum() == 0:
+        return pl.DataFrame()
+    if not isinstance(inner, pl.Struct):
+        raise source_error(county, page.url, f"`{what}` does not hold JSON objects")
+    df = rows.rename("__r").to_frame().explode("__r").unnest("__r")
+    return with_refs(df, page.page_id, order)
+
+
+def with_refs(df: pl.DataFrame, page_id: str, order: int) -> pl.DataFrame:
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    return df.with_columns(
+        (pl.lit(f"{page_id}#") + row.cast(pl.String)).alias(RAW_REF),
+        (pl.lit(order, dtype=pl.Int64) * (1 << 32) + row).alias(ORDER),
+    )
+
+
+def require_fields(
+    county: CountyLike, page: PageLike, df: pl.DataFrame, fields: Iterable[str]
+) -> None:
+    """A documented field absent from every row of a page means the layout changed (a renamed
+    field): fail loudly rather than load nulls."""
+    if df.height == 0:
+        return
+    missing = [f for f in fields if f not in df.columns]
+    if missing:
+        raise source_error(county, page.url, f"records lack documented fields {missing}")
+
+
+def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Stack page frames whose inferred types differ (an all-null column, numbers as text)."""
+    frames = [f for f in frames if f.width]
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def query_has(url: str, meta: Mapping[str, Any], *names: str) -> bool:
+    """Whether a request carried one of ``names`` (in its URL query or the landing meta)."""
+    query = parse_qs(urlsplit(url).query, keep_blank_values=False)
+    return any(query.get(n) for n in names) or any(meta.get(n) not in (None, "") for n in names)
