@@ -140,45 +140,41 @@ class _DayPlanner:
 
     def exits_and_relapses(self) -> None:
         """Households that exit poverty, and exited ones that fall back."""
-        rng, hh, stamp, free = self.rng, self.hh, self.stamp, self.free
-        event, how_many, used, upserts = self.event, self.how_many, self.used, self.upserts
-        clean, status = _CLEAN, _STATUS
-        year, lines = self.year, self.world._lines
-        ex = stamp(
-            hh.filter(clean & status.is_in(["not_exited", "pre_exit"]) & free()).head(
-                how_many("exited")
-            ),
+        clean, status, year, lines = _CLEAN, _STATUS, self.year, self.world._lines
+
+        def income(low: float, spread: float, name: str) -> pl.Expr:
+            """A multiple of the year's poverty line, between ``low`` and ``low + spread``."""
+            line = lines.get(year, lines[max(lines)])
+            return (line * (low + spread * self.rng.u(name))).round(2)
+
+        self._status_change(
+            clean & status.is_in(["not_exited", "pre_exit"]),
+            "exited",
             "exit",
+            poverty_status=pl.lit("exited"),
+            exit_year=pl.lit(year, pl.Int32),
+            income_per_capita=income(1.05, 0.6, "exit.inc"),
+            housing_safe=pl.lit(True),
+            water_safe=pl.lit(True),
         )
-        if ex.height:
-            used.append(ex["household_no"])
-            event("exited", ex["updated_at"])
-            upserts["household"].append(
-                ex.with_columns(
-                    poverty_status=pl.lit("exited"),
-                    exit_year=pl.lit(year, pl.Int32),
-                    income_per_capita=(
-                        lines.get(year, lines[max(lines)]) * (1.05 + 0.6 * rng.u("exit.inc"))
-                    ).round(2),
-                    housing_safe=pl.lit(True),
-                    water_safe=pl.lit(True),
-                )
-            )
-        rel = stamp(
-            hh.filter(clean & (status == "exited") & free()).head(how_many("relapsed")), "relapse"
+        self._status_change(
+            clean & (status == "exited"),
+            "relapsed",
+            "relapse",
+            poverty_status=pl.lit("relapsed"),
+            relapse_year=pl.lit(year, pl.Int32),
+            income_per_capita=income(0.5, 0.4, "rel.inc"),
         )
-        if rel.height:
-            used.append(rel["household_no"])
-            event("relapsed", rel["updated_at"])
-            upserts["household"].append(
-                rel.with_columns(
-                    poverty_status=pl.lit("relapsed"),
-                    relapse_year=pl.lit(year, pl.Int32),
-                    income_per_capita=(
-                        lines.get(year, lines[max(lines)]) * (0.5 + 0.4 * rng.u("rel.inc"))
-                    ).round(2),
-                )
-            )
+
+    def _status_change(self, eligible: pl.Expr, kind: str, stamp: str, **changes: pl.Expr) -> None:
+        """Today's ``kind`` events: that many eligible households not changed yet today, stamped
+        (``stamp`` names their random draws) and upserted with ``changes``."""
+        households = self.hh.filter(eligible & self.free()).head(self.how_many(kind))
+        changed = self.stamp(households, stamp)
+        if changed.height:
+            self.used.append(changed["household_no"])
+            self.event(kind, changed["updated_at"])
+            self.upserts["household"].append(changed.with_columns(**changes))
 
     def household_corrections(self) -> tuple[int, int]:
         """A new phone number or a re-surveyed income; returns the day's corrections and how
