@@ -40,8 +40,6 @@ DEFAULT_TIMEOUT_SECONDS = 600.0
 DEFAULT_NOTICE_SECONDS = 10.0
 _POLL_SECONDS = 0.05
 
-#: Who this process is working for (county, run): set by the sync and the Dagster steps, shown
-#: to whoever waits for the lock.
 #: Locks this thread holds: resolved path -> "shared" / "exclusive" (for re-entrant use).
 _local = threading.local()
 
@@ -52,6 +50,8 @@ def _held() -> dict[str, str]:
     return _local.held
 
 
+#: Who this process is working for (county, run): set by the sync and the Dagster steps, shown
+#: to whoever waits for the lock.
 _identity: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "hub_warehouse_lock_identity", default=None
 )

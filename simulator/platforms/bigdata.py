@@ -35,7 +35,8 @@ from simulator.platforms import (
 )
 
 PREFIX = "/api/v2"
-#: URL path segment → canonical entity.
+#: URL path segment → canonical entity. Written from shared/platforms/bigdata.md, not imported
+#: from the connector's layout: a wrong name there must fail the tests, not be served back.
 PATHS = {
     "regions": "region",
     "households": "household",
