@@ -84,8 +84,6 @@ def _reasons(reasons) -> str:
 def failure_notice(county, error, *, step: str | None, run_id: str | None, run_key: str) -> Notice:
     """A sync that failed or refused. ``error``: the exception, or the message the run-failure
     sensor saw (the same exception's text)."""
-    from base.errors import RejectThresholdExceeded, SafetyStop
-
     slug = getattr(county, "slug", None) or "city"
     name = getattr(county, "name", None) or "全市"
     rerun = (
@@ -93,50 +91,9 @@ def failure_notice(county, error, *, step: str | None, run_id: str | None, run_k
         if county is not None
         else "修复后重新运行该作业"
     )
-    lines = _county_lines(county)
     cause = _one_line(error if isinstance(error, str) else _message(error))
-    if isinstance(error, RejectThresholdExceeded) or (
-        isinstance(error, str) and "above the county's threshold" in error
-    ):
-        kind, title = "refused", f"{name} 同步被拒绝：拒收率超过阈值"
-        if isinstance(error, RejectThresholdExceeded):
-            counts = f"（{error.rejected}/{error.total} 条）" if error.rejected is not None else ""
-            lines.append(
-                (
-                    "原因",
-                    f"拒收率 {error.rate:.1%}{counts} 超过本县阈值 {error.threshold:.1%}，本次数据未入库",
-                )
-            )
-            lines.append(("主要原因", _reasons(error.top_reasons)))
-        else:
-            lines.append(("原因", cause))
-        next_step = (
-            "请按主要原因在县平台上修正记录（逐条记录见每周数据质量报告或 ops.reject），"
-            f"修正后重新同步；{rerun}。"
-        )
-    elif isinstance(error, SafetyStop) or (isinstance(error, str) and "safety stop" in error):
-        kind, title = "refused", f"{name} 同步被拒绝：删除数量异常（安全停止）"
-        if isinstance(error, SafetyStop):
-            lines.append(
-                (
-                    "原因",
-                    f"本次同步将删除 {error.disappearing}/{error.live} 条 {error.entity} 记录，"
-                    f"超过允许的 {error.limit_share:.0%}，本次数据未入库",
-                )
-            )
-        else:
-            lines.append(("原因", cause))
-        next_step = (
-            "请先核实县平台是否确实删除了这些记录（常见原因是平台只返回了部分数据）；"
-            "若删除属实，请工程师提高上限后重新合并："
-            f"hub sync {slug} --mode full --safety-share 0.6。"
-        )
-    else:
-        kind, title = "failed", f"{name} 同步失败"
-        lines.append(("原因", cause))
-        next_step = (
-            f"请检查县平台是否可以访问、接口地址和账号密钥是否有效、上传的文件是否完整；{rerun}。"
-        )
+    kind, title, reasons, next_step = _what_failed(error, cause, name, slug, rerun)
+    lines = [*_county_lines(county), *reasons]
     if step:
         lines.append(
             ("失败步骤", {"land": "下载（landing）", "merge": "校验与入库（merge）"}[step])
@@ -151,6 +108,54 @@ def failure_notice(county, error, *, step: str | None, run_id: str | None, run_k
         key=f"run:{slug}:{run_key}",
         signature=f"{kind}:{slug}:{_signature_of(cause)}",
     )
+
+
+def _what_failed(
+    error, cause: str, name: str, slug: str, rerun: str
+) -> tuple[str, str, list[tuple[str, str]], str]:
+    """(kind, title, reason lines, next step) of a failure notice: a sync refused on its reject
+    rate or by the deletion safety stop (told by the exception, or by its text from the
+    sensor), or one that failed."""
+    from base.errors import RejectThresholdExceeded, SafetyStop
+
+    if isinstance(error, RejectThresholdExceeded) or (
+        isinstance(error, str) and "above the county's threshold" in error
+    ):
+        reasons = [("原因", cause)]
+        if isinstance(error, RejectThresholdExceeded):
+            counts = f"（{error.rejected}/{error.total} 条）" if error.rejected is not None else ""
+            reasons = [
+                (
+                    "原因",
+                    f"拒收率 {error.rate:.1%}{counts} 超过本县阈值 {error.threshold:.1%}，本次数据未入库",
+                ),
+                ("主要原因", _reasons(error.top_reasons)),
+            ]
+        next_step = (
+            "请按主要原因在县平台上修正记录（逐条记录见每周数据质量报告或 ops.reject），"
+            f"修正后重新同步；{rerun}。"
+        )
+        return "refused", f"{name} 同步被拒绝：拒收率超过阈值", reasons, next_step
+    if isinstance(error, SafetyStop) or (isinstance(error, str) and "safety stop" in error):
+        reasons = [("原因", cause)]
+        if isinstance(error, SafetyStop):
+            reasons = [
+                (
+                    "原因",
+                    f"本次同步将删除 {error.disappearing}/{error.live} 条 {error.entity} 记录，"
+                    f"超过允许的 {error.limit_share:.0%}，本次数据未入库",
+                )
+            ]
+        next_step = (
+            "请先核实县平台是否确实删除了这些记录（常见原因是平台只返回了部分数据）；"
+            "若删除属实，请工程师提高上限后重新合并："
+            f"hub sync {slug} --mode full --safety-share 0.6。"
+        )
+        return "refused", f"{name} 同步被拒绝：删除数量异常（安全停止）", reasons, next_step
+    next_step = (
+        f"请检查县平台是否可以访问、接口地址和账号密钥是否有效、上传的文件是否完整；{rerun}。"
+    )
+    return "failed", f"{name} 同步失败", [("原因", cause)], next_step
 
 
 def _message(exc: BaseException) -> str:
