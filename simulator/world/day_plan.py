@@ -363,79 +363,75 @@ class _DayPlanner:
 
     def births(self, new_persons: pl.DataFrame | None) -> None:
         """A child or grandchild of the head (not in 特困 households)."""
-        rng, hh, stamp, free = self.rng, self.hh, self.stamp, self.free
-        event, how_many, upserts, clean = self.event, self.how_many, self.upserts, _CLEAN
-        live_p, persons_all = self.live_p, self.persons_all
-        hh_all, day_start = self.hh_all, self.day_start
-        code = self.county.code
-        heads = live_p.filter(pl.col("relation_to_head") == "head").select(
+        heads = self.live_p.filter(pl.col("relation_to_head") == "head").select(
             "household_no",
             _surname=pl.col("name").str.slice(0, 1),
-            _head_age=age_years(pl.col("birth_date"), ts_lit(day_start)),
+            _head_age=age_years(pl.col("birth_date"), ts_lit(self.day_start)),
             _eth="ethnicity",
         )
-        top_seq = persons_all.group_by("household_no").agg(
+        top_seq = self.persons_all.group_by("household_no").agg(
             _top=pl.col("person_no").str.slice(16, 2).cast(pl.Int32).max()
         )
         b = (
-            hh.filter(
-                clean
+            self.hh.filter(
+                _CLEAN
                 & (pl.col("poverty_attribute") != "tekun")
                 & (pl.col("member_count") >= 2)
-                & free()
+                & self.free()
             )
             .join(heads, on="household_no", maintain_order="left")
             .join(top_seq, on="household_no", maintain_order="left")
             .filter(pl.col("_top") < 99)
-            .head(how_many("births"))
+            .head(self.how_many("births"))
         )
         if b.height:
-            b = stamp(b, "birth")
-            event("births", b["updated_at"])
-            upserts["household"].append(
-                b.with_columns(member_count=pl.col("member_count") + 1).select(hh_all.columns)
+            b = self.stamp(b, "birth")
+            self.event("births", b["updated_at"])
+            self.upserts["household"].append(
+                b.with_columns(member_count=pl.col("member_count") + 1).select(self.hh_all.columns)
             )
-            male = rng.u("birth.sex") < 0.52
-            young = pl.col("_head_age") < 50
-            baby = b.with_columns(
-                _male=male,
-                person_no=pl.col("household_no")
-                + (pl.col("_top") + 1).cast(pl.String).str.zfill(2),
-                birth_date=beijing_date(pl.col("updated_at")),
-            ).with_columns(
-                name=pl.col("_surname")
-                + given_name(
-                    pl.col("_male"), rng.u("birth.g1"), rng.u("birth.g2"), rng.u("birth.g3")
-                ),
-                sex=pl.when(pl.col("_male")).then(pl.lit("male")).otherwise(pl.lit("female")),
-                relation_to_head=pl.when(young)
-                .then(pl.when(pl.col("_male")).then(pl.lit("son")).otherwise(pl.lit("daughter")))
-                .otherwise(
-                    pl.when(pl.col("_male"))
-                    .then(pl.lit("grandson"))
-                    .otherwise(pl.lit("granddaughter"))
-                ),
-                id_upgraded=pl.lit(False),
-                ethnicity=pl.col("_eth"),
-                education=pl.lit("preschool"),
-                school_status=pl.lit("not_in_school"),
-                health=pl.concat_list(pl.lit("healthy")),
-                labor_skill=pl.lit("none"),
-                work_status=pl.lit("not_working"),
-                work_months=pl.lit(0, pl.Int32),
-                serious_illness_insured=pl.lit(True),
-                _addr=pl.lit(code),
-                source_key=pl.col("person_no").alias("source_key"),
-                deleted_at=pl.lit(None, TS),
-                render_hint=pl.lit(None, pl.String),
-                _attr=pl.col("poverty_attribute"),
-                _first_visible=pl.col("visible_at"),
-            )
-            existing = persons_all["id_number"]
+            baby = self._newborns(b)
+            existing = self.persons_all["id_number"]
             if new_persons is not None:
                 existing = pl.concat([existing, new_persons["id_number"]])
             baby = idcards.assign_ids(baby, idcards.SEQ_CLOCK, existing)
-            upserts["person"].append(baby.with_columns(source_key=pl.col("person_no")))
+            self.upserts["person"].append(baby.with_columns(source_key=pl.col("person_no")))
+
+    def _newborns(self, b: pl.DataFrame) -> pl.DataFrame:
+        """One baby per birth household ``b``: the next person number, born the day the
+        household was stamped, the head's child (the head under 50) or grandchild."""
+        rng = self.rng
+        male = rng.u("birth.sex") < 0.52
+        young = pl.col("_head_age") < 50
+        return b.with_columns(
+            _male=male,
+            person_no=pl.col("household_no") + (pl.col("_top") + 1).cast(pl.String).str.zfill(2),
+            birth_date=beijing_date(pl.col("updated_at")),
+        ).with_columns(
+            name=pl.col("_surname")
+            + given_name(pl.col("_male"), rng.u("birth.g1"), rng.u("birth.g2"), rng.u("birth.g3")),
+            sex=pl.when(pl.col("_male")).then(pl.lit("male")).otherwise(pl.lit("female")),
+            relation_to_head=pl.when(young)
+            .then(pl.when(pl.col("_male")).then(pl.lit("son")).otherwise(pl.lit("daughter")))
+            .otherwise(
+                pl.when(pl.col("_male")).then(pl.lit("grandson")).otherwise(pl.lit("granddaughter"))
+            ),
+            id_upgraded=pl.lit(False),
+            ethnicity=pl.col("_eth"),
+            education=pl.lit("preschool"),
+            school_status=pl.lit("not_in_school"),
+            health=pl.concat_list(pl.lit("healthy")),
+            labor_skill=pl.lit("none"),
+            work_status=pl.lit("not_working"),
+            work_months=pl.lit(0, pl.Int32),
+            serious_illness_insured=pl.lit(True),
+            _addr=pl.lit(self.county.code),
+            source_key=pl.col("person_no").alias("source_key"),
+            deleted_at=pl.lit(None, TS),
+            render_hint=pl.lit(None, pl.String),
+            _attr=pl.col("poverty_attribute"),
+            _first_visible=pl.col("visible_at"),
+        )
 
     def plan(self) -> Plan:
         """The day's changes, each entity's upserts typed like its stored frame."""
