@@ -333,6 +333,13 @@ def move_watermark(
 # --------------------------------------------------------------------------- layouts
 
 
+#: The parsers a ``Read`` may name: methods of ``Fields``.
+_KINDS = (
+    "text", "number", "integer", "year", "date", "boolean", "code", "code_list", "variant_label",
+    "iso_timestamp", "local_timestamp",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Read:
     """A canonical column read from one field of a platform's records (``<kind>/layout.py``).
@@ -352,9 +359,6 @@ class Read:
         if self.kind not in _KINDS:
             raise ValueError(f"no parser {self.kind!r} for {self.field!r} (known: {_KINDS})")
 
-
-_KINDS = ("text", "number", "integer", "year", "date", "boolean", "code", "code_list")
-_KINDS += ("variant_label", "iso_timestamp", "local_timestamp")
 
 #: canonical column -> how it is read: a ``Read``, None (the platform does not send it: null),
 #: or a function of the ``Fields`` for a value the platform builds in its own way.

@@ -1,7 +1,7 @@
 """The battle platform's published record layouts (shared/platforms/battle.md), v3 and the v2
 differences: what the client checks on every page and what the normaliser reads."""
 
-from pipelines.connectors.parsing import Read
+from pipelines.connectors.parsing import Layout, Read
 
 #: The documented v3 record layouts (every row carries these keys; values may be ""/null).
 FIELDS_V3: dict[str, tuple[str, ...]] = {
@@ -45,7 +45,7 @@ UPDATE_TIME = Read("updateTime", "local_timestamp")
 #: values are Chinese labels). ``source_key`` is the entity's key; a household's town its
 #: village's. v2 names a household's head by ID number, v3 by person number: the absent one
 #: reads null.
-CANONICAL: dict[str, dict[str, Read]] = {
+CANONICAL: dict[str, Layout] = {
     "region": {
         "code": Read("areaCode"),
         "level": Read("areaLevel", values=LEVELS),

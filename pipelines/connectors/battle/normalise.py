@@ -96,7 +96,6 @@ def normalise(
     Page group by page group (``pipelines.staging``): the frames are written under ``workdir``
     (the staged directory) and never held whole; without ``workdir`` they are read back into
     ``Staged.frames``."""
-    previous = dict(previous_watermarks or {})
     version = "2" if str(county.version) == "2" else "3"
     fields = FIELDS[version]
     incremental: set[str] = set()
@@ -131,7 +130,7 @@ def normalise(
         frames, files = parts.result(listed)
 
     full = listed - incremental
-    watermarks = dict(previous)
+    watermarks = dict(previous_watermarks or {})
     for entity in listed:
         move_watermark(watermarks, entity, newest[entity], full=entity in full, key=_watermark_key)
 

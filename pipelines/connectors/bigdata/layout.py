@@ -1,7 +1,7 @@
 """The 洛南 big-data platform's published record layouts (shared/platforms/bigdata.md): what the
 client checks on every page and what the normaliser reads."""
 
-from pipelines.connectors.parsing import Read
+from pipelines.connectors.parsing import Layout, Read
 
 #: API entity name -> canonical entity name, in dependency order (parents first).
 ENTITIES: dict[str, str] = {
@@ -53,7 +53,7 @@ UPDATED_AT = Read("updatedAt", "iso_timestamp")
 #: Canonical column ← record field and parser, per canonical entity
 #: (``parsing.layout_columns``; coded values are the platform's two-digit codes, yes/no real
 #: JSON booleans, lists JSON arrays). A household's town is its village's.
-CANONICAL: dict[str, dict[str, Read | None]] = {
+CANONICAL: dict[str, Layout] = {
     "region": {
         "code": Read("code"),
         "level": Read("level"),

@@ -129,7 +129,6 @@ def normalise(
     Page group by page group (``pipelines.staging``): the frames are written under ``workdir``
     (the staged directory) and never held whole; without ``workdir`` they are read back into
     ``Staged.frames``."""
-    previous = dict(previous_watermarks or {})
     deletion_frames: list[pl.DataFrame] = []
     deletion_entities: set[str] = set()
     listed: set[str] = set()
@@ -160,7 +159,7 @@ def normalise(
             # Other page kinds (none documented) carry nothing to normalise.
         groups.flush()
 
-        watermarks = dict(previous)
+        watermarks = dict(previous_watermarks or {})
         for entity in listed:
             parts.finish(entity)
             newest = max_timestamp(parts.frame(entity), WATERMARK_FORMAT)

@@ -1,7 +1,7 @@
 """The workbook export's published layout (shared/platforms/workbook.md): the sheet, where its
 header row is found, the columns it must have and how they are read."""
 
-from pipelines.connectors.parsing import Read
+from pipelines.connectors.parsing import Layout, Read
 
 SHEET = "贫困人口明细"
 HEADER_MARK = "户编号"
@@ -24,7 +24,7 @@ def _village_code(f):
 #: are Chinese labels). Each row is a person with the household's columns repeated. None:
 #: not in the export, or filled by the normaliser (the household's head from its members,
 #: sex and birth date from the ID number, ``source_updated_at`` from the export time).
-CANONICAL: dict[str, dict] = {
+CANONICAL: dict[str, Layout] = {
     "household": {
         "household_no": Read("户编号"),
         "village_code": _village_code,
