@@ -212,7 +212,11 @@ class BattlePlatform(Platform):
 
     # -- rendering --------------------------------------------------------------------------
     def _fields(self, entity: str, df: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.Expr]]:
-        """The platform's columns for ``entity``, in its order (updateTime is added later)."""
+        """The platform's columns for ``entity``, in its order (updateTime is added later).
+
+        Written from shared/platforms/battle.md, not from the connector's layout table
+        (``pipelines/connectors/battle/layout.py``): the two read alike on purpose, so a wrong
+        field name on either side fails the tests instead of agreeing with itself."""
         key = pl.col("source_key")
         coded = CODED.get(entity, {})
         schema = ENTITIES[entity]
