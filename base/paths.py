@@ -14,6 +14,13 @@ def hub_home() -> Path:
     return Path(os.environ.get("HUB_HOME", REPO / "var")).resolve()
 
 
+def duckdb_spill_dir() -> Path:
+    """Where the hub's in-memory DuckDB instances (the lake's) spill what does not fit their
+    memory limit. DuckDB's own default is ``.tmp`` in the working directory: rows of the
+    warehouse, identifiers included, would land in whatever folder the hub was started from."""
+    return hub_home() / "tmp" / "duckdb"
+
+
 def live_db() -> Path:
     """The live warehouse: opened only by pipeline ops in the ``duckdb_warehouse`` pool."""
     return Path(os.environ.get("HUB_WAREHOUSE", hub_home() / "warehouse" / "hub.duckdb"))

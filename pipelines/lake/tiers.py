@@ -23,6 +23,7 @@ import duckdb
 from base import settings
 from pipelines.analyst_sql import SAFE_CONFIG, duckdb_binary, refuse_identifiers
 from warehouse.lake import extensions
+from warehouse.lake.catalog import spill_config
 from warehouse.lake_publish import (
     LakePublish,
     current_snapshot,
@@ -94,7 +95,7 @@ def publish() -> LakePublish:
     data = settings.analyst_lake_data_path()
     if "://" not in data:
         settings.private_dir(Path(data))
-    con = duckdb.connect()
+    con = duckdb.connect(config=spill_config())
     try:
         extensions.load(con)
         main, main_data = settings.lake_catalog(), settings.lake_data_path()

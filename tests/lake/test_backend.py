@@ -3,6 +3,9 @@ KEY, and a transaction retried whole when DuckLake refuses its commit."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
 import warehouse
@@ -89,3 +92,26 @@ def test_conflicts_on_every_attempt_end_in_a_clear_error(lake, monkeypatch):
         with pytest.raises(retry.CommitConflicts, match="refused the commit 2 times"):
             retry.retry_conflicts(work, "test write")
     assert lake.execute("SELECT sync_run_id FROM ops.watermark").fetchall() == [("r1",)]
+
+
+def test_the_lake_spills_under_hub_home_not_the_working_directory(lake, hub_home, tmp_path):
+    """DuckDB's default temp directory for an in-memory instance is ``.tmp`` in the working
+    directory: a merge past its memory limit would leave warehouse rows in the user's folder."""
+    spill = Path(lake.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    assert spill.parent == hub_home / "tmp" / "duckdb"
+    assert stat.S_IMODE(spill.parent.stat().st_mode) == 0o700
+    limit = lake.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    lake.execute("SET memory_limit = '16MB'")
+    try:  # a sort ten times the limit: it spills, and only there
+        lake.execute(
+            "CREATE TEMP TABLE big AS SELECT md5(i::VARCHAR) AS h FROM range(2000000) r(i)"
+        )
+        spilled = lake.execute("SELECT count(*) FROM duckdb_temporary_files()").fetchone()[0]
+        assert spilled > 0 and spill.is_dir()
+        assert all(
+            Path(p).parent == spill
+            for (p,) in lake.execute("SELECT path FROM duckdb_temporary_files()").fetchall()
+        )
+    finally:
+        lake.execute("DROP TABLE IF EXISTS big")
+        lake.execute(f"SET memory_limit = '{limit}'")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from base import settings
+from base import paths, settings
 from base.errors import HubError
 from warehouse.lake import extensions, locks, object_store
 
@@ -57,6 +57,15 @@ def _attach(con: duckdb.DuckDBPyConnection, alias: str, read_only: bool) -> None
         ) from None
 
 
+def spill_config() -> dict[str, str]:
+    """An in-memory DuckDB's temp directory under ``HUB_HOME`` (not DuckDB's default ``.tmp`` in
+    the working directory), one per process so two processes' spill files never share a name.
+    The parent is owner-only; DuckDB creates the process's own folder when it first spills and
+    removes it when the instance closes."""
+    spill = settings.private_dir(paths.duckdb_spill_dir()) / f"pid-{os.getpid()}"
+    return {"temp_directory": spill.as_posix()}
+
+
 def _shared_instance(read_only: bool) -> duckdb.DuckDBPyConnection:
     """This process's DuckDB instance for the configured lake, attached as asked."""
     key = f"{settings.lake_catalog()}\0{settings.lake_data_path()}"
@@ -67,7 +76,7 @@ def _shared_instance(read_only: bool) -> duckdb.DuckDBPyConnection:
         data_path = settings.lake_data_path()
         if "://" not in data_path:  # a local directory: owner-only, like all under HUB_HOME
             settings.private_dir(Path(data_path))
-        con = duckdb.connect()
+        con = duckdb.connect(config=spill_config())
         extensions.load(con)
         if object_store.is_object_store(data_path):  # s3://: httpfs and the secret first
             try:
