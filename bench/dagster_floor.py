@@ -47,7 +47,7 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _worker(out_file: str, mode: str) -> None:
+def _worker(out_file: str, mode: str, jobs: str) -> None:
     """In a fresh process with fresh homes: run the two jobs, write what was measured."""
     started_cpu = _cpu(resource.RUSAGE_SELF)
     import dagster as dg
@@ -57,7 +57,7 @@ def _worker(out_file: str, mode: str) -> None:
     instance = dg.DagsterInstance.get()
     imports_cpu = _cpu(resource.RUSAGE_SELF) - started_cpu
     runs = []
-    for job in JOBS:
+    for job in jobs.split(","):
         recon = dg.build_reconstructable_job(
             "_floor_defs",
             "floor_job",
@@ -121,7 +121,7 @@ def _body_starts(log: Path) -> list[dict]:
     return out
 
 
-def measure(mode: str, dagster_yaml: Path, keep: bool) -> dict:
+def measure(mode: str, dagster_yaml: Path, keep: bool, jobs: str = ",".join(JOBS)) -> dict:
     import shutil
 
     base, homes = _common.fresh_homes("hub-floor-")
@@ -136,7 +136,7 @@ def measure(mode: str, dagster_yaml: Path, keep: bool) -> dict:
     }
     out_file = base / "report.json"
     load_before = os.getloadavg()[0]
-    cmd = [sys.executable, str(Path(__file__).resolve()), "worker", str(out_file), mode]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "worker", str(out_file), mode, jobs]
     with _common.TreeMemory() as memory:
         code, wall, usage = _common.run_measured(cmd, env, _common.REPO, base / "worker.log")
     if code != 0 or not out_file.exists():
@@ -185,10 +185,11 @@ def main() -> None:
     parser.add_argument("--dagster-yaml", type=Path, default=_common.REPO / "dagster.yaml")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--label", default="", help="a name for this variant in the results")
+    parser.add_argument("--jobs", default=",".join(JOBS), help="comma-separated, in order")
     args = parser.parse_args()
     reports = []
     for i in range(1, args.repeat + 1):
-        report = measure(args.mode, args.dagster_yaml.resolve(), args.keep)
+        report = measure(args.mode, args.dagster_yaml.resolve(), args.keep, args.jobs)
         show(i, report)
         reports.append(report)
     path = _common.save(
@@ -198,7 +199,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "worker":
-        _worker(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "worker":
+        _worker(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         main()
