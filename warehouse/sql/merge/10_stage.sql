@@ -81,12 +81,20 @@ WHERE _row IN (SELECT _row FROM {diff} WHERE NOT same);
 -- name: counts
 -- How the staged rows compare with core before the upsert (for ops.sync_run): the staged rows
 -- (changed, new, revived, or hash-equal but not eligible for the short path) and the same ones
--- (after claims dropped theirs).
-SELECT count(*) FILTER (WHERE c.row_hash IS NULL) AS inserted,
-       count(*) FILTER (WHERE c.row_hash IS NOT NULL
+-- (after claims dropped theirs). A core row the division seed wrote (source_platform 'seed',
+-- ops/region_seed.sql) that a platform delivers for the first time is inserted, not updated
+-- or unchanged: the seed is reference data, not an earlier sync of this county.
+WITH seeded_same AS (
+    SELECT count(*) AS n FROM {diff} AS s
+    WHERE s.same AND EXISTS (
+        SELECT 1 FROM core.{entity} AS c WHERE c.source_platform = 'seed' AND {key_join_cs}))
+SELECT count(*) FILTER (WHERE c.row_hash IS NULL OR c.source_platform = 'seed')
+       + (SELECT n FROM seeded_same) AS inserted,
+       count(*) FILTER (WHERE c.row_hash IS NOT NULL AND c.source_platform <> 'seed'
                           AND (c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL)) AS updated,
-       count(*) FILTER (WHERE c.row_hash = s.row_hash AND c.deleted_at IS NULL)
-       + (SELECT count(*) FROM {diff} WHERE same) AS unchanged
+       count(*) FILTER (WHERE c.row_hash = s.row_hash AND c.deleted_at IS NULL
+                          AND c.source_platform <> 'seed')
+       + (SELECT count(*) FROM {diff} WHERE same) - (SELECT n FROM seeded_same) AS unchanged
 FROM {stage} s LEFT JOIN core.{entity} c ON {key_join_cs};
 
 -- name: county_has_live
