@@ -8,8 +8,9 @@ on the DuckDB file; the city steps on either backend) and, on DuckLake, each cou
 (``dagster.yaml``) frees the slots of runs that *ended*, but the default run launcher cannot tell
 that a STARTED run's process died. This module can, on this machine: each run of the hub's
 executor logs the PID of its orchestrating process ("Executing steps using multiprocess
-executor: parent process (pid: …)", or "Started process for run (pid: …)"); a run whose process
-is gone is marked failed and its pool slots freed.
+executor: parent process (pid: …)", "Executing steps in process (pid: …)" of the in-process
+executor, or "Started process for run (pid: …)"); a run whose process is gone is marked failed
+and its pool slots freed.
 
 ``hub demo`` and ``hub ui`` call :func:`clear_dead_runs` before they start, the sensor
 ``free_dead_runs`` calls it every minute while the daemon runs, and :class:`PoolWatch` says so
@@ -36,7 +37,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POOL_WAIT_WARN_SECONDS = 60.0
 _ACTIVE = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-_PID_MESSAGES = ("Started process for run", "Executing steps using multiprocess executor")
+#: The engine events that name the process orchestrating a run: the run worker's, the
+#: multiprocess executor's parent (the county jobs) and the in-process executor's (sync_city).
+_PID_MESSAGES = (
+    "Started process for run",
+    "Executing steps using multiprocess executor",
+    "Executing steps in process",
+)
 
 
 @dataclass(frozen=True)
