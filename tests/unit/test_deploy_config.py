@@ -15,5 +15,6 @@ def _load(name: str) -> dict:
 def test_the_province_instance_is_the_repo_instance_plus_postgres_storage():
     province, local = _load("deploy/dagster.postgres.yaml"), _load("dagster.yaml")
     storage = province.pop("storage")
+    local.pop("event_log_storage")  # the local SQLite event log (pipelines/event_log.py)
     assert province == local
     assert storage == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}

@@ -1,0 +1,121 @@
+"""Dagster's SQLite event log with its connections kept open (named in ``dagster.yaml``).
+
+Dagster's ``SqliteEventLogStorage`` creates a SQLAlchemy engine, opens a SQLite connection and
+closes it again for every write: a run of ``sync_all_counties`` writes ~550 events, each a
+materialisation or check evaluation written twice (the run's database and the index), and the
+close of the last connection to a WAL database checkpoints it. Replaying a real run's events
+(``bench/event_writes.py``) that costs ~10 ms CPU per event under load; a step process spends
+more of its life writing events than doing nothing else (bench/README.md, "The orchestration
+floor").
+
+This class is the same storage — the same files under ``$DAGSTER_HOME/history/runs/`` (one
+database per run plus ``index.db``), the same schema, WAL, busy timeout and per-process lock —
+except that each process keeps one open connection per database it writes, for the few most
+recent databases (a webserver reads many runs: older ones are closed). Nothing else changes:
+the UI, ``dagster dev``, the pools (``concurrency_limits`` in ``index.db``) and
+``pipelines/run_health.py`` read and write the same tables. A connection never crosses a fork
+(the cache belongs to the process that opened it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster import Field, StringSource
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import _event_logs_directory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+#: Open databases kept per process (the index and the runs being written or watched).
+OPEN_DATABASES = 8
+
+
+def _no_sync_per_commit(dbapi_connection, _record) -> None:
+    """WAL with ``synchronous=NORMAL``: a commit no longer waits for its own fsync (the WAL is
+    synced at checkpoints). The database cannot be corrupted by a crash; a power cut may lose
+    the last events written before it, whose run the hub then reports dead anyway."""
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
+    """``SqliteEventLogStorage`` with one open connection per recent database and process."""
+
+    def __init__(self, base_dir: str | None = None, inst_data=None):
+        if base_dir is None:  # where Dagster's default storage keeps them
+            home = os.environ.get("DAGSTER_HOME")
+            if not home:
+                raise RuntimeError(
+                    "KeptOpenSqliteEventLogStorage (dagster.yaml) needs DAGSTER_HOME set, or "
+                    "its base_dir configured"
+                )
+            base_dir = _event_logs_directory(home)
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
+        self._tables_seen: set[str] = set()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls):
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine(self, shard: str) -> Engine:
+        if self._engines_pid != os.getpid():  # forked: the parent's connections are not ours
+            self._engines, self._engines_pid = OrderedDict(), os.getpid()
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        engine = create_engine(
+            self.conn_string_for_shard(shard),
+            poolclass=StaticPool,  # one connection, reused; the lock below serialises its use
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _no_sync_per_commit)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
+        while len(self._engines) > OPEN_DATABASES:
+            _, oldest = self._engines.popitem(last=False)
+            oldest.dispose()
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        # asked again for every asset event (each time a new engine): a table, once there, stays
+        if table_name not in self._tables_seen:
+            if not super().has_table(table_name):
+                return False
+            self._tables_seen.add(table_name)
+        return True
+
+    def wipe(self) -> None:
+        self._close_all()
+        super().wipe()
+
+    def _close_all(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._close_all()
