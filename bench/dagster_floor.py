@@ -106,6 +106,7 @@ def _worker(out_file: str, mode: str, jobs: str) -> None:
                 "worker_cpu_s": round(_cpu(resource.RUSAGE_SELF), 3),
                 "forkserver_cpu_s": round(forkserver_cpu, 3),
                 "steps_cpu_s": round(children_cpu - forkserver_cpu, 3),
+                "worker_pid": os.getpid(),
             }
         )
     )
@@ -158,8 +159,9 @@ def measure(mode: str, dagster_yaml: Path, keep: bool, jobs: str = ",".join(JOBS
 
 
 def show(i: int, r: dict) -> None:
-    starts = r["body_starts"]
-    n_steps = sum(len(run["steps"]) for run in r["runs"])
+    # step processes only: a step of the in-process executor (sync_city) runs in the worker
+    starts = [s for s in r["body_starts"] if s["pid"] != r.get("worker_pid")]
+    n_steps = len({s["pid"] for s in starts})
     to_body = [s["cpu_to_body_s"] for s in starts]
     print(
         f"run {i}: process {r['process_wall_s']:.1f} s, CPU {r['total_cpu_s']:.1f} s "
