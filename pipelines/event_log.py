@@ -11,7 +11,8 @@ floor").
 This class is the same storage — the same files under ``$DAGSTER_HOME/history/runs/`` (one
 database per run plus ``index.db``), the same schema, WAL, busy timeout and per-process lock —
 except that each process keeps one open connection per database it writes, for the few most
-recent databases (a webserver reads many runs: older ones are closed). Nothing else changes:
+recent databases (a webserver reads many runs: older ones are closed), commits without an fsync
+each (WAL, ``synchronous=NORMAL``) and does not ask alembic about a database already created. Nothing else changes:
 the UI, ``dagster dev``, the pools (``concurrency_limits`` in ``index.db``) and
 ``pipelines/run_health.py`` read and write the same tables. A connection never crosses a fork
 (the cache belongs to the process that opened it).
@@ -31,6 +32,7 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import _event_logs_directory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
 #: Open databases kept per process (the index and the runs being written or watched).
@@ -42,6 +44,20 @@ def _no_sync_per_commit(dbapi_connection, _record) -> None:
     synced at checkpoints). The database cannot be corrupted by a crash; a power cut may lose
     the last events written before it, whose run the hub then reports dead anyway."""
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _stamped(engine: Engine) -> bool:
+    """Is the database already created (its alembic revision stamped)? Dagster's ``_initdb``
+    asks alembic, which parses every migration script of the event log again in each process
+    (a sixth of a step process's CPU in bench/dagster_floor.py), only to do nothing when the
+    database has a revision: every run's database but the first write's, and the index."""
+    with engine.connect() as conn:
+        try:
+            return (
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").first() is not None
+            )
+        except OperationalError:  # no such table: a new database
+            return False
 
 
 class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
@@ -83,7 +99,8 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         )
         event.listen(engine, "connect", _no_sync_per_commit)
         if shard not in self._initialized_dbs:
-            self._initdb(engine)
+            if not _stamped(engine):
+                self._initdb(engine)
             self._initialized_dbs.add(shard)
         self._engines[shard] = engine
         while len(self._engines) > OPEN_DATABASES:
