@@ -37,6 +37,8 @@ from sqlalchemy.pool import StaticPool
 
 #: Open databases kept per process (the index and the runs being written or watched).
 OPEN_DATABASES = 8
+#: Engines a forked child inherited from its parent: kept referenced, so never closed by it.
+_INHERITED: list = []
 
 
 def _no_sync_per_commit(dbapi_connection, _record) -> None:
@@ -87,6 +89,8 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _engine(self, shard: str) -> Engine:
         if self._engines_pid != os.getpid():  # forked: the parent's connections are not ours
+            # never closed here either (SQLite: a connection must not be used across a fork)
+            _INHERITED.append(self._engines)
             self._engines, self._engines_pid = OrderedDict(), os.getpid()
         engine = self._engines.get(shard)
         if engine is not None:
