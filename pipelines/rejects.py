@@ -18,6 +18,7 @@ import polars as pl
 from base import paths
 from schemas.rules import MERGE_REJECTS, RULES
 from seeds.registry import County
+from warehouse.batch import frame_of
 
 #: How long `hub status` / `hub rejects` wait for a sync to release the live file before they
 #: read the published snapshot instead.
@@ -51,14 +52,16 @@ def latest_sync(con: duckdb.DuckDBPyConnection, county: County) -> str | None:
 
 def frame(con: duckdb.DuckDBPyConnection, county: County, sync_id: str) -> pl.DataFrame:
     """Every reject of one sync, one row per record and rule, with the rule's Chinese label."""
-    df = con.execute(
-        """
-        SELECT entity, source_key, rule, column_name, value, message, raw_ref
-        FROM ops.reject WHERE county_code = ? AND sync_run_id = ?
-        ORDER BY entity, source_key, rule
-        """,
-        [county.code, sync_id],
-    ).pl()
+    df = frame_of(  # through the Arrow C stream: no pyarrow import in the merge step
+        con.sql(
+            """
+            SELECT entity, source_key, rule, column_name, value, message, raw_ref
+            FROM ops.reject WHERE county_code = ? AND sync_run_id = ?
+            ORDER BY entity, source_key, rule
+            """,
+            params=[county.code, sync_id],
+        )
+    )
     labels = {**{n: r.label_zh for n, r in RULES.items()}, **MERGE_REJECTS}
     df = df.with_columns(
         pl.col("rule").replace_strict(labels, default=pl.col("rule")).alias("rule_zh")

@@ -140,8 +140,6 @@ def open_verified(directory: Path, county: object = "") -> Staged:
     row count staged.json recorded (the row count from the Parquet footer, no data read),
     then read lazily through ``Staged.scan`` and ``Staged.parts`` (DuckDB ``read_parquet``).
     Deletion feeds (keys and times only) are read into memory as by ``load``."""
-    import pyarrow.parquet as pq
-
     header = json.loads((directory / "staged.json").read_text())
     files = header.get("files")
     if files is None:
@@ -155,7 +153,7 @@ def open_verified(directory: Path, county: object = "") -> Staged:
         for name in _frame_files(header, entity):
             path = directory / name
             _verify(path, files[name], county)
-            rows = pq.read_metadata(path).num_rows
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()  # the footer
             if rows != files[name]["rows"]:
                 raise SourceError(
                     county,

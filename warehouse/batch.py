@@ -13,6 +13,25 @@ import polars as pl
 from warehouse.statements import run as run_statement
 
 
+def load_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    """Copy a (small) polars frame into the temp table ``name`` through the Arrow C stream
+    interface: DuckDB reads the stream without pyarrow, which the merge step then never imports
+    (``import pyarrow.dataset``, what ``con.register`` of an Arrow table pulls in, is ~60 MB of
+    a step's RSS: bench/profiles/merge.md). A stream is read once, so it is materialised."""
+    stream = f"{name}__stream"
+    con.from_arrow(frame.__arrow_c_stream__()).create_view(stream, replace=True)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {stream}")
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {stream}")
+
+
+def frame_of(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A query's result as a polars frame through the Arrow C stream interface (``.pl()``
+    imports pyarrow: see ``load_frame``)."""
+    return pl.DataFrame(relation)
+
+
 @dataclass
 class Batch:
     """The bookkeeping of one merge: parameters and the Arrow views it registered."""
@@ -24,8 +43,9 @@ class Batch:
     temp_views: list[str] = field(default_factory=list)
 
     def register(self, name: str, frame: pl.DataFrame) -> str:
-        self.con.register(name, frame.to_arrow())
-        self.views.append(name)
+        """``frame`` as the temp table ``name`` (``load_frame``), dropped by ``release``."""
+        load_frame(self.con, name, frame)
+        self.temps.append(name)
         return name
 
     def run(self, file: str, name: str, **identifiers: str) -> duckdb.DuckDBPyConnection:

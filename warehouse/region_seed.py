@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from seeds import divisions
+from warehouse.batch import load_frame
 from warehouse.statements import run
 from warehouse.transaction import transaction
 
@@ -28,7 +29,7 @@ def seed_regions(con, hash_fields: str) -> int:
         pl.lit(None, pl.Boolean).alias("is_poor_village"),
         pl.lit(None, pl.Int32).alias("poor_village_exit_year"),
     )
-    con.register("_divisions", rows.to_arrow())
+    load_frame(con, "_divisions", rows)  # no pyarrow in a step process (warehouse.batch)
     try:
         with transaction(con):
             params = {"seed_run": SEED_RUN, "digest": digest}
@@ -36,5 +37,5 @@ def seed_regions(con, hash_fields: str) -> int:
             added = run(con, SEED_SQL, "insert_missing", params, **ids).fetchone()[0]
             run(con, SEED_SQL, "record_seed", {**params, "added": added})
     finally:
-        con.unregister("_divisions")
+        con.execute("DROP TABLE IF EXISTS temp._divisions")
     return int(added)

@@ -18,18 +18,26 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
 from schemas.sanity import future_limit
-from warehouse.batch import Batch
+from warehouse.batch import Batch, frame_of
 from warehouse.entities import MergeEntity
 
 #: DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, DuckDB units): beyond it, joins,
 #: windows and temp tables spill to DuckDB's temp directory instead of growing with the county.
-MEMORY_LIMIT = "256MB"
+#: 128 MB: the merge step's peak is ~100 MB lower than at 256 MB for little spilling
+#: (bench/profiles/merge.md); 64 MB runs out of memory in the stage and the upsert.
+MEMORY_LIMIT = "128MB"
+#: DuckDB threads of the merge (``HUB_MERGE_THREADS``): one. The merge's statements are
+#: short joins and writes; a second thread saved little wall time and cost CPU seconds and
+#: memory (each thread has its own buffers), and in a city sync the other core is busy
+#: landing counties anyway (bench/profiles/merge.md).
+THREADS = 1
 
 
 @dataclass
@@ -47,9 +55,12 @@ class StagedDiff:
 
 def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Bound DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, default
-    ``MEMORY_LIMIT``); what does not fit spills to DuckDB's temp directory (beside the file)."""
+    ``MEMORY_LIMIT``) and its threads (``HUB_MERGE_THREADS``, default ``THREADS``); what does
+    not fit spills to DuckDB's temp directory (beside the file)."""
     limit = os.environ.get("HUB_MERGE_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
     con.execute(f"SET memory_limit = '{_quoted(limit)}'")
+    threads = int(os.environ.get("HUB_MERGE_THREADS", "").strip() or THREADS)
+    con.execute(f"SET threads = {max(1, threads)}")
 
 
 def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:
@@ -58,15 +69,13 @@ def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | No
     name = f"_src_{entity}"
     files = getattr(staged, "parts", {}).get(entity) if frame is None else None
     if files:
-        import pyarrow.parquet as pq
-
         parts, offset = [], 0
         for path in files:
             parts.append(
                 f"SELECT * EXCLUDE (file_row_number), file_row_number + {offset} AS _row "
                 f"FROM read_parquet('{_quoted(str(path))}', file_row_number = true)"
             )
-            offset += pq.read_metadata(path).num_rows
+            offset += parquet_rows(path)
         body = " UNION ALL ".join(parts)
     else:
         frame = staged.frames[entity] if frame is None else frame
@@ -98,9 +107,14 @@ def diff_staged(
         batch.temp(ids["diff"])
         has_live = batch.run("10_stage.sql", "county_has_live", **ids).fetchone()[0]
         batch.run("10_stage.sql", "diff" if has_live else "new_keys", **ids)
-        same = batch.con.execute(f"SELECT _row FROM {ids['diff']} WHERE same ORDER BY _row")
-        diff.unchanged[entity] = same.pl()["_row"].cast(pl.UInt32)
+        same = batch.con.sql(f"SELECT _row FROM {ids['diff']} WHERE same ORDER BY _row")
+        diff.unchanged[entity] = frame_of(same)["_row"].cast(pl.UInt32)
     return diff
+
+
+def parquet_rows(path: Path | str) -> int:
+    """Rows of a Parquet file, from its footer (no data read; no pyarrow import)."""
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
 def _quoted(text: str) -> str:
