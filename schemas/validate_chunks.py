@@ -37,7 +37,7 @@ from schemas.validation_context import CONFLICT_SCHEMA
 
 #: Rows per chunk of the per-row checks (pandera models, parse errors, sanity): the models run
 #: on at most this many rows at once, so their copies and failure frames stay bounded.
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
 
 
 def chunk_size() -> int:
@@ -132,7 +132,7 @@ def row_failures(
 
 #: Households per partition of the cross-record rules (``HUB_VALIDATION_PARTITION_HOUSEHOLDS``
 #: overrides it: the memory test makes it small to see partitions at a small scale).
-PARTITION_HOUSEHOLDS = 25_000
+PARTITION_HOUSEHOLDS = 10_000
 #: Entities validated per partition of households: each row names its household.
 HOUSEHOLD_KEYED = ("household", "person", "measure", "loan", "household_cadre")
 

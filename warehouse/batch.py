@@ -17,13 +17,11 @@ def load_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -
     """Copy a (small) polars frame into the temp table ``name`` through the Arrow C stream
     interface: DuckDB reads the stream without pyarrow, which the merge step then never imports
     (``import pyarrow.dataset``, what ``con.register`` of an Arrow table pulls in, is ~60 MB of
-    a step's RSS: bench/profiles/merge.md). A stream is read once, so it is materialised."""
-    stream = f"{name}__stream"
-    con.from_arrow(frame.__arrow_c_stream__()).create_view(stream, replace=True)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {stream}")
-    finally:
-        con.execute(f"DROP VIEW IF EXISTS {stream}")
+    a step's RSS: bench/profiles/merge.md). A stream is read once, so it is materialised; the
+    statement finds the relation by DuckDB's replacement scan of this function's locals (no
+    view is ever created, so nothing can land in the warehouse's own schemas)."""
+    _hub_arrow_stream = con.from_arrow(frame.__arrow_c_stream__())  # read by name below
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _hub_arrow_stream")
 
 
 def frame_of(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:

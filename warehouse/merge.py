@@ -223,13 +223,34 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     batch.run("20_claims.sql", "drop_claims", **same)
     if spec.name == "household":
         batch.run("20_claims.sql", "household_conflicts", **ids)
-    inserted, updated, unchanged = batch.run("10_stage.sql", "counts", **ids).fetchone()
+    inserted, updated, unchanged, matched = batch.run("10_stage.sql", "counts", **ids).fetchone()
     if spec.name in HISTORY_ENTITIES:
-        batch.run("30_history.sql", "close_changed", **ids)
-        batch.run("30_history.sql", "open_versions", **ids)
-    batch.run("40_upsert.sql", "upsert", **ids)
+        if matched:  # a staged key in core may have an open version to close
+            batch.run("30_history.sql", "close_changed", **ids)
+        batch.run("30_history.sql", "open_versions" if matched else "open_new", **ids)
+    # every staged key new to core (a first load): the MERGE's insert branch alone, no join
+    batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
     batch.run("40_upsert.sql", "touch_unchanged", **ids)
+    _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
+
+
+def _release_staged(batch: Batch, spec: MergeEntity) -> None:
+    """The entity's rows are in core now: free what DuckDB holds of them, so the merge's working
+    set is one entity's and not the county's (``staged_rows.MEMORY_LIMIT``). Only the persons'
+    keys are read again, by the ID-number pairs (``60_conflicts.sql``, ``id_pairs_core``)."""
+    ids = spec.identifiers()
+    if spec.name == "person":
+        for table, columns in (
+            (ids["stage"], "person_key, person_no, source_key"),
+            (ids["diff"], "core_person_key, person_no, source_key, same"),
+        ):
+            batch.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {columns} FROM {table}"
+            )
+        return
+    for table in (ids["stage"], ids["diff"]):
+        batch.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
 def _soft_delete(

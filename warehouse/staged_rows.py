@@ -61,6 +61,9 @@ def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"SET memory_limit = '{_quoted(limit)}'")
     threads = int(os.environ.get("HUB_MERGE_THREADS", "").strip() or THREADS)
     con.execute(f"SET threads = {max(1, threads)}")
+    # the staged Parquet files are read by a few statements each; caching them in the buffer
+    # pool would only fill it (the limit is RSS: the rows are in the temp tables already)
+    con.execute("SET enable_external_file_cache = false")
 
 
 def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:

@@ -26,7 +26,6 @@ def status_mb(field: str) -> float:
 
 
 def main(landed_json: str) -> None:
-    import pyarrow.dataset  # noqa: F401  (imported by the merge's first DuckDB look-up)
 
     from pipelines import sync
     from pipelines.sync import Landed

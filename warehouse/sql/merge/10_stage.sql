@@ -84,6 +84,8 @@ WHERE _row IN (SELECT _row FROM {diff} WHERE NOT same);
 -- (after claims dropped theirs). A core row the division seed wrote (source_platform 'seed',
 -- ops/region_seed.sql) that a platform delivers for the first time is inserted, not updated
 -- or unchanged: the seed is reference data, not an earlier sync of this county.
+-- matched: staged rows whose key core holds, seeded ones included (none: the upsert is a
+-- plain insert, insert_new).
 WITH seeded_same AS (
     SELECT count(*) AS n FROM {diff} AS s
     WHERE s.same AND EXISTS (
@@ -94,7 +96,8 @@ SELECT count(*) FILTER (WHERE c.row_hash IS NULL OR c.source_platform = 'seed')
                           AND (c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL)) AS updated,
        count(*) FILTER (WHERE c.row_hash = s.row_hash AND c.deleted_at IS NULL
                           AND c.source_platform <> 'seed')
-       + (SELECT count(*) FROM {diff} WHERE same) - (SELECT n FROM seeded_same) AS unchanged
+       + (SELECT count(*) FROM {diff} WHERE same) - (SELECT n FROM seeded_same) AS unchanged,
+       count(*) FILTER (WHERE c.row_hash IS NOT NULL) AS matched
 FROM {stage} s LEFT JOIN core.{entity} c ON {key_join_cs};
 
 -- name: county_has_live

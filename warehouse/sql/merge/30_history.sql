@@ -24,3 +24,13 @@ SELECT s.* EXCLUDE (_row),
        $county AS county_code, $platform AS source_platform, $run AS sync_run_id
 FROM {stage} AS s LEFT JOIN core.{entity} AS c ON {key_join_cs}
 WHERE c.row_hash IS NULL OR c.row_hash <> s.row_hash OR c.deleted_at IS NOT NULL;
+
+-- name: open_new
+-- open_versions when no staged key is in core (counts: matched = 0; a first load): every staged
+-- row is new, so the join with core is skipped.
+INSERT INTO core.{entity}_history BY NAME
+SELECT s.* EXCLUDE (_row),
+       $now AS valid_from,
+       'new' AS change_kind,
+       $county AS county_code, $platform AS source_platform, $run AS sync_run_id
+FROM {stage} AS s;

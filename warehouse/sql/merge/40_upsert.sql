@@ -22,6 +22,17 @@ WHEN NOT MATCHED THEN INSERT ({insert_cols}, county_code, source_platform, sourc
             s.source_updated_at, s.raw_ref, s.row_hash, $now,
             $now, $run, NULL);
 
+-- name: insert_new
+-- The upsert when no staged row's key is in core (counts: matched = 0; a county's first load):
+-- exactly the MERGE's NOT MATCHED branch, without joining core.
+INSERT INTO core.{entity} ({insert_cols}, county_code, source_platform, source_key,
+                           source_updated_at, raw_ref, row_hash, first_seen_at,
+                           last_synced_at, sync_run_id, deleted_at)
+SELECT {insert_vals}, $county, $platform, s.source_key,
+       s.source_updated_at, s.raw_ref, s.row_hash, $now,
+       $now, $run, NULL
+FROM {stage} AS s;
+
 -- name: touch_unchanged
 -- The rows the hash diff found the same as this county's live core row ({diff}, same) record that
 -- this sync saw them, exactly as the MERGE above does for an unchanged row (last_synced_at,
