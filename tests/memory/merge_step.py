@@ -41,6 +41,8 @@ def main(landed_json: str) -> None:
                 "rss_after_imports_mb": round(baseline, 1),
                 "peak_rss_mb": round(status_mb("VmHWM"), 1),
                 "fetched": fetched,
+                # ~60 MB of RSS the merge step does without (warehouse.batch.load_frame)
+                "pyarrow_imported": "pyarrow" in sys.modules,
             }
         )
     )

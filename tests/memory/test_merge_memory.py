@@ -81,6 +81,10 @@ def test_merge_peak_does_not_grow_with_the_county(tmp_path, monkeypatch):
     small = merge_peak(tmp_path, land(tmp_path, monkeypatch, 0.1), 0.1)
     large = merge_peak(tmp_path, land(tmp_path, monkeypatch, 0.5), 0.5)
     assert large["fetched"] > 4.5 * small["fetched"]  # really about five times the records
+    assert not small["pyarrow_imported"] and not large["pyarrow_imported"], (
+        "the merge step imported pyarrow (~60 MB of its RSS): a frame went through "
+        "con.register/.pl() instead of warehouse.batch.load_frame/frame_of"
+    )
     growth = large["peak_rss_mb"] - small["peak_rss_mb"]
     assert growth < GROWTH_BOUND_MB, (
         f"the merge step's peak grew by {growth:.0f} MB from {small['fetched']:,} to "
