@@ -27,7 +27,7 @@ from warehouse.run_log import (
     _write_runs,
     watermarks,
 )
-from warehouse.staged_rows import StagedDiff, diff_staged
+from warehouse.staged_rows import StagedDiff, diff_staged, raise_memory_limit
 from warehouse.statements import run, sql
 from warehouse.transaction import transaction
 
@@ -127,8 +127,19 @@ def merge_county(
                 diff_staged(batch, staged, merge_entities(con), given, now)
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
+    def attempt_within_memory() -> MergeResult:
+        try:
+            return attempt()
+        except duckdb.OutOfMemoryException:
+            # rolled back; what does not spill (a MERGE that updates most rows of a county, a
+            # text of megabytes in the quarantine) gets one more try with a larger limit
+            if not raise_memory_limit(con):
+                raise
+            return attempt()
+
     try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
-        return retry_conflicts(attempt, f"merge of {getattr(county, 'label', county.code)}")
+        label = f"merge of {getattr(county, 'label', county.code)}"
+        return retry_conflicts(attempt_within_memory, label)
     finally:
         batch.release()
 

@@ -15,6 +15,7 @@ and upsert; every other row takes the full path, exactly as before.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,8 @@ import polars as pl
 from schemas.sanity import future_limit
 from warehouse.batch import Batch, frame_of
 from warehouse.entities import MergeEntity
+
+log = logging.getLogger(__name__)
 
 #: DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, DuckDB units): beyond it, joins,
 #: windows and temp tables spill to DuckDB's temp directory instead of growing with the county.
@@ -64,6 +67,27 @@ def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     # the staged Parquet files are read by a few statements each; caching them in the buffer
     # pool would only fill it (the limit is RSS: the rows are in the temp tables already)
     con.execute("SET enable_external_file_cache = false")
+
+
+#: The limit a merge that ran out of memory at ``MEMORY_LIMIT`` is tried once more with
+#: (``warehouse.merge``): the common merge stays small, the rare one still succeeds.
+RETRY_MEMORY_LIMIT = "1GB"
+
+
+def raise_memory_limit(con: duckdb.DuckDBPyConnection) -> bool:
+    """Raise DuckDB's memory limit to ``RETRY_MEMORY_LIMIT`` after an out-of-memory error;
+    False when it is that limit already (the error stands)."""
+
+    def current() -> str:
+        sql = "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'"
+        return con.execute(sql).fetchone()[0]
+
+    before = current()
+    con.execute(f"SET memory_limit = '{_quoted(RETRY_MEMORY_LIMIT)}'")
+    if current() == before:
+        return False
+    log.warning("the merge ran out of DuckDB memory at %s; once more at %s", before, current())
+    return True
 
 
 def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:
