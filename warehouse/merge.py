@@ -127,21 +127,26 @@ def merge_county(
                 diff_staged(batch, staged, merge_entities(con), given, now)
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
-    def attempt_within_memory() -> MergeResult:
-        try:
-            return attempt()
-        except duckdb.OutOfMemoryException:
-            # rolled back; what does not spill (a MERGE that updates most rows of a county, a
-            # text of megabytes in the quarantine) gets one more try with a larger limit
-            if not raise_memory_limit(con):
-                raise
-            return attempt()
-
     try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
-        label = f"merge of {getattr(county, 'label', county.code)}"
-        return retry_conflicts(attempt_within_memory, label)
+        return retry_conflicts(lambda: _within_memory(con, attempt), _label(county))
     finally:
         batch.release()
+
+
+def _label(county: Any) -> str:
+    return f"merge of {getattr(county, 'label', county.code)}"
+
+
+def _within_memory(con: duckdb.DuckDBPyConnection, attempt: Any) -> MergeResult:
+    """Run a merge attempt; one that ran out of DuckDB memory was rolled back: what does not
+    spill (a MERGE that updates most rows of a county, a text of megabytes in the quarantine)
+    gets one more try with a larger limit (``staged_rows.raise_memory_limit``)."""
+    try:
+        return attempt()
+    except duckdb.OutOfMemoryException:
+        if not raise_memory_limit(con):
+            raise
+        return attempt()
 
 
 def _merge(
