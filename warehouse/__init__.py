@@ -43,7 +43,12 @@ from warehouse.lake.locks import county_lock
 from warehouse.marts import rebuild_marts
 from warehouse.merge import DEFAULT_SAFETY_SHARE, MergeResult, merge_county
 from warehouse.pii import person_key, pii_key
-from warehouse.publish import copy_live_consistently, publish_snapshot, remove_publish_leftovers
+from warehouse.publish import (
+    copy_live_consistently,
+    publish_snapshot,
+    publish_snapshots,
+    remove_publish_leftovers,
+)
 from warehouse.run_log import (
     latest_reject_counts,
     latest_reject_rate,
@@ -83,6 +88,7 @@ __all__ = [
     "person_key",
     "pii_key",
     "publish_snapshot",
+    "publish_snapshots",
     "queue_failure",
     "quiet",
     "read_state",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from base import paths
+from warehouse.snapshot_delta import bound_memory
 from warehouse.statements import MARTS_DIR, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction
@@ -22,6 +23,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     con.execute(f"SET VARIABLE hub_seeds = '{seeds}'")
     con.execute(f"SET VARIABLE hub_registry = '{registry}'")  # HUB_REGISTRY may add counties
     _set_connection_states(con)
+    bound_memory(con)  # the city step stays within a few hundred MB; DuckDB spills beyond
     with transaction(con):
         for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
             con.execute(file.read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ from base import paths
 from base.processes import pid_alive
 from warehouse.connection import connect, wal_path
 from warehouse.live_copy import copy_live_consistently  # noqa: F401  (public via warehouse)
+from warehouse.snapshot_delta import AnalystPublish
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,28 @@ def publish_snapshot(
     snapshot_path: str | Path | None = None,
     pii_snapshot_path: str | Path | None = None,
 ) -> Path:
+    """:func:`publish_snapshots`, returning the analyst snapshot's path."""
+    publish_snapshots(live_path, snapshot_path, pii_snapshot_path)
+    return Path(snapshot_path) if snapshot_path is not None else paths.snapshot_db()
+
+
+def publish_snapshots(
+    live_path: str | Path | None = None,
+    snapshot_path: str | Path | None = None,
+    pii_snapshot_path: str | Path | None = None,
+    delta: bool = True,
+) -> AnalystPublish:
     """Publish the two copies of the live file (``warehouse.snapshots``): the analyst snapshot
-    (no direct identifiers; returned) and the restricted PII snapshot, each written beside its
-    target and renamed into place atomically.
+    (no direct identifiers) and the restricted PII snapshot, each written beside its target and
+    renamed into place atomically. The analyst file is a row-level delta of the previous one
+    when it can be (``warehouse.snapshot_delta``; ``delta=False`` forces a full rebuild); the
+    result says which happened and why.
 
     Call only from a step in the ``duckdb_warehouse`` pool, so no writer is active while the
     live file is read (a closed DuckDB connection has checkpointed its WAL into the file). A
     reader that has an old snapshot open keeps reading the old file; connections opened after
     the rename see the new one."""
+    import warehouse.snapshot_delta as snapshot_delta
     import warehouse.snapshots as snapshots
 
     live = Path(live_path) if live_path is not None else paths.live_db()
@@ -44,7 +59,7 @@ def publish_snapshot(
     # while they are taken (a copy taken under a writer was unreadable once in 111).
     with warehouse_lock.hold(live, shared=True, purpose="consistent copy"):
         snapshots.publish_pii_snapshot(live, pii)
-        return snapshots.publish_analyst_snapshot(live, target)
+        return snapshot_delta.publish_analyst(live, target, delta=delta)
 
 
 #: A leftover of a killed publish whose name carries no PID is removed once it is this old.

@@ -33,6 +33,7 @@ from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
 from warehouse.connection import quiet
 from warehouse.live_copy import copy_live_consistently
+from warehouse.snapshot_delta import bound_memory
 from warehouse.statements import run
 from warehouse.transaction import transaction
 
@@ -133,9 +134,11 @@ def analyst_select(schema: str, table: str, columns: list[str]) -> str:
 
 
 @contextmanager
-def _new_file(target: Path, mode: int) -> Iterator[Path]:
-    """A temporary path beside ``target``; renamed over it (with ``mode``) when the block ends
-    without error, removed otherwise."""
+def new_file(target: Path, mode: int) -> Iterator[Path]:
+    """A temporary path beside ``target``; flushed to disk (fsync) and renamed over it (with
+    ``mode``) when the block ends without error, removed otherwise. A reader holding the old
+    file keeps reading it; the directory entry is fsynced too, so a crash leaves the old file
+    or the new one, never a torn one."""
     if _under_home(target):
         settings.private_dir(target.parent)
     else:  # e.g. a share the analysts' group can enter (HUB_SNAPSHOT); its owner sets its mode
@@ -145,11 +148,21 @@ def _new_file(target: Path, mode: int) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(mode)
+        _fsync(tmp)
         os.replace(tmp, target)
+        _fsync(target.parent)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             with suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _under_home(path: Path) -> bool:
@@ -171,9 +184,10 @@ def _drop_unpublished_schemas(con: duckdb.DuckDBPyConnection) -> None:
 def publish_analyst_snapshot(live: Path, target: Path) -> Path:
     """Build the analyst snapshot of ``live`` at ``target`` (see the module docstring)."""
     redacted = redacted_columns()
-    with _new_file(target, settings.snapshot_mode()) as tmp:
+    with new_file(target, settings.snapshot_mode()) as tmp:
         con = duckdb.connect(str(tmp))
         quiet(con)
+        bound_memory(con)
         try:
             con.execute(f"ATTACH {_sql_text(str(live))} AS live (READ_ONLY)")
             this = con.execute("SELECT current_database()").fetchone()[0]
@@ -223,6 +237,9 @@ def _fill(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
         [schema, table],
     ).fetchone()
     con.execute(f"DROP TABLE {name}")
+    # core rows have no order analysts may rely on (a delta publish appends changed rows); not
+    # keeping it lets DuckDB write them in parallel without buffering. The marts keep theirs.
+    con.execute(f"SET preserve_insertion_order = {'false' if schema == 'core' else 'true'}")
     con.execute(f"CREATE TABLE {name} AS SELECT {select} FROM live.{name}")
     if table_comment:
         con.execute(f"COMMENT ON TABLE {name} IS {_sql_text(table_comment)}")
@@ -230,12 +247,35 @@ def _fill(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
         con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {_sql_text(comment)}")
 
 
+def copy_comments(con: duckdb.DuckDBPyConnection, source: str, schema: str, table: str) -> None:
+    """Put the comments of ``source``'s ``schema.table`` (and of its columns the current
+    database's table has) on the current database's table."""
+    name = f"{_q(schema)}.{_q(table)}"
+    (table_comment,) = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ?",
+        [source, schema, table],
+    ).fetchone()
+    if table_comment:
+        con.execute(f"COMMENT ON TABLE {name} IS {_sql_text(table_comment)}")
+    for column, comment in con.execute(
+        "SELECT s.column_name, s.comment FROM duckdb_columns() AS s JOIN duckdb_columns() AS t "
+        "ON t.database_name = current_database() AND t.schema_name = s.schema_name "
+        "AND t.table_name = s.table_name AND t.column_name = s.column_name "
+        "WHERE s.database_name = ? AND s.schema_name = ? AND s.table_name = ? "
+        "AND s.comment IS NOT NULL",
+        [source, schema, table],
+    ).fetchall():
+        con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {_sql_text(comment)}")
+
+
 def publish_pii_snapshot(live: Path, target: Path) -> Path:
     """The restricted copy: the live file byte for byte, ``raw`` dropped; 0600 in a 0700 dir."""
-    with _new_file(target, settings.PRIVATE_FILE) as tmp:
+    with new_file(target, settings.PRIVATE_FILE) as tmp:
         copy_live_consistently(live, tmp)  # under the warehouse lock, writers kept out
         con = duckdb.connect(str(tmp))
         quiet(con)
+        bound_memory(con)
         try:
             _drop_unpublished_schemas(con)
             con.execute("CHECKPOINT")

@@ -66,12 +66,18 @@ def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     started = time.perf_counter()
     if settings.is_lake():
         return _publish_analyst_lake(started)
-    pii = paths.pii_snapshot_db()
-    target = warehouse.publish_snapshot(paths.live_db(), paths.snapshot_db(), pii)
+    pii, target = paths.pii_snapshot_db(), paths.snapshot_db()
+    published = warehouse.publish_snapshots(paths.live_db(), target, pii)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(target)),
             "size_mb": round(target.stat().st_size / 2**20, 1),
+            # delta (changed rows only) or full (rebuilt), and why: never a rebuild called a delta
+            "analyst_publish": published.mode,
+            "analyst_publish_reason": published.reason,
+            "analyst_delta": dg.MetadataValue.json(
+                {k: v for k, v in published.as_metadata().items() if k not in ("mode", "reason")}
+            ),
             "pii_snapshot_path": dg.MetadataValue.path(str(pii)),
             "duration_s": round(time.perf_counter() - started, 2),
             "query": dg.MetadataValue.md('```\nmake sql   # or: hub sql "SELECT …"\n```'),

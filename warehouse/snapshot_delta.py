@@ -1,0 +1,377 @@
+"""The analyst snapshot as a row-level delta of the previous one (``publish_analyst``).
+
+A full rebuild (``warehouse.snapshots.publish_analyst_snapshot``) rewrites every row of the
+analyst file; after a one-day incremental, few rows changed. So the publish starts from a byte
+copy of the previous analyst file and applies only what changed since it was published:
+
+* **core entity tables** (``core.household``, ``core.person``, …; not ``core.region``): every
+  merge statement that writes a core row sets its ``sync_run_id`` (warehouse/sql/merge: upsert,
+  unchanged rows' ``last_synced_at``, soft deletes). The syncs merged since the last publish are
+  the rows of ``ops.sync_run`` the live warehouse has and the previous file has not (``EXCEPT
+  ALL`` of that small table). The rows of those syncs are deleted by key from the copy and
+  inserted again from the live file, through the same redacting SELECT as the full rebuild
+  (``warehouse.snapshots.analyst_select``): no identifier is ever written.
+* **history tables** (``core.<entity>_history``): a version is inserted with the sync's
+  ``sync_run_id``, and closed only in a sync that inserts the next version (changed) or
+  soft-deletes the core row (deleted). The keys of such versions and of core rows those syncs
+  deleted get all their versions replaced.
+* **every other table** (``mart``, ``ref``, ``ops``, ``core.region``): replaced whole (the marts
+  are rebuilt each time and ``mart.sync_status`` moves with the clock; the ``ops`` tables are
+  small).
+
+The delta is checked before and after: the previous file must be the one the last publish wrote
+(its size, mtime and inode, recorded in ``.<snapshot>.publish.json`` beside it), hold the syncs
+that publish recorded, come from the same warehouse with the same migrations and analyst layout,
+and every sync it covers must still be in the live file; after the delta every delta table must
+hold exactly the live table's row count. Anything else (no previous file, no record, a
+mismatch) publishes a full rebuild instead, and the outcome says which happened and why: a full
+rebuild is never reported as an increment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from base import settings
+from schemas.columns import KEYS
+from warehouse.connection import quiet
+from warehouse.statements import q as _q
+
+#: Bumped when the analyst layout (``warehouse.snapshots``) changes: older files are rebuilt.
+LAYOUT_VERSION = 1
+#: DuckDB's memory for the city step's connections (``HUB_CITY_MEMORY_LIMIT``, DuckDB units):
+#: beyond it, sorts and joins spill to the temp directory beside the file.
+MEMORY_LIMIT = "256MB"
+#: A delta-grown file this many times the size of its last full build is rebuilt compact
+#: (deleted rows leave space DuckDB reuses but does not always give back).
+MAX_GROWTH = 2.0
+
+
+def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Bound DuckDB's memory on a city-step connection (marts, snapshots)."""
+    limit = os.environ.get("HUB_CITY_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
+    con.execute("SET memory_limit = '" + limit.replace("'", "''") + "'")
+
+
+@dataclass
+class AnalystPublish:
+    """What one analyst publish did: ``mode`` is ``delta`` or ``full``; ``reason`` says why a
+    full rebuild happened (or what the delta started from)."""
+
+    mode: str
+    reason: str
+    publish_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    previous_publish: str | None = None
+    sync_runs: int = 0  # syncs applied by the delta
+    rows_deleted: int = 0
+    rows_inserted: int = 0
+    delta_tables: list[str] = field(default_factory=list)
+    replaced_tables: list[str] = field(default_factory=list)
+
+    def as_metadata(self) -> dict:
+        return asdict(self)
+
+
+class DeltaRefused(Exception):
+    """The previous analyst file cannot be the base of a delta; the message says why."""
+
+
+def state_path(target: Path) -> Path:
+    """The publish record beside the analyst snapshot."""
+    return target.with_name(f".{target.name}.publish.json")
+
+
+def publish_analyst(live: Path, target: Path, delta: bool = True) -> AnalystPublish:
+    """Publish the analyst snapshot of ``live`` at ``target``: a delta of the previous file
+    when it can (module docstring), else a full rebuild; record the publish beside it."""
+    import warehouse.snapshots as snapshots
+
+    outcome = None
+    if not delta:
+        reason = "full rebuild requested"
+    else:
+        try:
+            outcome = _publish_delta(live, target)
+        except DeltaRefused as refused:
+            reason = str(refused)
+    if outcome is None:
+        snapshots.publish_analyst_snapshot(live, target)
+        outcome = AnalystPublish(mode="full", reason=reason)
+        full_size = target.stat().st_size
+    else:
+        full_size = _read_state(target)["full_size"]
+    _write_state(live, target, outcome, full_size)
+    return outcome
+
+
+def _read_state(target: Path) -> dict:
+    path = state_path(target)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeltaRefused(
+            f"no publish record beside the previous snapshot ({path.name})"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise DeltaRefused(f"the publish record {path.name} is unreadable: {e}") from e
+    return state
+
+
+def _identity(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, database: str) -> dict:
+    """What the publish record remembers of a warehouse (or analyst copy): its migrations and
+    the syncs it holds (both small tables)."""
+    (migrations,) = con.execute(
+        f"SELECT md5(coalesce(string_agg(version || ':' || checksum, ',' ORDER BY version), '')) "
+        f"FROM {_q(database)}.ops.schema_migration"
+    ).fetchone()
+    runs, digest = con.execute(
+        "SELECT count(*), md5(coalesce(string_agg(to_json(s)::VARCHAR, '|' ORDER BY "
+        f"to_json(s)::VARCHAR), '')) FROM {_q(database)}.ops.sync_run AS s"
+    ).fetchone()
+    return {"migrations": migrations, "sync_runs": runs, "sync_run_digest": digest}
+
+
+def _write_state(live: Path, target: Path, outcome: AnalystPublish, full_size: int) -> None:
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        quiet(con)
+        fingerprint = _fingerprint(con, con.execute("SELECT current_database()").fetchone()[0])
+    finally:
+        con.close()
+    state = {
+        "layout_version": LAYOUT_VERSION,
+        "publish_id": outcome.publish_id,
+        "mode": outcome.mode,
+        "published_at": datetime.now(UTC).isoformat(),
+        "live": str(live.resolve()),
+        "file": _identity(target),
+        "full_size": full_size,
+        **fingerprint,
+    }
+    path = state_path(target)
+    # named like the publishes' temp files: a killed publish's is removed by the next one
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-state.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(state, out, indent=1)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.chmod(settings.PRIVATE_FILE)
+    os.replace(tmp, path)
+
+
+def _check_previous(live: Path, target: Path) -> dict:
+    """The publish record of the previous file, if that file can be the base of a delta."""
+    if not target.exists():
+        raise DeltaRefused("no previous analyst snapshot")
+    state = _read_state(target)
+    if state.get("layout_version") != LAYOUT_VERSION:
+        raise DeltaRefused("the analyst layout changed since the previous snapshot")
+    if state.get("live") != str(live.resolve()):
+        raise DeltaRefused("the previous snapshot was published from another warehouse file")
+    if state.get("file") != _identity(target):
+        raise DeltaRefused(
+            "the previous snapshot is not the file the last publish wrote (size, mtime or "
+            "inode differ)"
+        )
+    if not isinstance(state.get("full_size"), int):
+        raise DeltaRefused("the publish record lacks the size of the last full build")
+    if target.stat().st_size > MAX_GROWTH * state["full_size"]:
+        raise DeltaRefused(
+            f"the delta-grown snapshot is over {MAX_GROWTH:g}x its last full build: rebuilt compact"
+        )
+    return state
+
+
+def _publish_delta(live: Path, target: Path) -> AnalystPublish:
+    import warehouse.snapshots as snapshots
+
+    state = _check_previous(live, target)
+    outcome = AnalystPublish(
+        mode="delta",
+        reason=f"previous snapshot {state['publish_id']} plus the syncs merged since",
+        previous_publish=state["publish_id"],
+    )
+    with snapshots.new_file(target, settings.snapshot_mode()) as tmp:
+        shutil.copyfile(target, tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            quiet(con)
+            bound_memory(con)
+            con.execute("ATTACH '" + str(live).replace("'", "''") + "' AS live (READ_ONLY)")
+            this = con.execute("SELECT current_database()").fetchone()[0]
+            _check_against_live(con, this, state)
+            _apply(con, this, outcome)
+            con.execute("DETACH live")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    return outcome
+
+
+def _check_against_live(con: duckdb.DuckDBPyConnection, this: str, state: dict) -> None:
+    """The copy holds what the record says, and the live file still holds all of it."""
+    mine, live = _fingerprint(con, this), _fingerprint(con, "live")
+    recorded = {k: state.get(k) for k in mine}
+    if mine != recorded:
+        raise DeltaRefused("the previous snapshot does not hold the syncs its record names")
+    if mine["migrations"] != live["migrations"]:
+        raise DeltaRefused("the warehouse's migrations changed since the previous snapshot")
+    (lost,) = con.execute(
+        "SELECT count(*) FROM (SELECT sync_run_id, county_code, entity FROM ops.sync_run "
+        "EXCEPT SELECT sync_run_id, county_code, entity FROM live.ops.sync_run)"
+    ).fetchone()
+    if lost:
+        raise DeltaRefused(
+            f"the live warehouse no longer holds {lost} sync record(s) of the previous "
+            "snapshot (restored from a backup?)"
+        )
+
+
+def _tables(con: duckdb.DuckDBPyConnection, database: str) -> set[tuple[str, str]]:
+    import warehouse.snapshots as snapshots
+
+    kept = ", ".join(f"'{s}'" for s in snapshots.PUBLISHED_SCHEMAS)
+    rows = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
+        f"AND schema_name IN ({kept})",
+        [database],
+    ).fetchall()
+    return {(s, t) for s, t in rows if f"{s}.{t}" not in snapshots.PII_ONLY_TABLES}
+
+
+def _columns(
+    con: duckdb.DuckDBPyConnection, database: str | None, schema: str, table: str
+) -> list[str]:
+    """The columns of ``database.schema.table`` in order (``None``: the current database)."""
+    return [
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = "
+            "coalesce(?, current_database()) AND schema_name = ? AND table_name = ? "
+            "ORDER BY column_index",
+            [database, schema, table],
+        ).fetchall()
+    ]
+
+
+def _analyst_columns(live_columns: list[str], table: str) -> list[str]:
+    """The columns the full rebuild gives ``core.<table>`` (warehouse.snapshots)."""
+    import warehouse.snapshots as snapshots
+
+    dropped = snapshots.redacted_columns().get(table, ())
+    kept = [c for c in live_columns if c not in dropped]
+    return [*kept, "birth_year"] if "birth_date" in dropped else kept
+
+
+def _apply(con: duckdb.DuckDBPyConnection, this: str, outcome: AnalystPublish) -> None:
+    """Delete and insert the changed rows of the delta tables, replace the others, in one
+    transaction; then check the delta tables' row counts against the live file."""
+    from warehouse.transaction import transaction
+
+    tables = _tables(con, this)
+    if tables != _tables(con, "live"):
+        raise DeltaRefused("the published tables changed since the previous snapshot")
+    delta = _delta_entities(con, this, tables)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _runs AS SELECT DISTINCT sync_run_id FROM "
+        "(SELECT * FROM live.ops.sync_run EXCEPT ALL SELECT * FROM ops.sync_run)"
+    )
+    outcome.sync_runs = con.execute("SELECT count(*) FROM _runs").fetchone()[0]
+    delta_tables = {t for e in delta for t in (e, f"{e}_history") if ("core", t) in tables}
+    with transaction(con):
+        con.execute("SET preserve_insertion_order = false")  # analysts' rows have no order
+        for entity in delta:
+            _apply_entity(con, entity, ("core", f"{entity}_history") in tables, outcome)
+        con.execute("SET preserve_insertion_order = true")  # marts keep their ORDER BY
+        for schema, table in sorted(tables):
+            if schema == "core" and table in delta_tables:
+                continue
+            _replace(con, schema, table)
+            outcome.replaced_tables.append(f"{schema}.{table}")
+        outcome.delta_tables = sorted(f"core.{t}" for t in delta_tables)
+        for table in outcome.delta_tables:
+            mine, live = (
+                con.execute(f"SELECT count(*) FROM {db}{table}").fetchone()[0]
+                for db in ("", "live.")
+            )
+            if mine != live:
+                raise DeltaRefused(
+                    f"{table}: the delta left {mine} rows where the live file has {live}"
+                )
+
+
+def _delta_entities(con: duckdb.DuckDBPyConnection, this: str, tables: set) -> list[str]:
+    """The core entities published by delta: keyed, written only by merges (not
+    ``core.region``, which the division seed also writes), with the analyst columns of the
+    live table."""
+    out = []
+    for entity in KEYS:
+        if entity == "region" or ("core", entity) not in tables:
+            continue
+        for table in (entity, f"{entity}_history"):
+            if ("core", table) not in tables:
+                continue
+            expected = _analyst_columns(_columns(con, "live", "core", table), table)
+            if _columns(con, this, "core", table) != expected:
+                raise DeltaRefused(f"the columns of core.{table} changed")
+        out.append(entity)
+    return out
+
+
+def _apply_entity(
+    con: duckdb.DuckDBPyConnection, entity: str, history: bool, outcome: AnalystPublish
+) -> None:
+    import warehouse.snapshots as snapshots
+
+    keys = KEYS[entity]
+    cols = ", ".join(_q(k) for k in keys)
+    join = " AND ".join(f"k.{_q(k)} = t.{_q(k)}" for k in keys)
+    new = "sync_run_id IN (SELECT sync_run_id FROM _runs)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT {cols}, deleted_at IS NOT NULL "
+        f"AS is_deleted FROM live.core.{_q(entity)} WHERE {new}"
+    )
+    changes = [(entity, "_touched")]
+    if history:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _versions AS SELECT DISTINCT {cols} FROM "
+            f"live.core.{_q(entity + '_history')} WHERE {new} "
+            f"UNION SELECT {cols} FROM _touched WHERE is_deleted"
+        )
+        changes.append((f"{entity}_history", "_versions"))
+    for table, keyed in changes:
+        name = f"core.{_q(table)}"
+        select = snapshots.analyst_select("core", table, _columns(con, None, "core", table))
+        outcome.rows_deleted += con.execute(
+            f"DELETE FROM {name} AS t WHERE EXISTS (SELECT 1 FROM {keyed} AS k WHERE {join})"
+        ).fetchone()[0]
+        outcome.rows_inserted += con.execute(
+            f"INSERT INTO {name} BY NAME SELECT {select} FROM live.{name} AS t "
+            f"WHERE EXISTS (SELECT 1 FROM {keyed} AS k WHERE {join})"
+        ).fetchone()[0]
+
+
+def _replace(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
+    """Re-create ``schema.table`` from the live file's analyst rows, comments from live."""
+    import warehouse.snapshots as snapshots
+
+    name = f"{_q(schema)}.{_q(table)}"
+    live_columns = _columns(con, "live", schema, table)
+    columns = _analyst_columns(live_columns, table) if schema == "core" else live_columns
+    select = snapshots.analyst_select(schema, table, columns)
+    con.execute(f"DROP TABLE {name}")
+    con.execute(f"CREATE TABLE {name} AS SELECT {select} FROM live.{name}")
+    snapshots.copy_comments(con, "live", schema, table)
