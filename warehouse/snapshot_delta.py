@@ -145,10 +145,15 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, database: str) -> dict:
 
 
 def _write_state(live: Path, target: Path, outcome: AnalystPublish, full_size: int) -> None:
-    con = duckdb.connect(str(target), read_only=True)
+    # The fingerprint of the live file the snapshot was just made from (still under the
+    # warehouse lock: unchanged), which its copies of ops.sync_run and ops.schema_migration
+    # hold. Not read from the new snapshot: a reader in this process may hold the old one open,
+    # and DuckDB would hand that instance back.
+    con = duckdb.connect()
     try:
         quiet(con)
-        fingerprint = _fingerprint(con, con.execute("SELECT current_database()").fetchone()[0])
+        con.execute("ATTACH '" + str(live).replace("'", "''") + "' AS live (READ_ONLY)")
+        fingerprint = _fingerprint(con, "live")
     finally:
         con.close()
     state = {
