@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from base import paths
-from warehouse.snapshot_delta import bound_memory
+from warehouse.city_memory import bound_memory
 from warehouse.statements import MARTS_DIR, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction

@@ -40,32 +40,18 @@ from pathlib import Path
 
 import duckdb
 
+import warehouse.snapshots as snapshots
 from base import settings
 from schemas.columns import KEYS
+from warehouse.city_memory import bound_memory
 from warehouse.connection import quiet
 from warehouse.statements import q as _q
 
 #: Bumped when the analyst layout (``warehouse.snapshots``) changes: older files are rebuilt.
 LAYOUT_VERSION = 1
-#: DuckDB's memory for the city step's connections (``HUB_CITY_MEMORY_LIMIT``, DuckDB units):
-#: beyond it, sorts and joins spill to the temp directory beside the file. A step process starts
-#: at ~220 MB (the preloaded code location); 128 MB of DuckDB keeps it under 400 MB.
-MEMORY_LIMIT = "128MB"
-#: DuckDB threads of those connections (``HUB_CITY_THREADS``): one thread used 30-50 % fewer
-#: CPU seconds and less memory than two for the marts and the snapshots on this 2-core machine
-#: (bench/README.md, "The city step").
-THREADS = 1
 #: A delta-grown file this many times the size of its last full build is rebuilt compact
 #: (deleted rows leave space DuckDB reuses but does not always give back).
 MAX_GROWTH = 2.0
-
-
-def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Bound DuckDB's memory and threads on a city-step connection (marts, snapshots)."""
-    limit = os.environ.get("HUB_CITY_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
-    threads = int(os.environ.get("HUB_CITY_THREADS", "").strip() or THREADS)
-    con.execute("SET memory_limit = '" + limit.replace("'", "''") + "'")
-    con.execute(f"SET threads = {threads}")
 
 
 @dataclass
@@ -99,8 +85,6 @@ def state_path(target: Path) -> Path:
 def publish_analyst(live: Path, target: Path, delta: bool = True) -> AnalystPublish:
     """Publish the analyst snapshot of ``live`` at ``target``: a delta of the previous file
     when it can (module docstring), else a full rebuild; record the publish beside it."""
-    import warehouse.snapshots as snapshots
-
     outcome = None
     if not delta:
         reason = "full rebuild requested"
@@ -208,8 +192,6 @@ def _check_previous(live: Path, target: Path) -> dict:
 
 
 def _publish_delta(live: Path, target: Path) -> AnalystPublish:
-    import warehouse.snapshots as snapshots
-
     state = _check_previous(live, target)
     outcome = AnalystPublish(
         mode="delta",
@@ -253,8 +235,6 @@ def _check_against_live(con: duckdb.DuckDBPyConnection, this: str, state: dict) 
 
 
 def _tables(con: duckdb.DuckDBPyConnection, database: str) -> set[tuple[str, str]]:
-    import warehouse.snapshots as snapshots
-
     kept = ", ".join(f"'{s}'" for s in snapshots.PUBLISHED_SCHEMAS)
     rows = con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
@@ -281,8 +261,6 @@ def _columns(
 
 def _analyst_columns(live_columns: list[str], table: str) -> list[str]:
     """The columns the full rebuild gives ``core.<table>`` (warehouse.snapshots)."""
-    import warehouse.snapshots as snapshots
-
     dropped = snapshots.redacted_columns().get(table, ())
     kept = [c for c in live_columns if c not in dropped]
     return [*kept, "birth_year"] if "birth_date" in dropped else kept
@@ -346,8 +324,6 @@ def _delta_entities(con: duckdb.DuckDBPyConnection, this: str, tables: set) -> l
 def _apply_entity(
     con: duckdb.DuckDBPyConnection, entity: str, history: bool, outcome: AnalystPublish
 ) -> None:
-    import warehouse.snapshots as snapshots
-
     keys = KEYS[entity]
     cols = ", ".join(_q(k) for k in keys)
     join = " AND ".join(f"k.{_q(k)} = t.{_q(k)}" for k in keys)
@@ -378,8 +354,6 @@ def _apply_entity(
 
 def _replace(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
     """Re-create ``schema.table`` from the live file's analyst rows, comments from live."""
-    import warehouse.snapshots as snapshots
-
     name = f"{_q(schema)}.{_q(table)}"
     live_columns = _columns(con, "live", schema, table)
     columns = _analyst_columns(live_columns, table) if schema == "core" else live_columns

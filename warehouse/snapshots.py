@@ -31,9 +31,9 @@ import duckdb
 from base import settings
 from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
+from warehouse.city_memory import bound_memory
 from warehouse.connection import quiet
 from warehouse.live_copy import copy_live_consistently
-from warehouse.snapshot_delta import bound_memory
 from warehouse.statements import run
 from warehouse.transaction import transaction
 
