@@ -224,6 +224,9 @@ _RESOURCE_TEXT = re.compile(
     r"Read-only file system|Input/output error",
     re.IGNORECASE,
 )
+#: DuckDB's words when the disk of its temp directory (where a query past its memory limit
+#: spills) is full: it names its own setting, not the errno.
+_SPILL_FULL = re.compile(r"failed to offload data block|max_temp_directory_size", re.IGNORECASE)
 
 
 def resource_cause(exc: BaseException | None) -> str | None:
@@ -241,6 +244,11 @@ def resource_cause(exc: BaseException | None) -> str | None:
         match = _RESOURCE_TEXT.search(str(exc))
         if match:
             return f"{match.group(0)}: {str(exc).strip().splitlines()[0][:300]}"
+        if _SPILL_FULL.search(str(exc)):
+            return (
+                "no space left on the disk of DuckDB's temp directory (where work past its "
+                f"memory limit spills): {str(exc).strip().splitlines()[0][:300]}"
+            )
         exc = exc.__cause__ or exc.__context__
     return None
 

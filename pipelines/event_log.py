@@ -20,7 +20,9 @@ the UI, ``dagster dev``, the pools (``concurrency_limits`` in ``index.db``) and
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger(__name__)
 
 #: Open databases kept per process (the index and the runs being written or watched).
 OPEN_DATABASES = 8
@@ -69,10 +73,11 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         if base_dir is None:  # where Dagster's default storage keeps them
             home = os.environ.get("DAGSTER_HOME")
             if not home:
-                raise RuntimeError(
-                    "KeptOpenSqliteEventLogStorage (dagster.yaml) needs DAGSTER_HOME set, or "
-                    "its base_dir configured"
-                )
+                # Dagster's CLI without DAGSTER_HOME runs on a throw-away instance in a temp
+                # directory it does not hand to its storages: events go to one of our own,
+                # as throw-away as that instance (`dagster definitions validate`, a quick try)
+                home = tempfile.mkdtemp(prefix="dagster-events-")
+                log.warning("DAGSTER_HOME is not set: this process's run events go to %s", home)
             base_dir = _event_logs_directory(home)
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
