@@ -11,8 +11,8 @@ assets, checks, pools, op tags, executor (``hub_executor``: forkserver preloadin
   writes nothing; ``warehouse.connect`` opens an in-memory DuckDB (no lock, no file);
 - ``checks.evaluate`` yields one passed result per check spec of the county (same checks, same
   metadata keys, no query);
-- the city step's ``rebuild_marts`` / ``publish_snapshot`` do nothing (the snapshot "file" is
-  an empty file in a temp directory).
+- the city step's ``rebuild_marts`` / ``publish_snapshots`` do nothing (the snapshot "file" is
+  an empty file at the run's snapshot path; the publish says "full", nothing published).
 
 So every event the real run writes is written (materialisations with the same metadata keys,
 check evaluations, outputs, pool claims, logs captured), and every process is started, but no
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +49,7 @@ def _patch() -> None:
     from pipelines.defs import checks, city, counties
     from pipelines.defs.keys import entities_of
     from seeds.registry import county as find_county
+    from warehouse.snapshot_delta import AnalystPublish
 
     if getattr(sync, "_floor_patched", False):
         return
@@ -105,19 +105,17 @@ def _patch() -> None:
         _note_body_start("city__marts")
         return []
 
-    snapshots = Path(tempfile.mkdtemp(prefix="hub-floor-snap-"))
-
-    def publish_snapshot(live, target, pii):
+    def publish_snapshots(live, target, pii, delta=True):
         _note_body_start("city__snapshot")
-        out = snapshots / "analyst.duckdb"
-        out.touch()
-        return out
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).touch()  # the step's metadata reads its size
+        return AnalystPublish(mode="full", reason="orchestration floor: nothing published")
 
     sync.land, sync.merge = land, merge
     rejects.export_sync = lambda *a, **k: None
     warehouse.connect = connect
     warehouse.rebuild_marts = rebuild_marts
-    warehouse.publish_snapshot = publish_snapshot
+    warehouse.publish_snapshots = publish_snapshots
     checks.evaluate = evaluate
     assert counties.sync is sync and city.warehouse is warehouse  # the bodies call through these
     sync._floor_patched = True
