@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from base import paths
+from base import paths, settings
 from base.errors import HubError
 
 console = Console()
@@ -55,23 +55,13 @@ def backup(
     checkpointed first), then check that the copy opens. On DuckLake: the catalog's pg_dump and
     the data files it references, taken under the lake's write lock (a directory)."""
     import warehouse
-    from base import settings
 
     if settings.is_lake():
         return _backup_lake(dest)
     live = paths.live_db()
     if not live.exists():
         raise _fail(f"No warehouse at {live}: nothing to back up.")
-    if dest is None:
-        dest = backups_dir() / f"hub-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.duckdb"
-    from base import settings
-
-    dest = dest.resolve()
-    # a backup holds everything the warehouse holds, PII included: owner-only, like the file
-    if dest.parent == backups_dir().resolve():
-        settings.private_dir(dest.parent)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = _backup_destination(dest, ".duckdb")
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         warehouse.copy_live_consistently(live, tmp)
@@ -105,7 +95,6 @@ def restore(
     import duckdb
 
     import warehouse
-    from base import settings
     from pipelines.cli_guard import prepare_to_write as _prepare_to_write
     from warehouse import cursors
     from warehouse import lock as warehouse_lock
@@ -145,17 +134,23 @@ def restore(
     )
 
 
-def _backup_lake(dest: Path | None) -> None:
-    from base import settings
-    from pipelines.lake import backup as lake_backup
-
+def _backup_destination(dest: Path | None, suffix: str) -> Path:
+    """``dest``, or ``HUB_HOME/backups/hub-<time><suffix>``, with its folder made. A backup holds
+    everything the warehouse holds, PII included: the default folder is owner-only."""
     if dest is None:
-        dest = backups_dir() / f"hub-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.lake"
+        dest = backups_dir() / f"hub-{datetime.now(UTC):%Y%m%dT%H%M%SZ}{suffix}"
     dest = dest.resolve()
     if dest.parent == backups_dir().resolve():
         settings.private_dir(dest.parent)
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def _backup_lake(dest: Path | None) -> None:
+    from pipelines.lake import backup as lake_backup
+
+    dest = _backup_destination(dest, ".lake")
     try:
         made = lake_backup.backup(dest)
     except HubError as e:
@@ -172,7 +167,6 @@ def _backup_lake(dest: Path | None) -> None:
 
 
 def _restore_lake(source: Path, force: bool) -> None:
-    from base import settings
     from pipelines.lake import backup as lake_backup
     from warehouse import cursors
     from warehouse.lake import catalog
