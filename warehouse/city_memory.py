@@ -6,6 +6,8 @@ import os
 
 import duckdb
 
+from warehouse.lake.catalog import WRITE_MEMORY_LIMIT, is_lake
+
 #: DuckDB's memory for the city step's connections (``HUB_CITY_MEMORY_LIMIT``, DuckDB units):
 #: beyond it, sorts and joins spill to the temp directory beside the file. A step process starts
 #: at ~220 MB (the preloaded code location); 128 MB of DuckDB keeps it under 400 MB.
@@ -18,7 +20,8 @@ THREADS = 1
 
 def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Bound DuckDB's memory and threads on a city-step connection (marts, snapshots)."""
-    limit = os.environ.get("HUB_CITY_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
+    default = WRITE_MEMORY_LIMIT if is_lake(con) else MEMORY_LIMIT
+    limit = os.environ.get("HUB_CITY_MEMORY_LIMIT", "").strip() or default
     threads = int(os.environ.get("HUB_CITY_THREADS", "").strip() or THREADS)
     con.execute("SET memory_limit = '" + limit.replace("'", "''") + "'")
     con.execute(f"SET threads = {threads}")

@@ -28,6 +28,7 @@ import polars as pl
 from schemas.sanity import future_limit
 from warehouse.batch import Batch, frame_of
 from warehouse.entities import MergeEntity
+from warehouse.lake.catalog import WRITE_MEMORY_LIMIT, is_lake
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Bound DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, default
     ``MEMORY_LIMIT``) and its threads (``HUB_MERGE_THREADS``, default ``THREADS``); what does
     not fit spills to DuckDB's temp directory (beside the file)."""
-    limit = os.environ.get("HUB_MERGE_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
+    default = WRITE_MEMORY_LIMIT if is_lake(con) else MEMORY_LIMIT
+    limit = os.environ.get("HUB_MERGE_MEMORY_LIMIT", "").strip() or default
     con.execute(f"SET memory_limit = '{_quoted(limit)}'")
     threads = int(os.environ.get("HUB_MERGE_THREADS", "").strip() or THREADS)
     con.execute(f"SET threads = {max(1, threads)}")

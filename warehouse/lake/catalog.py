@@ -120,6 +120,15 @@ def forget() -> None:
         _instance.clear()
 
 
+#: DuckDB's memory for writing into the lake, where a DuckDB file would do with less: DuckLake's
+#: Parquet writes into a wide table need memory by column count, and at 128 MB the marts
+#: (scale 1.0) and the largest merges (scale 5.0) ran out of it; 512 MB passed both
+#: (bench/README.md, "DuckLake"; duckdb/ducklake#1226). The default of the merge's and the
+#: city step's limits on a lake connection (``HUB_MERGE_MEMORY_LIMIT`` / ``HUB_CITY_MEMORY_LIMIT``
+#: still win).
+WRITE_MEMORY_LIMIT = "512MB"
+
+
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
     """Is ``con`` a lake connection from :func:`open_lake` (rather than a DuckDB file's)?"""
     return id(con) in _open
