@@ -115,3 +115,31 @@ def test_the_lake_spills_under_hub_home_not_the_working_directory(lake, hub_home
     finally:
         lake.execute("DROP TABLE IF EXISTS big")
         lake.execute(f"SET memory_limit = '{limit}'")
+
+
+def test_lake_writes_get_the_lake_memory_default(lake, tmp_path, monkeypatch):
+    """DuckLake's writes into wide tables need more memory than the file's 128 MB: the lake demo's
+    marts ran out of it at scale 1.0. The lake default applies to lake connections only."""
+    import duckdb
+
+    from warehouse import city_memory, staged_rows
+    from warehouse.lake.catalog import WRITE_MEMORY_LIMIT
+
+    monkeypatch.delenv("HUB_CITY_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("HUB_MERGE_MEMORY_LIMIT", raising=False)
+
+    def limit(con) -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    file = duckdb.connect(str(tmp_path / "file.duckdb"))
+    before = limit(lake)
+    try:
+        for bound in (city_memory.bound_memory, staged_rows.limit_memory):
+            bound(lake)
+            bound(file)
+            assert limit(lake) == limit(duckdb.connect(config={"memory_limit": WRITE_MEMORY_LIMIT}))
+            assert limit(file) == limit(duckdb.connect(config={"memory_limit": "128MB"}))
+    finally:
+        file.close()
+        lake.execute(f"SET memory_limit = '{before}'")
+        lake.execute("SET threads = 2")
