@@ -15,7 +15,11 @@ def test_concurrent_installs_of_an_extension_file(tmp_path):
     source = tmp_path / "shipped.duckdb_extension"
     source.write_bytes(b"\x00" * (4 << 20))
     target = tmp_path / "loadable" / "postgres_scanner.duckdb_extension"
-    with multiprocessing.get_context("fork").Pool(8) as pool:
-        pool.map(_install, [(source, target)] * 64)  # raises if one rename lost its file
+    # spawn, not fork: a child forked from a test worker with threads (DuckDB's, polars') can
+    # deadlock on a lock one of them held (it did, once, in CI); a timeout turns a hang into a failure
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        pool.map_async(_install, [(source, target)] * 64).get(
+            timeout=120
+        )  # raises if a rename lost its file
     assert target.read_bytes() == source.read_bytes()
     assert not list(target.parent.glob("*.tmp"))
