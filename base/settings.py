@@ -373,6 +373,28 @@ def analyst_lake_keep_days() -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# DuckDB's bound per warehouse-writing step (warehouse/duckdb_bounds.py: MERGE, CITY)
+
+
+def duckdb_memory_limit(step: str, default: str) -> str:
+    """``HUB_<STEP>_MEMORY_LIMIT`` (``HUB_MERGE_MEMORY_LIMIT``, ``HUB_CITY_MEMORY_LIMIT``):
+    DuckDB's memory for that step's connections in DuckDB's units (``128MB``, ``1GB``)."""
+    return (os.environ.get(f"HUB_{step}_MEMORY_LIMIT") or "").strip() or default
+
+
+def duckdb_threads(step: str, default: int) -> int:
+    """``HUB_<STEP>_THREADS`` (``HUB_MERGE_THREADS``, ``HUB_CITY_THREADS``): DuckDB threads of
+    that step's connections, a whole number of at least 1."""
+    name = f"HUB_{step}_THREADS"
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r}: use a whole number of threads, 1 or more")
+    return int(raw)
+
+
+# --------------------------------------------------------------------------------------------
 # object storage for the lake's data path (HUB_LAKE_DATA_PATH=s3://bucket/prefix/): any store
 # with the S3 API (the provincial cloud's OSS/OBS, MinIO), read by DuckDB's httpfs extension
 

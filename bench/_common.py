@@ -465,6 +465,39 @@ def phase_spans(steps: list[dict], suffix: str) -> tuple[float, float]:
     return total, span
 
 
+def succeeded(report: dict) -> list[dict]:
+    """The report's runs; stops the bench, naming the job and its failures, if one failed."""
+    for run in report["runs"]:
+        if not run["success"]:
+            raise SystemExit(f"{run['job']} failed: " + "; ".join(run["failures"]))
+    return report["runs"]
+
+
+def city_phases(report: dict) -> dict:
+    """What the city benches record of their runs (the county runs, then ``sync_city`` last):
+    ``total_s`` from the first run's start to the last one's end (the worker runs them back to
+    back), the landing and merge steps of the county runs summed and spanned (span < sum: they
+    overlapped), each step's seconds and peak RSS, hub CPU and peak memory."""
+    runs = succeeded(report)
+    county_steps = [s for run in runs[:-1] for s in run["steps"]]
+    landing_sum, landing_span = phase_spans(county_steps, "__landing")
+    merge_sum, merge_span = phase_spans(county_steps, "_merge")
+    return {
+        "total_s": runs[-1]["run_start"] + runs[-1]["run_s"] - runs[0]["run_start"],
+        "city_run_s": runs[-1]["run_s"],
+        "landing_sum_s": landing_sum,
+        "landing_span_s": landing_span,
+        "merge_sum_s": merge_sum,
+        "merge_span_s": merge_span,
+        "steps": {s["step"]: s["seconds"] for run in runs for s in run["steps"]},
+        "step_peak_mb": step_peaks(report),
+        "cpu_s": report["cpu_s"],
+        "simulator_cpu_s": report["simulator_cpu_s"],
+        "peak_step_mb": report["memory"]["peak_step_process_mb"],
+        "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
+    }
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "run":
         _worker(sys.argv[2], sys.argv[3])

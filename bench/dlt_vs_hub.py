@@ -39,6 +39,7 @@ from _common import (
     run_measured,
     save,
     start_simulator,
+    succeeded,
 )
 
 DLT_VERSION = "1.31.0"
@@ -125,9 +126,7 @@ def run_dlt(sim, file_format: str, disposition: str) -> dict:
 
 def run_hub(sim) -> dict:
     report = run_jobs(sim, [(f"sync_{COUNTY}", "full")])
-    run = report["runs"][0]
-    if not run["success"]:
-        raise SystemExit("sync_luonan failed: " + "; ".join(run["failures"]))
+    (run,) = succeeded(report)
     rows = [r for r in report["records"] if r[0] == COUNTY_CODE]
     landing, _ = phase_spans(run["steps"], "__landing")
     merge, _ = phase_spans(run["steps"], "_merge")

@@ -17,41 +17,25 @@ import argparse
 import shutil
 
 from _common import (
+    city_phases,
     fresh_homes,
     machine,
-    phase_spans,
     run_jobs,
     save,
     start_simulator,
-    step_peaks,
 )
 
 
 def summarise(report: dict, before: set[str]) -> dict:
+    phases = city_phases(report)
     counties_run, city_run = report["runs"]
-    for run in report["runs"]:
-        if not run["success"]:
-            raise SystemExit(f"{run['job']} failed: " + "; ".join(run["failures"]))
     rows = [r for r in report["records"] if r[-1] not in before]
-    total_s = city_run["run_start"] + city_run["run_s"] - counties_run["run_start"]
-    merge_sum, merge_span = phase_spans(counties_run["steps"], "_merge")
-    landing_sum, landing_span = phase_spans(counties_run["steps"], "__landing")
     return {
+        **phases,
         "fetched": sum(r[2] or 0 for r in rows),
         "accepted": sum(r[3] or 0 for r in rows),
         "counties_run_s": counties_run["run_s"],
-        "city_run_s": city_run["run_s"],
-        "total_s": total_s,
-        "landing_sum_s": landing_sum,
-        "landing_span_s": landing_span,
-        "merge_sum_s": merge_sum,
-        "merge_span_s": merge_span,
-        "steps": {s["step"]: s["seconds"] for s in counties_run["steps"] + city_run["steps"]},
-        "step_peak_mb": step_peaks(report),
         "events": counties_run["events"] + city_run["events"],
-        "cpu_s": report["cpu_s"],
-        "simulator_cpu_s": report["simulator_cpu_s"],
-        "peak_step_mb": report["memory"]["peak_step_process_mb"],
     }
 
 

@@ -27,7 +27,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from _common import machine, phase_spans, run_jobs, save, start_simulator
+from _common import city_phases, machine, run_jobs, save, start_simulator
 
 LAKE_ENV = ("HUB_WAREHOUSE_BACKEND", "HUB_LAKE_CATALOG", "HUB_LAKE_DATA_PATH",
             "HUB_ANALYST_LAKE_CATALOG", "HUB_ANALYST_LAKE_DATA_PATH")  # fmt: skip
@@ -84,28 +84,14 @@ def jobs_for(merges: str, mode: str) -> list[tuple[str, str | None]]:
 
 
 def summarise(report: dict, load_before: list[float]) -> dict:
-    runs = report["runs"]
-    for run in runs:
-        if not run["success"]:
-            raise SystemExit(f"{run['job']} failed: " + "; ".join(run["failures"]))
-    county_steps = [s for run in runs[:-1] for s in run["steps"]]
-    merge_sum, merge_span = phase_spans(county_steps, "_merge")
-    landing_sum, landing_span = phase_spans(county_steps, "__landing")
+    phases = city_phases(report)
     fetched = sum(r[2] or 0 for r in report["records"])
-    wall = runs[-1]["run_start"] + runs[-1]["run_s"] - runs[0]["run_start"]
+    wall = phases["total_s"]
     return {
+        **{k: round(v, 2) if isinstance(v, float) else v for k, v in phases.items()},
         "fetched": fetched,
         "wall_s": round(wall, 2),
         "records_per_s": round(fetched / wall) if wall else None,
-        "city_run_s": runs[-1]["run_s"],
-        "merge_sum_s": round(merge_sum, 2),
-        "merge_span_s": round(merge_span, 2),
-        "landing_sum_s": round(landing_sum, 2),
-        "landing_span_s": round(landing_span, 2),
-        "cpu_s": report["cpu_s"],
-        "simulator_cpu_s": report["simulator_cpu_s"],
-        "peak_step_mb": report["memory"]["peak_step_process_mb"],
-        "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }

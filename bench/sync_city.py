@@ -12,52 +12,34 @@ records/s, wall time, peak memory, and the landing / merge split. ``make bench``
 from __future__ import annotations
 
 from _common import (
+    city_phases,
     idle_seconds,
     machine,
-    phase_spans,
     run_jobs,
     save,
     self_peak_mb,
     start_simulator,
-    step_peaks,
     sync_arguments,
 )
 
 
 def summarise(report: dict) -> dict:
+    phases = city_phases(report)
     counties_run, city_run = report["runs"]
-    for run in report["runs"]:
-        if not run["success"]:
-            raise SystemExit(f"{run['job']} failed: " + "; ".join(run["failures"]))
     per_county: dict[str, int] = {}
     for code, _entity, fetched, *_ in report["records"]:
         per_county[code] = per_county.get(code, 0) + (fetched or 0)
     fetched = sum(per_county.values())
-    # both runs, from the first run's start to the second's end (the worker runs them back to back)
-    total_s = city_run["run_start"] + city_run["run_s"] - counties_run["run_start"]
-    landing_sum, landing_span = phase_spans(counties_run["steps"], "__landing")
-    merge_sum, merge_span = phase_spans(counties_run["steps"], "_merge")
     return {
+        **phases,
         "fetched": fetched,
         "per_county": per_county,
         "counties_run_s": counties_run["run_s"],
-        "city_run_s": city_run["run_s"],
-        "total_s": total_s,
         "wall_s": counties_run["wall_s"] + city_run["wall_s"],
-        "records_per_s": fetched / total_s,
-        "landing_sum_s": landing_sum,
-        "landing_span_s": landing_span,
-        "merge_sum_s": merge_sum,
-        "merge_span_s": merge_span,
-        "steps": {s["step"]: s["seconds"] for s in counties_run["steps"] + city_run["steps"]},
-        "step_peak_mb": step_peaks(report),
+        "records_per_s": fetched / phases["total_s"],
         "idle_s": {"counties": idle_seconds(counties_run), "city": idle_seconds(city_run)},
         "events": {"counties": counties_run.get("events"), "city": city_run.get("events")},
-        "peak_step_mb": report["memory"]["peak_step_process_mb"],
         "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
-        "peak_tree_pss_mb": report["memory"]["peak_tree_pss_mb"],
-        "cpu_s": report["cpu_s"],
-        "simulator_cpu_s": report["simulator_cpu_s"],
     }
 
 

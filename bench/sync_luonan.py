@@ -20,6 +20,7 @@ from _common import (
     self_peak_mb,
     start_simulator,
     step_peaks,
+    succeeded,
     sync_arguments,
 )
 
@@ -27,9 +28,7 @@ COUNTY, COUNTY_CODE = "luonan", "611021"
 
 
 def summarise(report: dict) -> dict:
-    run = report["runs"][0]
-    if not run["success"]:
-        raise SystemExit("sync_luonan failed: " + "; ".join(run["failures"]))
+    (run,) = succeeded(report)
     fetched = sum(r[2] or 0 for r in report["records"] if r[0] == COUNTY_CODE)
     accepted = sum(r[3] or 0 for r in report["records"] if r[0] == COUNTY_CODE)
     landing, _ = phase_spans(run["steps"], "__landing")

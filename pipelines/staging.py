@@ -28,6 +28,7 @@ import duckdb
 import polars as pl
 
 from schemas.columns import KEYS, frame_schema
+from warehouse.statements import literal, q
 
 #: Raw records normalised together: enough for polars to work in bulk, small enough that a
 #: group's frames stay a few tens of MB whatever the county's size (HUB_STAGING_GROUP_ROWS).
@@ -50,14 +51,6 @@ PARTS = ".parts"
 NEWEST = "{'at': coalesce(source_updated_at, '-infinity'::TIMESTAMPTZ), 'o': __order}"
 ROW_GROUP = 16_384  # rows per Parquet row group of a staged frame: the sink's buffer
 PART_ROW_GROUP = 4_096  # … of a part: the final pass decodes one at a time
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class StagedParts:
@@ -90,7 +83,7 @@ class StagedParts:
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             con = duckdb.connect(config={"memory_limit": REDUCE_MEMORY, "threads": 1})
-            con.execute(f"SET temp_directory = {_literal((self.parts / 'spill').as_posix())}")
+            con.execute(f"SET temp_directory = {literal((self.parts / 'spill').as_posix())}")
             self._con = con
         return self._con
 
@@ -126,14 +119,14 @@ class StagedParts:
     def _winners(self, files: list[Path], keys: tuple[str, ...]) -> pl.Series:
         """``__order`` of each key's winning row: the newest source_updated_at (null counts
         oldest), then the latest in the sync (as ``parsing.finish``)."""
-        listed = ", ".join(_literal(f.as_posix()) for f in files)
+        listed = ", ".join(literal(f.as_posix()) for f in files)
         sql = f"""
             SELECT max({NEWEST}).o AS o FROM read_parquet([{listed}])
-            WHERE {" AND ".join(f"{_quote(k)} IS NOT NULL" for k in keys)}
-            GROUP BY {", ".join(_quote(k) for k in keys)}"""
+            WHERE {" AND ".join(f"{q(k)} IS NOT NULL" for k in keys)}
+            GROUP BY {", ".join(q(k) for k in keys)}"""
         # through a file, not .pl(): no pyarrow import (0.3 s) for one integer column
         path = self.parts / "winners.parquet"
-        self._connection().execute(f"COPY ({sql}) TO {_literal(path.as_posix())} (FORMAT parquet)")
+        self._connection().execute(f"COPY ({sql}) TO {literal(path.as_posix())} (FORMAT parquet)")
         return pl.read_parquet(path)["o"]
 
     def frame(self, entity: str) -> pl.LazyFrame:

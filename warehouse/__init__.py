@@ -21,7 +21,8 @@ Modules, bottom up: ``transaction`` (the one BEGIN/COMMIT/ROLLBACK), ``statement
 and named statements), ``lock``, ``region_seed``, ``entities`` (merge identifiers), ``pii``
 (person_key), ``batch``, ``run_log`` (ops.sync_run, failure queue, rejects/findings,
 watermarks), ``state`` (the state file), ``connection`` (connect, migrate, profile), ``merge``,
-``marts``, ``city_memory`` (the city step's DuckDB bound), ``snapshots``, ``snapshot_delta`` and ``publish`` (the analyst and PII snapshots); ``lake`` is the
+``duckdb_bounds`` (DuckDB's memory and threads in the merge and the city step), ``marts``,
+``snapshots``, ``snapshot_delta`` and ``publish`` (the analyst and PII snapshots); ``lake`` is the
 DuckLake backend (``HUB_WAREHOUSE_BACKEND=ducklake``: :func:`connect` then opens the lake;
 docs/engineering/scale-out.md). The names below are the
 package's public face: ``import warehouse`` and call ``warehouse.connect(...)`` and so on.

@@ -31,11 +31,13 @@ from pathlib import Path
 import duckdb
 
 from warehouse.snapshots import (
-    BIRTH_YEAR_COMMENT,
     PII_ONLY_TABLES,
     PUBLISHED_SCHEMAS,
     analyst_select,
+    copy_comments,
 )
+from warehouse.statements import literal
+from warehouse.statements import q as _q
 from warehouse.transaction import transaction
 
 #: ``author`` of the analyst lake's publish commits (their ``commit_extra_info`` is JSON with
@@ -68,17 +70,9 @@ class LakePublish:
         return bool(self.rewritten or self.dropped)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _tables(con: duckdb.DuckDBPyConnection, database: str) -> list[tuple[str, str]]:
     """(schema, table) of every table analysts get from ``database``."""
-    kept = ", ".join(map(_text, PUBLISHED_SCHEMAS))
+    kept = ", ".join(map(literal, PUBLISHED_SCHEMAS))
     rows = con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
         f"AND schema_name IN ({kept}) ORDER BY 1, 2",
@@ -194,18 +188,7 @@ def _republish(con, source: str, target: str, schema: str, table: str, exists: b
     if exists:
         con.execute(f"DROP TABLE {name}")
     con.execute(f"CREATE TABLE {name} AS {read}")
-    comments = {c: comment for c, _, comment in columns}
-    comments["birth_year"] = BIRTH_YEAR_COMMENT
-    for column, _ in wanted:
-        if comments.get(column):
-            con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {_text(comments[column])}")
-    (comment,) = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
-        "AND table_name = ?",
-        [source, schema, table],
-    ).fetchone()
-    if comment:
-        con.execute(f"COMMENT ON TABLE {name} IS {_text(comment)}")
+    copy_comments(con, source, schema, table, target=target)
 
 
 def _macros(con, database: str) -> dict[tuple[str, str], tuple]:
@@ -247,10 +230,10 @@ def expire_old_versions(con: duckdb.DuckDBPyConnection, target: str, keep_days: 
     back ``keep_days``, and the data path does not grow without end."""
     days = int(keep_days)
     con.execute(
-        f"CALL ducklake_expire_snapshots({_text(target)}, "
+        f"CALL ducklake_expire_snapshots({literal(target)}, "
         f"older_than => now() - INTERVAL '{days} days')"
     )
-    con.execute(f"CALL ducklake_cleanup_old_files({_text(target)}, cleanup_all => true)")
+    con.execute(f"CALL ducklake_cleanup_old_files({literal(target)}, cleanup_all => true)")
 
 
 def share_files(data_path: str, file_mode: int) -> None:

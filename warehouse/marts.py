@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 
 from base import paths
-from warehouse.city_memory import bound_memory
-from warehouse.statements import MARTS_DIR, run
+from warehouse.duckdb_bounds import CITY, bound
+from warehouse.statements import MARTS_DIR, literal, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction
 
@@ -18,12 +18,10 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     a comment takes the comment of the same-named column in core, else elsewhere in mart."""
     from seeds.registry import registry_path
 
-    seeds = str(paths.SEEDS).replace("'", "''")
-    registry = str(registry_path()).replace("'", "''")
-    con.execute(f"SET VARIABLE hub_seeds = '{seeds}'")
-    con.execute(f"SET VARIABLE hub_registry = '{registry}'")  # HUB_REGISTRY may add counties
+    con.execute(f"SET VARIABLE hub_seeds = {literal(paths.SEEDS)}")
+    con.execute(f"SET VARIABLE hub_registry = {literal(registry_path())}")  # HUB_REGISTRY: counties
     _set_connection_states(con)
-    bound_memory(con)  # the city step stays within a few hundred MB; DuckDB spills beyond
+    bound(con, CITY)  # the city step stays within a few hundred MB; DuckDB spills beyond
     with transaction(con):
         for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
             con.execute(file.read_text(encoding="utf-8"))
@@ -48,9 +46,4 @@ def _set_connection_states(con: duckdb.DuckDBPyConnection) -> None:
 def _inherit_column_comments(con: duckdb.DuckDBPyConnection) -> None:
     missing = run(con, "ops/catalog.sql", "uncommented_mart_columns").fetchall()
     for table, column, comment in missing:  # catalogue metadata: a few dozen statements
-        con.execute(
-            f"COMMENT ON COLUMN mart.{_q(table)}.{_q(column)} IS "
-            + "'"
-            + comment.replace("'", "''")
-            + "'"
-        )
+        con.execute(f"COMMENT ON COLUMN mart.{_q(table)}.{_q(column)} IS {literal(comment)}")

@@ -15,6 +15,7 @@ from base.errors import SafetyStop, redact_url
 from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch
+from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
 from warehouse.entities import MergeEntity, merge_entities
 from warehouse.lake.retry import retry_conflicts
 from warehouse.pii import _hmac_pads, pii_key
@@ -27,8 +28,8 @@ from warehouse.run_log import (
     _write_runs,
     watermarks,
 )
-from warehouse.staged_rows import StagedDiff, diff_staged, raise_memory_limit
-from warehouse.statements import run, sql
+from warehouse.staged_rows import StagedDiff, diff_staged
+from warehouse.statements import literal, run, sql
 from warehouse.transaction import transaction
 
 #: Default share of a county's live rows of an entity that one sync may soft-delete.
@@ -128,25 +129,13 @@ def merge_county(
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
     try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
-        return retry_conflicts(lambda: _within_memory(con, attempt), _label(county))
+        return retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
     finally:
         batch.release()
 
 
 def _label(county: Any) -> str:
     return f"merge of {getattr(county, 'label', county.code)}"
-
-
-def _within_memory(con: duckdb.DuckDBPyConnection, attempt: Any) -> MergeResult:
-    """Run a merge attempt; one that ran out of DuckDB memory was rolled back: what does not
-    spill (a MERGE that updates most rows of a county, a text of megabytes in the quarantine)
-    gets one more try with a larger limit (``staged_rows.raise_memory_limit``)."""
-    try:
-        return attempt()
-    except duckdb.OutOfMemoryException:
-        if not raise_memory_limit(con):
-            raise
-        return attempt()
 
 
 def _merge(
@@ -253,7 +242,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
 
 def _release_staged(batch: Batch, spec: MergeEntity) -> None:
     """The entity's rows are in core now: free what DuckDB holds of them, so the merge's working
-    set is one entity's and not the county's (``staged_rows.MEMORY_LIMIT``). Only the persons'
+    set is one entity's and not the county's (``duckdb_bounds.MERGE``). Only the persons'
     keys are read again, by the ID-number pairs (``60_conflicts.sql``, ``id_pairs_core``)."""
     ids = spec.identifiers()
     if spec.name == "person":
@@ -321,7 +310,7 @@ def _listing(batch: Batch, staged: Any, validated: Mapping[str, Any], entity: st
     name = f"_listing_{entity}"
     files = getattr(staged, "parts", {}).get(entity)
     if files:
-        paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        paths = ", ".join(map(literal, files))
         batch.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT DISTINCT CAST(source_key AS VARCHAR)"
             f" AS source_key FROM read_parquet([{paths}]) WHERE source_key IS NOT NULL"

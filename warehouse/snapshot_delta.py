@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -43,8 +42,8 @@ import duckdb
 import warehouse.snapshots as snapshots
 from base import settings
 from schemas.columns import KEYS
-from warehouse.city_memory import bound_memory
 from warehouse.connection import quiet
+from warehouse.statements import literal
 from warehouse.statements import q as _q
 
 #: Bumped when the analyst layout (``warehouse.snapshots``) changes: older files are rebuilt.
@@ -143,7 +142,7 @@ def _write_state(live: Path, target: Path, outcome: AnalystPublish, full_size: i
     con = duckdb.connect()
     try:
         quiet(con)
-        con.execute("ATTACH '" + str(live).replace("'", "''") + "' AS live (READ_ONLY)")
+        con.execute(f"ATTACH {literal(live)} AS live (READ_ONLY)")
         fingerprint = _fingerprint(con, "live")
     finally:
         con.close()
@@ -198,20 +197,9 @@ def _publish_delta(live: Path, target: Path) -> AnalystPublish:
         reason=f"previous snapshot {state['publish_id']} plus the syncs merged since",
         previous_publish=state["publish_id"],
     )
-    with snapshots.new_file(target, settings.snapshot_mode()) as tmp:
-        shutil.copyfile(target, tmp)
-        con = duckdb.connect(str(tmp))
-        try:
-            quiet(con)
-            bound_memory(con)
-            con.execute("ATTACH '" + str(live).replace("'", "''") + "' AS live (READ_ONLY)")
-            this = con.execute("SELECT current_database()").fetchone()[0]
-            _check_against_live(con, this, state)
-            _apply(con, this, outcome)
-            con.execute("DETACH live")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
+    with snapshots.building(live, target, start_from=target) as (con, this):
+        _check_against_live(con, this, state)
+        _apply(con, this, outcome)
     return outcome
 
 

@@ -21,6 +21,7 @@ place atomically.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -31,10 +32,11 @@ import duckdb
 from base import settings
 from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
-from warehouse.city_memory import bound_memory
 from warehouse.connection import quiet
+from warehouse.duckdb_bounds import CITY, bound
 from warehouse.live_copy import copy_live_consistently
-from warehouse.statements import run
+from warehouse.statements import literal, run
+from warehouse.statements import q as _q
 from warehouse.transaction import transaction
 
 #: Schemas analysts get. ``raw`` (payload metadata) stays with the engineers.
@@ -66,18 +68,10 @@ def redacted_columns() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _identifying_issue() -> str:
     """SQL condition: this ops.reject / ops.finding row is about an identifying value."""
     pairs = " OR ".join(
-        f"(entity = {_sql_text(e)} AND column_name IN ({', '.join(map(_sql_text, cols))}))"
+        f"(entity = {literal(e)} AND column_name IN ({', '.join(map(literal, cols))}))"
         for e, cols in IDENTIFYING.items()
     )
     # ID-number rules quote the number or its birth date whatever column they name.
@@ -85,10 +79,10 @@ def _identifying_issue() -> str:
 
 
 def _masked_message() -> str:
-    expr = f"replace(message, coalesce(value, ''), {_sql_text(MASK)})"
+    expr = f"replace(message, coalesce(value, ''), {literal(MASK)})"
     expr = f"CASE WHEN coalesce(value, '') = '' THEN message ELSE {expr} END"
     for pattern in _MESSAGE_MASKS:
-        expr = f"regexp_replace({expr}, {_sql_text(pattern)}, {_sql_text(MASK)}, 'g')"
+        expr = f"regexp_replace({expr}, {literal(pattern)}, {literal(MASK)}, 'g')"
     return expr
 
 
@@ -121,7 +115,7 @@ def analyst_select(schema: str, table: str, columns: list[str]) -> str:
             continue
         elif schema == "ops" and table in ISSUE_TABLES and c == "value":
             exprs.append(
-                f"CASE WHEN {identifying} AND value IS NOT NULL THEN {_sql_text(MASK)} "
+                f"CASE WHEN {identifying} AND value IS NOT NULL THEN {literal(MASK)} "
                 'ELSE value END AS "value"'
             )
         elif schema == "ops" and table in ISSUE_TABLES and c == "message":
@@ -157,6 +151,29 @@ def new_file(target: Path, mode: int) -> Iterator[Path]:
                 leftover.unlink()
 
 
+@contextmanager
+def building(
+    live: Path, target: Path, start_from: Path | None = None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """A connection to a new snapshot file that replaces ``target`` when the block ends without
+    error (``new_file``): empty, or a byte copy of ``start_from``; with the city step's DuckDB
+    bound and ``live`` attached read-only as ``live``. Yields the connection and the new file's
+    database name; detaches ``live`` and checkpoints before the file is renamed into place."""
+    with new_file(target, settings.snapshot_mode()) as tmp:
+        if start_from is not None:
+            shutil.copyfile(start_from, tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            quiet(con)
+            bound(con, CITY)
+            con.execute(f"ATTACH {literal(live)} AS live (READ_ONLY)")
+            yield con, con.execute("SELECT current_database()").fetchone()[0]
+            con.execute("DETACH live")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -173,7 +190,7 @@ def _under_home(path: Path) -> bool:
 
 def _drop_unpublished_schemas(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every schema of the current database that analysts do not get (``raw`` and so on)."""
-    kept = ", ".join(map(_sql_text, PUBLISHED_SCHEMAS))
+    kept = ", ".join(map(literal, PUBLISHED_SCHEMAS))
     for (schema,) in con.execute(
         "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() "
         f"AND NOT internal AND schema_name NOT IN ({kept}, 'main')"
@@ -184,39 +201,29 @@ def _drop_unpublished_schemas(con: duckdb.DuckDBPyConnection) -> None:
 def publish_analyst_snapshot(live: Path, target: Path) -> Path:
     """Build the analyst snapshot of ``live`` at ``target`` (see the module docstring)."""
     redacted = redacted_columns()
-    with new_file(target, settings.snapshot_mode()) as tmp:
-        con = duckdb.connect(str(tmp))
-        quiet(con)
-        bound_memory(con)
-        try:
-            con.execute(f"ATTACH {_sql_text(str(live))} AS live (READ_ONLY)")
-            this = con.execute("SELECT current_database()").fetchone()[0]
-            con.execute(f"COPY FROM DATABASE live TO {_q(this)} (SCHEMA)")
-            _drop_unpublished_schemas(con)
-            for table in PII_ONLY_TABLES:
-                con.execute(f"DROP TABLE IF EXISTS {table}")
-            for table, columns in redacted.items():
-                if not _exists(con, "core", table):
-                    continue
-                if "birth_date" in columns:
-                    con.execute(f"ALTER TABLE core.{_q(table)} ADD COLUMN birth_year INTEGER")
-                    con.execute(
-                        f"COMMENT ON COLUMN core.{_q(table)}.birth_year IS "
-                        f"{_sql_text(BIRTH_YEAR_COMMENT)}"
-                    )
-                for column in columns:
-                    con.execute(f"ALTER TABLE core.{_q(table)} DROP COLUMN {_q(column)}")
-            tables = con.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() "
-                "WHERE database_name = current_database() ORDER BY schema_name, table_name"
-            ).fetchall()
-            with transaction(con):
-                for schema, table in tables:
-                    _fill(con, schema, table)
-            con.execute("DETACH live")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
+    with building(live, target) as (con, this):
+        con.execute(f"COPY FROM DATABASE live TO {_q(this)} (SCHEMA)")
+        _drop_unpublished_schemas(con)
+        for table in PII_ONLY_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        for table, columns in redacted.items():
+            if not _exists(con, "core", table):
+                continue
+            if "birth_date" in columns:
+                con.execute(f"ALTER TABLE core.{_q(table)} ADD COLUMN birth_year INTEGER")
+                con.execute(
+                    f"COMMENT ON COLUMN core.{_q(table)}.birth_year IS "
+                    f"{literal(BIRTH_YEAR_COMMENT)}"
+                )
+            for column in columns:
+                con.execute(f"ALTER TABLE core.{_q(table)} DROP COLUMN {_q(column)}")
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() ORDER BY schema_name, table_name"
+        ).fetchall()
+        with transaction(con):
+            for schema, table in tables:
+                _fill(con, schema, table)
     return target
 
 
@@ -242,31 +249,42 @@ def _fill(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
     con.execute(f"SET preserve_insertion_order = {'false' if schema == 'core' else 'true'}")
     con.execute(f"CREATE TABLE {name} AS SELECT {select} FROM live.{name}")
     if table_comment:
-        con.execute(f"COMMENT ON TABLE {name} IS {_sql_text(table_comment)}")
+        con.execute(f"COMMENT ON TABLE {name} IS {literal(table_comment)}")
     for column, comment in comments:
-        con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {_sql_text(comment)}")
+        con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {literal(comment)}")
 
 
-def copy_comments(con: duckdb.DuckDBPyConnection, source: str, schema: str, table: str) -> None:
-    """Put the comments of ``source``'s ``schema.table`` (and of its columns the current
-    database's table has) on the current database's table."""
-    name = f"{_q(schema)}.{_q(table)}"
+def copy_comments(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    schema: str,
+    table: str,
+    target: str | None = None,
+) -> None:
+    """Put the comments of ``source``'s ``schema.table`` (and of its columns the target's table
+    has) on the same table of ``target`` (``None``: the current database); a ``birth_year``
+    column the analyst layout added gets ``BIRTH_YEAR_COMMENT``."""
+    name = (
+        f"{_q(schema)}.{_q(table)}" if target is None else f"{_q(target)}.{_q(schema)}.{_q(table)}"
+    )
     (table_comment,) = con.execute(
         "SELECT comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
         "AND table_name = ?",
         [source, schema, table],
     ).fetchone()
     if table_comment:
-        con.execute(f"COMMENT ON TABLE {name} IS {_sql_text(table_comment)}")
+        con.execute(f"COMMENT ON TABLE {name} IS {literal(table_comment)}")
     for column, comment in con.execute(
-        "SELECT s.column_name, s.comment FROM duckdb_columns() AS s JOIN duckdb_columns() AS t "
-        "ON t.database_name = current_database() AND t.schema_name = s.schema_name "
-        "AND t.table_name = s.table_name AND t.column_name = s.column_name "
-        "WHERE s.database_name = ? AND s.schema_name = ? AND s.table_name = ? "
-        "AND s.comment IS NOT NULL",
-        [source, schema, table],
+        "SELECT t.column_name, coalesce(s.comment, CASE WHEN t.column_name = 'birth_year' "
+        "THEN ? END) FROM duckdb_columns() AS t LEFT JOIN duckdb_columns() AS s "
+        "ON s.database_name = ? AND s.schema_name = t.schema_name "
+        "AND s.table_name = t.table_name AND s.column_name = t.column_name "
+        "WHERE t.database_name = coalesce(?, current_database()) AND t.schema_name = ? "
+        "AND t.table_name = ? ORDER BY t.column_index",
+        [BIRTH_YEAR_COMMENT, source, target, schema, table],
     ).fetchall():
-        con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {_sql_text(comment)}")
+        if comment:
+            con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {literal(comment)}")
 
 
 def publish_pii_snapshot(live: Path, target: Path) -> Path:
@@ -275,7 +293,7 @@ def publish_pii_snapshot(live: Path, target: Path) -> Path:
         copy_live_consistently(live, tmp)  # under the warehouse lock, writers kept out
         con = duckdb.connect(str(tmp))
         quiet(con)
-        bound_memory(con)
+        bound(con, CITY)
         try:
             _drop_unpublished_schemas(con)
             con.execute("CHECKPOINT")

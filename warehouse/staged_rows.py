@@ -15,8 +15,6 @@ and upsert; every other row takes the full path, exactly as before.
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,21 +25,9 @@ import polars as pl
 
 from schemas.sanity import future_limit
 from warehouse.batch import Batch, frame_of
+from warehouse.duckdb_bounds import MERGE, bound
 from warehouse.entities import MergeEntity
-from warehouse.lake.catalog import WRITE_MEMORY_LIMIT, is_lake
-
-log = logging.getLogger(__name__)
-
-#: DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, DuckDB units): beyond it, joins,
-#: windows and temp tables spill to DuckDB's temp directory instead of growing with the county.
-#: 128 MB: the merge step's peak is ~100 MB lower than at 256 MB for little spilling
-#: (bench/profiles/merge.md); 64 MB runs out of memory in the stage and the upsert.
-MEMORY_LIMIT = "128MB"
-#: DuckDB threads of the merge (``HUB_MERGE_THREADS``): one. The merge's statements are
-#: short joins and writes; a second thread saved little wall time and cost CPU seconds and
-#: memory (each thread has its own buffers), and in a city sync the other core is busy
-#: landing counties anyway (bench/profiles/merge.md).
-THREADS = 1
+from warehouse.statements import literal
 
 
 @dataclass
@@ -58,38 +44,12 @@ class StagedDiff:
 
 
 def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Bound DuckDB's memory for the merge (``HUB_MERGE_MEMORY_LIMIT``, default
-    ``MEMORY_LIMIT``) and its threads (``HUB_MERGE_THREADS``, default ``THREADS``); what does
-    not fit spills to DuckDB's temp directory (beside the file)."""
-    default = WRITE_MEMORY_LIMIT if is_lake(con) else MEMORY_LIMIT
-    limit = os.environ.get("HUB_MERGE_MEMORY_LIMIT", "").strip() or default
-    con.execute(f"SET memory_limit = '{_quoted(limit)}'")
-    threads = int(os.environ.get("HUB_MERGE_THREADS", "").strip() or THREADS)
-    con.execute(f"SET threads = {max(1, threads)}")
+    """The merge's DuckDB bound (``duckdb_bounds.MERGE``: ``HUB_MERGE_MEMORY_LIMIT``,
+    ``HUB_MERGE_THREADS``); what does not fit spills to DuckDB's temp directory."""
+    bound(con, MERGE)
     # the staged Parquet files are read by a few statements each; caching them in the buffer
     # pool would only fill it (the limit is RSS: the rows are in the temp tables already)
     con.execute("SET enable_external_file_cache = false")
-
-
-#: The limit a merge that ran out of memory at ``MEMORY_LIMIT`` is tried once more with
-#: (``warehouse.merge``): the common merge stays small, the rare one still succeeds.
-RETRY_MEMORY_LIMIT = "1GB"
-
-
-def raise_memory_limit(con: duckdb.DuckDBPyConnection) -> bool:
-    """Raise DuckDB's memory limit to ``RETRY_MEMORY_LIMIT`` after an out-of-memory error;
-    False when it is that limit already (the error stands)."""
-
-    def current() -> str:
-        sql = "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'"
-        return con.execute(sql).fetchone()[0]
-
-    before = current()
-    con.execute(f"SET memory_limit = '{_quoted(RETRY_MEMORY_LIMIT)}'")
-    if current() == before:
-        return False
-    log.warning("the merge ran out of DuckDB memory at %s; once more at %s", before, current())
-    return True
 
 
 def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:
@@ -102,7 +62,7 @@ def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | No
         for path in files:
             parts.append(
                 f"SELECT * EXCLUDE (file_row_number), file_row_number + {offset} AS _row "
-                f"FROM read_parquet('{_quoted(str(path))}', file_row_number = true)"
+                f"FROM read_parquet({literal(path)}, file_row_number = true)"
             )
             offset += parquet_rows(path)
         body = " UNION ALL ".join(parts)
@@ -144,7 +104,3 @@ def diff_staged(
 def parquet_rows(path: Path | str) -> int:
     """Rows of a Parquet file, from its footer (no data read; no pyarrow import)."""
     return pl.scan_parquet(path).select(pl.len()).collect().item()
-
-
-def _quoted(text: str) -> str:
-    return text.replace("'", "''")

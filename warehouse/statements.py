@@ -59,6 +59,12 @@ def run(
     return con.execute(text, used) if used else con.execute(text)
 
 
-def q(column: str) -> str:
-    """A quoted SQL identifier."""
-    return f'"{column}"'
+def q(name: str) -> str:
+    """A quoted SQL identifier (a double quote inside it doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: object) -> str:
+    """A SQL string literal (a single quote inside it doubled), for the statements that take no
+    ``$parameter`` where a value goes: ATTACH, SET, COMMENT ON, COPY, a file list."""
+    return "'" + str(text).replace("'", "''") + "'"

@@ -31,24 +31,21 @@ from warehouse.lake_publish import (
     publish_analyst_lake,
     share_files,
 )
+from warehouse.statements import literal
 
 ANALYST = "analyst"
 RESTRICTED = "lake"
 SOURCE = "live"
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def attach_sql(
     alias: str, catalog: str, data_path: str, read_only: bool, version: int | None = None
 ) -> str:
     """``ATTACH`` of a DuckLake on a PostgreSQL catalog; ``version`` pins it to one snapshot."""
-    options = f"DATA_PATH {_text(data_path)}" + (", READ_ONLY" if read_only else "")
+    options = f"DATA_PATH {literal(data_path)}" + (", READ_ONLY" if read_only else "")
     if version is not None:
         options += f", SNAPSHOT_VERSION {int(version)}"
-    return f"ATTACH {_text('ducklake:postgres:' + catalog)} AS {alias} ({options})"
+    return f"ATTACH {literal('ducklake:postgres:' + catalog)} AS {alias} ({options})"
 
 
 class LakeNotReady(RuntimeError):
@@ -118,9 +115,9 @@ def publish() -> LakePublish:
 def _safe(con: duckdb.DuckDBPyConnection, data_path: str, timezone: str | None) -> None:
     """Safe mode with one exception: the attached lake's own data files stay readable."""
     if "://" not in data_path:
-        con.execute(f"SET allowed_directories = [{_text(data_path)}]")
+        con.execute(f"SET allowed_directories = [{literal(data_path)}]")
     if timezone:
-        con.execute(f"SET TimeZone = {_text(timezone)}")
+        con.execute(f"SET TimeZone = {literal(timezone)}")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
 
@@ -168,11 +165,11 @@ def analyst_shell_command() -> list[str]:
     analyst_connection().close()
     catalog, data = settings.analyst_lake_catalog(), settings.analyst_lake_data_path()
     commands = [
-        *(f"LOAD {_text(str(extensions.extension_file(n)))}" for n in extensions._WHEELS),
+        *(f"LOAD {literal(str(extensions.extension_file(n)))}" for n in extensions._WHEELS),
         attach_sql(ANALYST, catalog, data, read_only=True),
         f"USE {ANALYST}",
     ]
     if "://" not in data:
-        commands.append(f"SET allowed_directories = [{_text(data)}]")
+        commands.append(f"SET allowed_directories = [{literal(data)}]")
     commands.append(".safe_mode")  # external access off, dot commands refused, config locked
     return [str(duckdb_binary()), *(arg for c in commands for arg in ("-cmd", c))]

@@ -51,6 +51,15 @@ def live(read_only: bool = True):
         con.close()
 
 
+def live_households(con, county_code: str) -> int:
+    """The county's households not soft-deleted, in whatever ``con`` reads (the warehouse, a
+    snapshot, the lake)."""
+    return con.execute(
+        "SELECT count(*) FROM core.household WHERE county_code = ? AND deleted_at IS NULL",
+        [county_code],
+    ).fetchone()[0]
+
+
 def source_key_expr(entity: str) -> str:
     cols = KEYS[entity]
     return cols[0] if len(cols) == 1 else " || ':' || ".join(cols)

@@ -38,7 +38,7 @@ from pipelines.sync import MIN_RECORDS_FOR_RATE
 from schemas.rules import label_zh
 from seeds.registry import County, counties, county
 from tests.conftest import serving
-from tests.e2e.helpers import live, sync_county
+from tests.e2e.helpers import live, live_households, sync_county
 
 pytestmark = pytest.mark.e2e
 
@@ -457,10 +457,7 @@ def _assert_household_checks(node: dict, con, county: County) -> None:
         return "SUCCEEDED" if passed else "FAILED"
 
     count = checks["count_matches_source"]
-    live_rows = con.execute(
-        "SELECT count(*) FROM core.household WHERE county_code = ? AND deleted_at IS NULL",
-        [county.code],
-    ).fetchone()[0]
+    live_rows = live_households(con, county.code)
     quarantined = con.execute(
         "SELECT count(DISTINCT source_key) FROM ops.reject "
         "WHERE sync_run_id = ? AND county_code = ? AND entity = 'household'",

@@ -8,6 +8,7 @@ import pytest
 
 from base import paths
 from seeds.registry import county
+from tests.e2e.helpers import live_households
 from tests.faults.conftest import changed, county_content, home, hub, run_hub, sync_in_process
 
 pytestmark = pytest.mark.faults
@@ -45,9 +46,6 @@ def test_kill_9_then_next_sync_equals_a_clean_run(world, hub_home, tmp_path, pha
     assert leftovers() == []
     # the snapshot published by the next sync is whole and current
     with duckdb.connect(str(paths.snapshot_db()), read_only=True) as snap:
-        published = snap.execute(
-            "SELECT count(*) FROM core.household WHERE county_code = ? AND deleted_at IS NULL",
-            [LUONAN.code],
-        ).fetchone()[0]
+        published = live_households(snap, LUONAN.code)
     live = county_content(LUONAN, hub_home)["core.household"]
     assert published == sum(1 for _key, _hash, alive in live if alive)

@@ -11,6 +11,7 @@ import pytest
 import warehouse
 from base import paths
 from seeds.registry import county
+from tests.e2e.helpers import live_households
 from tests.faults.conftest import hub, run_hub, wait_for
 
 pytestmark = pytest.mark.faults
@@ -19,10 +20,7 @@ LUONAN, SHANGNAN = county("luonan"), county("shangnan")
 
 def _live_households(code: str) -> int:
     with duckdb.connect(str(paths.live_db()), read_only=True) as con:
-        return con.execute(
-            "SELECT count(*) FROM core.household WHERE county_code = ? AND deleted_at IS NULL",
-            [code],
-        ).fetchone()[0]
+        return live_households(con, code)
 
 
 def test_second_writer_waits_naming_the_holder_then_proceeds(world, hub_home, tmp_path):

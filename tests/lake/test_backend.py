@@ -122,7 +122,8 @@ def test_lake_writes_get_the_lake_memory_default(lake, tmp_path, monkeypatch):
     marts ran out of it at scale 1.0. The lake default applies to lake connections only."""
     import duckdb
 
-    from warehouse import city_memory, staged_rows
+    from warehouse import staged_rows
+    from warehouse.duckdb_bounds import CITY, bound
     from warehouse.lake.catalog import WRITE_MEMORY_LIMIT
 
     monkeypatch.delenv("HUB_CITY_MEMORY_LIMIT", raising=False)
@@ -134,9 +135,9 @@ def test_lake_writes_get_the_lake_memory_default(lake, tmp_path, monkeypatch):
     file = duckdb.connect(str(tmp_path / "file.duckdb"))
     before = limit(lake)
     try:
-        for bound in (city_memory.bound_memory, staged_rows.limit_memory):
-            bound(lake)
-            bound(file)
+        for apply in (lambda con: bound(con, CITY), staged_rows.limit_memory):
+            apply(lake)
+            apply(file)
             assert limit(lake) == limit(duckdb.connect(config={"memory_limit": WRITE_MEMORY_LIMIT}))
             assert limit(file) == limit(duckdb.connect(config={"memory_limit": "128MB"}))
     finally:

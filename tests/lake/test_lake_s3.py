@@ -14,6 +14,7 @@ import pytest
 import warehouse
 from pipelines import sync
 from seeds.registry import county
+from tests.e2e.helpers import live_households
 from warehouse.lake import catalog, object_store
 
 pytestmark = [pytest.mark.lake, pytest.mark.e2e]
@@ -68,10 +69,7 @@ def test_a_county_synced_into_a_lake_on_s3_reads_back(s3_lake, simulator, hub_ho
 
     catalog.forget()  # a fresh attach: the rows come back from the bucket, not from a cache
     with warehouse.connect(read_only=True) as con:
-        households = con.execute(
-            "SELECT count(*) FROM core.household WHERE county_code = ? AND deleted_at IS NULL",
-            [SHANYANG.code],
-        ).fetchone()[0]
+        households = live_households(con, SHANYANG.code)
         files = con.execute(
             "SELECT data_file FROM ducklake_list_files(current_database(), 'household', "
             "schema => 'core')"

@@ -1,19 +1,26 @@
 """A merge that runs out of DuckDB memory is tried once more with a larger limit
-(warehouse.staged_rows.raise_memory_limit; the hostile test of a name of millions of
+(warehouse.duckdb_bounds.raise_memory_limit; the hostile test of a name of millions of
 characters goes through it end to end)."""
 
 from __future__ import annotations
 
 import duckdb
 
-from warehouse.staged_rows import RETRY_MEMORY_LIMIT, raise_memory_limit
+from warehouse.duckdb_bounds import CITY, MERGE, raise_memory_limit
 
 
 def test_the_limit_is_raised_once():
     con = duckdb.connect()
     con.execute("SET memory_limit = '128MB'")
-    assert raise_memory_limit(con)
+    assert raise_memory_limit(con, MERGE)
     raised = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     assert raised != "122.0 MiB"
-    assert not raise_memory_limit(con)  # already at RETRY_MEMORY_LIMIT: the error stands
-    assert RETRY_MEMORY_LIMIT == "1GB"
+    assert not raise_memory_limit(con, MERGE)  # already at the retry limit: the error stands
+    assert MERGE.retry_memory_limit == "1GB"
+
+
+def test_a_bound_without_a_retry_limit_keeps_its_error():
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '128MB'")
+    assert not raise_memory_limit(con, CITY)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "122.0 MiB"

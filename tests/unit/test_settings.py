@@ -157,3 +157,19 @@ def test_secure_home_makes_an_old_home_owner_only(environ, tmp_path):
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "landing" / "luonan").stat().st_mode) == 0o700
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
+
+
+def test_duckdb_bound_settings(environ):
+    for step in ("MERGE", "CITY"):
+        environ.pop(f"HUB_{step}_MEMORY_LIMIT", None)
+        environ.pop(f"HUB_{step}_THREADS", None)
+        assert settings.duckdb_memory_limit(step, "128MB") == "128MB"
+        assert settings.duckdb_threads(step, 1) == 1
+        environ[f"HUB_{step}_MEMORY_LIMIT"] = " 300MB "
+        environ[f"HUB_{step}_THREADS"] = "2"
+        assert settings.duckdb_memory_limit(step, "128MB") == "300MB"
+        assert settings.duckdb_threads(step, 1) == 2
+        for bad in ("0", "-1", "two", "1.5"):
+            environ[f"HUB_{step}_THREADS"] = bad
+            with pytest.raises(settings.SettingsError, match=f"HUB_{step}_THREADS"):
+                settings.duckdb_threads(step, 1)

@@ -20,6 +20,7 @@ import duckdb
 from base import paths, settings
 from base.errors import HubError
 from warehouse.lake import extensions, locks, object_store
+from warehouse.statements import literal
 
 #: The names the lake is attached under in the hub's DuckDB instance.
 ALIAS = "hub_lake"
@@ -34,14 +35,12 @@ class LakeUnavailable(HubError):
     """The lake's catalog could not be attached; says which catalog (no password) and why."""
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _attach(con: duckdb.DuckDBPyConnection, alias: str, read_only: bool) -> None:
     catalog, data_path = settings.lake_catalog(), settings.lake_data_path()
-    options = [f"DATA_PATH {_quote(data_path)}"] + (["READ_ONLY"] if read_only else [])
-    statement = f"ATTACH {_quote('ducklake:postgres:' + catalog)} AS {alias} ({', '.join(options)})"
+    options = [f"DATA_PATH {literal(data_path)}"] + (["READ_ONLY"] if read_only else [])
+    statement = (
+        f"ATTACH {literal('ducklake:postgres:' + catalog)} AS {alias} ({', '.join(options)})"
+    )
     try:
         if read_only:
             con.execute(statement)

@@ -14,6 +14,7 @@ import duckdb
 from base import settings
 from base.errors import HubError
 from warehouse.lake import extensions
+from warehouse.statements import literal
 
 SECRET_NAME = "hub_lake_data"
 
@@ -24,10 +25,6 @@ class ObjectStoreUnavailable(HubError):
 
 def is_object_store(data_path: str) -> bool:
     return "://" in data_path
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def prepare(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
@@ -41,13 +38,13 @@ def prepare(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
     bucket = data_path[len("s3://") :].split("/", 1)[0]
     options = [
         "TYPE s3",
-        f"KEY_ID {_quote(s3.key_id)}",
-        f"SECRET {_quote(s3.secret)}",
-        f"REGION {_quote(s3.region)}",
-        f"URL_STYLE {_quote(s3.url_style)}",
+        f"KEY_ID {literal(s3.key_id)}",
+        f"SECRET {literal(s3.secret)}",
+        f"REGION {literal(s3.region)}",
+        f"URL_STYLE {literal(s3.url_style)}",
         f"USE_SSL {'true' if s3.use_ssl else 'false'}",
-        f"SCOPE {_quote(f's3://{bucket}/')}",
-    ] + ([f"ENDPOINT {_quote(s3.endpoint)}"] if s3.endpoint else [])
+        f"SCOPE {literal(f's3://{bucket}/')}",
+    ] + ([f"ENDPOINT {literal(s3.endpoint)}"] if s3.endpoint else [])
     extensions.load_httpfs(con)
     try:
         con.execute(f"CREATE OR REPLACE TEMPORARY SECRET {SECRET_NAME} ({', '.join(options)})")

@@ -1,0 +1,98 @@
+"""How much memory and how many threads DuckDB may use in a step that writes the warehouse.
+
+Each bound names its settings (``HUB_<NAME>_MEMORY_LIMIT``, ``HUB_<NAME>_THREADS``, read by
+``base.settings``) and its defaults. Beyond the limit, joins, sorts, windows and temp tables
+spill to DuckDB's temp directory instead of growing with the county. What cannot spill (a
+MERGE that rewrites most rows of a large county, a text of megabytes in the quarantine) raises
+``OutOfMemoryException``; a bound with a ``retry_memory_limit`` then runs its work once more at
+that limit (``retry_out_of_memory``), so the common run stays small and the rare one still
+succeeds, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import duckdb
+
+from base import settings
+from warehouse.lake.catalog import WRITE_MEMORY_LIMIT, is_lake
+from warehouse.statements import literal
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepBound:
+    """One step's DuckDB bound: ``memory_limit`` on the DuckDB file (a lake connection takes
+    ``WRITE_MEMORY_LIMIT``, warehouse/lake/catalog.py), ``threads``, and the limit an
+    out-of-memory attempt is tried once more with (``None``: the error stands)."""
+
+    name: str
+    memory_limit: str
+    threads: int
+    retry_memory_limit: str | None = None
+
+    def limit_for(self, con: duckdb.DuckDBPyConnection) -> str:
+        default = WRITE_MEMORY_LIMIT if is_lake(con) else self.memory_limit
+        return settings.duckdb_memory_limit(self.name, default)
+
+
+#: The merge. 128 MB: the merge step's peak is ~100 MB lower than at 256 MB for little
+#: spilling; 64 MB runs out of memory in the stage and the upsert. One thread: the merge's
+#: statements are short joins and writes; a second thread saved little wall time and cost CPU
+#: seconds and memory (each thread has its own buffers), and in a city sync the other core is
+#: busy landing counties anyway (bench/profiles/merge.md). 1 GB once more: the four largest
+#: counties' merges at scale 5 (bench/README.md, "DuckLake").
+MERGE = StepBound("MERGE", "128MB", 1, retry_memory_limit="1GB")
+
+#: The city step's connections (marts, the analyst and PII snapshots). A step process starts
+#: at ~220 MB (the preloaded code location); 128 MB of DuckDB keeps it under 400 MB. One
+#: thread used 30-50 % fewer CPU seconds and less memory than two for the marts and the
+#: snapshots on this 2-core machine (bench/README.md, "The city step").
+CITY = StepBound("CITY", "128MB", 1)
+
+
+def bound(con: duckdb.DuckDBPyConnection, step: StepBound) -> None:
+    """Set ``step``'s memory limit and threads on ``con``."""
+    con.execute(f"SET memory_limit = {literal(step.limit_for(con))}")
+    con.execute(f"SET threads = {settings.duckdb_threads(step.name, step.threads)}")
+
+
+def raise_memory_limit(con: duckdb.DuckDBPyConnection, step: StepBound) -> bool:
+    """Raise DuckDB's memory limit to ``step.retry_memory_limit`` after an out-of-memory error;
+    False when there is none or it is the limit already (the error stands)."""
+    if step.retry_memory_limit is None:
+        return False
+
+    def current() -> str:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    before = current()
+    con.execute(f"SET memory_limit = {literal(step.retry_memory_limit)}")
+    if current() == before:
+        return False
+    log.warning(
+        "the %s ran out of DuckDB memory at %s; once more at %s",
+        step.name.lower(),
+        before,
+        current(),
+    )
+    return True
+
+
+def retry_out_of_memory(
+    con: duckdb.DuckDBPyConnection, step: StepBound, attempt: Callable[[], T]
+) -> T:
+    """Run ``attempt`` (which must roll its writes back when it fails); one that ran out of
+    DuckDB memory runs once more at the step's retry limit."""
+    try:
+        return attempt()
+    except duckdb.OutOfMemoryException:
+        if not raise_memory_limit(con, step):
+            raise
+        return attempt()
