@@ -351,12 +351,24 @@ def analyst_lake_data_path() -> str:
     value = value or str(hub_home() / "analyst-lake" / "data")
     value = value if value.endswith("/") else value + "/"
     main = lake_data_path()
-    if value.startswith(main) or main.startswith(value):
+    ours, theirs = _comparable(value), _comparable(main)
+    if ours.startswith(theirs) or theirs.startswith(ours):
         raise SettingsError(
             f"HUB_ANALYST_LAKE_DATA_PATH={value!r} overlaps the main lake's data path {main!r}: "
             "whoever can read the analyst files would read names and ID numbers"
         )
     return value
+
+
+def _comparable(data_path: str) -> str:
+    """A data path as the overlap check compares it: an object-store URL with its scheme and
+    bucket in lower case (``S3://Hub-Lake/x/`` is ``s3://hub-lake/x/``), a local directory
+    absolute with symbolic links resolved (``var/lake/../lake/data`` is the same directory)."""
+    if "://" in data_path:
+        scheme, _, rest = data_path.partition("://")
+        bucket, slash, key = rest.partition("/")
+        return f"{scheme.lower()}://{bucket.lower()}{slash}{key}"
+    return os.path.realpath(data_path).rstrip("/") + "/"
 
 
 def analyst_lake_keep_days() -> int:
@@ -400,41 +412,78 @@ def duckdb_threads(step: str, default: int) -> int:
 
 
 class LakeS3:
-    """The S3 settings of the lake's data path. The secret is never shown (``repr`` hides it)."""
+    """S3 settings of a data path: the store, one key, and ``prefix``, the settings they came
+    from (``HUB_LAKE_S3_`` or ``HUB_ANALYST_LAKE_S3_``). The secret is never shown (``repr``
+    hides it)."""
 
-    __slots__ = ("endpoint", "key_id", "region", "secret", "url_style", "use_ssl")
+    __slots__ = ("endpoint", "key_id", "prefix", "region", "secret", "url_style", "use_ssl")
 
-    def __init__(self, endpoint, key_id, secret, region, url_style, use_ssl) -> None:
+    def __init__(
+        self, endpoint, key_id, secret, region, url_style, use_ssl, prefix="HUB_LAKE_S3_"
+    ) -> None:
         self.endpoint, self.key_id, self.secret = endpoint, key_id, secret
         self.region, self.url_style, self.use_ssl = region, url_style, use_ssl
+        self.prefix = prefix
 
     def __repr__(self) -> str:
         return (
             f"LakeS3(endpoint={self.endpoint!r}, key_id={self.key_id!r}, secret='***', "
-            f"region={self.region!r}, url_style={self.url_style!r}, use_ssl={self.use_ssl})"
+            f"region={self.region!r}, url_style={self.url_style!r}, use_ssl={self.use_ssl}, "
+            f"prefix={self.prefix!r})"
         )
 
 
-def lake_s3() -> LakeS3:
-    """``HUB_LAKE_S3_ENDPOINT`` (host[:port]; empty: AWS itself), ``HUB_LAKE_S3_KEY_ID`` and
-    ``HUB_LAKE_S3_SECRET`` (both required), ``HUB_LAKE_S3_REGION`` (default ``us-east-1``),
-    ``HUB_LAKE_S3_URL_STYLE`` (``vhost``, the default, or ``path``: MinIO and most on-premises
-    stores), ``HUB_LAKE_S3_USE_SSL`` (``true``, the default, or ``false`` for plain HTTP)."""
-    get = lambda name, default="": (os.environ.get(f"HUB_LAKE_S3_{name}") or default).strip()  # noqa: E731
-    key_id, secret = get("KEY_ID"), get("SECRET")
+def _s3(prefix: str, fallback: str | None, needed_for: str) -> LakeS3:
+    """The S3 settings ``<prefix>KEY_ID``/``SECRET`` (required) and ``ENDPOINT``, ``REGION``,
+    ``URL_STYLE``, ``USE_SSL`` (each from ``<fallback>`` when unset under ``prefix``)."""
+
+    def get(name: str, default: str = "") -> str:
+        value = (os.environ.get(prefix + name) or "").strip()
+        if not value and fallback:
+            value = (os.environ.get(fallback + name) or "").strip()
+        return value or default
+
+    key_id, secret = (os.environ.get(prefix + n, "").strip() for n in ("KEY_ID", "SECRET"))
     if not key_id or not secret:
+        store = f"{fallback or prefix}ENDPOINT"
         raise SettingsError(
-            f"HUB_LAKE_DATA_PATH={lake_data_path()} is on object storage: set HUB_LAKE_S3_KEY_ID "
-            "and HUB_LAKE_S3_SECRET (in .env, owner-only), and HUB_LAKE_S3_ENDPOINT unless the "
-            "store is AWS itself"
+            f"{needed_for} is on object storage: set {prefix}KEY_ID and {prefix}SECRET (in "
+            f".env, owner-only), and {store} unless the store is AWS itself"
         )
     url_style = get("URL_STYLE", "vhost").lower()
     use_ssl = get("USE_SSL", "true").lower()
     if url_style not in ("vhost", "path") or use_ssl not in ("true", "false"):
         raise SettingsError(
-            "HUB_LAKE_S3_URL_STYLE must be 'vhost' or 'path' and HUB_LAKE_S3_USE_SSL 'true' or "
+            f"{prefix}URL_STYLE must be 'vhost' or 'path' and {prefix}USE_SSL 'true' or "
             f"'false' (got {url_style!r}, {use_ssl!r})"
         )
     return LakeS3(
-        get("ENDPOINT"), key_id, secret, get("REGION", "us-east-1"), url_style, use_ssl == "true"
-    )
+        get("ENDPOINT"), key_id, secret, get("REGION", "us-east-1"), url_style,
+        use_ssl == "true", prefix,
+    )  # fmt: skip
+
+
+def lake_s3(needed_for: str | None = None) -> LakeS3:
+    """The hub's key, for every write to object storage: the main lake's data path, and the
+    analyst lake's when the city step publishes it (``needed_for`` names that path in the
+    message). ``HUB_LAKE_S3_ENDPOINT`` (host[:port]; empty: AWS itself), ``HUB_LAKE_S3_KEY_ID``
+    and ``HUB_LAKE_S3_SECRET`` (both required), ``HUB_LAKE_S3_REGION`` (default ``us-east-1``),
+    ``HUB_LAKE_S3_URL_STYLE`` (``vhost``, the default, or ``path``: MinIO and most on-premises
+    stores), ``HUB_LAKE_S3_USE_SSL`` (``true``, the default, or ``false`` for plain HTTP)."""
+    return _s3("HUB_LAKE_S3_", None, needed_for or f"HUB_LAKE_DATA_PATH={lake_data_path()}")
+
+
+def analyst_lake_s3() -> LakeS3:
+    """The analysts' key, for reading the analyst lake on object storage (``hub sql``): its own
+    ``HUB_ANALYST_LAKE_S3_KEY_ID`` / ``HUB_ANALYST_LAKE_S3_SECRET`` (required; a read-only key
+    whose policy allows the analyst lake's prefix only), never the hub's; the store's
+    ``HUB_ANALYST_LAKE_S3_ENDPOINT`` / ``_REGION`` / ``_URL_STYLE`` / ``_USE_SSL`` default to
+    the ``HUB_LAKE_S3_*`` ones (the same store)."""
+    path = analyst_lake_data_path()
+    s3 = _s3("HUB_ANALYST_LAKE_S3_", "HUB_LAKE_S3_", f"HUB_ANALYST_LAKE_DATA_PATH={path}")
+    if s3.key_id == (os.environ.get("HUB_LAKE_S3_KEY_ID") or "").strip():
+        raise SettingsError(
+            "HUB_ANALYST_LAKE_S3_KEY_ID is the hub's own key (HUB_LAKE_S3_KEY_ID), which can "
+            f"write both lakes: give the analysts a separate key that may only read {path}"
+        )
+    return s3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -45,12 +44,16 @@ def _load_settings() -> None:
 
 
 def _dagster_home() -> Path:
-    """DAGSTER_HOME with the repo's dagster.yaml (the DuckDB pool limit lives there)."""
-    home = settings.private_dir(
-        Path(os.environ.get("DAGSTER_HOME") or paths.hub_home() / "dagster")
-    )
-    shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
+    """DAGSTER_HOME with the repo's dagster.yaml (the pool limits live there), unless an
+    operator's instance file is there: kept, and checked (pipelines/dagster_instance.py)."""
+    from pipelines import dagster_instance
+
+    home = dagster_instance.dagster_home()
+    for line in dagster_instance.prepare(home).lines():
+        if line.startswith("warning"):
+            _say_warning(line)
+        else:
+            console.print(f"[dim]{line}[/dim]", soft_wrap=True, highlight=False)
     return home
 
 

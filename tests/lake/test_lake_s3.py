@@ -24,19 +24,6 @@ BUCKET = "hub-lake"
 
 
 @pytest.fixture
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def s3_lake(s3_server, lake_dsn, hub_home, monkeypatch):
     import boto3
 
