@@ -150,6 +150,8 @@ def test_the_city_step_publishes_the_analyst_lake_into_its_bucket_and_analysts_r
     assert not (hub_home / "analyst-lake").exists()  # nothing of it written locally
     assert not (hub_home / "lake" / "data").exists()
     _no_identifiers_anywhere()
+    with tiers.restricted_connection() as con:  # the main lake in its bucket: the hub's key
+        assert con.execute("SELECT count(name) FROM core.person").fetchone()[0] > 0
 
     env = _as_analyst(monkeypatch)
     with tiers.analyst_connection() as con:  # a fresh attach, the analysts' key only
