@@ -93,8 +93,10 @@ def written_by_hub(content: bytes, repo_body: bytes) -> bool:
     return bool(newline) and hashlib.sha256(body).hexdigest().encode() == digest
 
 
-def _write(path: Path, content: bytes) -> None:
-    """Owner-only and atomic: a reader never sees half a file; a crash leaves the old one."""
+def _write(path: Path, content: bytes, replace: bool = True) -> bool:
+    """Owner-only and atomic: a reader never sees half a file; a crash leaves the old one.
+    With ``replace=False`` an existing file wins (a file another process put there since the
+    caller looked): nothing is written and the answer is False."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, settings.PRIVATE_FILE)
     try:
@@ -102,10 +104,15 @@ def _write(path: Path, content: bytes) -> None:
             out.write(content)
             out.flush()
             os.fsync(out.fileno())
-        tmp.replace(path)
-    except BaseException:
+        if replace:
+            tmp.replace(path)
+        else:
+            os.link(tmp, path)  # fails if the name exists: never over someone's file
+        return True
+    except FileExistsError:
+        return False
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
 
 
 def missing(config: object, pools: list[str], explicit: Mapping[str, int]) -> list[str]:
@@ -165,8 +172,9 @@ def prepare(
     ``pipelines.run_health.hub_pools``)."""
     path = home / FILE_NAME
     body = repo_file()
-    if not path.exists() and not path.is_symlink():
-        _write(path, hub_copy(body))
+    absent = not path.exists() and not path.is_symlink()
+    # (when another process puts a file there meanwhile, it is judged like any other below)
+    if absent and _write(path, hub_copy(body), replace=False):
         return InstanceFile(path, "written")
     if path.is_file() and not path.is_symlink():
         content = path.read_bytes()

@@ -168,3 +168,16 @@ def test_make_runs_the_same_rules(home, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (fresh / "dagster.yaml").read_bytes() == hub_copy(repo_file())
+
+
+def test_writing_where_there_was_none_never_replaces_a_file_that_appeared_meanwhile(home):
+    """The absent case links its new file into place, which fails on an existing name: an
+    operator's file written between the look and the write survives."""
+    operator = b"telemetry:\n  enabled: false\n"
+    (home / "dagster.yaml").write_bytes(operator)
+    assert (
+        dagster_instance._write(home / "dagster.yaml", hub_copy(repo_file()), replace=False)
+        is False
+    )
+    assert (home / "dagster.yaml").read_bytes() == operator
+    assert [p.name for p in home.iterdir()] == ["dagster.yaml"]  # its temp file removed
