@@ -236,6 +236,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     # every staged key new to core (a first load): the MERGE's insert branch alone, no join
     batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
     batch.run("40_upsert.sql", "touch_unchanged", **ids)
+    batch.run("40_upsert.sql", "touch_platform", **ids)
     _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
 
@@ -350,6 +351,8 @@ def _record_conflicts(
         )
         batch.run("60_conflicts.sql", "id_pairs_validated", conflicts=view)
     if persons_staged:
+        batch.temp("_shared_person_key")
+        batch.run("60_conflicts.sql", "shared_person_keys")
         batch.run("60_conflicts.sql", "id_pairs_core")
     batch.run("60_conflicts.sql", "record_id_conflicts")
 

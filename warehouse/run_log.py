@@ -56,9 +56,21 @@ def _record_quarantine(batch: Batch, staged: Any, validated: Mapping[str, Any]) 
                 pl.struct(pl.all()).struct.json_encode().alias("record"),
             )
         )
-    if parts:
-        rows = batch.register("_quarantine", pl.concat(parts))
+    if not parts:
+        return
+    records = pl.concat(parts)
+    # in pieces of about QUARANTINE_ROWS records, every row of a key in the same piece (the
+    # statement's NOT EXISTS then sees exactly what it saw in one piece): a county's rejects at
+    # once did not fit the merge's DuckDB memory at scale 5 (bench/profiles/merge.md)
+    pieces = -(-records.height // QUARANTINE_ROWS)
+    piece = pl.col("source_key").cast(pl.String).hash(seed=11) % pieces
+    for number in range(pieces):
+        rows = batch.register("_quarantine", records.filter(piece == number))
         batch.run("70_bookkeeping.sql", "quarantine", rows=rows)
+
+
+#: Rejected records per quarantine statement (``_record_quarantine``).
+QUARANTINE_ROWS = 5_000
 
 
 def _record_issues(batch: Batch, validated: Mapping[str, Any], findings: bool = True) -> None:

@@ -47,21 +47,51 @@ SELECT sha256($opad || unhex(sha256($ipad || encode(id_number)))),
 FROM {conflicts}
 WHERE id_number IS NOT NULL AND source_key <> other_source_key;
 
+-- name: shared_person_keys
+-- The 64-bit hashes of the person_keys that two person_nos hold among the live persons and the
+-- accepted persons of this sync (_stage_person, and _diff_person's same rows): the only keys
+-- id_pairs_core can pair. An aggregate, which spills; the join it replaces (every accepted
+-- person against every live one, wide rows) ran out of the merge's memory at scale 5
+-- (bench/profiles/merge.md).
+CREATE OR REPLACE TEMP TABLE _shared_person_key AS
+SELECT h FROM (
+    SELECT hash(person_key) AS h, person_no FROM _stage_person WHERE person_key IS NOT NULL
+    UNION ALL
+    SELECT hash(core_person_key), person_no FROM _diff_person
+    WHERE same AND core_person_key IS NOT NULL
+    UNION ALL
+    SELECT hash(person_key), person_no FROM core.person
+    WHERE deleted_at IS NULL AND person_key IS NOT NULL)
+GROUP BY h HAVING min(person_no) <> max(person_no);
+
 -- name: id_pairs_core
 -- An accepted person of this sync whose ID number a live person with another person_no already
 -- holds, in this county or another. The accepted persons are the staged (changed) ones and
--- those the hash diff found the same as core (_diff_person, person_key from core).
+-- those the hash diff found the same as core (_diff_person, person_key from core). Only those
+-- whose key's hash is in _shared_person_key can pair (the exact test is the join), and only
+-- the live persons with such a hash are read: both sides of the join are a few rows.
 INSERT INTO _id_pair
 SELECT s.person_key, $county, s.source_key, p.county_code, p.source_key
 FROM (SELECT person_key, person_no, source_key FROM _stage_person
       UNION ALL
       SELECT core_person_key, person_no, source_key FROM _diff_person WHERE same) AS s
 JOIN core.person AS p ON p.person_key = s.person_key AND p.person_no <> s.person_no
-WHERE p.deleted_at IS NULL;
+WHERE p.deleted_at IS NULL
+  AND hash(s.person_key) IN (SELECT h FROM _shared_person_key)
+  AND hash(p.person_key) IN (SELECT h FROM _shared_person_key);
 
 -- name: record_id_conflicts
+-- sides: the live core rows of the pairs' records only (a join that builds its hash table on
+-- every live person of the city does not fit the merge's memory at scale 5).
 MERGE INTO ops.conflict AS k
 USING (
+WITH sides AS NOT MATERIALIZED (
+    SELECT p.county_code, p.source_key, p.person_no, p.first_seen_at
+    FROM core.person AS p
+    JOIN (SELECT county_1 AS county_code, source_key_1 AS source_key FROM _id_pair
+          UNION SELECT county_2, source_key_2 FROM _id_pair) AS i
+      ON i.county_code = p.county_code AND i.source_key = p.source_key
+    WHERE p.deleted_at IS NULL)
 SELECT DISTINCT ON (conflict_id)
        md5(concat_ws('|', 'id_number', o.key, o.county_code_a, o.source_key_a,
                      o.county_code_b, o.source_key_b)) AS conflict_id,
@@ -86,12 +116,8 @@ FROM (
           FROM _id_pair
           WHERE NOT (county_1 = county_2 AND source_key_1 = source_key_2))
 ) AS o
-LEFT JOIN core.person AS ra
-       ON ra.county_code = o.county_code_a AND ra.source_key = o.source_key_a
-      AND ra.deleted_at IS NULL
-LEFT JOIN core.person AS rb
-       ON rb.county_code = o.county_code_b AND rb.source_key = o.source_key_b
-      AND rb.deleted_at IS NULL
+LEFT JOIN sides AS ra ON ra.county_code = o.county_code_a AND ra.source_key = o.source_key_a
+LEFT JOIN sides AS rb ON rb.county_code = o.county_code_b AND rb.source_key = o.source_key_b
 ) AS s
 ON k.conflict_id = s.conflict_id
 WHEN MATCHED THEN UPDATE SET resolved_at = NULL, winner = s.winner
