@@ -353,6 +353,8 @@ def _record_conflicts(
     if persons_staged:
         batch.temp("_shared_person_key")
         batch.run("60_conflicts.sql", "shared_person_keys")
+        batch.temp("_pairable_person")
+        batch.run("60_conflicts.sql", "pairable_persons")
         batch.run("60_conflicts.sql", "id_pairs_core")
     batch.run("60_conflicts.sql", "record_id_conflicts")
 

@@ -64,21 +64,26 @@ SELECT h FROM (
     WHERE deleted_at IS NULL AND person_key IS NOT NULL)
 GROUP BY h HAVING min(person_no) <> max(person_no);
 
+-- name: pairable_persons
+-- The live persons whose person_key's hash is in _shared_person_key (a few rows): a semi-join
+-- whose hash table is the few hashes, read in one pass over core.person.
+CREATE OR REPLACE TEMP TABLE _pairable_person AS
+SELECT person_key, person_no, county_code, source_key FROM core.person
+WHERE deleted_at IS NULL AND hash(person_key) IN (SELECT h FROM _shared_person_key);
+
 -- name: id_pairs_core
 -- An accepted person of this sync whose ID number a live person with another person_no already
 -- holds, in this county or another. The accepted persons are the staged (changed) ones and
 -- those the hash diff found the same as core (_diff_person, person_key from core). Only those
--- whose key's hash is in _shared_person_key can pair (the exact test is the join), and only
--- the live persons with such a hash are read: both sides of the join are a few rows.
+-- whose key's hash is in _shared_person_key can pair, with the live persons of such a hash
+-- (_pairable_person): the exact test is the join, of a few rows on each side.
 INSERT INTO _id_pair
 SELECT s.person_key, $county, s.source_key, p.county_code, p.source_key
 FROM (SELECT person_key, person_no, source_key FROM _stage_person
       UNION ALL
       SELECT core_person_key, person_no, source_key FROM _diff_person WHERE same) AS s
-JOIN core.person AS p ON p.person_key = s.person_key AND p.person_no <> s.person_no
-WHERE p.deleted_at IS NULL
-  AND hash(s.person_key) IN (SELECT h FROM _shared_person_key)
-  AND hash(p.person_key) IN (SELECT h FROM _shared_person_key);
+JOIN _pairable_person AS p ON p.person_key = s.person_key AND p.person_no <> s.person_no
+WHERE hash(s.person_key) IN (SELECT h FROM _shared_person_key);
 
 -- name: record_id_conflicts
 -- sides: the live core rows of the pairs' records only (a join that builds its hash table on
