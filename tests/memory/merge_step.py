@@ -13,6 +13,7 @@ test's simulator: the peak is the merge step's own.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -25,6 +26,17 @@ def status_mb(field: str) -> float:
     raise LookupError(field)
 
 
+class RetryCounter(logging.Handler):
+    """Counts the merge's "ran out of DuckDB memory; once more at ..." warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += "ran out of DuckDB memory" in record.getMessage()
+
+
 def main(landed_json: str) -> None:
 
     from pipelines import sync
@@ -32,6 +44,8 @@ def main(landed_json: str) -> None:
     from seeds.registry import county
 
     landed = Landed(**json.loads(Path(landed_json).read_text()))
+    retries = RetryCounter()
+    logging.getLogger("warehouse").addHandler(retries)
     baseline = status_mb("VmRSS")
     merged = sync.merge(county(landed.county_code), landed)
     fetched = sum(c.get("fetched", 0) for c in merged.counts.values())
@@ -43,6 +57,8 @@ def main(landed_json: str) -> None:
                 "fetched": fetched,
                 # ~60 MB of RSS the merge step does without (warehouse.batch.load_frame)
                 "pyarrow_imported": "pyarrow" in sys.modules,
+                # merges redone at the larger limit after DuckDB ran out of memory
+                "memory_retries": retries.count,
             }
         )
     )

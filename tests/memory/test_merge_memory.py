@@ -85,6 +85,11 @@ def test_merge_peak_does_not_grow_with_the_county(tmp_path, monkeypatch):
         "the merge step imported pyarrow (~60 MB of its RSS): a frame went through "
         "con.register/.pl() instead of warehouse.batch.load_frame/frame_of"
     )
+    # a merge redone at the retry's 1 GB limit would hide a statement that stopped spilling
+    assert small["memory_retries"] == 0 and large["memory_retries"] == 0, (
+        "a merge ran out of DuckDB's forced limit and was redone at the larger one: some "
+        "statement no longer fits (bench/profiles/merge_trace.py names it)"
+    )
     growth = large["peak_rss_mb"] - small["peak_rss_mb"]
     assert growth < GROWTH_BOUND_MB, (
         f"the merge step's peak grew by {growth:.0f} MB from {small['fetched']:,} to "
