@@ -98,7 +98,9 @@ def install(tracer: Tracer, retry: bool) -> None:
             if getattr(module, attr, None) is original:
                 setattr(module, attr, traced)
     if not retry:
-        warehouse.merge.raise_memory_limit = lambda con: False
+        import warehouse.duckdb_bounds
+
+        warehouse.duckdb_bounds.raise_memory_limit = lambda con, step: False
 
 
 def report(tracer: Tracer, top: int) -> None:
