@@ -98,6 +98,25 @@ class LandedPage:
             )
         return data
 
+    def verified_path(self) -> Path:
+        """The stored file, once its bytes match the manifest's sha256: read in blocks, so a
+        large file (a workbook register) is never held whole."""
+        digest = hashlib.sha256()
+        try:
+            with self.path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+        except OSError as exc:
+            raise SourceError(self.county, self.path, f"landed page unreadable: {exc}") from None
+        if digest.hexdigest() != self.sha256:
+            raise SourceError(
+                self.county,
+                self.path,
+                f"landed page {self.page_id} is corrupt: sha256 {digest.hexdigest()[:12]}… "
+                f"does not match the manifest's {self.sha256[:12]}…",
+            )
+        return self.path
+
     def json(self) -> Any:
         return json.loads(self.body())
 

@@ -87,11 +87,23 @@ class StagedParts:
             self._con = con
         return self._con
 
-    def finish(self, entity: str, heads: Path | None = None, no_heads: bool = False) -> int:
+    def scan(self, entity: str) -> pl.LazyFrame:
+        """``entity``'s rows as the page groups wrote them (before :meth:`finish`)."""
+        files = sorted((self.parts / entity).glob("*.parquet"))
+        return pl.scan_parquet(files) if files else pl.LazyFrame(schema=frame_schema(entity))
+
+    def finish(
+        self,
+        entity: str,
+        heads: Path | None = None,
+        no_heads: bool = False,
+        transform: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None,
+    ) -> int:
         """Reduce ``entity``'s parts to its staged frame (one row per key, latest version
         wins) and return its row count. ``heads``: a finished person frame to resolve battle
         v2 households' heads from (their ``__head_id``: the head's normalised ID number);
-        ``no_heads``: such households without members staged (every head unknown).
+        ``no_heads``: such households without members staged (every head unknown);
+        ``transform``: applied to the kept rows before they are written (a workbook's heads).
 
         Two passes, both bounded: DuckDB picks each key's winning row (a hash aggregate under
         ``REDUCE_MEMORY``, spilling beyond it), then polars streams the parts once more,
@@ -111,6 +123,8 @@ class StagedParts:
             rows = _with_heads(rows, heads)
         elif no_heads:
             rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("head_person_no"))
+        if transform is not None:
+            rows = transform(rows)
         rows.select(pl.col(c).cast(t) for c, t in schema.items()).sink_parquet(
             target, compression="lz4", row_group_size=ROW_GROUP
         )

@@ -129,8 +129,10 @@ def records(
     return with_refs(df, page.page_id, order)
 
 
-def with_refs(df: pl.DataFrame, page_id: str, order: int) -> pl.DataFrame:
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
+def with_refs(df: pl.DataFrame, page_id: str, order: int, first: int = 0) -> pl.DataFrame:
+    """``raw_ref`` and ``__order`` of a page's rows; ``first``: the position of its first row
+    in the page (a chunk of a register file)."""
+    row = pl.int_range(first, pl.len() + first, dtype=pl.Int64)
     return df.with_columns(
         (pl.lit(f"{page_id}#") + row.cast(pl.String)).alias(RAW_REF),
         (pl.lit(order, dtype=pl.Int64) * (1 << 32) + row).alias(ORDER),
