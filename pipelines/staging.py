@@ -220,6 +220,11 @@ class PageGroups:
         if any(f.height for f in frames):
             self.parts.write(entity, self.build(entity, frames))
 
-    def flush(self) -> None:
-        for entity in list(self._pending):
-            self._flush(entity)
+    def pending(self, entity: str) -> int:
+        """Records of ``entity`` added and not yet written."""
+        return self._rows[entity]
+
+    def flush(self, entity: str | None = None) -> None:
+        """Write what is pending, of ``entity`` or of every entity."""
+        for name in [entity] if entity is not None else list(self._pending):
+            self._flush(name)

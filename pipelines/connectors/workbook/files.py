@@ -46,9 +46,9 @@ from pipelines.http import looks_like_html
 
 ID_AS_NUMBER = "__id_as_number"  # the cell held a number: digits lost
 ID_SHOWN = "__id_shown"  # how a spreadsheet shows that number ("6.11026E+17")
-#: Inflated sheet XML / CSV bytes read per chunk (HUB_WORKBOOK_CHUNK_BYTES): ~5,000 register
-#: rows of an .xlsx, ~30,000 of a CSV; the chunk's frames are a few tens of MB.
-CHUNK_BYTES = 8 << 20
+#: Inflated sheet XML / CSV bytes read per chunk (HUB_WORKBOOK_CHUNK_BYTES): ~1,500 register
+#: rows of an .xlsx, ~8,000 of a CSV (more: the same CPU, ~60 MB more peak per 2 MiB more).
+CHUNK_BYTES = 2 << 20
 #: A sheet XML row (or a CSV record) longer than this many chunks is refused, not buffered.
 MAX_ROW_CHUNKS = 16
 # CSV has no cell types: an ID that went through a spreadsheet as a number is written the way

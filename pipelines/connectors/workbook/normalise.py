@@ -94,6 +94,13 @@ def _with_heads(heads: pl.DataFrame, households: pl.LazyFrame) -> pl.LazyFrame:
     ).with_columns(pl.col("__head").alias("head_person_no"))
 
 
+def _own(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with its text copied out of the chunk it was selected from: polars' strings are
+    views into their chunk's buffers, so a few kept values would keep every chunk alive."""
+    text = [c for c, t in df.schema.items() if t == pl.String]
+    return df.with_columns(pl.concat_str(pl.col(c), pl.lit("")).alias(c) for c in text)
+
+
 class _Regions:
     """Towns and villages named in the file, so households reference known villages. Codes
     come from well-formed 户编号 only: a malformed one is the household's defect, not a region.
@@ -117,8 +124,8 @@ class _Regions:
                 pl.col(ORDER),
             ).unique("code", keep="first", maintain_order=True)
 
-        self.towns.append(level("town", 9, "乡(镇)", 6))
-        self.villages.append(level("village", 12, "行政村", 9))
+        self.towns.append(_own(level("town", 9, "乡(镇)", 6)))
+        self.villages.append(_own(level("village", 12, "行政村", 9)))
 
     def frame(self) -> pl.DataFrame:
         regions = (
@@ -148,7 +155,7 @@ class _FirstRows:
             .unique("户编号", keep="first", maintain_order=True)
             .filter(~pl.col("户编号").is_in(self.seen.implode()))
         )
-        self.seen = self.seen.append(first["户编号"])
+        self.seen = self.seen.append(_own(first.select("户编号")).to_series())
         return first
 
 
@@ -224,6 +231,8 @@ def normalise(
             first = households.new(rows)
             groups.add("person", rows)
             groups.add("household", first)
+            if not groups.pending("person"):  # households hold views into the same chunks
+                groups.flush("household")
             regions.add(rows)
             counts["person"] += rows.height
             counts["household"] += first.height

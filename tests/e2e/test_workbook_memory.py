@@ -1,0 +1,81 @@
+"""A workbook county's landing step does not hold its register whole (issue 13): a non-timing
+guard, like ``test_landing_memory`` for 洛南.
+
+柞水 (.xlsx) and 丹凤 (GB18030 .csv) are each landed and staged at a small and at a four times
+larger scale, each in a fresh ``python -m tests.e2e.landing_rss`` process (a forked child would
+inherit pytest's memory), with small chunks (``HUB_WORKBOOK_CHUNK_BYTES``) and page groups
+(``HUB_STAGING_GROUP_ROWS``) so that the small run already reads full chunks. The growth of the
+step's peak RSS (VmHWM) is compared with the growth of the register file.
+
+What still grows with the file: its download (the client holds the body it verifies and joins
+it once: up to 2 × the file, the peak of the larger 丹凤 run), the households' keys already seen
+and the per-key winners. Measured when this was written (bench/profiles/landing.md; a county
+generated alone holds the whole city's population, so the files are large): streaming, 柞水
++63 MB of peak for +54 MB of .xlsx (1.2 ×), 丹凤 +94 MB for +88 MB of CSV (1.1 ×); the
+whole-file reader before it +1,336 MB (25 ×) and +724 MB (8.2 ×). The bounds lie between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seeds.registry import county
+from tests.conftest import serving
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL, LARGE = 0.3, 1.2
+MB = 2**20
+#: county → (the peak may grow by at most this many times the file's growth, the least growth
+#: of the file for the comparison to mean something, in MB)
+BOUNDS = {"zhashui": (4.0, 2.0), "danfeng": (3.0, 8.0)}
+
+pytestmark = pytest.mark.slow
+
+
+def _land_in_fresh_process(handle, home: Path, slug: str) -> dict:
+    env = {
+        **os.environ,
+        **handle.env(),
+        "HUB_HOME": str(home),
+        "PYTHONPATH": str(REPO),
+        "HUB_STAGING_GROUP_ROWS": "5000",
+        "HUB_WORKBOOK_CHUNK_BYTES": str(1 * MB),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.landing_rss", slug],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("slug", sorted(BOUNDS))
+def test_workbook_landing_peak_memory_does_not_grow_with_the_register(monkeypatch, tmp_path, slug):
+    figures = {}
+    for scale in (SMALL, LARGE):
+        with serving(monkeypatch, scale=scale, counties=[county(slug)]) as handle:
+            figures[scale] = _land_in_fresh_process(handle, tmp_path / f"hub-{scale}", slug)
+    small, large = figures[SMALL], figures[LARGE]
+    bound, least = BOUNDS[slug]
+    file_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
+    # the larger register really is larger: otherwise the comparison proves nothing
+    assert file_growth > least, figures
+    peak_growth = large["peak_mb"] - small["peak_mb"]
+    print(f"{slug}: +{peak_growth:.0f} MB peak for +{file_growth:.1f} MB of file: {figures}")
+    assert peak_growth < bound * file_growth, (
+        f"{slug}'s landing step's peak memory grows with the register: {small['peak_mb']:.0f} MB "
+        f"at scale {SMALL}, {large['peak_mb']:.0f} MB at scale {LARGE}, +{peak_growth:.0f} MB "
+        f"for +{file_growth:.1f} MB of file (bound {bound} ×); is the file read whole again? "
+        f"{figures}"
+    )
