@@ -241,7 +241,7 @@ class Fetcher:
         form: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-        parse_json: bool = True,
+        parse_json: bool | Callable[[bytes], Any] = True,
         check: Callable[[Fetched], None] | None = None,
         max_bytes: int | None = None,
     ) -> Fetched:
@@ -253,6 +253,8 @@ class Fetcher:
         failures urllib3 already gave up on, 429/5xx after its retries, other non-2xx statuses
         without a JSON body, and whatever is still failing after the last attempt. A non-2xx
         response *with* a JSON body is returned for the caller to interpret (e.g. 401 + 40101).
+        ``parse_json`` may be a fast decoder of the answer's usual shape (a listing page without
+        Python objects for its records); where it fails, the body is parsed in full as below.
         """
         shown = redact_url(requests.Request(method, url, params=params).prepare().url or url)
         send = {"params": params, "json": json_body, "data": form, "headers": headers, "auth": auth}
@@ -274,7 +276,7 @@ class Fetcher:
         shown: str,
         send: Mapping[str, Any],
         attempt: int,
-        parse_json: bool,
+        parse_json: bool | Callable[[bytes], Any],
         check: Callable[[Fetched], None] | None,
         max_bytes: int | None,
     ) -> _Attempt:
@@ -378,7 +380,7 @@ class Fetcher:
         resp.raw.release_conn()
         return b"".join(chunks)
 
-    def _problem(self, fetched: Fetched, parse_json: bool) -> str | None:
+    def _problem(self, fetched: Fetched, parse_json: bool | Callable[[bytes], Any]) -> str | None:
         """A transient problem to retry, None when usable; raises for permanent failures."""
         status = fetched.status
         if status in RETRY_STATUSES:
@@ -399,6 +401,12 @@ class Fetcher:
             return None
         if looks_like_html(fetched.body, fetched.content_type):
             return f"HTML page instead of JSON (HTTP {status}, likely a gateway error page)"
+        if callable(parse_json):
+            try:
+                fetched.data = parse_json(fetched.body)
+                return None
+            except Exception:  # the full parse below says what is wrong, as always
+                pass
         try:
             fetched.data = parse_json_body(fetched.body)
         except UnusableJson as exc:  # the same bytes will come again: no point retrying

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pipelines.connectors.bigdata.layout import DELETION_FIELDS, ENTITIES, FIELDS
+from pipelines.connectors.bigdata.listing_json import decode_listing
 from pipelines.http import Fetched, PlatformClient, TransientProblem
 from pipelines.landing import Page
 from pipelines.paging import PagingGuard
@@ -114,8 +115,9 @@ class BigdataClient(PlatformClient):
                 retry_after=float(after) if after and after.isdigit() else None,
             )
 
-    def _get(self, path: str, params: Mapping[str, Any]) -> Fetched:
-        """GET an API path; re-authenticates once if the token is refused, then repeats."""
+    def _get(self, path: str, params: Mapping[str, Any], listing: bool = False) -> Fetched:
+        """GET an API path; re-authenticates once if the token is refused, then repeats.
+        ``listing``: a page of records, its envelope decoded without the records (``listing_json``)."""
         url = self.api + path
         refusals = 0
         while True:
@@ -125,6 +127,7 @@ class BigdataClient(PlatformClient):
                 params=params,
                 headers={"Authorization": self._bearer()},
                 check=self._check_envelope,
+                parse_json=decode_listing if listing else True,
             )
             env = fetched.data
             code = env.get("code")
@@ -162,7 +165,7 @@ class BigdataClient(PlatformClient):
             if cursor is not None:
                 query["cursor"] = cursor
             guard.before(self.api + path, cursor)
-            fetched = self._get(path, query)
+            fetched = self._get(path, query, listing=True)
             page_no += 1
             data = fetched.data.get("data")
             if not isinstance(data, dict) or not isinstance(data.get("items"), list):
