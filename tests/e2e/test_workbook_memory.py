@@ -8,11 +8,13 @@ inherit pytest's memory), with small chunks (``HUB_WORKBOOK_CHUNK_BYTES``) and p
 step's peak RSS (VmHWM) is compared with the growth of the register file.
 
 What still grows with the file: its download (the client holds the body it verifies and joins
-it once: up to 2 × the file, the peak of the larger 丹凤 run), the households' keys already seen
-and the per-key winners. Measured when this was written (bench/profiles/landing.md; a county
-generated alone holds the whole city's population, so the files are large): streaming, 柞水
-+63 MB of peak for +54 MB of .xlsx (1.2 ×), 丹凤 +94 MB for +88 MB of CSV (1.1 ×); the
-whole-file reader before it +1,336 MB (25 ×) and +724 MB (8.2 ×). The bounds lie between.
+it once: up to 2 × the file), the households' keys already seen, the heads and the per-key
+winners. Measured when this was written (bench/profiles/landing.md; a county generated alone
+holds the whole city's population, so its files are large): at scale 0.1 → 0.4, streaming,
+柞水 +41 MB of peak for +17.9 MB of .xlsx (2.3 ×), 丹凤 +8 MB for +29.3 MB of CSV (0.3 ×); the
+whole-file reader before it +624 MB (35 ×) and +264 MB (9.0 ×): the test fails there. (At 0.3 →
+1.2: streaming 1.2 × and 1.1 ×, before 25 × and 8.2 ×.) The bounds (5 × and 3 ×) lie between.
+About a minute.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from seeds.registry import county
 from tests.conftest import serving
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL, LARGE = 0.3, 1.2
+SMALL, LARGE = 0.1, 0.4
 MB = 2**20
 #: county → (the peak may grow by at most this many times the file's growth, the least growth
 #: of the file for the comparison to mean something, in MB)
-BOUNDS = {"zhashui": (4.0, 2.0), "danfeng": (3.0, 8.0)}
+BOUNDS = {"zhashui": (5.0, 8.0), "danfeng": (3.0, 16.0)}
 
 pytestmark = pytest.mark.slow
 
