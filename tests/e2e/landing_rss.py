@@ -1,14 +1,38 @@
-"""Child of ``test_landing_memory``: one county's landing step (fetch → land → normalise →
-stage) in this fresh process; prints its resident memory after the imports (the baseline) and
-its peak (VmHWM), in MB, as one JSON line.
+"""Child of ``test_landing_memory`` and ``test_workbook_memory``: one county's landing step
+(fetch → land → normalise → stage) in this fresh process; prints its resident memory after the
+imports (the baseline) and its peak (VmHWM), in MB, as one JSON line.
 
     python -m tests.e2e.landing_rss <slug>     (HUB_HOME and HUB_<SLUG>_URL/... set)
+
+``land_in_fresh_process`` is the tests' side: it runs this module and reads the line back.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def land_in_fresh_process(handle, home: Path, slug: str, **settings: str) -> dict:
+    """Land ``slug`` from the simulator ``handle`` into ``home`` in a fresh process with the
+    extra ``settings`` (environment variables); its figures."""
+    env = {**os.environ, **handle.env(), "HUB_HOME": str(home), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.landing_rss", slug],
+        cwd=REPO,
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _status_mb(field: str) -> float:

@@ -18,17 +18,11 @@ timing, so it does not depend on the machine's load.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import serving
+from tests.e2e.landing_rss import land_in_fresh_process
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL, LARGE = 0.3, 1.2
 #: the peak may grow by at most this share of the growth in landed bytes
 BOUND = 0.9
@@ -37,34 +31,15 @@ MB = 2**20
 pytestmark = pytest.mark.slow
 
 
-def _land_in_fresh_process(handle, home: Path) -> dict:
-    env = {
-        **os.environ,
-        **handle.env(),
-        "HUB_HOME": str(home),
-        "PYTHONPATH": str(REPO),
-        # one bigdata page (5,000 records) a group: at scale 0.3 the groups are already full,
-        # so both runs hold the same number of records at a time when streaming works
-        "HUB_STAGING_GROUP_ROWS": "5000",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.landing_rss", "luonan"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_landing_peak_memory_does_not_grow_with_the_county(monkeypatch, tmp_path):
     figures = {}
     for scale in (SMALL, LARGE):
         with serving(monkeypatch, scale=scale) as handle:
-            figures[scale] = _land_in_fresh_process(handle, tmp_path / f"hub-{scale}")
+            # one bigdata page (5,000 records) a group: at scale 0.3 the groups are already full,
+            # so both runs hold the same number of records at a time when streaming works
+            figures[scale] = land_in_fresh_process(
+                handle, tmp_path / f"hub-{scale}", "luonan", HUB_STAGING_GROUP_ROWS="5000"
+            )
     small, large = figures[SMALL], figures[LARGE]
     landed_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
     # the larger county really is larger: otherwise the comparison proves nothing

@@ -19,18 +19,12 @@ About a minute.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from seeds.registry import county
 from tests.conftest import serving
+from tests.e2e.landing_rss import land_in_fresh_process
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL, LARGE = 0.1, 0.4
 MB = 2**20
 #: county → (the peak may grow by at most this many times the file's growth, the least growth
@@ -40,34 +34,18 @@ BOUNDS = {"zhashui": (5.0, 8.0), "danfeng": (3.0, 16.0)}
 pytestmark = pytest.mark.slow
 
 
-def _land_in_fresh_process(handle, home: Path, slug: str) -> dict:
-    env = {
-        **os.environ,
-        **handle.env(),
-        "HUB_HOME": str(home),
-        "PYTHONPATH": str(REPO),
-        "HUB_STAGING_GROUP_ROWS": "5000",
-        "HUB_WORKBOOK_CHUNK_BYTES": str(1 * MB),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.e2e.landing_rss", slug],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("slug", sorted(BOUNDS))
 def test_workbook_landing_peak_memory_does_not_grow_with_the_register(monkeypatch, tmp_path, slug):
     figures = {}
     for scale in (SMALL, LARGE):
         with serving(monkeypatch, scale=scale, counties=[county(slug)]) as handle:
-            figures[scale] = _land_in_fresh_process(handle, tmp_path / f"hub-{scale}", slug)
+            figures[scale] = land_in_fresh_process(
+                handle,
+                tmp_path / f"hub-{scale}",
+                slug,
+                HUB_STAGING_GROUP_ROWS="5000",
+                HUB_WORKBOOK_CHUNK_BYTES=str(1 * MB),
+            )
     small, large = figures[SMALL], figures[LARGE]
     bound, least = BOUNDS[slug]
     file_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
