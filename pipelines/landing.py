@@ -88,14 +88,7 @@ class LandedPage:
             data = self.path.read_bytes()
         except OSError as exc:
             raise SourceError(self.county, self.path, f"landed page unreadable: {exc}") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != self.sha256:
-            raise SourceError(
-                self.county,
-                self.path,
-                f"landed page {self.page_id} is corrupt: sha256 {digest[:12]}… "
-                f"does not match the manifest's {self.sha256[:12]}…",
-            )
+        self._verify(hashlib.sha256(data).hexdigest())
         return data
 
     def verified_path(self) -> Path:
@@ -108,14 +101,17 @@ class LandedPage:
                     digest.update(block)
         except OSError as exc:
             raise SourceError(self.county, self.path, f"landed page unreadable: {exc}") from None
-        if digest.hexdigest() != self.sha256:
+        self._verify(digest.hexdigest())
+        return self.path
+
+    def _verify(self, digest: str) -> None:
+        if digest != self.sha256:
             raise SourceError(
                 self.county,
                 self.path,
-                f"landed page {self.page_id} is corrupt: sha256 {digest.hexdigest()[:12]}… "
+                f"landed page {self.page_id} is corrupt: sha256 {digest[:12]}… "
                 f"does not match the manifest's {self.sha256[:12]}…",
             )
-        return self.path
 
     def json(self) -> Any:
         return json.loads(self.body())

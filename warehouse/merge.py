@@ -235,8 +235,9 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
         batch.run("30_history.sql", "open_versions" if matched else "open_new", **ids)
     # every staged key new to core (a first load): the MERGE's insert branch alone, no join
     batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
-    batch.run("40_upsert.sql", "touch_unchanged", **ids)
-    batch.run("40_upsert.sql", "touch_platform", **ids)
+    if batch.run("40_upsert.sql", "any_same", **ids).fetchone()[0]:
+        batch.run("40_upsert.sql", "touch_unchanged", **ids)
+        batch.run("40_upsert.sql", "touch_platform", **ids)
     _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
 

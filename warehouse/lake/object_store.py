@@ -30,6 +30,14 @@ def is_object_store(data_path: str) -> bool:
     return "://" in data_path
 
 
+def _supported(data_path: str, setting: str) -> None:
+    if not data_path.startswith("s3://"):
+        raise ObjectStoreUnavailable(
+            f"{setting}={data_path}: only local directories and s3:// (any store with "
+            "the S3 API) are supported"
+        )
+
+
 def secret_statement(
     data_path: str,
     s3: settings.LakeS3 | None = None,
@@ -40,11 +48,7 @@ def secret_statement(
     (default: the hub's key, ``settings.lake_s3``), scoped to ``data_path`` itself: two lakes'
     secrets in one instance (the city step's publish) never answer for each other's files. The
     statement holds the key: execute it or hand it over privately, never log or show it."""
-    if not data_path.startswith("s3://"):
-        raise ObjectStoreUnavailable(
-            f"{setting}={data_path}: only local directories and s3:// (any store with "
-            "the S3 API) are supported"
-        )
+    _supported(data_path, setting)
     s3 = s3 or settings.lake_s3()
     options = [
         "TYPE s3",
@@ -68,8 +72,9 @@ def prepare(
 ) -> None:
     """Make ``data_path`` usable from ``con``'s DuckDB instance: httpfs loaded, the secret made
     (:func:`secret_statement`)."""
-    statement = secret_statement(data_path, s3, name, setting)
+    _supported(data_path, setting)  # before the key's settings: the scheme is the problem
     s3 = s3 or settings.lake_s3()
+    statement = secret_statement(data_path, s3, name, setting)
     extensions.load_httpfs(con)
     try:
         con.execute(statement)

@@ -158,19 +158,15 @@ def _data(county, name: str, workbook, grid: pl.DataFrame, sheet: _Sheet, anchor
     missing = [c for c in COLUMNS if c not in data.columns]
     if missing:
         raise source_error(county, name, f"header lacks columns {missing}")
-    id_at = sheet.header.index(ID_COL)
-    if anchored:  # the header copy is the grid's first row
-        typed = workbook.load_sheet(
-            SHEET, header_row=None, skip_rows=None, use_columns=[id_at], dtypes="boolean"
-        )
-    else:
-        typed = workbook.load_sheet(
-            SHEET,
-            header_row=None,
-            skip_rows=sheet.header_at + 1,
-            use_columns=[id_at],
-            dtypes="boolean",
-        )
+    typed = workbook.load_sheet(
+        SHEET,
+        header_row=None,
+        # anchored: the grid starts at the header copy (skip_rows=None: at the first non-empty
+        # row), else at the sheet's row 1
+        skip_rows=None if anchored else sheet.header_at + 1,
+        use_columns=[sheet.header.index(ID_COL)],
+        dtypes="boolean",
+    )
     is_number, _ = typed.to_arrow_with_errors()  # text cells are "errors" → null
     mask = pl.from_arrow(is_number).to_series().is_not_null()
     if anchored:
@@ -182,13 +178,17 @@ def _data(county, name: str, workbook, grid: pl.DataFrame, sheet: _Sheet, anchor
     )
 
 
+def _header_cells(grid: pl.DataFrame, at: int) -> list[str]:
+    return [str(v).strip() if v is not None else "" for v in grid.row(at)]
+
+
 def _first_grid(county, name: str, workbook) -> tuple[pl.DataFrame, _Sheet, str | None]:
     """The sheet's first rows as the whole-file reader saw them: header found, title read."""
     grid = _grid(county, name, workbook, first_non_empty=False)
     header_at = _header_index(grid.head(HEADER_SEARCH_ROWS))
     if header_at is None:
         raise source_error(county, name, f"no header row containing {HEADER_MARK!r}")
-    header = [str(v).strip() if v is not None else "" for v in grid.row(header_at)]
+    header = _header_cells(grid, header_at)
     exported = None
     for row in grid.head(header_at).iter_rows():  # a couple of title rows, not records
         exported = exported or export_time(row)
@@ -244,8 +244,9 @@ def _xlsx(county, name: str, path: Path) -> Register:
             anchor = package.renumbered(header_row, sheet.header_at + 1, row_no - 1)
             chunk = _open_workbook(county, name, package.workbook(anchor + piece))
             grid_k = _grid(county, name, chunk, first_non_empty=True)
-            header_k = [str(v).strip() if v is not None else "" for v in grid_k.row(0)]
-            rows = _data(county, name, chunk, grid_k, _Sheet(0, header_k), anchored=True)
+            rows = _data(
+                county, name, chunk, grid_k, _Sheet(0, _header_cells(grid_k, 0)), anchored=True
+            )
             # row_no (1-based) is the sheet's row header_at + 1 + first (0-based)
             yield Chunk(rows, row_no - sheet.header_at - 2)
 

@@ -33,6 +33,11 @@ SELECT {insert_vals}, $county, $platform, s.source_key,
        $now, $run, NULL
 FROM {stage} AS s;
 
+-- name: any_same
+-- Whether the hash diff found any staged row the same as core: none on a first load, and then
+-- the two touches below have nothing to update (and need no join with core).
+SELECT EXISTS (SELECT 1 FROM {diff} WHERE same);
+
 -- name: touch_unchanged
 -- The rows the hash diff found the same as this county's live core row ({diff}, same) record that
 -- this sync saw them, exactly as the MERGE above does for an unchanged row (last_synced_at,
