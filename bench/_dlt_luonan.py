@@ -19,18 +19,8 @@ import time
 import dlt
 import duckdb
 import requests
+from _luonan_endpoints import ENDPOINTS
 from dlt.sources.rest_api import rest_api_source
-
-ENDPOINTS = (
-    "regions",
-    "households",
-    "members",
-    "measures",
-    "loans",
-    "projects",
-    "cadres",
-    "household-cadres",
-)
 
 
 def main(file_format: str, disposition: str) -> None:
