@@ -15,6 +15,7 @@ orchestrates the run in-process like ``hub demo``), the forkserver (its preload)
 processes (all of them exactly, from ``wait4``; per step its CPU up to the body).
 
     .venv/bin/python bench/dagster_floor.py [--repeat 2] [--dagster-yaml dagster.yaml]
+    .venv/bin/python bench/dagster_floor.py --jobs sync_luonan --mode full   # one county's job
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ def _worker(out_file: str, mode: str, jobs: str) -> None:
             reconstructable_args=(job,),
             reconstructor_working_directory=str(BENCH),
         )
-        config = {}
-        if job == "sync_all_counties":
-            config = {"ops": {f"{c.slug}__landing": {"config": {"mode": mode}} for c in counties()}}
+        landings = [  # the job's county landings take the mode: all of them, or sync_<slug>'s
+            c.slug for c in counties() if job in ("sync_all_counties", f"sync_{c.slug}")
+        ]
+        config = {"ops": {f"{slug}__landing": {"config": {"mode": mode}} for slug in landings}}
         cpu_before, t0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
         with dg.execute_job(recon, instance=instance, run_config=config) as result:
             success, run_id = result.success, result.run_id
