@@ -4,6 +4,7 @@ of the live file does first (seed core.region, record queued run failures)."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -12,10 +13,12 @@ from pathlib import Path
 import duckdb
 
 import warehouse.commit_record as commit_record
+import warehouse.key_rebuild as key_rebuild
 import warehouse.lock as warehouse_lock
 import warehouse.region_seed as region_seed
 from base import paths, settings
 from warehouse.entities import merge_entities
+from warehouse.keys import KeyScope, without_keys
 from warehouse.lake import ddl as lake_ddl
 from warehouse.lake import locks as lake_locks
 from warehouse.lake.catalog import close_lake, is_lake, open_lake
@@ -24,6 +27,11 @@ from warehouse.statements import MIGRATIONS_DIR, run
 from warehouse.transaction import transaction
 
 log = logging.getLogger(__name__)
+
+#: Migrations whose change depends on what the warehouse holds, made in Python (DuckDB has no
+#: dynamic DDL): version -> the function, run after the file's own statements in the same
+#: transaction. Its module's source counts in the recorded checksum, so the record says what ran.
+PYTHON_STEPS = {10: key_rebuild.rebuild_keyed_tables}
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> None:
@@ -170,25 +178,40 @@ def recorded_profile(path: Path | str | None = None) -> str | None:
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply the migrations not yet in ``ops.schema_migration``, in order, each in its own
     transaction. Returns the names applied. An applied file that has since changed is reported,
-    not re-run: schema changes go in a new migration."""
+    not re-run: schema changes go in a new migration.
+
+    Both backends take the DDL without its key clauses (``warehouse.keys``: the keys are checked
+    before COMMIT, not indexed); DuckLake also without comments on macros."""
     applied: dict[int, str] = {}
     if _table_exists(con, "ops", "schema_migration"):
         applied = dict(run(con, "ops/catalog.sql", "applied_migrations").fetchall())
     done = []
-    lake = is_lake(con)  # DuckLake takes the DDL without keys; ddl.check_keys guards them
+    lake = is_lake(con)
     for file in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
         version, text = int(file.name[:3]), file.read_text(encoding="utf-8")
-        checksum = hashlib.sha256(text.encode()).hexdigest()
+        step = PYTHON_STEPS.get(version)
+        checksum = _checksum(text, step)
         if version in applied:
             if applied[version] != checksum:
                 log.warning("migration %s changed after it was applied; not re-run", file.name)
             continue
-        with transaction(con, check_keys=False):  # DDL, and its own record: no keyed data
-            con.execute(lake_ddl.for_lake(text) if lake else text)
+        # DDL, and its own record: the one keyed row it inserts
+        record = KeyScope({"ops.schema_migration": "version = $version"}, {"version": version})
+        with transaction(con, record):
+            con.execute(lake_ddl.for_lake(text) if lake else without_keys(text))
+            if step is not None:
+                step(con)
             params = {"version": version, "file": file.name, "checksum": checksum}
             run(con, "ops/catalog.sql", "record_migration", params)
         done.append(file.name)
     return done
+
+
+def _checksum(text: str, step: object | None) -> str:
+    """SHA-256 of a migration file, and of the source of the module of its Python step."""
+    if step is not None:
+        text += "\n" + inspect.getsource(inspect.getmodule(step))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

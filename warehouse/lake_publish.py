@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.keys import NO_KEYED_TABLE
 from warehouse.snapshots import (
     PII_ONLY_TABLES,
     PUBLISHED_SCHEMAS,
@@ -142,7 +143,7 @@ def publish_analyst_lake(
 ) -> LakePublish:
     """Bring the analyst lake ``target`` up to the main lake ``source`` (both attached to
     ``con``; ``source`` may be attached read-only) in one commit; see the module docstring."""
-    with transaction(con):
+    with transaction(con, NO_KEYED_TABLE):  # a copy: keys checked in the main lake
         source_snapshot = current_snapshot(con, source)  # the read side is pinned from here
         previous = last_published_source(con, target)
         wanted = _tables(con, source)

@@ -6,6 +6,7 @@ import duckdb
 
 from base import paths
 from warehouse.duckdb_bounds import CITY, bound
+from warehouse.keys import NO_KEYED_TABLE
 from warehouse.statements import MARTS_DIR, literal, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction
@@ -22,7 +23,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     con.execute(f"SET VARIABLE hub_registry = {literal(registry_path())}")  # HUB_REGISTRY: counties
     _set_connection_states(con)
     bound(con, CITY)  # the city step stays within a few hundred MB; DuckDB spills beyond
-    with transaction(con):
+    with transaction(con, NO_KEYED_TABLE):  # mart tables have no keys (warehouse.keys)
         for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
             con.execute(file.read_text(encoding="utf-8"))
         _inherit_column_comments(con)

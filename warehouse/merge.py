@@ -17,6 +17,7 @@ from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch
 from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
 from warehouse.entities import MergeEntity, merge_entities
+from warehouse.keys import merge_scope
 from warehouse.lake.retry import retry_conflicts
 from warehouse.pii import _hmac_pads, pii_key
 from warehouse.run_log import (
@@ -115,7 +116,8 @@ def merge_county(
     )
 
     def attempt() -> MergeResult:
-        with transaction(con):
+        # keys checked before COMMIT among the rows this merge inserted (warehouse.keys)
+        with transaction(con, merge_scope(sync_run_id, now)):
             # entities validated elsewhere (their accepted frame given as is) are diffed here
             given = {
                 e: v.accepted

@@ -10,6 +10,7 @@ import polars as pl
 
 from seeds import divisions
 from warehouse.batch import load_frame
+from warehouse.keys import KeyScope
 from warehouse.statements import run
 from warehouse.transaction import transaction
 
@@ -31,7 +32,8 @@ def seed_regions(con, hash_fields: str) -> int:
     )
     load_frame(con, "_divisions", rows)  # no pyarrow in a step process (warehouse.batch)
     try:
-        with transaction(con):
+        # the divisions and their seed record: small tables, checked whole (warehouse.keys)
+        with transaction(con, KeyScope({"core.region": None, "ops.seed": None})):
             params = {"seed_run": SEED_RUN, "digest": digest}
             ids = {"divisions": "_divisions", "hash_fields": hash_fields}
             added = run(con, SEED_SQL, "insert_missing", params, **ids).fetchone()[0]

@@ -21,6 +21,7 @@ from base.errors import redact_text, redact_url
 from schemas.columns import ENTITY_ORDER
 from schemas.entities import ISSUE_COLUMNS, ISSUE_LEVELS
 from warehouse.batch import Batch
+from warehouse.keys import KeyScope
 from warehouse.statements import run
 from warehouse.transaction import transaction
 
@@ -209,7 +210,9 @@ def refuse_sync(
     )
     batch.params["started"] = started_at or now
     try:
-        with transaction(con):
+        # the runs' rows are the one keyed table it writes (warehouse.keys)
+        runs = KeyScope({"ops.sync_run": "sync_run_id = $run"}, {"run": sync_run_id})
+        with transaction(con, runs):
             marks_before = watermarks(con, county.code)
             _record_issues(batch, validated, findings=False)
             counts = {

@@ -34,6 +34,7 @@ from schemas.columns import IDENTIFYING
 from schemas.entities import ISSUE_TABLES
 from warehouse.connection import quiet
 from warehouse.duckdb_bounds import CITY, bound
+from warehouse.keys import NO_KEYED_TABLE
 from warehouse.live_copy import copy_live_consistently
 from warehouse.statements import literal, run
 from warehouse.statements import q as _q
@@ -221,7 +222,7 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
             "SELECT schema_name, table_name FROM duckdb_tables() "
             "WHERE database_name = current_database() ORDER BY schema_name, table_name"
         ).fetchall()
-        with transaction(con):
+        with transaction(con, NO_KEYED_TABLE):  # a copy: keys checked in the warehouse
             for schema, table in tables:
                 _fill(con, schema, table)
     return target

@@ -1,7 +1,9 @@
 """The one transaction helper of the warehouse: BEGIN, COMMIT, and a ROLLBACK that never hides
-the error that caused it. On the DuckLake backend a transaction also holds the lake's write lock
-(``warehouse.lake.locks``) from before BEGIN to after COMMIT, and checks the tables' keys before
-COMMIT (``warehouse.lake.ddl.check_keys``: DuckLake has no PRIMARY KEY)."""
+the error that caused it. Before COMMIT it checks the keys of the keyed tables the transaction
+writes (``warehouse.keys.check_keys``: neither backend builds PRIMARY KEY indexes). On the
+DuckLake backend a transaction also holds the lake's write lock (``warehouse.lake.locks``) from
+before BEGIN to after COMMIT, so two transactions cannot each pass the check and commit the
+same key together."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 
 import duckdb
 
-from warehouse.lake import ddl as lake_ddl
+from warehouse import keys
 from warehouse.lake import locks as lake_locks
 from warehouse.lake.catalog import is_lake
 
@@ -30,17 +32,20 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 @contextmanager
 def transaction(
-    con: duckdb.DuckDBPyConnection, check_keys: bool = True
+    con: duckdb.DuckDBPyConnection, keyed: keys.KeyScope | None = keys.EVERY_KEY
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in ONE transaction: COMMIT when it ends, ROLLBACK (see :func:`rollback`)
-    and re-raise the original error when anything in it (or the COMMIT) fails."""
+    and re-raise the original error when anything in it (or the COMMIT) fails.
+
+    ``keyed``: the keyed tables the block writes and the rows it may have inserted
+    (``warehouse.keys.KeyScope``), checked before COMMIT; default every keyed table, whole;
+    ``keys.NO_KEYED_TABLE`` for a block that writes none."""
     lake = is_lake(con)
     with lake_locks.writer("write transaction") if lake else nullcontext():
         con.execute("BEGIN")
         try:
             yield con
-            if lake and check_keys:
-                lake_ddl.check_keys(con)
+            keys.check_keys(con, keyed)
             con.execute("COMMIT")
         except BaseException:
             rollback(con)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import warehouse
-from warehouse.lake import ddl, retry
+from warehouse import keys
+from warehouse.lake import retry
 
 pytestmark = pytest.mark.lake
 
@@ -30,14 +31,14 @@ def test_the_lake_has_the_warehouse_without_keys_and_the_check_keeps_them(lake):
             "WHERE database_name = current_database()"
         ).fetchall()
     }
-    assert set(ddl.primary_keys()) <= tables
-    keys = lake.execute(
+    assert set(keys.primary_keys()) <= tables
+    indexed_keys = lake.execute(
         "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database() "
         "AND constraint_type = 'PRIMARY KEY'"
     ).fetchone()[0]
-    assert keys == 0
+    assert indexed_keys == 0
     row = "('611021', 'household', '2016-07-01', now(), 'r1')"
-    duplicate = pytest.raises(ddl.DuplicateKey, match=r"ops\.watermark .*county_code, name")
+    duplicate = pytest.raises(keys.DuplicateKey, match=r"ops\.watermark .*county_code, name")
     with duplicate, warehouse.transaction(lake):
         lake.execute(f"INSERT INTO ops.watermark VALUES {row}, {row}")
     assert lake.execute("SELECT count(*) FROM ops.watermark").fetchone()[0] == 0

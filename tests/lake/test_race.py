@@ -141,20 +141,21 @@ def test_without_the_write_lock_the_same_race_gives_the_household_two_owners(
     from contextlib import nullcontext
 
     from tests.unit.test_warehouse_fixtures import merge
-    from warehouse.lake import ddl, locks
+    from warehouse import keys
+    from warehouse.lake import locks
 
     _lake_env(monkeypatch, lake_dsn, tmp_path / "data")
     with warehouse.connect():
         pass
     monkeypatch.setattr(locks, "writer", lambda purpose="write": nullcontext())
     both_at_commit = threading.Barrier(2, timeout=120)
-    check_keys = ddl.check_keys
+    check_keys = keys.check_keys
 
-    def at_commit(con):
-        check_keys(con)
+    def at_commit(con, scope=None):
+        check_keys(con, scope)
         both_at_commit.wait()
 
-    monkeypatch.setattr(ddl, "check_keys", at_commit)
+    monkeypatch.setattr(keys, "check_keys", at_commit)
     errors = []
 
     def racer(slug):

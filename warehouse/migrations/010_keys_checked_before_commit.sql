@@ -1,0 +1,16 @@
+-- 010_keys_checked_before_commit: no PRIMARY KEY indexes on the DuckDB file either; the keys are
+-- checked before COMMIT on both backends (warehouse/keys.py).
+--
+-- Why: DuckDB keeps the index (ART) of every key a transaction inserts in memory until the
+-- COMMIT and never spills it, so a first load of a large county ran out of the merge's memory
+-- bound on the keys alone (洛南 at scale 10: 65 MB of ART_INDEX pinned at 128 MB;
+-- bench/profiles/merge.md). DuckLake never had keys. The keys stay declared in 001 and 006
+-- (warehouse.keys.primary_keys reads them there); every migration is now applied without its
+-- key clauses on both backends (warehouse.keys.without_keys), and warehouse.keys.check_keys
+-- refuses a transaction that would commit a key twice or a NULL key.
+--
+-- This file has no statement of its own: DuckDB cannot drop a key, so a warehouse created with
+-- keys has each keyed table rebuilt from its catalog entry (columns, types, defaults, NOT NULL,
+-- comments) by warehouse/key_rebuild.py, which warehouse.connection.migrate runs for this
+-- version in the same transaction that records it (its source is part of the checksum).
+-- A warehouse created without keys (a fresh one, the lake) has nothing to rebuild.
