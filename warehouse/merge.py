@@ -116,8 +116,7 @@ def merge_county(
     )
 
     def attempt() -> MergeResult:
-        # keys checked before COMMIT among the rows this merge inserted (warehouse.keys)
-        with transaction(con, merge_scope(sync_run_id, now)):
+        with transaction(con, merge_scope(sync_run_id, now)):  # keys: see warehouse.keys
             # entities validated elsewhere (their accepted frame given as is) are diffed here
             given = {
                 e: v.accepted

@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 
 import duckdb
 
-from warehouse import keys
+import warehouse.keys as keys
 from warehouse.lake import locks as lake_locks
 from warehouse.lake.catalog import is_lake
 

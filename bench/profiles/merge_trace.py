@@ -2,7 +2,7 @@
 (``duckdb_memory()`` by tag, in memory and spilled) and how much RSS, and which one runs out.
 
     .venv/bin/python bench/profiles/merge_trace.py <landed.json> --home /tmp/trace \
-        [--limit 128MB] [--no-retry] [--dagster-base] [--top 25]
+        [--limit 128MB] [--no-retry] [--dagster-base] [--top 25] [--with-keys]
 
 Merges a landing kept by ``merge_ab.py land`` (or any ``Landed`` as JSON) into the warehouse
 under ``--home`` (a fresh one unless it exists: pass the same home twice for a re-read) in THIS
@@ -97,6 +97,25 @@ def install(tracer: Tracer, retry: bool) -> None:
         for attr in ("run", "run_statement"):
             if getattr(module, attr, None) is original:
                 setattr(module, attr, traced)
+    import warehouse.keys
+
+    check = warehouse.keys.check_keys  # the transaction calls it through the module
+
+    def traced_check(con, scope=None):
+        row = {"statement": "keys.check_keys (before COMMIT)", "started": time.perf_counter()}
+        tracer.rows.append(row)
+        cpu = time.process_time()
+        try:
+            return check(con, scope)
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            raise
+        finally:
+            row["seconds"] = time.perf_counter() - row.pop("started")
+            row["cpu_s"] = time.process_time() - cpu
+            row["duckdb_after"] = tracer.duckdb_memory(con)
+
+    warehouse.keys.check_keys = traced_check
     if not retry:
         import warehouse.duckdb_bounds
 
@@ -128,9 +147,9 @@ def main() -> None:
     parser.add_argument("--dagster-base", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
-        "--no-keys",
+        "--with-keys",
         action="store_true",
-        help="experiment: a fresh warehouse without PRIMARY KEYs (their ART indexes), as the lake",
+        help="comparison: a fresh warehouse WITH PRIMARY KEY indexes, as before migration 010",
     )
     args = parser.parse_args()
     os.environ.update(HUB_HOME=str(args.home), HUB_PROFILE="demo")
@@ -143,10 +162,11 @@ def main() -> None:
     from pipelines.sync import Landed
     from seeds.registry import county
 
-    if args.no_keys:
+    if args.with_keys:
         import warehouse.connection
 
-        warehouse.connection.is_lake = lambda con: True  # migrate() strips the key clauses
+        warehouse.connection.without_keys = lambda text: text  # the key clauses applied
+        warehouse.connection.PYTHON_STEPS = {}  # and not rebuilt away by migration 010
     landed = Landed(**json.loads(args.landed.read_text()))
     tracer = Tracer()
     install(tracer, retry=not args.no_retry)
@@ -166,6 +186,11 @@ def main() -> None:
                 "wall_s": round(time.perf_counter() - wall, 2),
                 "peak_rss_mb": round(status_mb("VmHWM")),
                 "statements": len(tracer.rows),
+                "check_keys": [
+                    {k: round(r[k], 2) for k in ("seconds", "cpu_s") if k in r}
+                    for r in tracer.rows
+                    if r["statement"].startswith("keys.check_keys")
+                ],
                 "load": os.getloadavg(),
             }
         )
