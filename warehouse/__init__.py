@@ -17,8 +17,9 @@ key; the demo profile falls back to the published development key).
 The live file records the profile that created it (``ops.hub_profile``); :func:`connect` refuses
 to open it read-write from the other profile, so simulated people never reach a real warehouse.
 
-Modules, bottom up: ``transaction`` (the one BEGIN/COMMIT/ROLLBACK), ``statements`` (SQL files
-and named statements), ``lock``, ``region_seed``, ``entities`` (merge identifiers), ``pii``
+Modules, bottom up: ``statements`` (SQL files and named statements), ``keys`` (the keys the
+migrations declare, checked before COMMIT) and ``key_rebuild`` (migration 010), ``transaction``
+(the one BEGIN/COMMIT/ROLLBACK), ``lock``, ``region_seed``, ``entities`` (merge identifiers), ``pii``
 (person_key), ``batch``, ``run_log`` (ops.sync_run, failure queue, rejects/findings,
 watermarks), ``state`` (the state file), ``connection`` (connect, migrate, profile), ``merge``,
 ``duckdb_bounds`` (DuckDB's memory and threads in the merge and the city step), ``marts``,

@@ -13,7 +13,7 @@
 The analyst snapshot is built into a NEW file (schema copied with ``COPY FROM DATABASE …
 (SCHEMA)``, so comments, views and macros stay; identifying columns dropped while the tables
 are empty; then each table re-created with ``CREATE TABLE AS`` from the rows without them, its
-comments put back; a read-only file keeps no PRIMARY KEY indexes), so no identifier is ever
+comments put back), so no identifier is ever
 written to it, not even to pages a later checkpoint frees. Both files are written beside their target and renamed into
 place atomically.
 """
