@@ -146,12 +146,11 @@ def test_the_check_refuses_a_key_twice_on_the_file_and_leaves_it_as_it_was(tmp_p
     assert after == before
 
 
-def test_a_merge_that_would_insert_a_key_twice_is_refused_whole(tmp_path, monkeypatch):
+def test_a_merge_that_would_insert_a_key_twice_is_refused_whole(backend, monkeypatch):
     """A statement of the merge inserting a copy of a committed row (an old key, a new row) is
-    caught by the merge's scoped check (warehouse.keys.merge_scope), and nothing of the merge
-    is written: not its rows, not its run."""
-    path = tmp_path / "hub.duckdb"
-    with warehouse.connect(path) as con:
+    caught by the merge's scoped check (warehouse.keys.merge_scope), on the file and on the
+    lake, and nothing of the merge is written: not its rows, not its run."""
+    with warehouse.connect() as con:
         merge(con, LUONAN, "r1", households=HOUSEHOLDS, persons=PERSONS)
         before = _rows(con)
     upsert = merge_module._upsert_entity
@@ -168,7 +167,7 @@ def test_a_merge_that_would_insert_a_key_twice_is_refused_whole(tmp_path, monkey
 
     monkeypatch.setattr(merge_module, "_upsert_entity", upsert_and_copy_a_row)
     changed = [household(H1, member_count=5), household(H2)]
-    with warehouse.connect(path) as con:
+    with warehouse.connect() as con:
         with pytest.raises(keys.DuplicateKey, match=r"core\.household \(1 key\(s\) twice: "):
             merge(con, LUONAN, "r2", day="2016-07-02", households=changed, persons=PERSONS)
         assert _rows(con) == before
