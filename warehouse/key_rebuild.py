@@ -8,7 +8,8 @@ NOT NULL, its CHECK constraints, its table and column comments; creates it again
 PRIMARY KEY / UNIQUE constraint (and without the NOT NULL the key implied, as a fresh
 warehouse has it: the key check refuses a NULL key instead, ``warehouse.keys``), copies the rows
 in their order and puts the comments back. ``warehouse.connection.migrate`` runs it in the same
-transaction that records the migration, and counts this module's source in its checksum.
+transaction that records the migration. Released: change nothing here that changes what it
+does (a new migration makes the next change).
 A warehouse without keyed tables (a fresh one, the lake) has nothing to rebuild.
 """
 

@@ -12,5 +12,5 @@
 -- This file has no statement of its own: DuckDB cannot drop a key, so a warehouse created with
 -- keys has each keyed table rebuilt from its catalog entry (columns, types, defaults, NOT NULL,
 -- comments) by warehouse/key_rebuild.py, which warehouse.connection.migrate runs for this
--- version in the same transaction that records it (its source is part of the checksum).
+-- version in the same transaction that records it.
 -- A warehouse created without keys (a fresh one, the lake) has nothing to rebuild.
