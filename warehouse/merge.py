@@ -14,6 +14,7 @@ import polars as pl
 from base.errors import SafetyStop, redact_url
 from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
+from warehouse import touch
 from warehouse.batch import Batch
 from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
 from warehouse.entities import MergeEntity, merge_entities
@@ -98,7 +99,9 @@ def merge_county(
     it the merge computes it here. A ``Validated`` with ``rejected_rows`` has its accepted rows
     read from the staged rows (files or frames) by position; one without (a frame given as
     ``accepted``) is merged from that frame. Only rows that differ from core are staged with
-    every column; the rows the diff found the same get last_synced_at/sync_run_id in one UPDATE.
+    every column; the rows the diff found the same get last_synced_at/sync_run_id after the
+    COMMIT, in pieces of bounded memory (``warehouse.touch``: recorded in the transaction,
+    touched before this returns; a touch an interrupted run left is finished first).
     """
     now = now or datetime.now(UTC)
     batch = Batch(
@@ -129,8 +132,14 @@ def merge_county(
                 diff_staged(batch, staged, merge_entities(con), given, now)
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
-    try:  # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
-        return retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
+    try:
+        # a touch an interrupted run left pending first, so this merge writes after it
+        touch.finish(con, county, merge_entities(con), left_by_earlier=True)
+        # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
+        merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
+        batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
+        touch.finish(con, county, merge_entities(con))  # the unchanged rows, piece by piece
+        return merged
     finally:
         batch.release()
 
@@ -210,7 +219,7 @@ def _merge(
 def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) -> dict[str, int]:
     """Pick the accepted rows (``rejected``: validation's rejected positions) of the diffed
     source, stage the changed ones, screen claims, version and upsert them; the rows the diff
-    found the same only record that this sync saw them (``touch_unchanged``)."""
+    found the same only record that this sync saw them (``warehouse.touch``)."""
     ids = spec.identifiers()
     positions = rejected if rejected is not None else pl.Series("_row", [], pl.UInt32)
     batch.register(ids["rejected"], pl.DataFrame({"_row": positions.cast(pl.Int64)}))
@@ -236,9 +245,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
         batch.run("30_history.sql", "open_versions" if matched else "open_new", **ids)
     # every staged key new to core (a first load): the MERGE's insert branch alone, no join
     batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
-    if batch.run("40_upsert.sql", "any_same", **ids).fetchone()[0]:
-        batch.run("40_upsert.sql", "touch_unchanged", **ids)
-        batch.run("40_upsert.sql", "touch_platform", **ids)
+    touch.record(batch, spec)  # the same rows: touched after the COMMIT (warehouse/touch.py)
     _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
 

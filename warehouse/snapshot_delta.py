@@ -8,7 +8,8 @@ copy of the previous analyst file and applies only what changed since it was pub
   merge statement that writes a core row sets its ``sync_run_id`` (warehouse/sql/merge: upsert,
   unchanged rows' ``last_synced_at``, soft deletes). The syncs merged since the last publish are
   the rows of ``ops.sync_run`` the live warehouse has and the previous file has not (``EXCEPT
-  ALL`` of that small table). The rows of those syncs are deleted by key from the copy and
+  ALL`` of that small table), plus the syncs whose touch of unchanged rows was still pending
+  when the previous file was published (its ``ops.touch_pending``: warehouse/touch.py). The rows of those syncs are deleted by key from the copy and
   inserted again from the live file, through the same redacting SELECT as the full rebuild
   (``warehouse.snapshots.analyst_select``): no identifier is ever written.
 * **history tables** (``core.<entity>_history``): a version is inserted with the sync's
@@ -267,6 +268,9 @@ def _apply(con: duckdb.DuckDBPyConnection, this: str, outcome: AnalystPublish) -
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _runs AS SELECT DISTINCT sync_run_id FROM "
         "(SELECT * FROM live.ops.sync_run EXCEPT ALL SELECT * FROM ops.sync_run)"
+        # a sync whose touch was pending at the previous publish (warehouse.touch) has touched
+        # rows since, under its own sync_run_id, which the copy already lists
+        " UNION SELECT sync_run_id FROM ops.touch_pending"
     )
     outcome.sync_runs = con.execute("SELECT count(*) FROM _runs").fetchone()[0]
     delta_tables = {t for e in delta for t in (e, f"{e}_history") if ("core", t) in tables}

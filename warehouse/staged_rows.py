@@ -9,8 +9,8 @@ set-based. DuckDB itself spills to ``temp_directory`` beyond ``MEMORY_LIMIT``.
 The diff (``10_stage.sql``, ``diff``) runs first, before validation: each staged row's
 ``row_hash`` (the one definition, ``warehouse.entities``) against this county's live core row.
 Rows found the same skip validation's per-row checks (``schemas.validate``) and, in the merge,
-cost one set-based UPDATE (``40_upsert.sql``, ``touch_unchanged``) instead of staging, history
-and upsert; every other row takes the full path, exactly as before.
+cost the record of their keys and, after the COMMIT, a set-based UPDATE in bounded pieces
+(``warehouse.touch``) instead of staging, history and upsert; every other row takes the full path, exactly as before.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ point so the test can ``kill -9`` it there (or let it go on).
 
 ``--pause-at`` wraps one product function in this process only: ``landing`` with the fourth
 page written as ``.part`` but not yet renamed, ``merge`` inside the merge transaction after the upserts (the warehouse lock
-held), ``publish`` half-way through the byte copy of the snapshot. At that point the driver
+held), ``touch`` after the merge's COMMIT and the first piece of the touch of unchanged rows
+(``warehouse.touch``), before the second piece's transaction, ``publish`` half-way through the
+byte copy of the snapshot. At that point the driver
 creates ``--ready`` and waits until ``--go`` exists (forever without ``--go``): the test then
 kills the process, or creates ``--go`` to let it finish. The command itself is the real ``hub``;
 ``dagster-job <name>`` runs one job of ``pipelines.jobs`` the way ``hub demo`` does.
@@ -58,6 +60,23 @@ def install(point: str, ready: Path | None, go: Path | None) -> None:
             return original_delete(*args, **kwargs)
 
         warehouse.merge._soft_delete = soft_delete
+    elif point == "touch":
+        from contextlib import contextmanager
+
+        import warehouse.touch
+
+        pieces = []
+        real_transaction = warehouse.touch.transaction
+
+        @contextmanager
+        def transaction(con, *args, **kwargs):
+            pieces.append(1)
+            if len(pieces) == 2:  # the first piece has committed
+                _pause(ready, go)
+            with real_transaction(con, *args, **kwargs) as c:
+                yield c
+
+        warehouse.touch.transaction = transaction
     elif point == "publish":
         import shutil
         import types

@@ -15,7 +15,7 @@
 -- the same as this county's live core row (same row_hash and source key, no parse error, its
 -- source time not in the future). Such a row skips the per-row checks of validation (it passed
 -- them when it was merged, with this content) and, unless a claim rejects it, the merge only
--- records that this sync saw it (touch_unchanged). Everything else takes the full path.
+-- records that this sync saw it (45_touch.sql). Everything else takes the full path.
 CREATE OR REPLACE TEMP TABLE {diff} AS
 SELECT s._row, {key_cols_s}, s.source_key, s.source_updated_at, s.raw_ref,{diff_extra}
        s.row_hash,
@@ -62,7 +62,7 @@ DELETE FROM {diff} WHERE _row IN (
 
 -- name: stage
 -- The accepted rows that are not the same as core, every column cast to the core types. The
--- rows the diff found the same stay in {diff} (same = true): claims, touch_unchanged and the
+-- rows the diff found the same stay in {diff} (same = true): claims, the touch (45_touch.sql) and the
 -- ID-number pairs read them there.
 --
 -- For persons, the person_key placeholder adds person_key = HMAC-SHA256(HUB_PII_KEY, id_number) in hex,

@@ -33,25 +33,5 @@ SELECT {insert_vals}, $county, $platform, s.source_key,
        $now, $run, NULL
 FROM {stage} AS s;
 
--- name: any_same
--- Whether the hash diff found any staged row the same as core: none on a first load, and then
--- the two touches below have nothing to update (and need no join with core).
-SELECT EXISTS (SELECT 1 FROM {diff} WHERE same);
-
--- name: touch_unchanged
--- The rows the hash diff found the same as this county's live core row ({diff}, same) record that
--- this sync saw them, exactly as the MERGE above does for an unchanged row (last_synced_at,
--- sync_run_id, source_platform), in set-based UPDATEs of only those columns. DuckDB keeps what
--- a transaction updates in memory (it does not spill: bench/profiles/merge.md), so
--- source_platform, the same in nearly every row, is only written where it differs.
-UPDATE core.{entity} AS c
-SET last_synced_at = $now, sync_run_id = $run
-FROM {diff} AS s
-WHERE s.same AND {key_join_cs};
-
--- name: touch_platform
--- touch_unchanged's third column: the same rows of a county that changed platform kind.
-UPDATE core.{entity} AS c
-SET source_platform = $platform
-FROM {diff} AS s
-WHERE s.same AND {key_join_cs} AND c.source_platform IS DISTINCT FROM $platform;
+-- The rows the hash diff found the same ({diff}, same) get what the MERGE writes into an
+-- unchanged row after the COMMIT, in bounded pieces: 45_touch.sql, warehouse/touch.py.
