@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,6 @@ import polars as pl
 from base.errors import SafetyStop, redact_url
 from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
-from warehouse import touch
 from warehouse.batch import Batch
 from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
 from warehouse.entities import MergeEntity, merge_entities
@@ -32,6 +31,7 @@ from warehouse.run_log import (
 )
 from warehouse.staged_rows import StagedDiff, diff_staged
 from warehouse.statements import literal, run, sql
+from warehouse.touch import finish_touches, record_same_rows
 from warehouse.transaction import transaction
 
 #: Default share of a county's live rows of an entity that one sync may soft-delete.
@@ -99,9 +99,7 @@ def merge_county(
     it the merge computes it here. A ``Validated`` with ``rejected_rows`` has its accepted rows
     read from the staged rows (files or frames) by position; one without (a frame given as
     ``accepted``) is merged from that frame. Only rows that differ from core are staged with
-    every column; the rows the diff found the same get last_synced_at/sync_run_id after the
-    COMMIT, in pieces of bounded memory (``warehouse.touch``: recorded in the transaction,
-    touched before this returns; a touch an interrupted run left is finished first).
+    every column; the same rows are touched after the COMMIT, in pieces (``warehouse.touch``).
     """
     now = now or datetime.now(UTC)
     batch = Batch(
@@ -133,15 +131,21 @@ def merge_county(
             return _merge(batch, county, staged, validated, manifest, safety_share)
 
     try:
-        # a touch an interrupted run left pending first, so this merge writes after it
-        touch.finish(con, county, merge_entities(con), left_by_earlier=True)
-        # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
-        merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
-        batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
-        touch.finish(con, county, merge_entities(con))  # the unchanged rows, piece by piece
-        return merged
+        return _merge_then_touch(batch, county, attempt)
     finally:
         batch.release()
+
+
+def _merge_then_touch(batch: Batch, county: Any, attempt: Callable[[], MergeResult]) -> MergeResult:
+    """A touch an interrupted run left pending first (so this merge writes after it), then the
+    merge's one transaction, then the touch of its unchanged rows, piece by piece."""
+    con = batch.con
+    finish_touches(con, county, merge_entities(con), left_by_earlier=True)
+    # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
+    merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
+    batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
+    finish_touches(con, county, merge_entities(con))
+    return merged
 
 
 def _label(county: Any) -> str:
@@ -245,7 +249,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
         batch.run("30_history.sql", "open_versions" if matched else "open_new", **ids)
     # every staged key new to core (a first load): the MERGE's insert branch alone, no join
     batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
-    touch.record(batch, spec)  # the same rows: touched after the COMMIT (warehouse/touch.py)
+    record_same_rows(batch, spec)  # the same rows: touched after the COMMIT (warehouse/touch.py)
     _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
 

@@ -7,18 +7,19 @@ transaction UPDATEs in memory until COMMIT (they do not spill): inside the count
 transaction that grew with the county and ran out of the merge's 128 MB at 洛南 scale 10
 (bench/profiles/merge.md). So:
 
-1. inside the merge's transaction, :func:`record` writes the keys of the same rows to
-   ``ops.touch_pending_key`` (an INSERT: written out as it grows) and one row per entity to
-   ``ops.touch_pending`` — committed with everything else, or rolled back with it: a crash after
+1. inside the merge's transaction, :func:`record_same_rows` writes the keys of the same rows
+   to ``ops.touch_pending_key`` (an INSERT: written out as it grows) and one row per entity to
+   ``ops.touch_pending``, committed with everything else or rolled back with it: a crash after
    the COMMIT loses nothing;
-2. after the COMMIT, :func:`finish` touches them piece by piece (``piece`` = hash of the key
-   modulo the number of pieces, about ``touch_rows()`` rows each), each piece in its own
-   transaction that also deletes the piece's keys, the last one the ``ops.touch_pending`` row;
-3. :func:`finish` runs first in every merge of the county too (``merge_county``), so a touch
-   that an interrupted run left pending is done before any later sync of the county writes a
-   row: the touch never overwrites what a later sync wrote (a key live under one county is never
-   taken over by another county's merge, ``20_claims.sql``, and the touch only writes that
-   county's rows).
+2. after the COMMIT, :func:`finish_touches` touches them piece by piece (``piece`` = hash of
+   the key modulo the number of pieces, about ``touch_rows()`` rows each), each piece in its
+   own transaction that also deletes the piece's keys, the last one the ``ops.touch_pending``
+   row;
+3. :func:`finish_touches` runs first in every merge of the county too (``merge_county``), so a
+   touch that an interrupted run left pending is done before any later sync of the county
+   writes a row: the touch never overwrites what a later sync wrote (a key live under one
+   county is never taken over by another county's merge, ``20_claims.sql``, and the touch only
+   writes that county's rows).
 
 ``ops.sync_run`` says ``succeeded`` from the COMMIT on: its counts are true (the rows are
 unchanged); what may lag is only those rows' ``last_synced_at`` / ``sync_run_id``, and
@@ -77,7 +78,7 @@ def _key_identifiers(spec: MergeEntity) -> dict[str, str]:
     return {"key_1": keys[0], "key_2": keys[1], "key_join_cp": join}
 
 
-def record(batch: Batch, spec: MergeEntity) -> int:
+def record_same_rows(batch: Batch, spec: MergeEntity) -> int:
     """Inside the merge's transaction: record the rows of ``spec``'s diff found the same as core
     for the touch after the COMMIT. Returns how many (0: nothing recorded)."""
     ids = {**spec.identifiers(), **_key_identifiers(spec)}
@@ -109,7 +110,7 @@ def pending(con: duckdb.DuckDBPyConnection, county_code: str) -> list[Pending]:
     return [Pending(*row) for row in rows]
 
 
-def finish(
+def finish_touches(
     con: duckdb.DuckDBPyConnection,
     county: Any,
     entities: dict[str, MergeEntity],

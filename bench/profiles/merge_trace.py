@@ -43,6 +43,7 @@ class Tracer:
         self.rows: list[dict] = []
         self.peaks: dict[int, float] = {}
         self.stop = threading.Event()
+        self.touch = {"cpu_s": 0.0, "wall_s": 0.0}
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
@@ -92,8 +93,9 @@ def install(tracer: Tracer, retry: bool) -> None:
     import warehouse.batch
     import warehouse.merge
     import warehouse.run_log
+    import warehouse.touch
 
-    for module in (warehouse.batch, warehouse.merge, warehouse.run_log):
+    for module in (warehouse.batch, warehouse.merge, warehouse.run_log, warehouse.touch):
         for attr in ("run", "run_statement"):
             if getattr(module, attr, None) is original:
                 setattr(module, attr, traced)
@@ -116,6 +118,18 @@ def install(tracer: Tracer, retry: bool) -> None:
             row["duckdb_after"] = tracer.duckdb_memory(con)
 
     warehouse.keys.check_keys = traced_check
+    # the touch of unchanged rows after the COMMIT (warehouse.touch): its own CPU seconds
+    finish = warehouse.merge.finish_touches
+
+    def timed_finish(*args, **kwargs):
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            return finish(*args, **kwargs)
+        finally:
+            tracer.touch["cpu_s"] += time.process_time() - cpu
+            tracer.touch["wall_s"] += time.perf_counter() - wall
+
+    warehouse.merge.finish_touches = timed_finish
     if not retry:
         import warehouse.duckdb_bounds
 
@@ -191,6 +205,8 @@ def main() -> None:
                     for r in tracer.rows
                     if r["statement"].startswith("keys.check_keys")
                 ],
+                "touch_cpu_s": round(tracer.touch["cpu_s"], 2),
+                "touch_wall_s": round(tracer.touch["wall_s"], 2),
                 "load": os.getloadavg(),
             }
         )
