@@ -406,6 +406,17 @@ def duckdb_threads(step: str, default: int) -> int:
     return int(raw)
 
 
+def merge_touch_rows(default: int) -> int:
+    """``HUB_MERGE_TOUCH_ROWS``: unchanged rows stamped per transaction after a merge's COMMIT
+    (warehouse/touch.py), a whole number of at least 1."""
+    raw = (os.environ.get("HUB_MERGE_TOUCH_ROWS") or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"HUB_MERGE_TOUCH_ROWS={raw!r}: use a whole number of rows, 1 or more")
+    return int(raw)
+
+
 # --------------------------------------------------------------------------------------------
 # object storage for the lake's data path (HUB_LAKE_DATA_PATH=s3://bucket/prefix/): any store
 # with the S3 API (the provincial cloud's OSS/OBS, MinIO), read by DuckDB's httpfs extension

@@ -29,13 +29,13 @@ unchanged); what may lag is only those rows' ``last_synced_at`` / ``sync_run_id`
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
+from base import settings
 from base.errors import HubError
 from warehouse.batch import Batch
 from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
@@ -48,9 +48,10 @@ log = logging.getLogger(__name__)
 
 SQL = "45_touch.sql"
 
-#: Rows per touch transaction: DuckDB holds about 35 bytes per touched row until the COMMIT
-#: (bench/profiles/merge.md), so a piece costs a few MB whatever the county's size; each piece
-#: scans the county's core rows once, so much smaller pieces cost CPU. ``HUB_MERGE_TOUCH_ROWS``.
+#: Rows per touch transaction (``HUB_MERGE_TOUCH_ROWS``). What DuckDB holds of a piece until its
+#: COMMIT does not grow with the county: at 250,000 person rows ~14 MB of new values
+#: (``ALLOCATOR``) and ~62 MB of undo (``TRANSACTION``), of the merge's 128 MB; each piece
+#: scans the county's core rows once, so much smaller pieces cost CPU (bench/profiles/merge.md).
 TOUCH_ROWS = 250_000
 
 
@@ -60,12 +61,7 @@ class TouchPending(HubError):
 
 
 def touch_rows() -> int:
-    raw = (os.environ.get("HUB_MERGE_TOUCH_ROWS") or "").strip()
-    if not raw:
-        return TOUCH_ROWS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"HUB_MERGE_TOUCH_ROWS={raw!r}: use a whole number of rows, 1 or more")
-    return int(raw)
+    return settings.merge_touch_rows(TOUCH_ROWS)
 
 
 def _key_identifiers(spec: MergeEntity) -> dict[str, str]:

@@ -173,3 +173,14 @@ def test_duckdb_bound_settings(environ):
             environ[f"HUB_{step}_THREADS"] = bad
             with pytest.raises(settings.SettingsError, match=f"HUB_{step}_THREADS"):
                 settings.duckdb_threads(step, 1)
+
+
+def test_merge_touch_rows_setting(environ):
+    environ.pop("HUB_MERGE_TOUCH_ROWS", None)
+    assert settings.merge_touch_rows(250_000) == 250_000
+    environ["HUB_MERGE_TOUCH_ROWS"] = " 1000 "
+    assert settings.merge_touch_rows(250_000) == 1000
+    for bad in ("0", "-5", "many", "1e5"):
+        environ["HUB_MERGE_TOUCH_ROWS"] = bad
+        with pytest.raises(settings.SettingsError, match="HUB_MERGE_TOUCH_ROWS"):
+            settings.merge_touch_rows(250_000)
