@@ -50,8 +50,10 @@ SQL = "45_touch.sql"
 
 #: Rows per touch transaction (``HUB_MERGE_TOUCH_ROWS``). What DuckDB holds of a piece until its
 #: COMMIT does not grow with the county: at 250,000 person rows ~14 MB of new values
-#: (``ALLOCATOR``) and ~62 MB of undo (``TRANSACTION``), of the merge's 128 MB; each piece
-#: scans the county's core rows once, so much smaller pieces cost CPU (bench/profiles/merge.md).
+#: (``ALLOCATOR``) and ~62 MB of undo (``TRANSACTION``) of the merge's 128 MB. Smaller pieces
+#: bought little: at 100,000 the undo stayed at ~62 MB and the touch cost 7.9 CPU-s instead of
+#: 4.1-4.9 at 洛南 scale 10, each piece scanning the county's core rows once
+#: (bench/profiles/merge.md).
 TOUCH_ROWS = 250_000
 
 
