@@ -108,3 +108,41 @@ def test_kill_9_during_the_touch_then_next_merge_finishes_it_first(
     mine = _stamps(paths.live_db())
     assert mine == _stamps(clean_db)
     assert mine["person"] and all(len(r) == 1 and r[0][0] == 2 for r in mine.values() if r), mine
+
+
+def _stamp_counts(con, prefix: str = "") -> dict[str, list[tuple]]:
+    """(sync_run_id, last_synced_at, rows) of the county's rows per core entity table."""
+    return {
+        t: con.execute(
+            f"SELECT sync_run_id, last_synced_at, count(*) FROM {prefix}core.{t} "
+            "WHERE county_code = ? GROUP BY ALL ORDER BY ALL",
+            [LUONAN.code],
+        ).fetchall()
+        for t in ("household", "person", "measure")
+    }
+
+
+def test_a_snapshot_published_while_a_touch_is_pending_catches_up(world, hub_home, tmp_path):
+    import warehouse
+
+    sync_in_process(LUONAN, "full")
+    warehouse.publish_snapshots()  # the full rebuild later deltas start from
+    killed = hub(
+        tmp_path, "killed", "sync", "luonan", "--mode", "full", pause_at="touch", env=SMALL_PIECES
+    )
+    killed.wait_ready()
+    killed.kill9()
+    # published with the touch half done: the copy says which sync's touch was pending
+    assert warehouse.publish_snapshots().mode == "delta"
+    with duckdb.connect(str(paths.snapshot_db()), read_only=True) as snap:
+        assert snap.execute("SELECT count(*) FROM ops.touch_pending").fetchone()[0] > 0
+
+    # the next merge finishes the touch; the next delta brings the rows touched since
+    sync_in_process(LUONAN)
+    published = warehouse.publish_snapshots()
+    assert published.mode == "delta", published.reason
+    with duckdb.connect(str(paths.live_db()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ops.touch_pending").fetchone()[0] == 0
+        live = _stamp_counts(con)
+    with duckdb.connect(str(paths.snapshot_db()), read_only=True) as snap:
+        assert _stamp_counts(snap) == live
