@@ -46,8 +46,6 @@ from warehouse.transaction import transaction
 
 log = logging.getLogger(__name__)
 
-SQL = "45_touch.sql"
-
 #: Rows per touch transaction (``HUB_MERGE_TOUCH_ROWS``). What DuckDB holds of a piece until its
 #: COMMIT does not grow with the county: at 250,000 person rows ~14 MB of new values
 #: (``ALLOCATOR``) and ~62 MB of undo (``TRANSACTION``) of the merge's 128 MB. Smaller pieces
@@ -80,12 +78,12 @@ def record_same_rows(batch: Batch, spec: MergeEntity) -> int:
     """Inside the merge's transaction: record the rows of ``spec``'s diff found the same as core
     for the touch after the COMMIT. Returns how many (0: nothing recorded)."""
     ids = {**spec.identifiers(), **_key_identifiers(spec)}
-    (rows,) = batch.run(SQL, "same_rows", **ids).fetchone()
+    (rows,) = batch.run("45_touch.sql", "same_rows", **ids).fetchone()
     if not rows:
         return 0
     params = {**batch.params, "entity": spec.name, "rows": rows, "pieces": -(-rows // touch_rows())}
-    run(batch.con, SQL, "record_keys", params, **ids)
-    run(batch.con, SQL, "record_pending", params)
+    run(batch.con, "45_touch.sql", "record_keys", params, **ids)
+    run(batch.con, "45_touch.sql", "record_pending", params)
     return rows
 
 
@@ -104,7 +102,7 @@ class Pending:
 
 def pending(con: duckdb.DuckDBPyConnection, county_code: str) -> list[Pending]:
     """The county's pending touches, oldest first."""
-    rows = run(con, SQL, "pending_of_county", {"county": county_code}).fetchall()
+    rows = run(con, "45_touch.sql", "pending_of_county", {"county": county_code}).fetchall()
     return [Pending(*row) for row in rows]
 
 
@@ -154,7 +152,7 @@ def _finish_one(
         "synced_at": item.synced_at,
         "platform": item.source_platform,
     }
-    pieces = [p for (p,) in run(con, SQL, "pending_pieces", params).fetchall()]
+    pieces = [p for (p,) in run(con, "45_touch.sql", "pending_pieces", params).fetchall()]
     touched = 0
     for number, piece in enumerate(pieces, start=1):
         last = number == len(pieces)
@@ -163,11 +161,11 @@ def _finish_one(
             # no key changes here: the lake's key check before COMMIT is not needed
             with transaction(con, check_keys=False):
                 args = {**params, "piece": piece}
-                (n,) = run(con, SQL, "touch_piece", args, **ids).fetchone()
-                run(con, SQL, "touch_platform_piece", args, **ids)
-                run(con, SQL, "forget_piece", args)
+                (n,) = run(con, "45_touch.sql", "touch_piece", args, **ids).fetchone()
+                run(con, "45_touch.sql", "touch_platform_piece", args, **ids)
+                run(con, "45_touch.sql", "forget_piece", args)
                 if last:
-                    run(con, SQL, "forget_pending", args)
+                    run(con, "45_touch.sql", "forget_pending", args)
                 return n
 
         touched += retry_conflicts(
@@ -175,7 +173,7 @@ def _finish_one(
         )
     if not pieces:  # keys all gone (cannot happen by construction): the record goes too
         with transaction(con, check_keys=False):
-            run(con, SQL, "forget_pending", params)
+            run(con, "45_touch.sql", "forget_pending", params)
     return touched
 
 
