@@ -40,6 +40,7 @@ from base.errors import HubError
 from warehouse.batch import Batch
 from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
 from warehouse.entities import MergeEntity
+from warehouse.keys import NO_KEYED_TABLE
 from warehouse.lake.retry import retry_conflicts
 from warehouse.statements import q, run
 from warehouse.transaction import transaction
@@ -158,8 +159,8 @@ def _finish_one(
         last = number == len(pieces)
 
         def one_piece(piece: int = piece, last: bool = last) -> int:
-            # no key changes here: the lake's key check before COMMIT is not needed
-            with transaction(con, check_keys=False):
+            # the UPDATEs write no key column and insert no row: no key to check before COMMIT
+            with transaction(con, NO_KEYED_TABLE):
                 args = {**params, "piece": piece}
                 (n,) = run(con, "45_touch.sql", "touch_piece", args, **ids).fetchone()
                 run(con, "45_touch.sql", "touch_platform_piece", args, **ids)
@@ -172,7 +173,7 @@ def _finish_one(
             lambda: retry_out_of_memory(con, MERGE, one_piece), f"touch of {_label(county)}"
         )
     if not pieces:  # keys all gone (cannot happen by construction): the record goes too
-        with transaction(con, check_keys=False):
+        with transaction(con, NO_KEYED_TABLE):
             run(con, "45_touch.sql", "forget_pending", params)
     return touched
 
