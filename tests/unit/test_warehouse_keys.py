@@ -59,9 +59,12 @@ def _rows(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
 
 def _with_keys(path) -> None:
     """A warehouse as the hub made it before migration 010: migrations 001-009 applied as
-    written (PRIMARY KEY indexes built) and recorded with their checksums."""
+    written (PRIMARY KEY indexes built) and recorded with their checksums; the later ones too
+    (011 on: the tables today's merge writes, which the test's merge needs), except 010."""
     with duckdb.connect(str(path)) as con:
-        for file in sorted(MIGRATIONS_DIR.glob("00[0-9]_*.sql")):
+        for file in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql")):
+            if file.name.startswith("010_"):
+                continue
             text = file.read_text(encoding="utf-8")
             con.execute(text)
             params = {
