@@ -19,6 +19,7 @@ from pipelines.connectors.battle.client import (
     BattleClient,
     shift_time,
 )
+from pipelines.connectors.battle.keys import DistinctKeys
 from pipelines.http import source_settings
 from pipelines.sources import client_for
 from seeds.registry import county
@@ -193,7 +194,7 @@ def test_churn_naive_pass_misses_rows_client_does_not() -> None:
         naive = make_client(fake, page_size=10, max_passes=1)
         with pytest.raises(SourceError, match=r"listing incomplete: \d+ distinct .* total 60"):
             list(naive.fetch("full", {}))
-        naive_pages = list(naive._pass("household", 1, {}, set()))
+        naive_pages = list(naive._pass("household", 1, {}, DistinctKeys()))
         assert len(newest_by_key(naive_pages, "household")) < 60  # some rows were skipped
         assert sum(len(json.loads(p.body)["rows"]) for p in naive_pages) >= 60  # others twice
 
@@ -318,7 +319,7 @@ def test_simulator_churn_naive_pass_misses_client_is_complete(sim) -> None:
     assert len(live["household"]) > 100
 
     arm(sim, "churn", 6, "household", k=5)
-    naive = list(sim_client(sim, page_size=25)._pass("household", 1, {}, set()))
+    naive = list(sim_client(sim, page_size=25)._pass("household", 1, {}, DistinctKeys()))
     assert live["household"] - set(newest_by_key(naive, "household"))  # rows skipped
     rows_read = sum(len(json.loads(p.body)["rows"]) for p in naive)
     assert rows_read > len(set(newest_by_key(naive, "household")))  # and rows seen twice

@@ -18,6 +18,7 @@ from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipelines.connectors.battle.keys import DistinctKeys, fingerprint, key_frame, list_decoder
 from pipelines.connectors.battle.layout import (
     FIELDS_V2,
     FIELDS_V3,
@@ -88,6 +89,8 @@ class BattleClient(PlatformClient):
         self.page_size = max(1, min(page_size or cap, cap))
         self.max_passes = max(1, max_passes)
         self.fields = FIELDS_V2 if self.version == "2" else FIELDS_V3
+        #: per entity: its list answers decoded without Python objects for the rows (keys.py)
+        self.decoders = {entity: list_decoder(key) for entity, key in KEYS.items()}
 
     @property
     def supports_incremental(self) -> bool:
@@ -120,15 +123,16 @@ class BattleClient(PlatformClient):
         if body.get("code") == SERVER_ERROR:
             raise TransientProblem(f"platform error{_hint(body)}")
 
-    def _get(self, path: str, params: Mapping[str, Any]) -> Fetched:
-        """GET a list; on code 401 log in again once and repeat the request."""
+    def _get(self, path: str, params: Mapping[str, Any], decode: Any = True) -> Fetched:
+        """GET a list; on code 401 log in again once and repeat the request. ``decode``: a
+        fast decoder of the usual answer (``keys.list_decoder``), else parsed in full."""
         url = self.base_url + path
         refusals = 0
         while True:
             token = self._token or self._login()
             fetched = self.fetcher.request(
                 "GET", url, params=params, headers={"Authorization": f"Bearer {token}"},
-                check=self._check,
+                check=self._check, parse_json=decode,
             )  # fmt: skip
             body = fetched.data
             if body.get("code") == NOT_LOGGED_IN:
@@ -145,7 +149,7 @@ class BattleClient(PlatformClient):
 
     # -- listing --------------------------------------------------------------------------
     def _pass(
-        self, entity: str, pass_no: int, params: dict[str, Any], seen: set
+        self, entity: str, pass_no: int, params: dict[str, Any], seen: DistinctKeys
     ) -> Generator[Page, None, int]:
         """One offset pass over ``entity``; adds the keys seen to ``seen``, returns the last
         ``total`` the platform reported."""
@@ -157,7 +161,10 @@ class BattleClient(PlatformClient):
         self.fetching(f"{path} ({entity}, pass {pass_no})")
         while True:
             guard.before(self.base_url + path, page_num)
-            fetched = self._get(path, {**params, "pageNum": page_num, "pageSize": self.page_size})
+            fetched = self._get(
+                path, {**params, "pageNum": page_num, "pageSize": self.page_size},
+                self.decoders[entity],
+            )  # fmt: skip
             rows, total = fetched.data["rows"], fetched.data["total"]
             if guard.expected is None:
                 guard.expected = total
@@ -190,36 +197,40 @@ class BattleClient(PlatformClient):
                         f"layout changed: documented field(s) {', '.join(missing)} missing{hint}",
                     )
                 try:
-                    if len(key_fields) == 1:
-                        (k,) = key_fields
-                        keys = [r[k] for r in rows]
-                    else:
-                        keys = [tuple(r[k] for k in key_fields) for r in rows]
-                    seen.update(keys)
+                    keys = key_frame(key_fields, rows, getattr(fetched.data, "row_keys", None))
                 except (KeyError, TypeError):
                     raise self.error(
                         fetched.url,
                         f"a row lacks its key field(s) {'+'.join(key_fields)}, or a key is "
                         "not a plain value",
                     ) from None
+                seen.add(keys)
+                page_print = fingerprint(keys)
             else:
-                keys = []
+                page_print = None
             last = len(rows) < self.page_size or page_num * self.page_size >= total
-            guard.after(fetched.url, len(rows), not last, fingerprint=tuple(keys))
+            guard.after(fetched.url, len(rows), not last, fingerprint=page_print)
             if last:
                 return total
             page_num += 1
 
     def _listing(self, entity: str, params: dict[str, Any], stats: dict) -> Iterator[Page]:
-        """Passes over ``entity`` until the distinct keys seen reach the platform's total."""
-        seen: set = set()
-        total = 0
+        """Passes over ``entity`` until the distinct keys seen reach the platform's total
+        (counted out of core: ``keys.DistinctKeys``)."""
+        with DistinctKeys() as seen:
+            yield from self._passes(entity, params, stats, seen)
+
+    def _passes(
+        self, entity: str, params: dict[str, Any], stats: dict, seen: DistinctKeys
+    ) -> Iterator[Page]:
+        total = distinct = 0
         for pass_no in range(1, self.max_passes + 1):
             total = yield from self._pass(entity, pass_no, params, seen)
-            if len(seen) >= total:
+            distinct = seen.count()
+            if distinct >= total:
                 stats[entity] = {
                     "total": total,
-                    "distinct": len(seen),
+                    "distinct": distinct,
                     "passes": pass_no,
                     "mode": "incremental" if params else "full",
                     "beginUpdateTime": params.get(BEGIN),
@@ -228,7 +239,7 @@ class BattleClient(PlatformClient):
                 return
         raise self.error(
             self.base_url + PATHS[entity],
-            f"listing incomplete: {len(seen)} distinct {KEYS[entity]} keys after "
+            f"listing incomplete: {distinct} distinct {KEYS[entity]} keys after "
             f"{self.max_passes} passes, platform reports total {total} (records keep moving "
             "while paging)",
         )
