@@ -14,13 +14,16 @@ naming the county, the URL (credentials stripped) and the problem.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import requests
@@ -169,6 +172,11 @@ class Fetched:
     headers: Mapping[str, str]
     data: Any = None  # the parsed JSON when the request asked for JSON
     attempts: int = 1  # body-level attempts it took
+    size: int = 0  # bytes received
+    #: ``request(into=...)``: the file the 2xx body was written to as it arrived (``body`` is
+    #: then empty) and its sha256
+    file: Path | None = None
+    sha256: str = ""
 
 
 class TransientProblem(Exception):
@@ -244,6 +252,7 @@ class Fetcher:
         parse_json: bool | Callable[[bytes], Any] = True,
         check: Callable[[Fetched], None] | None = None,
         max_bytes: int | None = None,
+        into: Path | None = None,
     ) -> Fetched:
         """Send one logical request and return its response once it is usable.
 
@@ -255,13 +264,17 @@ class Fetcher:
         response *with* a JSON body is returned for the caller to interpret (e.g. 401 + 40101).
         ``parse_json`` may be a fast decoder of the answer's usual shape (a listing page without
         Python objects for its records); where it fails, the body is parsed in full as below.
+        ``into``: a 2xx body is written to this file as it arrives (each attempt rewrites it)
+        instead of being held in memory: a large file download (``parse_json`` must be False).
         """
         shown = redact_url(requests.Request(method, url, params=params).prepare().url or url)
         send = {"params": params, "json": json_body, "data": form, "headers": headers, "auth": auth}
         problem = "no attempt made"
         for attempt in range(1, self.policy.body_attempts + 1):
             self.check_deadline(shown)
-            outcome = self._attempt(method, url, shown, send, attempt, parse_json, check, max_bytes)
+            outcome = self._attempt(
+                method, url, shown, send, attempt, parse_json, check, max_bytes, into
+            )
             if outcome.fetched is not None:
                 return outcome.fetched
             shown, problem = outcome.shown, outcome.problem
@@ -279,13 +292,16 @@ class Fetcher:
         parse_json: bool | Callable[[bytes], Any],
         check: Callable[[Fetched], None] | None,
         max_bytes: int | None,
+        into: Path | None = None,
     ) -> _Attempt:
         """One try: the usable response, or the transient problem to retry after (permanent
         failures raise ``SourceError``)."""
         try:
             # stream: the body is read by _read_body, bounded in size and time
             resp = self.session.request(method, url, stream=True, **send)
-            body = self._read_body(resp, redact_url(resp.url or shown), max_bytes)
+            # only a usable (2xx) body goes to the file; an error page is read to be named
+            sink = _FileSink(into) if into is not None and 200 <= resp.status_code < 300 else None
+            body = self._read_body(resp, redact_url(resp.url or shown), max_bytes, sink)
         except requests.exceptions.RetryError as exc:
             raise self.error(shown, f"gave up after retries: {_reason(exc)}") from None
         except requests.exceptions.ConnectionError as exc:
@@ -310,6 +326,10 @@ class Fetcher:
             headers=dict(resp.headers),
             attempts=attempt,
         )
+        if sink is not None:
+            fetched.file, fetched.size, fetched.sha256 = into, sink.size, sink.digest.hexdigest()
+        else:
+            fetched.size = len(body)
         problem = self._problem(fetched, parse_json)
         if problem is None and check is not None:
             try:
@@ -340,11 +360,16 @@ class Fetcher:
         self.sleep(delay)
 
     def _read_body(
-        self, resp: requests.Response, shown: str, max_bytes: int | None = None
+        self,
+        resp: requests.Response,
+        shown: str,
+        max_bytes: int | None = None,
+        sink: _FileSink | None = None,
     ) -> bytes:
         """The whole body, read as it arrives: refused past ``policy.max_body_bytes`` or the
         caller's ``max_bytes`` (a body that never ends) and stopped at the sync's deadline (a
-        body that trickles in a byte at a time never trips the read timeout)."""
+        body that trickles in a byte at a time never trips the read timeout). With ``sink``
+        the chunks go to its file, and the body returned is empty."""
         limit = self.policy.max_body_bytes
         if max_bytes is not None and max_bytes < limit:
             limit = max_bytes
@@ -364,16 +389,18 @@ class Fetcher:
             raise too_long(int(declared))
         chunks: list[bytes] = []
         size = 0
+        keep = chunks.append if sink is None else sink.write
         try:
-            while True:
-                self.check_deadline(shown)
-                chunk = resp.raw.read1(1 << 16, decode_content=True)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > limit:
-                    raise too_long(size)
-                chunks.append(chunk)
+            with sink or nullcontext():
+                while True:
+                    self.check_deadline(shown)
+                    chunk = resp.raw.read1(1 << 16, decode_content=True)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_long(size)
+                    keep(chunk)
         except BaseException:
             resp.close()  # drop the connection: the rest of the body is unwanted
             raise
@@ -414,6 +441,31 @@ class Fetcher:
         except ValueError as exc:
             return f"{describe_json_error(fetched.body, exc)} (HTTP {status})"
         return None
+
+
+class _FileSink:
+    """Where ``Fetcher.request(into=...)`` writes a body: the file (truncated: a retry starts
+    it over), its size and running sha256."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self._file: BinaryIO | None = None
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None, "written outside its with block"
+        self._file.write(chunk)
+        self.size += len(chunk)
+        self.digest.update(chunk)
+
+    def __enter__(self) -> _FileSink:
+        self._file = self.path.open("wb")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class _LongerThanExpected(Exception):

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -63,6 +64,13 @@ class Page:
     body: bytes  # exactly as received
     content_type: str
     meta: dict = field(default_factory=dict)  # e.g. cursor, pageNum, total, file name, sha256
+    #: a large body already written to this file as it arrived (``body`` is then empty): the
+    #: landing moves the file into place instead of writing bytes (a workbook register)
+    file: Path | None = None
+
+    def content(self) -> bytes:
+        """The payload's bytes, from ``body`` or ``file``."""
+        return self.file.read_bytes() if self.file is not None else self.body
 
 
 @dataclass(frozen=True)
@@ -257,7 +265,11 @@ class LandingWriter:
         # fetching again; what must never happen is a half-written file under the final name.
         with self._disk("landing a page", target):
             try:
-                tmp.write_bytes(page.body)
+                if page.file is not None:
+                    size, digest = _moved(page.file, tmp)
+                else:
+                    tmp.write_bytes(page.body)
+                    size, digest = len(page.body), hashlib.sha256(page.body).hexdigest()
                 os.replace(tmp, target)
             except OSError:
                 tmp.unlink(missing_ok=True)
@@ -269,8 +281,8 @@ class LandingWriter:
             url=page.url,
             path=target,
             rel_path=target.relative_to(self.root).as_posix(),
-            sha256=hashlib.sha256(page.body).hexdigest(),
-            size=len(page.body),
+            sha256=digest,
+            size=size,
             content_type=page.content_type,
             fetched_at=_now_iso(),
             meta=dict(page.meta),
@@ -318,6 +330,18 @@ class LandingWriter:
         (self.dir / PARTIAL).unlink(missing_ok=True)
         self._closed = target
         return target
+
+
+def _moved(source: Path, target: Path) -> tuple[int, str]:
+    """Move a body the client wrote as it arrived (``Page.file``) to ``target``; its size and
+    sha256, read back in blocks (the manifest records what is on disk)."""
+    shutil.move(source, target)  # a rename when both are in the landing directory
+    digest, size = hashlib.sha256(), 0
+    with target.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
 
 
 def _landed(record: dict, root: Path, slug: str) -> LandedPage:
@@ -402,6 +426,8 @@ def land(
     ``complete: false`` and the error propagates."""
     remove_leftovers(county, root)
     with LandingWriter(county, sync_id, root, sync={"mode": mode, **(sync or {})}) as writer:
+        if hasattr(client, "spool_dir"):  # large bodies are written here as they arrive
+            client.spool_dir = writer.dir
         for page in client.fetch(mode, watermarks):
             writer.write(page)
     return read_manifest(writer.dir)

@@ -2,7 +2,9 @@
 
 Each file is a full snapshot of a county's register. The client lands the index and every file
 uploaded after the one named in watermark ``file`` (all files on the first sync), each verified
-against the index's size and sha256. Whether a file's *content* is usable (truncated upload,
+against the index's size and sha256. In a landing (``pipelines.landing.land``) a file is written
+to the landing directory as it arrives (``spool_dir``), never held in memory: the landing moves
+it into place once it is verified; a download that fails leaves no file behind. Whether a file's *content* is usable (truncated upload,
 wrong sheet, not a workbook at all) is the normaliser's call, not this module's.
 """
 
@@ -11,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from pipelines.http import Fetched, PlatformClient, TransientProblem
-from pipelines.landing import Page
+from pipelines.landing import Page, disk_errors
 from schemas.sanity import future_limit
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,9 @@ def _in_future(entry: Mapping[str, Any], limit: datetime) -> bool:
 class WorkbookClient(PlatformClient):
     kind = "workbook"
     skipped: list[str] = []  # noqa: RUF012  (set per select(); names of future uploads)
+    #: where a file is written as it arrives (set by ``landing.land`` to the landing's
+    #: directory); None: held in memory (``Page.body``)
+    spool_dir: Path | None = None
 
     @property
     def _auth(self) -> tuple[str, str] | None:
@@ -178,12 +185,12 @@ class WorkbookClient(PlatformClient):
         def verify(fetched: Fetched) -> None:
             # A mismatch is usually a transfer cut short or a gateway page; retried, and a
             # SourceError naming the file once attempts run out.
-            size = len(fetched.body)
+            size = fetched.size
             if size != expected_size:
                 raise TransientProblem(
                     f"file {name}: {size} bytes received, the index says {expected_size}"
                 )
-            digest = hashlib.sha256(fetched.body).hexdigest()
+            digest = fetched.sha256 or hashlib.sha256(fetched.body).hexdigest()
             if digest != expected_sha:
                 raise TransientProblem(
                     f"file {name}: sha256 {digest[:16]}… does not match the index's "
@@ -194,9 +201,22 @@ class WorkbookClient(PlatformClient):
         # included: it can only ever name a file under /exports/.
         url = self.base_url + FILE_PATH + quote(name, safe="")
         self.fetching(f"file {name}")
-        return self.fetcher.request(
-            "GET", url, auth=self._auth, parse_json=False, check=verify, max_bytes=expected_size
-        )
+        if self.spool_dir is None:
+            return self.fetcher.request(
+                "GET", url, auth=self._auth, parse_json=False, check=verify,
+                max_bytes=expected_size,
+            )  # fmt: skip
+        # ".part": a landing killed mid-download leaves it to landing.remove_leftovers
+        into = self.spool_dir / f".download-{secrets.token_hex(4)}.part"
+        try:
+            with disk_errors(self.county.label, "downloading a file", into):
+                return self.fetcher.request(
+                    "GET", url, auth=self._auth, parse_json=False, check=verify,
+                    max_bytes=expected_size, into=into,
+                )  # fmt: skip
+        except BaseException:
+            into.unlink(missing_ok=True)  # nothing half-downloaded stays
+            raise
 
     def fetch(self, mode: str, watermarks: Mapping[str, str] | None = None) -> Iterator[Page]:
         self.check_mode(mode)
@@ -223,6 +243,7 @@ class WorkbookClient(PlatformClient):
                 url=fetched.url,
                 body=fetched.body,
                 content_type=fetched.content_type,
+                file=fetched.file,
                 meta={
                     "name": entry["name"],
                     "sha256": str(entry["sha256"]).lower(),
