@@ -120,7 +120,7 @@ class StagedParts:
         keyed = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
         rows = pl.scan_parquet(files).filter(~keyed | pl.col(ORDER).is_in(winners.implode()))
         if heads is not None:
-            rows = _with_heads(rows, heads)
+            rows = _with_heads(rows, self._heads(files, heads))
         elif no_heads:
             rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("head_person_no"))
         if transform is not None:
@@ -143,6 +143,24 @@ class StagedParts:
         self._connection().execute(f"COPY ({sql}) TO {literal(path.as_posix())} (FORMAT parquet)")
         return pl.read_parquet(path)["o"]
 
+    def _heads(self, households: list[Path], persons: Path) -> Path:
+        """Battle v2 heads, out of core: per household and head ID number (``__head_id``) the
+        member with that normalised number, where exactly one member has it. Only the
+        households' own (household, head ID) pairs are looked up, so the result has at most a
+        row per household (a polars group-by of every member was the step's peak)."""
+        listed = ", ".join(literal(f.as_posix()) for f in households)
+        sql = f"""
+            SELECT p.household_no, p.id_number AS __head_id, min(p.person_no) AS __head
+            FROM read_parquet({literal(persons.as_posix())}) p
+            SEMI JOIN (SELECT DISTINCT household_no, __head_id FROM read_parquet([{listed}])) h
+              ON p.household_no = h.household_no AND p.id_number = h.__head_id
+            WHERE p.id_number IS NOT NULL
+            GROUP BY p.household_no, p.id_number
+            HAVING count(*) = 1"""
+        path = self.parts / "heads.parquet"
+        self._connection().execute(f"COPY ({sql}) TO {literal(path.as_posix())} (FORMAT parquet)")
+        return path
+
     def frame(self, entity: str) -> pl.LazyFrame:
         """A finished frame, scanned (not read into memory)."""
         return pl.scan_parquet(self.frame_path(entity))
@@ -161,19 +179,11 @@ class StagedParts:
         shutil.rmtree(self.parts, ignore_errors=True)
 
 
-def _with_heads(rows: pl.LazyFrame, persons: Path) -> pl.LazyFrame:
+def _with_heads(rows: pl.LazyFrame, heads: Path) -> pl.LazyFrame:
     """Battle v2 households name their head by ID number: the member of the household with
-    that (normalised) number, when exactly one has it; else null."""
-    candidates = (
-        pl.scan_parquet(persons)
-        .filter(pl.col("id_number").is_not_null())
-        .group_by("household_no", "id_number")
-        .agg(pl.col("person_no").first().alias("__head"), pl.len().alias("__n"))
-        .filter(pl.col("__n") == 1)
-        .select("household_no", pl.col("id_number").alias("__head_id"), "__head")
-    )
+    that (normalised) number, when exactly one has it (``StagedParts._heads``); else null."""
     return rows.join(
-        candidates, on=["household_no", "__head_id"], how="left", maintain_order="left"
+        pl.scan_parquet(heads), on=["household_no", "__head_id"], how="left", maintain_order="left"
     ).with_columns(pl.col("__head").alias("head_person_no"))
 
 

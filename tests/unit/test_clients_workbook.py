@@ -14,6 +14,7 @@ import requests
 from base.errors import SourceError
 from pipelines.connectors.workbook.client import WorkbookClient
 from pipelines.http import source_settings
+from pipelines.landing import land
 from pipelines.sources import client_for
 from seeds.registry import county
 from tests.unit.test_clients_http import FAST, FakeServer, Req, Resp, fault_response, jresp
@@ -198,3 +199,36 @@ def test_simulator_faults_on_files(sim) -> None:
     with pytest.raises(SourceError, match="HTTP 401") as err:
         list(client_for(county("zhashui"), bad).fetch("incremental", {}))
     assert "not-it-12345" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["truncate", "corrupt", "html200"])
+def test_in_a_landing_files_go_to_disk_as_they_arrive(drop: FakeDrop, tmp_path, kind: str) -> None:
+    """With ``spool_dir`` (set by ``landing.land``) a file is written there as it arrives and
+    verified on the way: a retried download starts the file over; the page names the file."""
+    drop.faults.append([kind, 1, "file"])
+    client = make_client(drop)
+    client.spool_dir = tmp_path
+    pages = list(client.fetch("incremental", {}))
+    for page, name in zip(pages[1:], NAMES, strict=True):
+        assert page.body == b"" and page.file is not None and page.file.parent == tmp_path
+        assert page.file.name.endswith(".part")  # a killed landing's leftover, removed later
+        assert page.content() == drop.files[name]
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_download_that_keeps_failing_leaves_no_file(drop: FakeDrop, tmp_path) -> None:
+    drop.faults.append(["truncate", 100, "file"])
+    client = make_client(drop)
+    client.spool_dir = tmp_path
+    with pytest.raises(SourceError, match="bytes received, the index says"):
+        list(client.fetch("incremental", {}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_landing_moves_the_downloaded_file_into_place(drop: FakeDrop, tmp_path) -> None:
+    manifest = land(county("zhashui"), make_client(drop), "incremental", {}, root=tmp_path)
+    files = [p for p in manifest.pages if p.entity == "file"]
+    assert [p.body() for p in files] == [drop.files[n] for n in NAMES]  # sha256 verified
+    assert [p.size for p in files] == [len(drop.files[n]) for n in NAMES]
+    assert [p.path.suffix for p in files] == [".xlsx", ".xlsx"]
+    assert not list(manifest.path.parent.glob("*.part"))

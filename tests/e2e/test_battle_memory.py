@@ -1,0 +1,49 @@
+"""商州's landing step (battle v2) does not grow with the county (issue 13): a non-timing guard,
+like ``test_landing_memory`` for 洛南.
+
+商州 is landed and staged at a small and at a four times larger scale, each in a fresh
+``python -m tests.e2e.landing_rss`` process (a forked child would inherit pytest's memory), with
+small page groups (``HUB_STAGING_GROUP_ROWS``) so that the small run already holds full groups;
+the growth of the step's peak RSS (VmHWM) is compared with the growth of what was landed.
+
+What used to grow with the county (bench/profiles/landing.md, "every landing step ≤ 400 MB"):
+the client's ``set`` of every key of an entity (to count the distinct keys across its offset
+passes: 100+ bytes a key) and the households' heads, resolved by a polars group-by of every
+member. Both are now out of core (``battle/keys.DistinctKeys``, ``StagedParts._heads``).
+Measured when this was written: see ``BOUND``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import serving
+from tests.e2e.landing_rss import land_in_fresh_process
+
+SMALL, LARGE = 0.3, 1.2
+MB = 2**20
+#: the peak may grow by at most this share of the growth in landed bytes
+BOUND = 0.5
+
+pytestmark = pytest.mark.slow
+
+
+def test_battle_landing_peak_memory_does_not_grow_with_the_county(monkeypatch, tmp_path):
+    figures = {}
+    for scale in (SMALL, LARGE):
+        with serving(monkeypatch, scale=scale) as handle:
+            figures[scale] = land_in_fresh_process(
+                handle, tmp_path / f"hub-{scale}", "shangzhou", HUB_STAGING_GROUP_ROWS="5000"
+            )
+    small, large = figures[SMALL], figures[LARGE]
+    landed_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
+    # the larger county really is larger: otherwise the comparison proves nothing
+    assert landed_growth > 30, figures
+    peak_growth = large["peak_mb"] - small["peak_mb"]
+    print(f"shangzhou: +{peak_growth:.0f} MB peak for +{landed_growth:.1f} MB landed: {figures}")
+    assert peak_growth < BOUND * landed_growth, (
+        f"商州's landing step's peak memory grows with the county: {small['peak_mb']:.0f} MB at "
+        f"scale {SMALL}, {large['peak_mb']:.0f} MB at scale {LARGE}, +{peak_growth:.0f} MB for "
+        f"+{landed_growth:.0f} MB landed (bound {BOUND} ×); are the keys or the heads held in "
+        f"memory again? {figures}"
+    )
