@@ -7,9 +7,9 @@ inherit pytest's memory), with small chunks (``HUB_WORKBOOK_CHUNK_BYTES``) and p
 (``HUB_STAGING_GROUP_ROWS``) so that the small run already reads full chunks. The growth of the
 step's peak RSS (VmHWM) is compared with the growth of the register file.
 
-What still grows with the file: its download (the client holds the body it verifies and joins
-it once: up to 2 × the file), the households' keys already seen, the heads and the per-key
-winners. Measured when this was written (bench/profiles/landing.md; a county generated alone
+What still grows with the file: the households' keys already seen, the heads and the per-key
+winners (the download is written to the landing as it arrives since, no longer held: it was up
+to 2 × the file). Measured when this was written (bench/profiles/landing.md; a county generated alone
 holds the whole city's population, so its files are large): at scale 0.1 → 0.4, streaming,
 柞水 +41 MB of peak for +17.9 MB of .xlsx (2.3 ×), 丹凤 +8 MB for +29.3 MB of CSV (0.3 ×); the
 whole-file reader before it +624 MB (35 ×) and +264 MB (9.0 ×): the test fails there. (At 0.3 →

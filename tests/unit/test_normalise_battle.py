@@ -263,29 +263,34 @@ def test_v2_heads_by_id_number_and_birth_dates_from_ids(tmp_path):
         del rec["hzrybh"]
         return rec
 
-    hh_no = "6110021001010001"
+    hh_no, twins = "6110021001010001", "6110021001010003"
     pages = [
         rows_page("household", [
             v2_household(hbh=hh_no, xzqh=hh_no[:12], hzsfz=f" {WIFE_ID.lower()}", rjcsr=3520.5),
             v2_household(hbh=HH2, hzsfz="611002999999999999", rjcsr=4000),
+            v2_household(hbh=twins, xzqh=twins[:12], hzsfz=HEAD_ID),
         ]),
         rows_page("person", [
             v2_member(1, hbh=hh_no, rybh=hh_no + "01", sfzh=HEAD_ID),
             v2_member(2, hbh=hh_no, rybh=hh_no + "02", sfzh=WIFE_ID, yhzgx="户主"),
             v2_member(1, hbh=HH2, rybh=HH2 + "01", sfzh="611023400101123"),
+            # two members of one household with the head's number: no head can be told
+            v2_member(1, hbh=twins, rybh=twins + "01", sfzh=HEAD_ID),
+            v2_member(2, hbh=twins, rybh=twins + "02", sfzh=HEAD_ID),
         ]),
-        listing_page({"household": 2, "person": 3}),
+        listing_page({"household": 3, "person": 5}),
     ]  # fmt: skip
     staged = normalise(SHANGZHOU, land(tmp_path, SHANGZHOU, pages))
     hh = {r["household_no"]: r for r in staged.frames["household"].rows(named=True)}
     assert hh[hh_no]["head_person_no"] == hh_no + "02"
     assert hh[HH2]["head_person_no"] is None  # nobody in the household has that number
+    assert hh[twins]["head_person_no"] is None  # two have it
     assert hh[hh_no]["income_per_capita"] == 3520.5 and hh[HH2]["income_per_capita"] == 4000
     people = {r["person_no"]: r for r in staged.frames["person"].rows(named=True)}
     assert people[hh_no + "01"]["birth_date"] == date(1960, 3, 1)
     assert people[HH2 + "01"]["birth_date"] == date(1940, 1, 1)  # from the upgraded legacy ID
     assert staged.full_listing == {"household", "person"}
-    assert staged.source_counts == {"household": 2, "person": 3}
+    assert staged.source_counts == {"household": 3, "person": 5}
 
 
 def test_v2_is_always_a_full_listing(tmp_path):
