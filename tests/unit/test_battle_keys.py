@@ -12,8 +12,8 @@ from pipelines.connectors.battle.keys import (
     DistinctKeys,
     RawRows,
     fingerprint,
-    key_frame,
     list_decoder,
+    page_keys,
 )
 
 
@@ -52,19 +52,21 @@ def test_decoder_refuses_what_the_full_parse_must_judge(body):
 
 def test_keys_compare_as_a_python_set_compared_them():
     rows = [{"k": 1}, {"k": 1.0}, {"k": True}, {"k": "1"}, {"k": None}, {"k": 2.5}, {"k": "x"}]
-    keys = key_frame(["k"], rows)
+    keys = page_keys(["k"], rows)
     python_set = {r["k"] for r in rows}  # {1, "1", None, 2.5, "x"}
     with DistinctKeys() as seen:
         seen.add(keys)
         assert seen.count() == len(python_set) == 5
-    text = key_frame(["k"], [], text_keys=[["1", "x"]])
-    assert text.equals(key_frame(["k"], [{"k": "1"}, {"k": "x"}]))
+    text = page_keys(["k"], [], text_keys=[["1", "x"]])
+    assert text.texts == page_keys(["k"], [{"k": "1"}, {"k": "x"}]).texts
+    assert fingerprint(text) == fingerprint(page_keys(["k"], [{"k": "1"}, {"k": "x"}]))
+    assert fingerprint(text) != fingerprint(page_keys(["k"], [{"k": 1}, {"k": "x"}]))
 
 
 @pytest.mark.parametrize("row", [{"other": 1}, {"k": {"a": 1}}, {"k": [1]}, "text", [1, 2]])
 def test_a_row_without_a_plain_key_is_refused_as_before(row):
     with pytest.raises((KeyError, TypeError)):
-        key_frame(["k"], [{"k": "fine"}, row])
+        page_keys(["k"], [{"k": "fine"}, row])
 
 
 def test_distinct_count_in_memory_and_out_of_core_agree(tmp_path):
@@ -75,7 +77,7 @@ def test_distinct_count_in_memory_and_out_of_core_agree(tmp_path):
         with DistinctKeys(buffer_rows=buffer_rows, directory=tmp_path) as seen:
             for keys in passes:
                 for start in range(0, len(keys), 100):  # pages of 100
-                    seen.add(key_frame(["k"], [], text_keys=[keys[start : start + 100]]))
+                    seen.add(page_keys(["k"], [], text_keys=[keys[start : start + 100]]))
                 counts.setdefault(buffer_rows, []).append(seen.count())
             folders = list(tmp_path.glob("battle-keys-*"))
             assert bool(folders) == (buffer_rows == 250)
@@ -91,11 +93,11 @@ def test_composite_keys_count_each_pair_once(tmp_path):
         {"hbh": "H1", "bfrbh": "C1"},
     ]
     with DistinctKeys(buffer_rows=1, directory=tmp_path) as seen:
-        seen.add(key_frame(["hbh", "bfrbh"], rows))
+        seen.add(page_keys(["hbh", "bfrbh"], rows))
         assert seen.count() == 2
 
 
 def test_fingerprint_tells_pages_apart_by_their_keys_in_order():
-    a = key_frame(["k"], [], text_keys=[["A", "B"]])
-    assert fingerprint(a) == fingerprint(key_frame(["k"], [{"k": "A"}, {"k": "B"}]))
-    assert fingerprint(a) != fingerprint(key_frame(["k"], [], text_keys=[["B", "A"]]))
+    a = page_keys(["k"], [], text_keys=[["A", "B"]])
+    assert fingerprint(a) == fingerprint(page_keys(["k"], [{"k": "A"}, {"k": "B"}]))
+    assert fingerprint(a) != fingerprint(page_keys(["k"], [], text_keys=[["B", "A"]]))

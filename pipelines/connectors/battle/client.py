@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipelines.connectors.battle.keys import DistinctKeys, fingerprint, key_frame, list_decoder
+from pipelines.connectors.battle.keys import DistinctKeys, fingerprint, list_decoder, page_keys
 from pipelines.connectors.battle.layout import (
     FIELDS_V2,
     FIELDS_V3,
@@ -197,7 +197,7 @@ class BattleClient(PlatformClient):
                         f"layout changed: documented field(s) {', '.join(missing)} missing{hint}",
                     )
                 try:
-                    keys = key_frame(key_fields, rows, getattr(fetched.data, "row_keys", None))
+                    keys = page_keys(key_fields, rows, getattr(fetched.data, "row_keys", None))
                 except (KeyError, TypeError):
                     raise self.error(
                         fetched.url,

@@ -10,7 +10,7 @@ the first row's fields and each row's key.
   not turned into objects; the first is decoded for the layout check), and decodes each row's
   key fields only, typed as text. A body that does not decode so (not JSON, NaN, another shape,
   a row without its key or with a key that is not text) is parsed in full by
-  ``pipelines.http`` as before, and :func:`key_frame` reads the keys from the Python rows with
+  ``pipelines.http`` as before, and :func:`page_keys` reads the keys from the Python rows with
   the same errors as before.
 - :class:`DistinctKeys`: the keys of one listing, across its passes, counted exactly: in memory
   while they are few, then as Parquet parts counted by DuckDB under a memory limit (spilling to
@@ -27,6 +27,8 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -104,17 +106,24 @@ def _as_key(value: Any) -> tuple[str, bool]:
     return json.dumps(value), True
 
 
-def key_frame(key_fields: Sequence[str], rows: Sequence[Any], text_keys=None) -> pl.DataFrame:
-    """The rows' keys as a frame: per key field ``k<i>`` (text) and ``j<i>`` (the text is a
-    JSON number/null). ``text_keys``: the columns :func:`list_decoder` read; else the keys are
+@dataclass(frozen=True)
+class PageKeys:
+    """A page's keys in row order: per key field its texts, and whether each text is a JSON
+    number/null rather than text (``json`` None: all text, as from :func:`list_decoder`)."""
+
+    texts: list[list[str]]
+    json: list[list[bool]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts[0]) if self.texts else 0
+
+
+def page_keys(key_fields: Sequence[str], rows: Sequence[Any], text_keys=None) -> PageKeys:
+    """The rows' keys. ``text_keys``: the columns :func:`list_decoder` read; else the keys are
     read from the Python rows, raising ``KeyError``/``TypeError`` for a row without its key
     fields or with a key that is not a plain value (as indexing a dict and hashing did)."""
     if text_keys is not None:
-        columns = {}
-        for i, values in enumerate(text_keys):
-            columns[f"k{i}"] = pl.Series(values, dtype=pl.String)
-            columns[f"j{i}"] = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)
-        return pl.DataFrame(columns)
+        return PageKeys(text_keys)
     texts: list[list[str]] = [[] for _ in key_fields]
     flags: list[list[bool]] = [[] for _ in key_fields]
     for r in rows:
@@ -122,28 +131,29 @@ def key_frame(key_fields: Sequence[str], rows: Sequence[Any], text_keys=None) ->
             text, is_json = _as_key(r[k])
             texts[i].append(text)
             flags[i].append(is_json)
-    columns = {}
-    for i in range(len(key_fields)):
-        columns[f"k{i}"] = pl.Series(texts[i], dtype=pl.String)
-        columns[f"j{i}"] = pl.Series(flags[i], dtype=pl.Boolean)
-    return pl.DataFrame(columns)
+    return PageKeys(texts, flags)
 
 
-def fingerprint(keys: pl.DataFrame) -> int:
+def fingerprint(keys: PageKeys) -> int:
     """A page's keys in row order, as one number (``PagingGuard``: a page served twice)."""
-    return hash(tuple(keys.hash_rows().to_list()))
+    flags = None if keys.json is None or not any(map(any, keys.json)) else keys.json
+    return hash(
+        (tuple(map(tuple, keys.texts)), None if flags is None else tuple(map(tuple, flags)))
+    )
 
 
 class DistinctKeys:
-    """The keys seen by one listing (every pass), counted exactly, in bounded memory: key
-    frames are buffered up to ``buffer_rows`` rows, then written as Parquet parts under a
-    temporary folder (``HUB_HOME/tmp``) that DuckDB counts under ``COUNT_MEMORY``."""
+    """The keys seen by one listing (every pass), counted exactly, in bounded memory: keys are
+    buffered up to ``buffer_rows`` rows, then written as Parquet parts (per key field ``k<i>``,
+    the text, and ``j<i>``, the JSON flag) under a temporary folder (``HUB_HOME/tmp``) that
+    DuckDB counts under ``COUNT_MEMORY``."""
 
     def __init__(self, buffer_rows: int = BUFFER_ROWS, directory: Path | None = None) -> None:
         self.buffer_rows = max(1, buffer_rows)
         self._parent = directory
         self._folder: Path | None = None
-        self._buffer: list[pl.DataFrame] = []
+        self._texts: list[list[str]] = []
+        self._json: list[list[bool]] = []
         self._buffered = 0
         self._parts: list[Path] = []
 
@@ -153,18 +163,31 @@ class DistinctKeys:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add(self, keys: pl.DataFrame) -> None:
-        if keys.height == 0:
+    def add(self, keys: PageKeys) -> None:
+        n = len(keys)
+        if n == 0:
             return
-        self._buffer.append(keys)
-        self._buffered += keys.height
+        if not self._texts:
+            self._texts = [[] for _ in keys.texts]
+            self._json = [[] for _ in keys.texts]
+        for i, texts in enumerate(keys.texts):
+            self._texts[i].extend(texts)
+            self._json[i].extend(keys.json[i] if keys.json is not None else repeat(False, n))
+        self._buffered += n
         if self._buffered >= self.buffer_rows:
             self._write_part()
+
+    def _frame(self) -> pl.DataFrame:
+        columns = {}
+        for i, (texts, flags) in enumerate(zip(self._texts, self._json, strict=True)):
+            columns[f"k{i}"] = pl.Series(texts, dtype=pl.String)
+            columns[f"j{i}"] = pl.Series(flags, dtype=pl.Boolean)
+        return pl.DataFrame(columns)
 
     def count(self) -> int:
         """How many distinct keys were added."""
         if not self._parts:  # few keys: counted in memory
-            return pl.concat(self._buffer).n_unique() if self._buffer else 0
+            return self._frame().n_unique() if self._buffered else 0
         self._write_part()
         listed = ", ".join(literal(p.as_posix()) for p in self._parts)
         con = duckdb.connect(config={"memory_limit": COUNT_MEMORY, "threads": 1})
@@ -176,19 +199,19 @@ class DistinctKeys:
             con.close()
 
     def _write_part(self) -> None:
-        if not self._buffer:
+        if not self._buffered:
             return
         if self._folder is None:
             parent = self._parent or hub_home() / "tmp"
             parent.mkdir(parents=True, exist_ok=True)
             self._folder = Path(tempfile.mkdtemp(prefix="battle-keys-", dir=parent))
         path = self._folder / f"{len(self._parts):05d}.parquet"
-        pl.concat(self._buffer).write_parquet(path, compression="lz4")
+        self._frame().write_parquet(path, compression="lz4")
         self._parts.append(path)
-        self._buffer, self._buffered = [], 0
+        self._texts, self._json, self._buffered = [], [], 0
 
     def close(self) -> None:
-        self._buffer, self._buffered, self._parts = [], 0, []
+        self._texts, self._json, self._buffered, self._parts = [], [], 0, []
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
