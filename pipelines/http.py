@@ -14,8 +14,6 @@ naming the county, the URL (credentials stripped) and the problem.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -23,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -32,6 +30,12 @@ from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTi
 from urllib3.util.retry import Retry
 
 from base.errors import SourceError, redact_text, redact_url
+from pipelines.http_body import (  # the JSON helpers are used (and imported) from here too
+    BodyFile,
+    UnusableJson,
+    describe_json_error,
+    parse_json_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +304,7 @@ class Fetcher:
             # stream: the body is read by _read_body, bounded in size and time
             resp = self.session.request(method, url, stream=True, **send)
             # only a usable (2xx) body goes to the file; an error page is read to be named
-            sink = _FileSink(into) if into is not None and 200 <= resp.status_code < 300 else None
+            sink = BodyFile(into) if into is not None and 200 <= resp.status_code < 300 else None
             body = self._read_body(resp, redact_url(resp.url or shown), max_bytes, sink)
         except requests.exceptions.RetryError as exc:
             raise self.error(shown, f"gave up after retries: {_reason(exc)}") from None
@@ -364,7 +368,7 @@ class Fetcher:
         resp: requests.Response,
         shown: str,
         max_bytes: int | None = None,
-        sink: _FileSink | None = None,
+        sink: BodyFile | None = None,
     ) -> bytes:
         """The whole body, read as it arrives: refused past ``policy.max_body_bytes`` or the
         caller's ``max_bytes`` (a body that never ends) and stopped at the sync's deadline (a
@@ -443,66 +447,8 @@ class Fetcher:
         return None
 
 
-class _FileSink:
-    """Where ``Fetcher.request(into=...)`` writes a body: the file (truncated: a retry starts
-    it over), its size and running sha256."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.size = 0
-        self.digest = hashlib.sha256()
-        self._file: BinaryIO | None = None
-
-    def write(self, chunk: bytes) -> None:
-        assert self._file is not None, "written outside its with block"
-        self._file.write(chunk)
-        self.size += len(chunk)
-        self.digest.update(chunk)
-
-    def __enter__(self) -> _FileSink:
-        self._file = self.path.open("wb")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
 class _LongerThanExpected(Exception):
     """More bytes arrived than the caller expected (a file's size from its index): retried."""
-
-
-class UnusableJson(Exception):
-    """A body that parses as no JSON the hub accepts, and never will on a retry: ``NaN`` /
-    ``Infinity`` (not JSON, RFC 8259), or nesting too deep to parse."""
-
-
-def _no_constants(name: str) -> Any:
-    raise UnusableJson(f"the JSON holds {name}, which is not a JSON number (RFC 8259)")
-
-
-def parse_json_body(body: bytes) -> Any:
-    """``json.loads`` that refuses ``NaN``/``Infinity`` and turns runaway nesting into
-    :class:`UnusableJson` instead of a bare ``RecursionError``."""
-    try:
-        return json.loads(body, parse_constant=_no_constants)
-    except RecursionError:
-        raise UnusableJson(
-            f"the JSON is nested too deeply to parse ({len(body):,} bytes; "
-            "a hostile or broken answer)"
-        ) from None
-
-
-def describe_json_error(body: bytes, exc: ValueError) -> str:
-    """What is wrong with a body that is not JSON: empty, cut off, or not JSON at all."""
-    if not body.strip():
-        return "empty body instead of JSON"
-    if isinstance(exc, json.JSONDecodeError):
-        # the input ended mid-value: what a transfer cut short looks like
-        if exc.pos >= len(exc.doc.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
-            return f"truncated JSON: the body ends mid-value after {len(body):,} bytes ({exc.msg})"
-        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno} ({len(body):,} bytes)"
-    return f"not JSON ({type(exc).__name__}: {str(exc)[:120]})"
 
 
 def _reason(exc: BaseException) -> str:
