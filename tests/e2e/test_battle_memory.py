@@ -10,7 +10,11 @@ What used to grow with the county (bench/profiles/landing.md, "every landing ste
 the client's ``set`` of every key of an entity (to count the distinct keys across its offset
 passes: 100+ bytes a key) and the households' heads, resolved by a polars group-by of every
 member. Both are now out of core (``battle/keys.DistinctKeys``, ``StagedParts._heads``).
-Measured when this was written: see ``BOUND``.
+Measured when this was written (scale 0.3 → 1.5, 13.8 → 68.9 MB landed, load ~15): streaming,
++38 MB of peak for +52.5 MB landed (0.72 ×; +29/+30 MB at 0.3 → 1.2); the code before (main
+55c9adc) +57 MB (1.09 ×; +42 MB at 0.3 → 1.2): the test fails there. Bound 0.9 ×, ~10 MB from
+either. What is left of the growth: the landing's page list, the reduction's sinks. ~1.5 min
+under load, less on an idle machine.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import pytest
 from tests.conftest import serving
 from tests.e2e.landing_rss import land_in_fresh_process
 
-SMALL, LARGE = 0.3, 1.2
+SMALL, LARGE = 0.3, 1.5
 MB = 2**20
 #: the peak may grow by at most this share of the growth in landed bytes
-BOUND = 0.5
+BOUND = 0.9
 
 pytestmark = pytest.mark.slow
 
