@@ -57,6 +57,7 @@ from schemas.validate_chunks import (
     HOUSEHOLD_KEYED,
     accepted_keys,
     chunk_size,
+    compact,
     conflict_candidates,
     cross_frame,
     empty_conflicts,
@@ -159,6 +160,9 @@ def validate_county(
         )
     if "person" in frames:
         out["person"].conflicts = _conflicts(conflict_candidates(frames["person"]))
+    if lazy:  # what the merge keeps while DuckDB works: only its own strings
+        for v in out.values():
+            v.accepted, v.rejects, v.findings = map(compact, (v.accepted, v.rejects, v.findings))
     return {e: out[e] for e in frames}
 
 

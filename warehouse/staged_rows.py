@@ -15,6 +15,8 @@ cost the record of their keys and, after the COMMIT, a set-based UPDATE in bound
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +52,29 @@ def limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     # the staged Parquet files are read by a few statements each; caching them in the buffer
     # pool would only fill it (the limit is RSS: the rows are in the temp tables already)
     con.execute("SET enable_external_file_cache = false")
+
+
+#: DuckDB's memory limit while validation runs (``spilled``): what the diff left in DuckDB's
+#: buffer pool is written out to its temp directory first.
+SPILLED_LIMIT = "16MB"
+
+
+@contextmanager
+def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Validation (polars) runs between the diff and the merge on the same connection. DuckDB
+    keeps the diff's temp tables in its buffer pool up to the merge's limit and frees nothing
+    by itself, so validation's frames came on top of them (the merge step's peak from 洛南
+    scale ~2 on: bench/profiles/merge.md, "Issue 13, fourth round"). Lowering the limit makes
+    DuckDB evict them to its temp directory now; the merge's limit is back afterwards, and the
+    merge reads them back as it needs them. A pool that cannot shrink (what DuckDB cannot
+    evict) keeps its limit: only the memory saving is lost."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with suppress(duckdb.OutOfMemoryException):  # DuckDB then keeps the limit it had
+        con.execute(f"SET memory_limit = {literal(SPILLED_LIMIT)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = {literal(limit)}")
 
 
 def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:
