@@ -12,8 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 
-import pipelines.definitions  # noqa: F401  (the code location: assets, jobs, settings loaded)
+from pipelines import RETURN_AT_ONCE
+
+# DuckDB's own jemalloc keeps freed pages for 1 s (its default): in a merge step the statements
+# free buffers that validation's and the quarantine's polars frames (another allocator) cannot
+# reuse, ~20 MB of the step's peak RSS at scale 1.0, for ~0.5-0.8 CPU-s more per merge (the
+# pages are returned and faulted again; bench/profiles/merge.md, "Issue 13, fourth round").
+# Read when DuckDB is first imported, so set here, before the code location imports it: only
+# the step processes forked from this forkserver carry it, not the run worker (the city step's
+# marts and snapshot, which run in it) nor the CLI. An operator's value in the environment wins.
+os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", RETURN_AT_ONCE)
+
+import pipelines.definitions  # noqa: F401  (the code location: assets, jobs, settings)
 
 #: Dagster's instance and step machinery a step process loads (private module paths: one that
 #: moves in a later Dagster is skipped, which costs its import time in each step, nothing else).

@@ -72,3 +72,56 @@ def test_freed_polars_memory_returns_when_an_ancestor_imported_polars_first():
     assert allocated > 80, seen  # the column really was resident
     # with polars' defaults the 100 MB stay resident after the del (they did before the fix)
     assert seen["after"] - seen["before"] < 0.2 * allocated, seen
+
+
+DUCKDB_CHILD = """
+import json, os, sys
+import pipelines.preload  # what the executor's forkserver imports before it forks a step
+import duckdb
+
+def anon_mb():
+    with open('/proc/self/status') as f:
+        return next(int(l.split()[1]) / 1024 for l in f if l.startswith('RssAnon'))
+
+con = duckdb.connect()
+con.execute("SET threads = 1")
+before = anon_mb()
+con.execute("CREATE TEMP TABLE t AS SELECT range AS n, range::VARCHAR AS s FROM range(4000000)")
+held = anon_mb()
+con.execute("DROP TABLE t")
+print(json.dumps({'conf': os.environ.get('DUCKDB_JE_MALLOC_CONF'), 'before': before,
+                  'held': held, 'after': anon_mb()}))
+"""
+
+
+def test_step_processes_return_duckdb_memory_at_once():
+    """The forkserver's preload sets DuckDB's jemalloc (its default keeps freed pages for 1 s)
+    before the code location imports DuckDB; the run worker (``pipelines`` alone) keeps it."""
+    env = {k: v for k, v in os.environ.items() if k != "DUCKDB_JE_MALLOC_CONF"}
+    env["HUB_PROFILE"] = "demo"
+    done = subprocess.run(
+        [sys.executable, "-c", DUCKDB_CHILD],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["conf"] == RETURN_AT_ONCE, seen
+    allocated = seen["held"] - seen["before"]
+    assert allocated > 40, seen  # the table really was resident
+    assert seen["after"] - seen["before"] < 0.2 * allocated, seen
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, pipelines; print(os.environ.get('DUCKDB_JE_MALLOC_CONF'))",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert worker.stdout.strip() == "None"
