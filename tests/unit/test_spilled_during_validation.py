@@ -1,0 +1,68 @@
+"""While validation runs, the diff's temp tables are out of DuckDB's memory (issue 13, the merge
+step's peak RSS): ``warehouse.staged_rows.spilled`` on a real DuckDB file connection."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from warehouse.duckdb_bounds import MERGE, bound
+from warehouse.staged_rows import SPILLED_LIMIT, spilled
+
+MIB = 1 << 20
+
+
+def in_memory_tables(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(bytes in memory, bytes in temporary storage) of DuckDB's temp tables."""
+    row = con.execute(
+        "SELECT memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory() "
+        "WHERE tag = 'IN_MEMORY_TABLE'"
+    ).fetchone()
+    return row[0], row[1]
+
+
+@pytest.fixture
+def merge_connection(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute(f"SET temp_directory = '{tmp_path / 'tmp'}'")
+    bound(con, MERGE)  # the merge's limit, as staged_rows.limit_memory sets it
+    yield con
+    con.close()
+
+
+def test_the_diff_tables_leave_memory_while_validation_runs(merge_connection):
+    con = merge_connection
+    # a diff table of ~60 MB: held in the buffer pool, below the merge's limit
+    con.execute(
+        "CREATE TEMP TABLE _diff_person AS SELECT range AS _row, "
+        "md5(range::VARCHAR) || md5((range + 1)::VARCHAR) AS source_key FROM range(600000)"
+    )
+    held, _ = in_memory_tables(con)
+    assert held > 40 * MIB
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with spilled(con):
+        during, written = in_memory_tables(con)
+        assert during <= duckdb_size(SPILLED_LIMIT)
+        assert written > 0  # out to the temp directory, not dropped
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
+    # the merge reads every row back
+    assert con.execute("SELECT count(DISTINCT source_key) FROM _diff_person").fetchone()[0] == (
+        600000
+    )
+
+
+def test_a_pool_that_cannot_shrink_keeps_its_limit(merge_connection):
+    """A keyed table's index (ART, which DuckDB keeps in memory) in the pool: entering and
+    leaving ``spilled`` fails nothing and leaves the merge's limit as it was."""
+    con = merge_connection
+    con.execute("CREATE TABLE keyed (k VARCHAR PRIMARY KEY)")
+    con.execute("INSERT INTO keyed SELECT md5(range::VARCHAR) FROM range(100000)")
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with spilled(con):
+        assert con.execute("SELECT count(*) FROM keyed").fetchone()[0] == 100000
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
+
+
+def duckdb_size(text: str) -> int:
+    number, unit = text[:-2], text[-2:]
+    return int(number) * {"MB": 1000 * 1000, "GB": 1000 * 1000 * 1000}[unit]
