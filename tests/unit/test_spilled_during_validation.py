@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from warehouse.duckdb_bounds import MERGE, bound
+from warehouse.duckdb_bounds import MERGE, MERGE_WRITE, bound
 from warehouse.staged_rows import SPILLED_LIMIT, spilled
 
 MIB = 1 << 20
@@ -39,13 +39,12 @@ def test_the_diff_tables_leave_memory_while_validation_runs(merge_connection):
     )
     held, _ = in_memory_tables(con)
     assert held > 40 * MIB
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     with spilled(con):
         during, written = in_memory_tables(con)
         assert during <= duckdb_size(SPILLED_LIMIT)
         assert written > 0  # out to the temp directory, not dropped
-    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
-    # the merge reads every row back
+    # the merge's transaction runs at MERGE_WRITE's limit, and reads every row back
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == write_limit(con)
     assert con.execute("SELECT count(DISTINCT source_key) FROM _diff_person").fetchone()[0] == (
         600000
     )
@@ -53,14 +52,20 @@ def test_the_diff_tables_leave_memory_while_validation_runs(merge_connection):
 
 def test_a_pool_that_cannot_shrink_keeps_its_limit(merge_connection):
     """A keyed table's index (ART, which DuckDB keeps in memory) in the pool: entering and
-    leaving ``spilled`` fails nothing and leaves the merge's limit as it was."""
+    leaving ``spilled`` fails nothing; the transaction's limit is set afterwards."""
     con = merge_connection
     con.execute("CREATE TABLE keyed (k VARCHAR PRIMARY KEY)")
     con.execute("INSERT INTO keyed SELECT md5(range::VARCHAR) FROM range(100000)")
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     with spilled(con):
         assert con.execute("SELECT count(*) FROM keyed").fetchone()[0] == 100000
-    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limit
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == write_limit(con)
+
+
+def write_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """``MERGE_WRITE``'s limit as DuckDB reports it (in MiB)."""
+    other = duckdb.connect()
+    other.execute(f"SET memory_limit = '{MERGE_WRITE.limit_for(con)}'")
+    return other.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
 def duckdb_size(text: str) -> int:
