@@ -58,6 +58,18 @@ MERGE = StepBound("MERGE", "128MB", 1, retry_memory_limit="1GB")
 #: limit (bench/profiles/merge.md, "Issue 13, fourth round").
 MERGE_WRITE = StepBound("MERGE_WRITE", "96MB", 1)
 
+
+def merge_write_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The merge transaction's limit: ``HUB_MERGE_WRITE_MEMORY_LIMIT`` when set; else the
+    merge's own (``MERGE``) when ``HUB_MERGE_MEMORY_LIMIT`` is set or on the lake (whose
+    default is ``WRITE_MEMORY_LIMIT`` for both); else ``MERGE_WRITE``'s 96 MB."""
+    if settings.duckdb_memory_limit(MERGE_WRITE.name, "") or not (
+        settings.duckdb_memory_limit(MERGE.name, "") or is_lake(con)
+    ):
+        return MERGE_WRITE.limit_for(con)
+    return MERGE.limit_for(con)
+
+
 #: The city step's connections (marts, the analyst and PII snapshots). A step process starts
 #: at ~220 MB (the preloaded code location); 128 MB of DuckDB keeps it under 400 MB. One
 #: thread used 30-50 % fewer CPU seconds and less memory than two for the marts and the

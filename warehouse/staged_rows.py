@@ -27,7 +27,7 @@ import polars as pl
 
 from schemas.sanity import future_limit
 from warehouse.batch import Batch, frame_of
-from warehouse.duckdb_bounds import MERGE, MERGE_WRITE, bound
+from warehouse.duckdb_bounds import MERGE, bound, merge_write_limit
 from warehouse.entities import MergeEntity
 from warehouse.statements import literal
 
@@ -68,13 +68,13 @@ def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     DuckDB evict them to its temp directory now; the merge's limit is back afterwards, and the
     merge reads them back as it needs them. A pool that cannot shrink (what DuckDB cannot
     evict) keeps its limit: only the memory saving is lost. Afterwards the merge's transaction
-    runs at ``MERGE_WRITE``'s limit (the diff ran at ``MERGE``'s)."""
+    runs at ``duckdb_bounds.merge_write_limit`` (the diff ran at ``MERGE``'s)."""
     with suppress(duckdb.OutOfMemoryException):  # DuckDB then keeps the limit it had
         con.execute(f"SET memory_limit = {literal(SPILLED_LIMIT)}")
     try:
         yield
     finally:
-        con.execute(f"SET memory_limit = {literal(MERGE_WRITE.limit_for(con))}")
+        con.execute(f"SET memory_limit = {literal(merge_write_limit(con))}")
 
 
 def source_view(batch: Batch, staged: Any, entity: str, frame: pl.DataFrame | None = None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from warehouse.duckdb_bounds import MERGE, MERGE_WRITE, bound
+from warehouse.duckdb_bounds import MERGE, bound, merge_write_limit
 from warehouse.staged_rows import SPILLED_LIMIT, spilled
 
 MIB = 1 << 20
@@ -62,12 +62,23 @@ def test_a_pool_that_cannot_shrink_keeps_its_limit(merge_connection):
 
 
 def write_limit(con: duckdb.DuckDBPyConnection) -> str:
-    """``MERGE_WRITE``'s limit as DuckDB reports it (in MiB)."""
+    """The transaction's limit as DuckDB reports it (in MiB)."""
     other = duckdb.connect()
-    other.execute(f"SET memory_limit = '{MERGE_WRITE.limit_for(con)}'")
+    other.execute(f"SET memory_limit = '{merge_write_limit(con)}'")
     return other.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
 def duckdb_size(text: str) -> int:
     number, unit = text[:-2], text[-2:]
     return int(number) * {"MB": 1000 * 1000, "GB": 1000 * 1000 * 1000}[unit]
+
+
+def test_the_transaction_limit_follows_the_settings(merge_connection, monkeypatch):
+    con = merge_connection
+    monkeypatch.delenv("HUB_MERGE_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("HUB_MERGE_WRITE_MEMORY_LIMIT", raising=False)
+    assert merge_write_limit(con) == "96MB"
+    monkeypatch.setenv("HUB_MERGE_MEMORY_LIMIT", "1GB")  # an operator's merge limit holds
+    assert merge_write_limit(con) == "1GB"
+    monkeypatch.setenv("HUB_MERGE_WRITE_MEMORY_LIMIT", "200MB")
+    assert merge_write_limit(con) == "200MB"
