@@ -38,9 +38,6 @@ class RetryCounter(logging.Handler):
 
 
 def main(landed_json: str) -> None:
-    # as a step process of the executor has it: forked from the forkserver after this preload
-    # (its allocator settings included: DuckDB's freed pages returned at once)
-    import pipelines.preload  # noqa: F401
     from pipelines import sync
     from pipelines.sync import Landed
     from seeds.registry import county
