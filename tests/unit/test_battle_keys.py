@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.connectors.battle.keys import (
     DistinctKeys,
-    RawRows,
+    RawRecords,
     fingerprint,
     list_decoder,
     page_keys,
@@ -27,7 +27,7 @@ def test_decoder_reads_the_envelope_and_the_keys_without_the_rows():
     rows = [{"hbh": f"H{i}", "hzxm": "张三", "extra": {"deep": [1, 2]}} for i in range(3)]
     page = list_decoder(["hbh"])(_page(rows))
     assert (page["code"], page["msg"], page["total"]) == (200, "ok", 3)
-    assert isinstance(page["rows"], RawRows) and len(page["rows"]) == 3
+    assert isinstance(page["rows"], RawRecords) and len(page["rows"]) == 3
     assert page["rows"][0] == rows[0] and list(page["rows"]) == rows
     assert page.row_keys == [["H0", "H1", "H2"]]
     composite = list_decoder(["hbh", "bfrbh"])(_page([{"hbh": "H1", "bfrbh": "C9"}]))

@@ -8,7 +8,7 @@ import json
 import msgspec
 import pytest
 
-from pipelines.connectors.bigdata.listing_json import RawItems, decode_listing
+from pipelines.connectors.bigdata.listing_json import RawRecords, decode_listing
 
 PAGE = {
     "code": 0,
@@ -29,7 +29,7 @@ def test_a_listing_page_reads_as_json_loads_reads_it():
     data = fast["data"]
     assert (data["hasMore"], data["nextCursor"]) == (True, "c2")
     items = data["items"]
-    assert isinstance(items, list) and isinstance(items, RawItems) and len(items) == 3
+    assert isinstance(items, list) and isinstance(items, RawRecords) and len(items) == 3
     assert items[0] == full["data"]["items"][0] and list(items) == full["data"]["items"]
     assert items[1:] == full["data"]["items"][1:]
 

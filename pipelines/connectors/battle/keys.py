@@ -38,6 +38,7 @@ import msgspec
 import polars as pl
 
 from base.paths import hub_home
+from pipelines.raw_json import RawRecords
 from warehouse.statements import literal
 
 #: Keys buffered in memory before they are written as a Parquet part (a few MB of keys).
@@ -54,19 +55,6 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-
-
-class RawRows(list):
-    """A page's rows as raw JSON, each decoded to Python when read (the layout check reads the
-    first); ``len`` counts them without decoding."""
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [msgspec.json.decode(raw) for raw in super().__getitem__(index)]
-        return msgspec.json.decode(super().__getitem__(index))
-
-    def __iter__(self):
-        return (msgspec.json.decode(raw) for raw in super().__iter__())
 
 
 class ListPage(dict):
@@ -86,7 +74,7 @@ def list_decoder(key_fields: Sequence[str]) -> Callable[[bytes], ListPage]:
     def decode(body: bytes) -> ListPage:
         env = _ENVELOPE.decode(body)
         rows = keys_of.decode(body).rows
-        page = ListPage(code=env.code, msg=env.msg, total=env.total, rows=RawRows(env.rows))
+        page = ListPage(code=env.code, msg=env.msg, total=env.total, rows=RawRecords(env.rows))
         page.row_keys = [list(map(get, rows)) for get in getters]
         return page
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from pipelines.raw_json import RawRecords
+
 
 class _Data(msgspec.Struct):
     items: list[msgspec.Raw]
@@ -31,28 +33,15 @@ class _Envelope(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Envelope)
 
 
-class RawItems(list):
-    """A page's records as raw JSON, each decoded to Python when read (the layout check reads
-    the first, a deletion feed's check every one); ``len`` counts them without decoding."""
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [msgspec.json.decode(raw) for raw in super().__getitem__(index)]
-        return msgspec.json.decode(super().__getitem__(index))
-
-    def __iter__(self):
-        return (msgspec.json.decode(raw) for raw in super().__iter__())
-
-
 def decode_listing(body: bytes) -> dict[str, Any]:
     """``{"code", "message", "data": {"items", "hasMore", "nextCursor"}}`` of a listing page,
-    its items a :class:`RawItems`; raises when the body is not such a page."""
+    its items a :class:`RawRecords`; raises when the body is not such a page."""
     env = _DECODER.decode(body)
     return {
         "code": env.code,
         "message": env.message,
         "data": {
-            "items": RawItems(env.data.items),
+            "items": RawRecords(env.data.items),
             "hasMore": env.data.hasMore,
             "nextCursor": env.data.nextCursor,
         },
