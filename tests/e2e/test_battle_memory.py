@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import serving
-from tests.e2e.landing_rss import land_in_fresh_process
+from tests.e2e.landing_rss import landing_growth
 
 SMALL, LARGE = 0.3, 1.5
-MB = 2**20
 #: the peak may grow by at most this share of the growth in landed bytes
 BOUND = 0.9
 
@@ -33,17 +31,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_battle_landing_peak_memory_does_not_grow_with_the_county(monkeypatch, tmp_path):
-    figures = {}
-    for scale in (SMALL, LARGE):
-        with serving(monkeypatch, scale=scale) as handle:
-            figures[scale] = land_in_fresh_process(
-                handle, tmp_path / f"hub-{scale}", "shangzhou", HUB_STAGING_GROUP_ROWS="5000"
-            )
-    small, large = figures[SMALL], figures[LARGE]
-    landed_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
+    grown = landing_growth(
+        monkeypatch, tmp_path, "shangzhou", (SMALL, LARGE), HUB_STAGING_GROUP_ROWS="5000"
+    )
+    small, large, figures = grown.small, grown.large, grown.figures
+    landed_growth, peak_growth = grown.landed_mb, grown.peak_mb
     # the larger county really is larger: otherwise the comparison proves nothing
     assert landed_growth > 30, figures
-    peak_growth = large["peak_mb"] - small["peak_mb"]
     print(f"shangzhou: +{peak_growth:.0f} MB peak for +{landed_growth:.1f} MB landed: {figures}")
     assert peak_growth < BOUND * landed_growth, (
         f"商州's landing step's peak memory grows with the county: {small['peak_mb']:.0f} MB at "

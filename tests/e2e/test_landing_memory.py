@@ -20,31 +20,25 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import serving
-from tests.e2e.landing_rss import land_in_fresh_process
+from tests.e2e.landing_rss import landing_growth
 
 SMALL, LARGE = 0.3, 1.2
 #: the peak may grow by at most this share of the growth in landed bytes
 BOUND = 0.9
-MB = 2**20
 
 pytestmark = pytest.mark.slow
 
 
 def test_landing_peak_memory_does_not_grow_with_the_county(monkeypatch, tmp_path):
-    figures = {}
-    for scale in (SMALL, LARGE):
-        with serving(monkeypatch, scale=scale) as handle:
-            # one bigdata page (5,000 records) a group: at scale 0.3 the groups are already full,
-            # so both runs hold the same number of records at a time when streaming works
-            figures[scale] = land_in_fresh_process(
-                handle, tmp_path / f"hub-{scale}", "luonan", HUB_STAGING_GROUP_ROWS="5000"
-            )
-    small, large = figures[SMALL], figures[LARGE]
-    landed_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
+    # one bigdata page (5,000 records) a group: at scale 0.3 the groups are already full, so
+    # both runs hold the same number of records at a time when streaming works
+    grown = landing_growth(
+        monkeypatch, tmp_path, "luonan", (SMALL, LARGE), HUB_STAGING_GROUP_ROWS="5000"
+    )
+    small, large, figures = grown.small, grown.large, grown.figures
+    landed_growth, peak_growth = grown.landed_mb, grown.peak_mb
     # the larger county really is larger: otherwise the comparison proves nothing
     assert landed_growth > 40, figures
-    peak_growth = large["peak_mb"] - small["peak_mb"]
     assert peak_growth < BOUND * landed_growth, (
         f"the landing step's peak memory grows with the county: {small['peak_mb']:.0f} MB at "
         f"scale {SMALL}, {large['peak_mb']:.0f} MB at scale {LARGE}, +{peak_growth:.0f} MB for "

@@ -22,8 +22,7 @@ from __future__ import annotations
 import pytest
 
 from seeds.registry import county
-from tests.conftest import serving
-from tests.e2e.landing_rss import land_in_fresh_process
+from tests.e2e.landing_rss import landing_growth
 
 SMALL, LARGE = 0.1, 0.4
 MB = 2**20
@@ -36,22 +35,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("slug", sorted(BOUNDS))
 def test_workbook_landing_peak_memory_does_not_grow_with_the_register(monkeypatch, tmp_path, slug):
-    figures = {}
-    for scale in (SMALL, LARGE):
-        with serving(monkeypatch, scale=scale, counties=[county(slug)]) as handle:
-            figures[scale] = land_in_fresh_process(
-                handle,
-                tmp_path / f"hub-{scale}",
-                slug,
-                HUB_STAGING_GROUP_ROWS="5000",
-                HUB_WORKBOOK_CHUNK_BYTES=str(1 * MB),
-            )
-    small, large = figures[SMALL], figures[LARGE]
+    grown = landing_growth(
+        monkeypatch,
+        tmp_path,
+        slug,
+        (SMALL, LARGE),
+        counties=[county(slug)],
+        HUB_STAGING_GROUP_ROWS="5000",
+        HUB_WORKBOOK_CHUNK_BYTES=str(1 * MB),
+    )
+    small, large, figures = grown.small, grown.large, grown.figures
     bound, least = BOUNDS[slug]
-    file_growth = (large["landed_bytes"] - small["landed_bytes"]) / MB
+    file_growth, peak_growth = grown.landed_mb, grown.peak_mb
     # the larger register really is larger: otherwise the comparison proves nothing
     assert file_growth > least, figures
-    peak_growth = large["peak_mb"] - small["peak_mb"]
     print(f"{slug}: +{peak_growth:.0f} MB peak for +{file_growth:.1f} MB of file: {figures}")
     assert peak_growth < bound * file_growth, (
         f"{slug}'s landing step's peak memory grows with the register: {small['peak_mb']:.0f} MB "
