@@ -91,6 +91,8 @@ def test_kill_9_during_the_touch_then_next_merge_finishes_it_first(
             ).fetchall()
         )
         assert stamped.get(first, 0) > 0  # rows not yet touched still name the first sync
+    # the county's status says so: the rows still owed, for 洛南 only
+    assert _touch_pending_in_sync_status() == {LUONAN.code: left}
 
     # the next merge of the county (a full re-read again) finishes the pending touch first
     output = run_hub(tmp_path, "next", "sync", "luonan", "--mode", "full")
@@ -98,6 +100,7 @@ def test_kill_9_during_the_touch_then_next_merge_finishes_it_first(
     with duckdb.connect(str(paths.live_db()), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM ops.touch_pending").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM ops.touch_pending_key").fetchone()[0] == 0
+    assert _touch_pending_in_sync_status() == {}
     with home(clean):
         sync_in_process(LUONAN, "full")
         clean_db = paths.live_db()
@@ -108,6 +111,20 @@ def test_kill_9_during_the_touch_then_next_merge_finishes_it_first(
     mine = _stamps(paths.live_db())
     assert mine == _stamps(clean_db)
     assert mine["person"] and all(len(r) == 1 and r[0][0] == 2 for r in mine.values() if r), mine
+
+
+def _touch_pending_in_sync_status() -> dict[str, int]:
+    """mart.sync_status.touch_pending_rows of the counties where it is not 0, marts rebuilt."""
+    import warehouse
+
+    with warehouse.connect() as con:
+        warehouse.rebuild_marts(con)
+        return dict(
+            con.execute(
+                "SELECT county_code, touch_pending_rows FROM mart.sync_status "
+                "WHERE touch_pending_rows <> 0"
+            ).fetchall()
+        )
 
 
 def _stamp_counts(con, prefix: str = "") -> dict[str, list[tuple]]:

@@ -41,6 +41,13 @@ conflicts AS (
 live AS (
     SELECT county_code, count(*) AS live_households
     FROM core.household WHERE deleted_at IS NULL GROUP BY county_code
+),
+-- A sync interrupted between its COMMIT and the end of the touch (warehouse/touch.py) left
+-- unchanged rows whose last_synced_at still names an earlier sync: counted, never hidden.
+touch AS (
+    SELECT p.county_code, count(*) AS touch_pending_rows
+    FROM ops.touch_pending_key AS k JOIN ops.touch_pending AS p USING (sync_run_id, entity)
+    GROUP BY p.county_code
 )
 SELECT r.county_code, r.county_name, r.slug, r.kind,
        coalesce(getvariable('hub_connections')[r.slug], 'unknown') AS connection,
@@ -54,6 +61,7 @@ SELECT r.county_code, r.county_name, r.slug, r.kind,
        coalesce(c.open_conflicts, 0) AS open_conflicts,
        f.last_failure_at, f.last_failure_error,
        coalesce(h.live_households, 0) AS live_households,
+       coalesce(t.touch_pending_rows, 0) AS touch_pending_rows,
        now() AS built_at
 FROM registry AS r
 LEFT JOIN success AS s USING (county_code)
@@ -61,6 +69,7 @@ LEFT JOIN latest AS l USING (county_code)
 LEFT JOIN failure AS f USING (county_code)
 LEFT JOIN conflicts AS c USING (county_code)
 LEFT JOIN live AS h USING (county_code)
+LEFT JOIN touch AS t USING (county_code)
 ORDER BY r.county_code;
 
 COMMENT ON TABLE mart.sync_status IS '同步状态: per county of the registry: last successful sync and its age, the latest sync''s counts and reject rate, open conflicts, last failure';
@@ -85,4 +94,5 @@ COMMENT ON COLUMN mart.sync_status.open_conflicts IS 'open_conflicts — 未解�
 COMMENT ON COLUMN mart.sync_status.last_failure_at IS 'last_failure_at — 最近失败时间: when the latest failed run was recorded';
 COMMENT ON COLUMN mart.sync_status.last_failure_error IS 'last_failure_error — 最近失败原因: its error, credentials removed';
 COMMENT ON COLUMN mart.sync_status.live_households IS 'live_households — 在册贫困户: live households the warehouse holds for the county';
+COMMENT ON COLUMN mart.sync_status.touch_pending_rows IS 'touch_pending_rows — 待标记同步行数: unchanged rows whose last_synced_at/sync_run_id still wait for the touch of a sync stopped after its commit (ops.touch_pending); 0 normally; the county''s next sync finishes them';
 COMMENT ON COLUMN mart.sync_status.built_at IS 'built_at — 生成时间: when the marts were built';
