@@ -42,7 +42,7 @@ import duckdb
 
 import warehouse.snapshots as snapshots
 from base import settings
-from schemas.columns import KEYS
+from schemas.columns import ENTITIES, KEYS
 from warehouse.connection import quiet
 from warehouse.statements import literal
 from warehouse.statements import q as _q
@@ -52,6 +52,9 @@ LAYOUT_VERSION = 1
 #: A delta-grown file this many times the size of its last full build is rebuilt compact
 #: (deleted rows leave space DuckDB reuses but does not always give back).
 MAX_GROWTH = 2.0
+#: What a sync writes into a row it found unchanged (40_upsert.sql, 45_touch.sql): the delta
+#: updates these in place instead of rewriting the row (``_restamp``).
+STAMPS = ("last_synced_at", "sync_run_id", "source_platform")
 
 
 @dataclass
@@ -66,6 +69,7 @@ class AnalystPublish:
     sync_runs: int = 0  # syncs applied by the delta
     rows_deleted: int = 0
     rows_inserted: int = 0
+    rows_restamped: int = 0  # unchanged rows a sync only saw: their STAMPS updated in place
     delta_tables: list[str] = field(default_factory=list)
     replaced_tables: list[str] = field(default_factory=list)
 
@@ -333,6 +337,7 @@ def _apply_entity(
             f"UNION SELECT {cols} FROM _touched WHERE is_deleted"
         )
         changes.append((f"{entity}_history", "_versions"))
+    outcome.rows_restamped += _restamp(con, entity, keys)
     for table, keyed in changes:
         name = f"core.{_q(table)}"
         select = snapshots.analyst_select("core", table, _columns(con, None, "core", table))
@@ -343,6 +348,45 @@ def _apply_entity(
             f"INSERT INTO {name} BY NAME SELECT {select} FROM live.{name} AS t "
             f"WHERE EXISTS (SELECT 1 FROM {keyed} AS k WHERE {join})"
         ).fetchone()[0]
+
+
+def _restamp(con: duckdb.DuckDBPyConnection, entity: str, keys: tuple[str, ...]) -> int:
+    """Update in place the rows of ``_touched`` that the syncs only saw (a full re-read, 商州's
+    v2 platform every day: warehouse/touch.py), and take them out of ``_touched``: their
+    contract columns have the copy's ``row_hash`` (THE hash of them, warehouse.entities, the one
+    the merge trusts to call a row unchanged), every other analyst column but ``STAMPS`` is
+    equal, so setting ``STAMPS`` gives exactly the row a full rebuild writes. Rewriting whole
+    rows cost most of the delta (bench/profiles/city-step-incremental.md)."""
+    table = f"core.{_q(entity)}"
+    contract = set(ENTITIES[entity]) | {"birth_year"}  # birth_year: of birth_date, hashed
+    compared = [
+        c
+        for c in _columns(con, None, "core", entity)
+        if (c not in contract and c not in STAMPS) or c == "row_hash"
+    ]
+    if "row_hash" not in compared:  # not a merged table: nothing says what is unchanged
+        return 0
+
+    def on(a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{_q(k)} = {b}.{_q(k)}" for k in keys)
+
+    cols = ", ".join(f"l.{_q(k)}" for k in keys)
+    same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM l.{_q(c)}" for c in compared)
+    stamps = ", ".join(f"l.{_q(c)}" for c in STAMPS)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _restamp AS SELECT {cols}, {stamps} "
+        f"FROM live.{table} AS l JOIN {table} AS t ON {on('t', 'l')} "
+        f"WHERE l.sync_run_id IN (SELECT sync_run_id FROM _runs) AND {same}"
+    )
+    (restamped,) = con.execute("SELECT count(*) FROM _restamp").fetchone()
+    if not restamped:
+        return 0
+    assignments = ", ".join(f"{_q(c)} = r.{_q(c)}" for c in STAMPS)
+    con.execute(f"UPDATE {table} AS t SET {assignments} FROM _restamp AS r WHERE {on('t', 'r')}")
+    con.execute(
+        f"DELETE FROM _touched AS k WHERE EXISTS (SELECT 1 FROM _restamp AS r WHERE {on('k', 'r')})"
+    )
+    return restamped
 
 
 def _replace(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
