@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 import warehouse
+from tests.marts_definition import assert_marts_keep_one_record_per_person
 from tests.unit.test_warehouse_fixtures import (
     LUONAN,
     SHANGNAN,
@@ -220,6 +221,16 @@ def test_sync_status_and_reconciliation(city):
     assert rec["subsidised_loans_yuan"][1] == 100000
     assert rec["resident_teams"][1] is None and "does not hold" in rec["resident_teams"][-1]
     assert "1 rejected in the latest syncs" in rec["households_total"][-1]
+
+
+def test_mart_person_is_its_definition_and_the_rest_are_duplicates(city):
+    """商南's D01 has 洛南's A01's ID number and was seen a day later: one person, A01 kept."""
+    db, _ = city
+    with warehouse.connect(db, read_only=True) as con:
+        assert assert_marts_keep_one_record_per_person(con) == 1
+        assert con.execute(
+            "SELECT household_no FROM mart.person WHERE birth_year = 1946"
+        ).fetchall() == [(A,)]
 
 
 PII_PATTERNS = {

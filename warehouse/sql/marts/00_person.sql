@@ -19,6 +19,19 @@
 --   tekun            特困供养(五保)人员 member of a tekun household
 -- A person may be in several groups; mart.special_groups lists each membership.
 
+-- The live records of a person_key after its first (ranked on narrow columns: the window over
+-- whole records cost a third of the marts, bench/profiles/city-step-incremental.md), with their
+-- household's attribute: mart.person leaves them out, mart.reconciliation (07) counts them as
+-- duplicates. A temp table of this connection: the marts run in order in one transaction
+-- (warehouse.marts); it holds the duplicates only (a few per thousand persons).
+CREATE OR REPLACE TEMP TABLE _person_not_first AS
+SELECT p.person_no, h.poverty_attribute
+FROM core.person AS p
+JOIN core.household AS h ON h.household_no = p.household_no AND h.deleted_at IS NULL
+WHERE p.deleted_at IS NULL
+QUALIFY row_number() OVER (PARTITION BY coalesce(p.person_key, p.person_no)
+                           ORDER BY p.first_seen_at, p.person_no) > 1;
+
 CREATE OR REPLACE TABLE mart.person AS
 WITH ref AS (
     SELECT coalesce(
@@ -30,16 +43,6 @@ live AS (
     FROM core.person AS p
     JOIN core.household AS h ON h.household_no = p.household_no AND h.deleted_at IS NULL
     WHERE p.deleted_at IS NULL
-),
-not_first AS (
-    -- the live records of a person_key after its first (ranked on three narrow columns: the
-    -- window over whole records cost a third of the marts, bench/profiles/city-step-incremental.md)
-    SELECT p.person_no
-    FROM core.person AS p
-    JOIN core.household AS h ON h.household_no = p.household_no AND h.deleted_at IS NULL
-    WHERE p.deleted_at IS NULL
-    QUALIFY row_number() OVER (PARTITION BY coalesce(p.person_key, p.person_no)
-                               ORDER BY p.first_seen_at, p.person_no) > 1
 )
 SELECT l.person_key,
        l.household_no,
@@ -70,7 +73,7 @@ SELECT l.person_key,
        l.poverty_attribute = 'tekun' AS is_tekun,
        ref.ref_date AS age_reference_date
 FROM live AS l CROSS JOIN ref
-WHERE l.person_no NOT IN (SELECT person_no FROM not_first);
+WHERE l.person_no NOT IN (SELECT person_no FROM _person_not_first);
 
 COMMENT ON TABLE mart.person IS '贫困人口(匿名): one row per person city-wide (live records, duplicates of one ID number counted once as the record first seen), pseudonymised by person_key; no names, ID numbers or phones';
 COMMENT ON COLUMN mart.person.birth_year IS 'birth_year — 出生年份: year of birth (the full date stays in core)';

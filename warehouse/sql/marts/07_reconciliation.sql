@@ -83,16 +83,11 @@ quarantined AS (
 duplicates AS (
     -- live person records of live households that are the same person (person_key) as a
     -- record counted elsewhere: the report counts records, mart.person counts people once.
-    -- Ranked exactly as mart.person keeps one record per person (00_person.sql), so each
-    -- duplicate counts under its own household's attribute, even when the kept record's
-    -- household has another attribute.
-    SELECT poverty_attribute, count(*) FILTER (WHERE rank_in_key > 1) AS n
-    FROM (SELECT h.poverty_attribute,
-                 row_number() OVER (PARTITION BY coalesce(p.person_key, p.person_no)
-                                    ORDER BY p.first_seen_at, p.person_no) AS rank_in_key
-          FROM core.person AS p
-          JOIN core.household AS h ON h.household_no = p.household_no AND h.deleted_at IS NULL
-          WHERE p.deleted_at IS NULL)
+    -- The very records mart.person leaves out (_person_not_first, 00_person.sql), each counted
+    -- under its own household's attribute, even when the kept record's household has another
+    -- attribute. An attribute with none has no row here: counted 0 below (coalesce).
+    SELECT poverty_attribute, count(*) AS n
+    FROM _person_not_first
     GROUP BY GROUPING SETS ((), (poverty_attribute))
 ),
 warehouse AS (
