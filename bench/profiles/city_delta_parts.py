@@ -156,7 +156,8 @@ def profile(state: Path, src: Path) -> dict:
     a = out["analyst"]
     print(
         f"analyst: {a['mode']} ({a['reason']}); {a['sync_runs']} syncs, "
-        f"{a['rows_deleted']:,} rows deleted, {a['rows_inserted']:,} inserted"
+        f"{a['rows_deleted']:,} rows deleted, {a['rows_inserted']:,} inserted, "
+        f"{a.get('rows_restamped', '-')} restamped"
     )
     print(
         f"city step CPU {out['city_step_cpu_s']} s; process CPU {out['process_cpu_s']} s; "
