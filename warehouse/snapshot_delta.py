@@ -12,6 +12,9 @@ copy of the previous analyst file and applies only what changed since it was pub
   when the previous file was published (its ``ops.touch_pending``: warehouse/touch.py). The rows of those syncs are deleted by key from the copy and
   inserted again from the live file, through the same redacting SELECT as the full rebuild
   (``warehouse.snapshots.analyst_select``): no identifier is ever written.
+  A row those syncs only saw (same ``row_hash``, the touch of warehouse/touch.py: a full
+  re-read, 商州's v2 platform every day) gets its ``STAMPS`` updated in place instead
+  (``_restamp``): rewriting those whole rows was most of the delta.
 * **history tables** (``core.<entity>_history``): a version is inserted with the sync's
   ``sync_run_id``, and closed only in a sync that inserts the next version (changed) or
   soft-deletes the core row (deleted). The keys of such versions and of core rows those syncs

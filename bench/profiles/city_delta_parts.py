@@ -76,6 +76,8 @@ wrap(snapshot_delta, "_check_against_live", "  publish: analyst delta: checks")
 wrap(snapshot_delta, "_apply_entity", lambda a: f"  publish: analyst delta: core.{a[1]} (+history)")
 wrap(snapshot_delta, "_replace", lambda a: f"  publish: analyst delta: replace {a[1]}.{a[2]}")
 wrap(snapshot_delta, "_write_state", "  publish: analyst delta: publish record")
+wrap(snapshot_delta, "_apply", "  publish: analyst delta: every table + COMMIT (sum of the above)")
+wrap(snapshot_delta, "_publish_delta", "  publish: analyst delta: all (copy, apply, CHECKPOINT, fsync)")
 if hasattr(snapshot_delta, "_restamp"):
     wrap(snapshot_delta, "_restamp", lambda a: f"    restamp core.{a[1]}")
 
