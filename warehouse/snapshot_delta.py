@@ -281,6 +281,11 @@ def _apply(con: duckdb.DuckDBPyConnection, this: str, outcome: AnalystPublish) -
     )
     outcome.sync_runs = con.execute("SELECT count(*) FROM _runs").fetchone()[0]
     delta_tables = {t for e in delta for t in (e, f"{e}_history") if ("core", t) in tables}
+    # Before the transaction below, in bounded pieces of their own: DuckDB holds an UPDATE's
+    # new values and undo in memory until COMMIT (warehouse/touch.py). The copy is a temp file
+    # renamed into place only if the whole publish succeeds, so committing pieces is safe.
+    for entity in delta:
+        outcome.rows_restamped += _restamp(con, entity, KEYS[entity])
     with transaction(con, NO_KEYED_TABLE):  # a copy: keys checked in the warehouse
         con.execute("SET preserve_insertion_order = false")  # analysts' rows have no order
         for entity in delta:
@@ -340,7 +345,10 @@ def _apply_entity(
             f"UNION SELECT {cols} FROM _touched WHERE is_deleted"
         )
         changes.append((f"{entity}_history", "_versions"))
-    outcome.rows_restamped += _restamp(con, entity, keys)
+    con.execute(  # the rows restamped already (_restamp) are not rewritten
+        f"DELETE FROM _touched AS k WHERE EXISTS (SELECT 1 FROM {_restamped(entity)} AS r "
+        "WHERE " + " AND ".join(f"r.{_q(c)} = k.{_q(c)}" for c in keys) + ")"
+    )
     for table, keyed in changes:
         name = f"core.{_q(table)}"
         select = snapshots.analyst_select("core", table, _columns(con, None, "core", table))
@@ -353,13 +361,24 @@ def _apply_entity(
         ).fetchone()[0]
 
 
+def _restamped(entity: str) -> str:
+    return _q(f"_restamped_{entity}")
+
+
 def _restamp(con: duckdb.DuckDBPyConnection, entity: str, keys: tuple[str, ...]) -> int:
-    """Update in place the rows of ``_touched`` that the syncs only saw (a full re-read, 商州's
-    v2 platform every day: warehouse/touch.py), and take them out of ``_touched``: their
-    contract columns have the copy's ``row_hash`` (THE hash of them, warehouse.entities, the one
-    the merge trusts to call a row unchanged), every other analyst column but ``STAMPS`` is
-    equal, so setting ``STAMPS`` gives exactly the row a full rebuild writes. Rewriting whole
-    rows cost most of the delta (bench/profiles/city-step-incremental.md)."""
+    """Update in place the rows of the syncs since the previous publish that those syncs only
+    saw (a full re-read, 商州's v2 platform every day: warehouse/touch.py); their keys are left
+    in the temp table ``_restamped_<entity>`` so the delta does not rewrite them. Their
+    contract columns have the copy's ``row_hash`` (THE hash of them, warehouse.entities, the
+    one the merge trusts to call a row unchanged), every other analyst column but ``STAMPS`` is
+    equal, so setting ``STAMPS`` gives exactly the row a full rebuild writes. Rewriting those
+    whole rows cost most of the delta (bench/profiles/city-step-incremental.md). In pieces of
+    ``touch_rows()`` rows, each committed: what DuckDB holds of an UPDATE until its COMMIT does
+    not grow with the county."""
+    from warehouse.keys import NO_KEYED_TABLE
+    from warehouse.touch import touch_rows
+    from warehouse.transaction import transaction
+
     table = f"core.{_q(entity)}"
     contract = set(ENTITIES[entity]) | {"birth_year"}  # birth_year: of birth_date, hashed
     compared = [
@@ -367,28 +386,33 @@ def _restamp(con: duckdb.DuckDBPyConnection, entity: str, keys: tuple[str, ...])
         for c in _columns(con, None, "core", entity)
         if (c not in contract and c not in STAMPS) or c == "row_hash"
     ]
+    key_cols = ", ".join(f"l.{_q(k)}" for k in keys)
     if "row_hash" not in compared:  # not a merged table: nothing says what is unchanged
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS "
+            f"SELECT {key_cols} FROM live.{table} AS l WHERE false"
+        )
         return 0
 
     def on(a: str, b: str) -> str:
         return " AND ".join(f"{a}.{_q(k)} = {b}.{_q(k)}" for k in keys)
 
-    cols = ", ".join(f"l.{_q(k)}" for k in keys)
     same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM l.{_q(c)}" for c in compared)
     stamps = ", ".join(f"l.{_q(c)}" for c in STAMPS)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _restamp AS SELECT {cols}, {stamps} "
-        f"FROM live.{table} AS l JOIN {table} AS t ON {on('t', 'l')} "
+        f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS SELECT {key_cols}, {stamps}, "
+        f"hash({key_cols}) AS piece FROM live.{table} AS l JOIN {table} AS t ON {on('t', 'l')} "
         f"WHERE l.sync_run_id IN (SELECT sync_run_id FROM _runs) AND {same}"
     )
-    (restamped,) = con.execute("SELECT count(*) FROM _restamp").fetchone()
-    if not restamped:
-        return 0
+    (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
+    pieces = -(-restamped // touch_rows())
     assignments = ", ".join(f"{_q(c)} = r.{_q(c)}" for c in STAMPS)
-    con.execute(f"UPDATE {table} AS t SET {assignments} FROM _restamp AS r WHERE {on('t', 'r')}")
-    con.execute(
-        f"DELETE FROM _touched AS k WHERE EXISTS (SELECT 1 FROM _restamp AS r WHERE {on('k', 'r')})"
-    )
+    for piece in range(pieces):
+        with transaction(con, NO_KEYED_TABLE):  # the copy has no keys; no key column written
+            con.execute(
+                f"UPDATE {table} AS t SET {assignments} FROM {_restamped(entity)} AS r "
+                f"WHERE {on('t', 'r')} AND r.piece % {pieces} = {piece}"
+            )
     return restamped
 
 

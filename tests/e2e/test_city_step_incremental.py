@@ -30,7 +30,7 @@ def _published(result) -> dict:
 
 @pytest.mark.e2e
 def test_an_incremental_city_step_restamps_the_re_read_and_equals_a_full_rebuild(
-    simulator, hub_home, tmp_path
+    simulator, hub_home, tmp_path, monkeypatch
 ):
     for c in (SHANGZHOU, LUONAN):
         assert sync_county(c, mode="full").success
@@ -39,6 +39,7 @@ def test_an_incremental_city_step_restamps_the_re_read_and_equals_a_full_rebuild
     for c in (SHANGZHOU, LUONAN):
         assert sync_county(c).success  # 商州: every record again; 洛南: one day of changes
 
+    monkeypatch.setenv("HUB_MERGE_TOUCH_ROWS", "300")  # the restamp in pieces of 300 rows
     result = sync_city()
     assert result.success
     published = _published(result)
