@@ -36,6 +36,11 @@ from warehouse.transaction import transaction
 
 #: Default share of a county's live rows of an entity that one sync may soft-delete.
 DEFAULT_SAFETY_SHARE = 0.2
+#: Up to this many accepted persons the ID-number pairs group only the sync's own person_key
+#: hashes (``60_conflicts.sql``, ``shared_person_keys_of_sync``: a semi-join whose hash table
+#: is those hashes, ~10 MB here) instead of every live person of the city; above it, the
+#: aggregate over every live person, which spills (a full load at scale 10).
+PAIRS_OF_SYNC_ROWS = 400_000
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,12 @@ def _merge_then_touch(batch: Batch, county: Any, attempt: Callable[[], MergeResu
     """A touch an interrupted run left pending first (so this merge writes after it), then the
     merge's one transaction, then the touch of its unchanged rows, piece by piece."""
     con = batch.con
-    finish_touches(con, county, merge_entities(con), left_by_earlier=True)
+    entities = merge_entities(con)  # the catalogue read once (duckdb_columns() is not free)
+    finish_touches(con, county, entities, left_by_earlier=True)
     # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
     merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
     batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
-    finish_touches(con, county, merge_entities(con))
+    finish_touches(con, county, entities)
     return merged
 
 
@@ -225,30 +231,36 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     source, stage the changed ones, screen claims, version and upsert them; the rows the diff
     found the same only record that this sync saw them (``warehouse.touch``)."""
     ids = spec.identifiers()
-    positions = rejected if rejected is not None else pl.Series("_row", [], pl.UInt32)
-    batch.register(ids["rejected"], pl.DataFrame({"_row": positions.cast(pl.Int64)}))
+    if rejected is not None and rejected.len():
+        batch.register(ids["rejected"], pl.DataFrame({"_row": rejected.cast(pl.Int64)}))
+        batch.run("10_stage.sql", "drop_rejected", **ids)
     batch.temp(ids["stage"])
-    batch.run("10_stage.sql", "drop_rejected", **ids)
     (repeated,) = batch.run("10_stage.sql", "repeated_keys", **ids).fetchone()
     if repeated:
         batch.run("10_stage.sql", "drop_older", **ids)
     batch.run("10_stage.sql", "stage", **ids)
+    # the statements below that read only the stage do nothing when it is empty (every row the
+    # same as core, or none delivered: most entities of an incremental), so they are skipped
+    staged = _row_count(batch.con, ids["stage"]) > 0
     same = {**ids, "stage": ids["diff"]}  # the same rows stay in the diff
-    batch.run("20_claims.sql", "claims", **ids)  # a same row's key is this county's: no claim
+    if staged:
+        batch.run("20_claims.sql", "claims", **ids)  # a same row's key is this county's: no claim
     if spec.name in CHILD_ENTITIES:
-        batch.run("20_claims.sql", "parent_claims", **ids)
+        if staged:
+            batch.run("20_claims.sql", "parent_claims", **ids)
         batch.run("20_claims.sql", "parent_claims", **same)
-    batch.run("20_claims.sql", "drop_claims", **ids)
+    if staged:
+        batch.run("20_claims.sql", "drop_claims", **ids)
     batch.run("20_claims.sql", "drop_claims", **same)
-    if spec.name == "household":
+    if spec.name == "household" and staged:  # claims of staged households only
         batch.run("20_claims.sql", "household_conflicts", **ids)
     inserted, updated, unchanged, matched = batch.run("10_stage.sql", "counts", **ids).fetchone()
-    if spec.name in HISTORY_ENTITIES:
+    if staged and spec.name in HISTORY_ENTITIES:
         if matched:  # a staged key in core may have an open version to close
             batch.run("30_history.sql", "close_changed", **ids)
         batch.run("30_history.sql", "open_versions" if matched else "open_new", **ids)
-    # every staged key new to core (a first load): the MERGE's insert branch alone, no join
-    batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
+    if staged:  # every staged key new to core (a first load): the insert branch alone, no join
+        batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
     record_same_rows(batch, spec)  # the same rows: touched after the COMMIT (warehouse/touch.py)
     _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
@@ -365,7 +377,9 @@ def _record_conflicts(
         batch.run("60_conflicts.sql", "id_pairs_validated", conflicts=view)
     if persons_staged:
         batch.temp("_shared_person_key")
-        batch.run("60_conflicts.sql", "shared_person_keys")
+        (accepted,) = batch.run("60_conflicts.sql", "accepted_persons").fetchone()
+        few = accepted <= PAIRS_OF_SYNC_ROWS  # the same set for what id_pairs_core reads
+        batch.run("60_conflicts.sql", "shared_person_keys_of_sync" if few else "shared_person_keys")
         batch.temp("_pairable_person")
         batch.run("60_conflicts.sql", "pairable_persons")
         batch.run("60_conflicts.sql", "id_pairs_core")

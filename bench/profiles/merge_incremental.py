@@ -69,6 +69,43 @@ if {statements!r}:  # every named SQL statement's wall and CPU seconds, summed b
             if getattr(module, attr, None) is original:
                 setattr(module, attr, traced)
 c = county(landed.county_code)
+# CPU seconds of the merge's phases (nested ones overlap: the merge transaction holds the
+# upserts, conflicts, quarantine and the key check)
+import pipelines.sync as psync
+import warehouse.connection as wconn
+import warehouse.keys as wkeys
+import warehouse.merge as wmerge
+phase_cpu = {{}}
+
+def timed_phase(module, attr, label):
+    original = getattr(module, attr)
+
+    def wrapper(*args, **kwargs):
+        t = cpu()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            phase_cpu[label] = phase_cpu.get(label, 0.0) + cpu() - t
+
+    setattr(module, attr, wrapper)
+
+for module, attr, label in (
+    (wconn, 'migrate', 'open: migrations check'),
+    (psync, 'check_listings', 'listing check'),
+    (psync.staged_io, 'open_verified', 'landing verified, staged opened'),
+    (psync, '_context', 'validation context'),
+    (psync.staged_rows, 'diff_staged', 'row-hash diff'),
+    (psync, 'validate_county', 'validation'),
+    (wmerge, '_merge', 'merge transaction (statements)'),
+    (wmerge, '_upsert_entity', '  upserts'),
+    (wmerge, '_soft_delete', '  soft deletes'),
+    (wmerge, '_record_conflicts', '  conflicts'),
+    (wmerge, '_record_quarantine', '  quarantine'),
+    (wmerge, '_write_runs', '  sync_run rows'),
+    (wkeys, 'check_keys', 'key checks'),
+    (wmerge, 'finish_touches', 'touch (before + after)'),
+):
+    timed_phase(module, attr, label)
 profiler = None
 if {pyinstrument!r}:  # CPU seconds by function (cProfile on the process clock: not the wall)
     import cProfile
@@ -86,7 +123,9 @@ with warehouse.connect() as con:
     phases['checks'] = cpu() - t2
 phases['connect_close'] = cpu() - t0 - sum(phases.values())
 wall = time.perf_counter() - w0
-for label, (w, cs) in sorted(timed.items(), key=lambda kv: -kv[1][1])[:40]:
+for label, t in phase_cpu.items():
+    print(f'{{t:7.3f}} CPU-s  phase: {{label}}')
+for label, (w, cs) in sorted(timed.items(), key=lambda kv: -kv[1][1])[:200]:
     print(f'{{cs:7.3f}} CPU-s {{w:7.3f}} s  {{label}}')
 if profiler is not None:
     import pstats
