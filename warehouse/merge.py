@@ -380,10 +380,12 @@ def _record_conflicts(
         (accepted,) = batch.run("60_conflicts.sql", "accepted_persons").fetchone()
         few = accepted <= PAIRS_OF_SYNC_ROWS  # the same set for what id_pairs_core reads
         batch.run("60_conflicts.sql", "shared_person_keys_of_sync" if few else "shared_person_keys")
-        batch.temp("_pairable_person")
-        batch.run("60_conflicts.sql", "pairable_persons")
-        batch.run("60_conflicts.sql", "id_pairs_core")
-    batch.run("60_conflicts.sql", "record_id_conflicts")
+        if _row_count(batch.con, "_shared_person_key"):  # else no accepted person can pair
+            batch.temp("_pairable_person")
+            batch.run("60_conflicts.sql", "pairable_persons")
+            batch.run("60_conflicts.sql", "id_pairs_core")
+    if _row_count(batch.con, "_id_pair"):  # no pair: the MERGE has nothing to write
+        batch.run("60_conflicts.sql", "record_id_conflicts")
 
 
 def _drop_stale_watermarks(con: duckdb.DuckDBPyConnection, county: Any, staged: Any) -> None:
