@@ -153,7 +153,13 @@ def _finish_one(
         "synced_at": item.synced_at,
         "platform": item.source_platform,
     }
-    pieces = [p for (p,) in run(con, "45_touch.sql", "pending_pieces", params).fetchall()]
+    # one piece: its keys are all in piece 0 until the transaction that touches them forgets
+    # them with the pending row itself, so there is nothing to look up
+    pieces = (
+        [0]
+        if item.pieces == 1
+        else [p for (p,) in run(con, "45_touch.sql", "pending_pieces", params).fetchall()]
+    )
     touched = 0
     for number, piece in enumerate(pieces, start=1):
         last = number == len(pieces)
