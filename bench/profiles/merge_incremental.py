@@ -114,7 +114,10 @@ if {pyinstrument!r}:  # CPU seconds by function (cProfile on the process clock: 
 phases, t0, w0 = {{}}, cpu(), time.perf_counter()
 merged = sync.merge(c, landed)
 phases['merge'] = cpu() - t0
+import pipelines.defs.counties as step
 with warehouse.connect() as con:
+    if hasattr(step, 'bound'):  # the step bounds this connection as the merge's (since 13t)
+        step.bound(con, step.MERGE)
     t1 = cpu()
     rejects.export_sync(c, merged.sync_id, con)
     phases['rejects'] = cpu() - t1

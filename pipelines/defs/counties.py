@@ -20,6 +20,7 @@ from pipelines.defs.metadata import landing_metadata, merge_metadata
 from pipelines.modes import FULL_REREAD, FULL_REREAD_ZH, filters_by_time
 from schemas.validate import table_schema
 from seeds.registry import County, counties
+from warehouse.duckdb_bounds import MERGE, bound
 
 LANDING_NICENESS = 10
 
@@ -132,6 +133,7 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
         # one connection after the merge for its rejects file and its checks (each open takes
         # the warehouse lock and reads the catalogue: bench/README.md, "Where the time goes")
         with warehouse.connect() as con:
+            bound(con, MERGE)  # one thread as the merge: a second cost CPU-s on these small queries
             csv = rejects.export_sync(county, merged.sync_id, con)
             for entity in entities_of(county):
                 yield dg.MaterializeResult(
