@@ -245,13 +245,15 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     same = {**ids, "stage": ids["diff"]}  # the same rows stay in the diff
     if staged:
         batch.run("20_claims.sql", "claims", **ids)  # a same row's key is this county's: no claim
-    if spec.name in CHILD_ENTITIES:
+    # no claim rejected so far in this merge (parents come first): no parent claim, nothing to drop
+    if _row_count(batch.con, "_merge_reject"):
+        if spec.name in CHILD_ENTITIES:
+            if staged:
+                batch.run("20_claims.sql", "parent_claims", **ids)
+            batch.run("20_claims.sql", "parent_claims", **same)
         if staged:
-            batch.run("20_claims.sql", "parent_claims", **ids)
-        batch.run("20_claims.sql", "parent_claims", **same)
-    if staged:
-        batch.run("20_claims.sql", "drop_claims", **ids)
-    batch.run("20_claims.sql", "drop_claims", **same)
+            batch.run("20_claims.sql", "drop_claims", **ids)
+        batch.run("20_claims.sql", "drop_claims", **same)
     if spec.name == "household" and staged:  # claims of staged households only
         batch.run("20_claims.sql", "household_conflicts", **ids)
     inserted, updated, unchanged, matched = batch.run("10_stage.sql", "counts", **ids).fetchone()

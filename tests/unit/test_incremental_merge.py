@@ -67,6 +67,7 @@ def test_an_unchanged_re_read_writes_nothing_but_the_touch(tmp_path, statements)
     assert written == set()
     assert ("20_claims.sql", "claims") not in ran
     assert ("20_claims.sql", "household_conflicts") not in ran
+    assert ("20_claims.sql", "drop_claims") not in ran  # no claim was rejected
     assert ("10_stage.sql", "drop_rejected") not in ran  # nothing was rejected
     # ... but the rows were recorded for the touch, and touched after the COMMIT
     assert {("45_touch.sql", "record_keys"), ("45_touch.sql", "touch_piece")} <= ran
