@@ -68,6 +68,7 @@ class HttpPolicy:
     paging_slack_share: float = 0.2  # records a listing may exceed the platform's count by …
     paging_slack_items: int = 1000  # … plus this many (records move while we page)
     reauth_attempts: int = 3  # re-authentications per request when the token keeps expiring
+    page_concurrency: int = 4  # offset-paged listings: pages in flight at once (battle, issue 13)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, str] | None = None) -> HttpPolicy:
@@ -86,6 +87,7 @@ class HttpPolicy:
             "paging_slack_share": ("HUB_PAGING_SLACK_SHARE", float),
             "paging_slack_items": ("HUB_PAGING_SLACK_ITEMS", int),
             "reauth_attempts": ("HUB_HTTP_REAUTH_ATTEMPTS", int),
+            "page_concurrency": ("HUB_HTTP_PAGE_CONCURRENCY", int),
         }
         values: dict[str, Any] = {}
         for attr, (name, cast) in knobs.items():

@@ -5,7 +5,7 @@ The simulator serves from a thread of the driver, so its CPU and memory are not 
 measured step runs in a fresh ``python`` process (a forked child would inherit the driver's RSS).
 
     .venv/bin/python bench/profiles/landing_step.py [--county luonan] [--scale 1.0] [--repeat 1]
-        [--profile pyinstrument|memray]   # profile the step (output under bench/results/)
+        [--profile pyinstrument|py-spy|memray]   # profile the step (output under bench/results/)
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ def measure(sim, slug: str, mode: str, profile: str | None = None) -> dict:
             RESULTS.mkdir(parents=True, exist_ok=True)
             out = RESULTS / f"landing-{slug}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
             cmd = [sys.executable, "-m", "pyinstrument", "-o", str(out), *cmd[1:]]
+        elif profile == "py-spy":  # CPU samples only (idle threads left out): collapsed stacks
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            out = RESULTS / f"landing-{slug}-{time.strftime('%Y%m%dT%H%M%S')}.pyspy.txt"
+            spy = Path(sys.executable).with_name("py-spy")
+            cmd = [str(spy), "record", "-r", "200", "--format", "raw", "-o", str(out), "--", *cmd]
         elif profile == "memray":
             RESULTS.mkdir(parents=True, exist_ok=True)
             out = RESULTS / f"landing-{slug}-{time.strftime('%Y%m%dT%H%M%S')}.memray"
@@ -93,7 +98,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mode", default="full")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--profile", choices=["pyinstrument", "memray"])
+    parser.add_argument("--profile", choices=["pyinstrument", "py-spy", "memray"])
     parser.add_argument("--child", metavar="SLUG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Generator, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +26,8 @@ from pipelines.connectors.battle.layout import (
     FIELDS_V3,
     VERSIONS_WITHOUT_TIME_FILTER,
 )
-from pipelines.http import Fetched, PlatformClient, TransientProblem
+from pipelines.connectors.battle.page_pool import PagePool, Pager, new_fetcher
+from pipelines.http import Fetched, Fetcher, PlatformClient, TransientProblem, make_session
 from pipelines.landing import Page
 from pipelines.paging import PagingGuard
 from schemas.sanity import watermark_in_future
@@ -91,13 +94,18 @@ class BattleClient(PlatformClient):
         self.fields = FIELDS_V2 if self.version == "2" else FIELDS_V3
         #: per entity: its list answers decoded without Python objects for the rows (keys.py)
         self.decoders = {entity: list_decoder(key) for entity, key in KEYS.items()}
+        #: pages in flight at once within a pass (page_pool.py); the token is shared by them
+        self.concurrency = max(1, self.policy.page_concurrency)
+        self._pool: PagePool | None = None
+        self._auth = threading.Lock()
 
     @property
     def supports_incremental(self) -> bool:
         return self.version not in VERSIONS_WITHOUT_TIME_FILTER
 
     # -- login ----------------------------------------------------------------------------
-    def _login(self) -> str:
+    def _login(self, fetcher: Fetcher | None = None) -> str:
+        fetcher = fetcher or self.fetcher
         url = f"{self.base_url}/login"
         if not (self.settings.key and self.settings.secret):
             raise self.error(url, f"no credentials: set {self.county.env_prefix}KEY and _SECRET")
@@ -105,9 +113,9 @@ class BattleClient(PlatformClient):
         # Code 500 at login is *not* retried: it is how the platform says "wrong password", and
         # repeating a wrong password locks the account. Transport failures are still retried.
         if self.version == "2":  # v2 takes form fields, v3 a JSON body
-            fetched = self.fetcher.request("POST", url, form=credentials, check=_is_envelope)
+            fetched = fetcher.request("POST", url, form=credentials, check=_is_envelope)
         else:
-            fetched = self.fetcher.request("POST", url, json_body=credentials, check=_is_envelope)
+            fetched = fetcher.request("POST", url, json_body=credentials, check=_is_envelope)
         body = fetched.data
         if body.get("code") != OK or not body.get("token"):
             raise self.error(url, f"login refused{_hint(body)}")
@@ -123,14 +131,23 @@ class BattleClient(PlatformClient):
         if body.get("code") == SERVER_ERROR:
             raise TransientProblem(f"platform error{_hint(body)}")
 
-    def _get(self, path: str, params: Mapping[str, Any], decode: Any = True) -> Fetched:
+    def _get(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        decode: Any = True,
+        fetcher: Fetcher | None = None,
+    ) -> Fetched:
         """GET a list; on code 401 log in again once and repeat the request. ``decode``: a
-        fast decoder of the usual answer (``keys.list_decoder``), else parsed in full."""
+        fast decoder of the usual answer (``keys.list_decoder``), else parsed in full.
+        ``fetcher``: a page pool thread's own (one login serves all of them)."""
+        fetcher = fetcher or self.fetcher
         url = self.base_url + path
         refusals = 0
         while True:
-            token = self._token or self._login()
-            fetched = self.fetcher.request(
+            with self._auth:  # the pages in flight share one token: one login at a time
+                token = self._token or self._login(fetcher)
+            fetched = fetcher.request(
                 "GET", url, params=params, headers={"Authorization": f"Bearer {token}"},
                 check=self._check, parse_json=decode,
             )  # fmt: skip
@@ -138,7 +155,9 @@ class BattleClient(PlatformClient):
             if body.get("code") == NOT_LOGGED_IN:
                 refusals += 1
                 self.token_refused(fetched.url, refusals, f"session refused{_hint(body)}")
-                self._token = None
+                with self._auth:  # unless another page has logged in again meanwhile
+                    if self._token == token:
+                        self._token = None
                 continue
             if body.get("code") != OK:
                 raise self.error(fetched.url, f"platform error{_hint(body)}")
@@ -153,19 +172,58 @@ class BattleClient(PlatformClient):
     ) -> Generator[Page, None, int]:
         """One offset pass over ``entity``; adds the keys seen to ``seen``, returns the last
         ``total`` the platform reported."""
-        path, key_fields, fields = PATHS[entity], KEYS[entity], self.fields[entity]
-        page_num, total = 1, 0
+        path = PATHS[entity]
         # Bounds on the pass: a page served twice (pageNum ignored), more pages than the first
         # answer's total justifies (with slack), the sync's deadline (pipelines/paging.py).
         guard = PagingGuard(self, entity, page_size=self.page_size)
         self.fetching(f"{path} ({entity}, pass {pass_no})")
-        while True:
-            guard.before(self.base_url + path, page_num)
-            fetched = self._get(
-                path, {**params, "pageNum": page_num, "pageSize": self.page_size},
-                self.decoders[entity],
+
+        def request(fetcher: Fetcher, page_num: int) -> Fetched:
+            query = {**params, "pageNum": page_num, "pageSize": self.page_size}
+            return self._get(path, query, self.decoders[entity], fetcher)
+
+        with self._page_pool() as pool:
+            pager = Pager(
+                pool, request, lambda page_num: guard.before(self.base_url + path, page_num),
+                page_size=self.page_size, window=self.concurrency, activity=self.fetcher.activity,
             )  # fmt: skip
+            try:
+                return (yield from self._pages(entity, pass_no, params, seen, guard, pager))
+            finally:
+                pager.close()
+
+    def _page_pool(self) -> AbstractContextManager[PagePool]:
+        """The sync's page pool (``fetch``; not closed by the pass), or one for this pass alone
+        (a pass run by itself)."""
+        if self._pool is not None:
+            return nullcontext(self._pool)
+        return self._new_pool()
+
+    def _new_pool(self) -> PagePool:
+        def session():
+            made = make_session(self.county, self.policy)
+            made.trust_env = self.session.trust_env  # loopback: no intranet proxy (http.py)
+            return made
+
+        return PagePool(self.concurrency, lambda: new_fetcher(self, session))
+
+    def _pages(
+        self,
+        entity: str,
+        pass_no: int,
+        params: dict[str, Any],
+        seen: DistinctKeys,
+        guard: PagingGuard,
+        pager: Pager,
+    ) -> Generator[Page, None, int]:
+        """The pass's pages in page order, landed and checked one by one as they always were;
+        returns the last ``total``."""
+        key_fields, fields = KEYS[entity], self.fields[entity]
+        page_num, total, reported = 1, 0, None
+        while True:
+            fetched = pager.get(page_num, reported)
             rows, total = fetched.data["rows"], fetched.data["total"]
+            reported = total
             if guard.expected is None:
                 guard.expected = total
             yield Page(
@@ -249,7 +307,13 @@ class BattleClient(PlatformClient):
         per entity, the total, the distinct keys landed and whether it was a full listing."""
         self.check_mode(mode)
         self.start_sync()
-        watermarks = watermarks or {}
+        with self._new_pool() as self._pool:  # one pool (threads, sessions) for the sync
+            try:
+                yield from self._fetch(mode, watermarks or {})
+            finally:
+                self._pool = None
+
+    def _fetch(self, mode: str, watermarks: Mapping[str, str]) -> Iterator[Page]:
         stats: dict[str, dict] = {}
         for entity in PATHS:
             params: dict[str, Any] = {}
