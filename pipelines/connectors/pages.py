@@ -8,7 +8,7 @@ Python runs per page here; the records stay columnar (polars parses the JSON).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -96,6 +96,9 @@ def checked_envelope(
 
 def field_of(df: pl.DataFrame, path: Iterable[str]) -> pl.Series | None:
     """A nested field of a one-row envelope (``data.items``), or None when absent."""
+    path = list(path)
+    if len(path) == 1:  # a top-level field: the column itself, without a query per page
+        return df.get_column(path[0]) if path[0] in df.columns else None
     expr: pl.Expr | None = None
     fields: dict[str, pl.DataType] = dict(df.schema)
     for name in path:
@@ -116,17 +119,27 @@ def records(
     ``order`` is the page's position in the sync; rows get ``order * 2**32 + row`` so a later
     page always sorts after an earlier one.
     """
+    df = page_rows(county, page, rows, what)
+    return with_refs(df, page.page_id, order) if df.width else df
+
+
+def page_rows(
+    county: CountyLike, page: PageLike, rows: pl.Series | None, what: str
+) -> pl.DataFrame:
+    """:func:`records` without ``raw_ref`` and ``__order`` (added for a group of pages at once
+    by :func:`group_refs`): a page's list of records exploded into a frame."""
     if rows is None:
         raise source_error(county, page.url, f"the body has no `{what}`")
-    if not isinstance(rows.dtype, pl.List):
+    dtype = rows.dtype  # read once: a wide struct's dtype costs ~0.1 ms to convert
+    if not isinstance(dtype, pl.List):
         raise source_error(county, page.url, f"`{what}` is not a list")
-    inner = rows.dtype.inner
+    inner = dtype.inner
     if isinstance(inner, pl.Null) or rows.list.len().sum() == 0:
         return pl.DataFrame()
     if not isinstance(inner, pl.Struct):
         raise source_error(county, page.url, f"`{what}` does not hold JSON objects")
-    df = rows.rename("__r").to_frame().explode("__r").unnest("__r")
-    return with_refs(df, page.page_id, order)
+    # Series operations, not a DataFrame's (each of those is a lazy query: ~4x the CPU a page)
+    return rows.explode().struct.unnest()
 
 
 def with_refs(df: pl.DataFrame, page_id: str, order: int, first: int = 0) -> pl.DataFrame:
@@ -136,6 +149,28 @@ def with_refs(df: pl.DataFrame, page_id: str, order: int, first: int = 0) -> pl.
     return df.with_columns(
         (pl.lit(f"{page_id}#") + row.cast(pl.String)).alias(RAW_REF),
         (pl.lit(order, dtype=pl.Int64) * (1 << 32) + row).alias(ORDER),
+    )
+
+
+def group_refs(pages: Sequence[tuple[str, int, int]]) -> pl.DataFrame:
+    """``raw_ref`` and ``__order`` of the rows of several pages, in page then row order, as
+    :func:`with_refs` gives them page by page; ``pages``: (page id, order, rows) of each. One
+    query for a page group instead of one per page (issue 13)."""
+    meta = pl.DataFrame(
+        {"id": [p[0] for p in pages], "order": [p[1] for p in pages], "n": [p[2] for p in pages]},
+        schema={"id": pl.String, "order": pl.Int64, "n": pl.Int64},
+    )
+    row = pl.col("row")
+    return (
+        meta.lazy()
+        .filter(pl.col("n") > 0)
+        .select("id", "order", pl.int_ranges(0, "n", dtype=pl.Int64).alias("row"))
+        .explode("row")
+        .select(
+            (pl.col("id") + pl.lit("#") + row.cast(pl.String)).alias(RAW_REF),
+            (pl.col("order") * (1 << 32) + row).alias(ORDER),
+        )
+        .collect()
     )
 
 

@@ -14,6 +14,7 @@ v2 (商州): households name their head by ID number (``hzsfz``), members have n
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from datetime import datetime
 
 import polars as pl
@@ -23,9 +24,11 @@ from pipelines.connectors.battle.layout import CANONICAL as LAYOUT
 from pipelines.connectors.battle.layout import FIELDS
 from pipelines.connectors.pages import (
     checked_envelope,
+    concat,
     field_of,
+    group_refs,
+    page_rows,
     query_has,
-    records,
     require_fields,
     source_error,
 )
@@ -50,10 +53,16 @@ HEAD_ID = "__head_id"  # v2: the household head's normalised ID number, until re
 COLUMNS = {e: layout_columns(e, layout, codes.from_labels) for e, layout in LAYOUT.items()}
 
 
-def _rows(county, page, order: int) -> pl.DataFrame:
-    """The records of a list page; ``code`` must be 200."""
+def _rows(county, page) -> pl.DataFrame:
+    """The records of a list page; ``code`` must be 200. Without ``raw_ref``/``__order``: the
+    page group adds them (``_builder``), one query per group instead of one per page (商州's
+    v2 pages hold 200 rows: ~900 pages a sync at scale 1)."""
     env = checked_envelope(county, page, ok_code="200", message="msg", called="answer")
-    return records(county, page, field_of(env, ["rows"]), "rows", order)
+    return page_rows(county, page, field_of(env, ["rows"]), "rows")
+
+
+#: per entity, the pages of its pending page group: (page id, order, rows), as added
+PageRefs = dict[str, list[tuple[str, int, int]]]
 
 
 def _listing(county, page) -> dict[str, dict]:
@@ -70,13 +79,20 @@ def _watermark_key(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
 
 
-def _builder(version: str):
-    """One page group of an entity → its canonical rows (a staging part). v2 members get their
-    birth date from the ID number; v2 households keep their head's normalised ID number
-    (``__head_id``), resolved once the members are staged (``staging.StagedParts.finish``)."""
+def _builder(version: str, refs: PageRefs):
+    """One page group of an entity → its canonical rows (a staging part). The rows get their
+    ``raw_ref`` and ``__order`` from ``refs`` (the group's pages, in the order they were added).
+    v2 members get their birth date from the ID number; v2 households keep their head's
+    normalised ID number (``__head_id``), resolved once the members are staged
+    (``staging.StagedParts.finish``)."""
 
     def built(entity: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
-        df = canonical_rows(entity, frames, COLUMNS[entity])
+        rows = concat(frames)
+        tags = group_refs(refs.pop(entity, []))
+        if tags.height != rows.height:  # the pages and their refs are added together
+            raise RuntimeError(f"{entity}: {rows.height} rows but {tags.height} row refs")
+        # with_columns, as with_refs: a source field of the same name is replaced, as before
+        df = canonical_rows(entity, [rows.with_columns(tags.get_columns())], COLUMNS[entity])
         if entity == "person" and version == "2":
             df = df.with_columns(birth_date_from_id().alias("birth_date"))
         if entity == "household" and version == "2":
@@ -102,14 +118,16 @@ def normalise(
     listing: dict[str, dict] = {}
     paged: set[str] = set()
 
+    refs: PageRefs = defaultdict(list)
     with staging.open_parts(workdir) as parts:
-        groups = staging.PageGroups(parts, _builder(version))
+        groups = staging.PageGroups(parts, _builder(version, refs))
         for order, page in enumerate(manifest.pages):
             if page.entity == "listing":
                 listing.update(_listing(county, page))
             elif page.entity in COLUMNS:
-                df = _rows(county, page, order)
+                df = _rows(county, page)
                 require_fields(county, page, df, fields[page.entity])
+                refs[page.entity].append((page.page_id, order, df.height))
                 groups.add(page.entity, df)
                 paged.add(page.entity)
                 if version != "2" and query_has(page.url, page.meta, BEGIN, "beginUpdateTime"):
