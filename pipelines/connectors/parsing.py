@@ -84,10 +84,19 @@ class Fields:
     frame (optional in that layout) yields null.
     """
 
-    def __init__(self, schema: Mapping[str, pl.DataType], *, excel_serials: bool = False):
+    def __init__(
+        self,
+        schema: Mapping[str, pl.DataType],
+        *,
+        excel_serials: bool = False,
+        computed: dict[str, pl.Expr] | None = None,
+    ):
         self.schema = dict(schema)
         self.excel_serials = excel_serials
-        self._errors: list[pl.Expr] = []
+        #: ``build``'s: each checked value as a column computed once, before the select that
+        #: both the canonical column and its check read it from (None: plain expressions)
+        self.computed = computed
+        self._errors: list[tuple[pl.Expr, pl.Expr]] = []  # (failed, entry)
 
     # -- plumbing
     def has(self, field: str) -> bool:
@@ -103,14 +112,31 @@ class Fields:
             pl.lit(column).alias("column"),
             value.cast(pl.String).alias("value"),
         )
-        self._errors.append(pl.when(failed).then(entry))
+        self._errors.append((failed, entry))
 
     def parse_errors(self) -> pl.Expr:
         if not self._errors:
             return EMPTY_ERRORS.alias("parse_errors")
-        return pl.concat_list(self._errors).list.drop_nulls().alias("parse_errors")
+        entries = [pl.when(failed).then(entry) for failed, entry in self._errors]
+        return pl.concat_list(entries).list.drop_nulls().alias("parse_errors")
+
+    def any_error(self) -> pl.Expr:
+        """True where :meth:`parse_errors` is not empty (a null condition records nothing)."""
+        if not self._errors:
+            return pl.lit(False)
+        return pl.any_horizontal(failed.fill_null(False) for failed, _ in self._errors)
+
+    def _once(self, value: pl.Expr) -> pl.Expr:
+        """``value``, or in ``build`` a column that holds it, computed once: polars evaluated a
+        value again for its check (a number's regexes twice per row), ~40 % of a build."""
+        if self.computed is None:
+            return value
+        name = f"__value{len(self.computed)}"
+        self.computed[name] = value
+        return pl.col(name)
 
     def _checked(self, field: str, column: str, rule: str, value: pl.Expr) -> pl.Expr:
+        value = self._once(value)
         sent = text_of(self.raw(field))
         self.error(rule, column, sent.is_not_null() & value.is_null(), self.raw(field))
         return value.alias(column)
@@ -231,6 +257,7 @@ class Fields:
         is year 10000 in UTC, which no Python datetime holds (it crashed syncs with
         OverflowError). Beyond the range → ``source_time_in_future``; before 1900 →
         ``bad_date``; both recorded as parse errors with the value as sent."""
+        value = self._once(value)
         late = value > pl.lit(LATEST_REPRESENTABLE, dtype=pl.Datetime("us", "UTC"))
         early = value < pl.lit(EARLIEST_TIME, dtype=pl.Datetime("us", "UTC"))
         self.error("source_time_in_future", column, late.fill_null(False), self.raw(field))
@@ -422,19 +449,43 @@ def _read(f: Fields, entity: str, column: str, source, code_table) -> pl.Expr:
 def build(df: pl.DataFrame, columns: Columns, *, excel_serials: bool = False) -> pl.DataFrame:
     """Evaluate ``columns(fields) -> {canonical column: expr}`` over a source frame in one
     lazy pass (common subexpressions between values and their error checks are shared), keeping
-    ``raw_ref`` and the sync order, and adding ``parse_errors``."""
-    fields = Fields(df.schema, excel_serials=excel_serials)
+    ``raw_ref`` and the sync order, and adding ``parse_errors``.
+
+    The pass computes whether each row has a parse error, not the errors: building a
+    ``{rule, column, value}`` entry of every check for every row, to drop the nulls, was ~40 %
+    of the build's CPU (issue 13). The few rows that have one get their ``parse_errors`` from
+    a second pass over them alone (the same expressions, row by row alike); the others an empty
+    list, as before."""
+    computed: dict[str, pl.Expr] = {}
+    fields = Fields(df.schema, excel_serials=excel_serials, computed=computed)
     exprs = columns(fields)
-    return (
-        df.lazy()
-        .select(
-            *(e.alias(name) for name, e in exprs.items()),
-            pl.col(RAW_REF),
-            pl.col(ORDER),
-            fields.parse_errors(),
-        )
+    rows = df.lazy().with_row_index(_ROW)
+    for name, value in computed.items():  # in order: a value may read an earlier one
+        rows = rows.with_columns(value.alias(name))
+    out = rows.select(
+        *(e.alias(name) for name, e in exprs.items()),
+        pl.col(RAW_REF),
+        pl.col(ORDER),
+        pl.col(_ROW),
+        fields.any_error().alias(_FAILED),
+    ).collect()
+    failed = out.get_column(_ROW).filter(out.get_column(_FAILED))
+    if failed.is_empty():
+        return out.drop(_ROW, _FAILED).with_columns(EMPTY_ERRORS.alias("parse_errors"))
+    errors = (
+        rows.filter(pl.col(_ROW).is_in(failed.implode()))
+        .select(pl.col(_ROW), fields.parse_errors())
         .collect()
     )
+    return (
+        out.drop(_FAILED)
+        .join(errors, on=_ROW, how="left", maintain_order="left")
+        .with_columns(pl.col("parse_errors").fill_null(EMPTY_ERRORS))
+        .drop(_ROW)
+    )
+
+
+_ROW, _FAILED = "__build_row", "__build_failed"  # build's own columns, dropped before it returns
 
 
 def canonical_rows(entity: str, frames: list[pl.DataFrame], columns: Columns) -> pl.DataFrame:
