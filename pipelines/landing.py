@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -418,9 +418,11 @@ def land(
     sync_id: str | None = None,
     root: Path | None = None,
     sync: Mapping[str, Any] | None = None,
+    on_page: Callable[[LandedPage], None] | None = None,
 ) -> Manifest:
     """Fetch one sync from ``client`` (``pipelines.sources.client_for(county)``) and land every
-    page as it arrives; returns the manifest.
+    page as it arrives; returns the manifest. ``on_page``: called with each page once it is
+    landed (``pipelines.staging_alongside``).
 
     If the client raises (``SourceError``), the pages already landed are kept in a manifest with
     ``complete: false`` and the error propagates."""
@@ -429,7 +431,9 @@ def land(
         if hasattr(client, "spool_dir"):  # large bodies are written here as they arrive
             client.spool_dir = writer.dir
         for page in client.fetch(mode, watermarks):
-            writer.write(page)
+            landed = writer.write(page)
+            if on_page is not None:
+                on_page(landed)
     return read_manifest(writer.dir)
 
 

@@ -40,6 +40,7 @@ from pipelines import landing, notify, retention
 from pipelines import staged as staged_io
 from pipelines.landing import read_manifest
 from pipelines.sources import client_for, normaliser_for
+from pipelines.staging_alongside import LivePages, StagingAlongside
 from schemas.validate import Validated, ValidationContext, load_poverty_lines, validate_county
 from seeds import divisions
 from seeds.registry import County
@@ -100,19 +101,32 @@ def land(county: County, mode: str = "incremental") -> Landed:
         watermarks, source = cursors.starting_watermarks(county)
     if not watermarks:
         mode = "full"  # nothing committed yet: an incremental sync has nothing to resume from
+    previous = _previous(mode, watermarks)
+    # A normaliser that reads the pages once, in order, stages them as they land (issue 13).
+    alongside = None
+    if getattr(normaliser_for(county), "stages_while_landing", False):
+        alongside = StagingAlongside(lambda path, live: stage(county, path, previous, live))
     # Pages are written as they arrive; a fetch that fails leaves them on disk in a manifest
     # marked incomplete, which is never merged (a partial full listing would look like deletions).
-    manifest = landing.land(
-        county,
-        client_for(county),
-        mode,
-        watermarks if mode == "incremental" else {},
-        sync={"watermarks_before": watermarks, "watermarks_source": source},
-    )
+    try:
+        manifest = landing.land(
+            county,
+            client_for(county),
+            mode,
+            watermarks if mode == "incremental" else {},
+            sync={"watermarks_before": watermarks, "watermarks_source": source},
+            on_page=alongside.add if alongside is not None else None,
+        )
+    except BaseException:
+        if alongside is not None:
+            alongside.abandon()
+        raise
     sync_id, manifest_path = manifest.sync_id, manifest.path
     # Parse here, outside the warehouse pool, so counties normalise in parallel; the payloads
     # are already landed, so a page that fails to parse is kept for the engineer to inspect.
-    staged_dir = stage(county, Path(manifest_path), _previous(mode, watermarks))
+    staged_dir = alongside.finish() if alongside is not None else None
+    if staged_dir is None:
+        staged_dir = stage(county, Path(manifest_path), previous)
     return Landed(
         county_code=county.code,
         sync_id=sync_id,
@@ -135,9 +149,12 @@ def _previous(mode: str, watermarks: dict[str, str]) -> dict[str, str]:
     return watermarks if mode == "incremental" else {}
 
 
-def stage(county: County, manifest_path: Path, watermarks: dict[str, str]) -> Path:
-    """Normalise a landed sync into canonical frames, saved beside the manifest."""
-    manifest = read_manifest(manifest_path)
+def stage(
+    county: County, manifest_path: Path, watermarks: dict[str, str], live: LivePages | None = None
+) -> Path:
+    """Normalise a landed sync into canonical frames, saved beside the manifest. ``live``: its
+    pages as they are landed (``pipelines.staging_alongside``) instead of its manifest."""
+    manifest = live if live is not None else read_manifest(manifest_path)
     normalise = normaliser_for(county)
     target = manifest_path.parent / "staged"
     with landing.disk_errors(county.label, "staging the normalised frames", target):

@@ -78,6 +78,8 @@ def test_hostile_answer_fails_the_sync_fast_and_cleanly(platform, monkeypatch, s
     assert PASSWORD not in message and "tok-" not in message
     assert warehouse_fingerprint(SHANGNAN) == before
     assert not last_landing(SHANGNAN).complete
+    # staged while landing (pipelines/staging_alongside.py): a failed landing leaves none
+    assert not (last_landing(SHANGNAN).path.parent / "staged").exists()
     if scenario == "login_refused":  # a wrong password is not repeated (it locks accounts)
         assert platform.logins == logins + 1
 

@@ -166,3 +166,8 @@ def normalise(
         source_counts=source_counts,
         watermarks=watermarks,
     )
+
+
+#: Reads ``manifest.pages`` once, in order: ``sync.land`` stages each page as it is landed
+#: (``pipelines.staging_alongside``), beside the fetch.
+normalise.stages_while_landing = True  # type: ignore[attr-defined]
