@@ -1,8 +1,9 @@
-"""Re-run the merge step of two landed 洛南 syncs (a first full, then an unchanged full
+"""Re-run the merge step of two landed syncs of one county (洛南 unless ``--county``) (a first full, then an unchanged full
 re-read) as often as needed, each merge in a fresh child process: the A/B loop of
 ``bench/profiles/merge.md``.
 
-    .venv/bin/python bench/profiles/merge_ab.py land --home /tmp/merge-ab [--scale 1.0]
+    .venv/bin/python bench/profiles/merge_ab.py land --home /tmp/merge-ab [--scale 1.0] \
+        [--county shangnan]
     .venv/bin/python bench/profiles/merge_ab.py merge --home /tmp/merge-ab [--dagster-base]
 
 ``land`` lands both syncs from the simulator (served from a thread of this process) once and
@@ -46,7 +47,7 @@ landed = Landed(**json.loads(open({landed!r}).read()))
 base = status('VmRSS')
 u0 = resource.getrusage(resource.RUSAGE_SELF)
 wall = time.perf_counter()
-merged = sync.merge(county('luonan'), landed)
+merged = sync.merge(county(landed.county_code), landed)
 wall = time.perf_counter() - wall
 u = resource.getrusage(resource.RUSAGE_SELF)
 cpu = u.ru_utime + u.ru_stime - u0.ru_utime - u0.ru_stime
@@ -58,7 +59,7 @@ print(json.dumps({{'merge_cpu_s': round(cpu, 2), 'process_cpu_s':
 """
 
 
-def land(home: Path, scale: float) -> None:
+def land(home: Path, scale: float, slug: str) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.environ.update(HUB_HOME=str(home / "landing-home"), HUB_PROFILE="demo")
     sys.path.insert(0, str(REPO))
@@ -70,7 +71,7 @@ def land(home: Path, scale: float) -> None:
     from seeds.registry import county
 
     for label in LABELS:
-        landed = sync.land(county("luonan"), "full")
+        landed = sync.land(county(slug), "full")
         (home / f"{label}.landed.json").write_text(json.dumps(asdict(landed)))
         print(f"{label}: landed {landed.pages} pages", flush=True)
     sim.stop()
@@ -101,12 +102,13 @@ def main() -> None:
     parser.add_argument("action", choices=("land", "merge"))
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--county", default="luonan", help="the county's slug (land)")
     parser.add_argument("--dagster-base", action="store_true")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the child")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.action == "land":
-        land(args.home, args.scale)
+        land(args.home, args.scale, args.county)
     else:
         merge(args.home, args.dagster_base, dict(e.split("=", 1) for e in args.env))
     print(f"{time.perf_counter() - started:.1f} s", flush=True)
