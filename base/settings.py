@@ -409,11 +409,21 @@ def duckdb_threads(step: str, default: int) -> int:
 def merge_touch_rows(default: int) -> int:
     """``HUB_MERGE_TOUCH_ROWS``: unchanged rows stamped per transaction after a merge's COMMIT
     (warehouse/touch.py), a whole number of at least 1."""
-    raw = (os.environ.get("HUB_MERGE_TOUCH_ROWS") or "").strip()
+    return _rows_setting("HUB_MERGE_TOUCH_ROWS", default)
+
+
+def merge_shared_key_rows(default: int) -> int:
+    """``HUB_MERGE_SHARED_KEY_ROWS``: rows per piece of the merge's search for person_keys two
+    person_nos share (warehouse/shared_keys.py), a whole number of at least 1."""
+    return _rows_setting("HUB_MERGE_SHARED_KEY_ROWS", default)
+
+
+def _rows_setting(name: str, default: int) -> int:
+    raw = (os.environ.get(name) or "").strip()
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"HUB_MERGE_TOUCH_ROWS={raw!r}: use a whole number of rows, 1 or more")
+        raise SettingsError(f"{name}={raw!r}: use a whole number of rows, 1 or more")
     return int(raw)
 
 

@@ -29,6 +29,7 @@ from warehouse.run_log import (
     _write_runs,
     watermarks,
 )
+from warehouse.shared_keys import shared_person_keys
 from warehouse.staged_rows import StagedDiff, diff_staged
 from warehouse.statements import literal, run, sql
 from warehouse.touch import finish_touches, record_same_rows
@@ -380,8 +381,10 @@ def _record_conflicts(
     if persons_staged:
         batch.temp("_shared_person_key")
         (accepted,) = batch.run("60_conflicts.sql", "accepted_persons").fetchone()
-        few = accepted <= PAIRS_OF_SYNC_ROWS  # the same set for what id_pairs_core reads
-        batch.run("60_conflicts.sql", "shared_person_keys_of_sync" if few else "shared_person_keys")
+        if accepted <= PAIRS_OF_SYNC_ROWS:  # the same set for what id_pairs_core reads
+            batch.run("60_conflicts.sql", "shared_person_keys_of_sync")
+        else:
+            shared_person_keys(batch)  # in pieces: it reads every live person of the city
         if _row_count(batch.con, "_shared_person_key"):  # else no accepted person can pair
             batch.temp("_pairable_person")
             batch.run("60_conflicts.sql", "pairable_persons")
