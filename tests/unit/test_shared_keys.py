@@ -14,18 +14,19 @@ from warehouse.shared_keys import shared_person_keys
 
 def _tables(con: duckdb.DuckDBPyConnection) -> None:
     """A core with live and deleted persons, and a sync's staged and hash-same persons: keys
-    shared within the sync, with core, only by a deleted row, by one person_no twice, and
-    not at all."""
+    shared within the sync, with core, only by a deleted row, by one person_no twice, by one
+    person_no and a missing one, and not at all."""
     con.execute("CREATE SCHEMA core")
     con.execute(
         "CREATE TABLE core.person AS SELECT * FROM (VALUES"
         " ('k1', 'p1', NULL), ('k2', 'p2', NULL), ('k3', 'p3', TIMESTAMPTZ '2020-01-01'),"
         " ('k4', 'p4', NULL), ('k5', 'p5', NULL), ('k5', 'p5', NULL), ('k6', 'p6', NULL),"
-        " (NULL, 'p7', NULL)) AS t(person_key, person_no, deleted_at)"
+        " (NULL, 'p7', NULL), ('k9', 'p9', NULL)) AS t(person_key, person_no, deleted_at)"
     )
     con.execute(
         "CREATE TEMP TABLE _stage_person AS SELECT * FROM (VALUES"
-        " ('k1', 'q1'), ('k3', 'q3'), ('k8', 'q8'), ('k8', 'q9'), (NULL, 'q0'), ('k6', 'p6'))"
+        " ('k1', 'q1'), ('k3', 'q3'), ('k8', 'q8'), ('k8', 'q9'), (NULL, 'q0'), ('k6', 'p6'),"
+        " ('k9', NULL))"
         " AS t(person_key, person_no)"
     )
     con.execute(

@@ -59,23 +59,28 @@ SELECT (SELECT count(*) FROM _stage_person) + (SELECT count(*) FROM _diff_person
 -- name: shared_person_keys
 -- The 64-bit hashes of the person_keys that two person_nos hold among the live persons and the
 -- accepted persons of this sync (_stage_person, and _diff_person's same rows): the only keys
--- id_pairs_core can pair. An aggregate, which spills; the join it replaces (every accepted
+-- id_pairs_core can pair. Aggregates, which spill; the join they replace (every accepted
 -- person against every live one, wide rows) ran out of the merge's memory at scale 5
--- (bench/profiles/merge.md). Piece $piece of $pieces by the hash itself: every row of a hash
--- is in one piece, so each piece finds exactly its hashes, and the aggregate's groups (which
--- grow with every live person of the city) are a piece's share (at scale 10 in one piece it
--- ran out of the merge's 96 MB once a second county was in core: bench/profiles/merge.md).
+-- (bench/profiles/merge.md). The distinct (hash, person_no) pairs first, then the hashes with
+-- two or more: the same hashes as min(person_no) <> max(person_no) per hash, for a third of
+-- the CPU and less memory (no string states). Piece $piece of $pieces by the hash itself:
+-- every row of a hash is in one piece, so each piece finds exactly its hashes, and the
+-- aggregates' groups (which grow with every live person of the city) are a piece's share
+-- (warehouse/shared_keys.py; in one piece, at scale 10, it ran out of the merge's 96 MB once
+-- a second county was in core: bench/profiles/merge.md).
 INSERT INTO _shared_person_key
 SELECT h FROM (
-    SELECT hash(person_key) AS h, person_no FROM _stage_person
-    WHERE person_key IS NOT NULL AND hash(person_key) % $pieces = $piece
-    UNION ALL
-    SELECT hash(core_person_key), person_no FROM _diff_person
-    WHERE same AND core_person_key IS NOT NULL AND hash(core_person_key) % $pieces = $piece
-    UNION ALL
-    SELECT hash(person_key), person_no FROM core.person
-    WHERE deleted_at IS NULL AND person_key IS NOT NULL AND hash(person_key) % $pieces = $piece)
-GROUP BY h HAVING min(person_no) <> max(person_no);
+    SELECT DISTINCT h, person_no FROM (
+        SELECT hash(person_key) AS h, person_no FROM _stage_person
+        WHERE person_key IS NOT NULL AND hash(person_key) % $pieces = $piece
+        UNION ALL
+        SELECT hash(core_person_key), person_no FROM _diff_person
+        WHERE same AND core_person_key IS NOT NULL AND hash(core_person_key) % $pieces = $piece
+        UNION ALL
+        SELECT hash(person_key), person_no FROM core.person
+        WHERE deleted_at IS NULL AND person_key IS NOT NULL
+          AND hash(person_key) % $pieces = $piece))
+GROUP BY h HAVING count(person_no) > 1;
 
 -- name: accepted_persons
 -- This sync's accepted persons: the staged ones and those the hash diff found the same.
