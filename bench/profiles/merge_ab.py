@@ -59,7 +59,7 @@ print(json.dumps({{'merge_cpu_s': round(cpu, 2), 'process_cpu_s':
 """
 
 
-def land(home: Path, scale: float, slug: str) -> None:
+def land(home: Path, scale: float, slug: str, labels: tuple[str, ...] = LABELS) -> None:
     home.mkdir(parents=True, exist_ok=True)
     os.environ.update(HUB_HOME=str(home / "landing-home"), HUB_PROFILE="demo")
     sys.path.insert(0, str(REPO))
@@ -70,7 +70,7 @@ def land(home: Path, scale: float, slug: str) -> None:
     from pipelines import sync
     from seeds.registry import county
 
-    for label in LABELS:
+    for label in labels:
         landed = sync.land(county(slug), "full")
         (home / f"{label}.landed.json").write_text(json.dumps(asdict(landed)))
         print(f"{label}: landed {landed.pages} pages", flush=True)
@@ -103,12 +103,15 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--county", default="luonan", help="the county's slug (land)")
+    parser.add_argument(
+        "--first-only", action="store_true", help="land the first full only (a county in core)"
+    )
     parser.add_argument("--dagster-base", action="store_true")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for the child")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.action == "land":
-        land(args.home, args.scale, args.county)
+        land(args.home, args.scale, args.county, LABELS[:1] if args.first_only else LABELS)
     else:
         merge(args.home, args.dagster_base, dict(e.split("=", 1) for e in args.env))
     print(f"{time.perf_counter() - started:.1f} s", flush=True)
