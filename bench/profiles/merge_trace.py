@@ -72,6 +72,7 @@ class Tracer:
             label = f"{file}:{name} {identifiers.get('entity', '')}".strip()
             self.rows.append({"statement": label, "started": time.perf_counter()})
             row = self.rows[-1]
+            cpu = time.process_time()
             try:
                 return original(con, file, name, params, **identifiers)
             except Exception as exc:
@@ -79,6 +80,7 @@ class Tracer:
                 raise
             finally:
                 row["seconds"] = time.perf_counter() - row.pop("started")
+                row["cpu_s"] = time.process_time() - cpu
                 row["duckdb_after"] = self.duckdb_memory(con)
 
         return traced
@@ -140,13 +142,18 @@ def report(tracer: Tracer, top: int) -> None:
     rows = list(enumerate(tracer.rows))
     heavy = sorted(rows, key=lambda ir: -tracer.peaks.get(ir[0] + 1, 0))[:top]
     heavy += rows[-4:]  # the last statements (the failing one among them)
-    print(f"{'#':>4} {'s':>7} {'RSS MB':>7}  statement  | DuckDB MB by tag (memory/temp)")
+    print(
+        f"{'#':>4} {'s':>7} {'CPU-s':>6} {'RSS MB':>7}  statement  | DuckDB MB by tag (memory/temp)"
+    )
     for index, row in sorted(dict(heavy).items()):
         tags = ", ".join(
             f"{t} {m}/{s}" for t, (m, s) in sorted(row["duckdb_after"].items()) if m or s
         )
         peak = tracer.peaks.get(index + 1, 0)
-        print(f"{index:4d} {row['seconds']:7.2f} {peak:7.0f}  {row['statement']}  | {tags}")
+        cpu = row.get("cpu_s", 0.0)
+        print(
+            f"{index:4d} {row['seconds']:7.2f} {cpu:6.2f} {peak:7.0f}  {row['statement']}  | {tags}"
+        )
     failed = [r for r in tracer.rows if "error" in r]
     for row in failed:
         print(f"FAILED: {row['statement']}: {row['error']}")
