@@ -29,7 +29,6 @@ def shared_person_keys(batch: Batch) -> int:
     batch.run("60_conflicts.sql", "shared_person_keys_table")
     (rows,) = batch.run("60_conflicts.sql", "shared_person_rows").fetchone()
     pieces = max(1, -(-int(rows) // piece_rows()))
-    for piece in range(pieces):
-        batch.params.update(pieces=pieces, piece=piece)
-        batch.run("60_conflicts.sql", "shared_person_keys")
+    for piece in range(pieces):  # whole numbers in the text, not parameters (see the SQL)
+        batch.run("60_conflicts.sql", "shared_person_keys", pieces=str(pieces), piece=str(piece))
     return pieces

@@ -63,23 +63,25 @@ SELECT (SELECT count(*) FROM _stage_person) + (SELECT count(*) FROM _diff_person
 -- person against every live one, wide rows) ran out of the merge's memory at scale 5
 -- (bench/profiles/merge.md). The distinct (hash, person_no) pairs first, then the hashes with
 -- two or more: the same hashes as min(person_no) <> max(person_no) per hash, for a third of
--- the CPU and less memory (no string states). Piece $piece of $pieces by the hash itself:
+-- the CPU and less memory (no string states). Piece {piece} of {pieces} by the hash itself:
 -- every row of a hash is in one piece, so each piece finds exactly its hashes, and the
 -- aggregates' groups (which grow with every live person of the city) are a piece's share
 -- (warehouse/shared_keys.py; in one piece, at scale 10, it ran out of the merge's 96 MB once
--- a second county was in core: bench/profiles/merge.md).
+-- a second county was in core: bench/profiles/merge.md). {piece} and {pieces} are whole
+-- numbers written into the text: as $parameters the same statement took ~6x the CPU (1.7
+-- vs 0.3 CPU-s a piece at scale 10, DuckDB 1.5.5; why was not investigated).
 INSERT INTO _shared_person_key
 SELECT h FROM (
     SELECT DISTINCT h, person_no FROM (
         SELECT hash(person_key) AS h, person_no FROM _stage_person
-        WHERE person_key IS NOT NULL AND hash(person_key) % $pieces = $piece
+        WHERE person_key IS NOT NULL AND hash(person_key) % {pieces} = {piece}
         UNION ALL
         SELECT hash(core_person_key), person_no FROM _diff_person
-        WHERE same AND core_person_key IS NOT NULL AND hash(core_person_key) % $pieces = $piece
+        WHERE same AND core_person_key IS NOT NULL AND hash(core_person_key) % {pieces} = {piece}
         UNION ALL
         SELECT hash(person_key), person_no FROM core.person
         WHERE deleted_at IS NULL AND person_key IS NOT NULL
-          AND hash(person_key) % $pieces = $piece))
+          AND hash(person_key) % {pieces} = {piece}))
 GROUP BY h HAVING count(person_no) > 1;
 
 -- name: accepted_persons
