@@ -120,7 +120,7 @@ def validate_county(
       doubled).
     - ``Validated.rejected_rows`` names the rejected row positions, so the merge reads the
       accepted rows from the staged files itself; with lazy frames ``accepted`` keeps only
-      the keys of the accepted rows.
+      how many rows were accepted (a column of nulls, which holds no data: ``accepted_keys``).
     """
     ctx = context
     unknown = set(frames) - set(MODELS)

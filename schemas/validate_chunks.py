@@ -30,7 +30,7 @@ from datetime import datetime
 
 import polars as pl
 
-from schemas.columns import KEYS, STAGING
+from schemas.columns import STAGING
 from schemas.failures import _column_failures, _empty_failures, _with_row
 from schemas.sanity import sanity_failures
 from schemas.validation_context import CONFLICT_SCHEMA
@@ -190,8 +190,13 @@ def partition_frame(
 
 def accepted_keys(entity: str, accepted: pl.DataFrame, lazy: bool) -> pl.DataFrame:
     """What a ``Validated`` keeps of the accepted rows: every column of a frame given in
-    memory; only the keys of a lazily read one (the merge reads the rows from the files)."""
-    return accepted.select(*KEYS[entity]) if lazy else accepted.drop("_row")
+    memory; of a lazily read one only their number, as a column of nulls (which holds no
+    data): the merge reads the rows from the files by ``rejected_rows`` and counts them
+    (``ops.sync_run``). Their keys were ~20 MB of the merge step at 商南 scale 10 (1.1M
+    records), held through the merge (bench/profiles/merge.md, "商南 and 柞水 at scale 10")."""
+    if not lazy:
+        return accepted.drop("_row")
+    return pl.DataFrame({"accepted": pl.repeat(None, accepted.height, dtype=pl.Null, eager=True)})
 
 
 def conflict_candidates(persons: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
