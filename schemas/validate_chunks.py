@@ -220,9 +220,9 @@ def conflict_candidates(persons: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 def compact(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with its string columns copied. A string column taken from a larger one
     (filter, join, slice) still holds the larger one's whole string buffers in polars (string
-    views): the accepted keys (kept then) and the issues of each partition kept every string of their
-    partition's frames alive until the merge ended, about 11 MB at 洛南 scale 1.0 and 37 MB
-    at scale 3.0 while DuckDB works (bench/profiles/merge.md, "Issue 13, fourth round")."""
+    views): the accepted keys (kept then) and the issues of each partition kept every string
+    of their partition's frames alive until the merge ended, about 11 MB at 洛南 scale 1.0 and
+    37 MB at scale 3.0 while DuckDB works (bench/profiles/merge.md, "Issue 13, fourth round")."""
     strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     return frame.with_columns(pl.col(strings) + "") if strings else frame
 
