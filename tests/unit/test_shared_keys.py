@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 import warehouse
+import warehouse.merge
 from tests.unit import test_warehouse_merge as merge_tests
 from warehouse.batch import Batch
 from warehouse.shared_keys import shared_person_keys
@@ -60,7 +61,15 @@ def test_pieces_find_exactly_what_one_statement_finds(monkeypatch):
 
 @pytest.mark.parametrize("rows", ["1", "2"])
 def test_id_conflicts_are_the_same_in_pieces(tmp_path, monkeypatch, rows):
-    """The merge's ID-number conflicts within and across counties, every piece a row or two."""
+    """The merge's ID-number conflicts within and across counties, every piece a row or two
+    (the city-wide aggregate forced: a sync this small otherwise takes the sync's own hashes,
+    ``merge.PAIRS_OF_SYNC_ROWS``)."""
     monkeypatch.setenv("HUB_MERGE_SHARED_KEY_ROWS", rows)
+    monkeypatch.setattr(warehouse.merge, "PAIRS_OF_SYNC_ROWS", 0)
+    calls = []
+    monkeypatch.setattr(
+        warehouse.merge, "shared_person_keys", lambda batch: calls.append(shared_person_keys(batch))
+    )
     with warehouse.connect(tmp_path / "hub.duckdb") as con:
         merge_tests.test_conflicts_within_and_across_counties(con)
+    assert calls and max(calls) > 1  # the pieces ran, several of them
