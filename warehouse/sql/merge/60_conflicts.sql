@@ -95,6 +95,8 @@ SELECT (SELECT count(*) FROM _stage_person) + (SELECT count(*) FROM _diff_person
 -- few hashes) instead of every live person of the city. id_pairs_core reads only those hashes
 -- of the set, so the pairs are the same; a one-day incremental of 洛南 at scale 1.0 grouped
 -- ~485k live persons to find none (0.21 CPU-s; bench/profiles/merge.md, "Incremental merge").
+-- Distinct (hash, person_no) pairs, then the hashes with two or more, as shared_person_keys
+-- (no string min/max states: 柞水's first load at scale 10, 388k persons, peaked in it).
 CREATE OR REPLACE TEMP TABLE _shared_person_key AS
 WITH accepted AS (
     SELECT hash(person_key) AS h, person_no FROM _stage_person WHERE person_key IS NOT NULL
@@ -102,12 +104,13 @@ WITH accepted AS (
     SELECT hash(core_person_key), person_no FROM _diff_person
     WHERE same AND core_person_key IS NOT NULL)
 SELECT h FROM (
-    SELECT h, person_no FROM accepted
-    UNION ALL
-    SELECT hash(person_key), person_no FROM core.person
-    WHERE deleted_at IS NULL AND person_key IS NOT NULL
-      AND hash(person_key) IN (SELECT h FROM accepted))
-GROUP BY h HAVING min(person_no) <> max(person_no);
+    SELECT DISTINCT h, person_no FROM (
+        SELECT h, person_no FROM accepted
+        UNION ALL
+        SELECT hash(person_key), person_no FROM core.person
+        WHERE deleted_at IS NULL AND person_key IS NOT NULL
+          AND hash(person_key) IN (SELECT h FROM accepted)))
+GROUP BY h HAVING count(person_no) > 1;
 
 -- name: pairable_persons
 -- The live persons whose person_key's hash is in _shared_person_key (a few rows): a semi-join
