@@ -219,6 +219,26 @@ def run_measured(cmd: list[str], env: dict, cwd: Path | str, log: Path):
     return proc.returncode, time.perf_counter() - started, usage
 
 
+def python_under_time_v(code: str, env: dict, cwd: Path | str) -> dict:
+    """Run ``python -c code`` under ``/usr/bin/time -v``: the JSON it printed after ``RESULT ``,
+    with its CPU seconds (``cpu_s``) and peak RSS (``peak_rss_mb``) from ``time``'s report."""
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-c", code],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-4000:])
+    err = proc.stderr
+    user = float(re.search(r"User time \(seconds\): ([\d.]+)", err).group(1))
+    system = float(re.search(r"System time \(seconds\): ([\d.]+)", err).group(1))
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    return {**result, "cpu_s": round(user + system, 2), "peak_rss_mb": round(rss_kb / 1024)}
+
+
 def run_jobs(
     sim, jobs: list[tuple[str, str | None]], keep: bool = False, home: Path | None = None
 ) -> dict:

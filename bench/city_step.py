@@ -21,13 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from _common import REPO, fresh_homes, machine, run_jobs, save, start_simulator, step_peaks
+from _common import (
+    REPO,
+    fresh_homes,
+    machine,
+    python_under_time_v,
+    run_jobs,
+    save,
+    start_simulator,
+    step_peaks,
+)
 
 STEP = """
 import json, resource, time
@@ -57,21 +63,7 @@ print("RESULT " + json.dumps(out, default=str))
 
 
 def _time_v(env: dict) -> dict:
-    proc = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-c", STEP],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-4000:])
-    err = proc.stderr
-    user = float(re.search(r"User time \(seconds\): ([\d.]+)", err).group(1))
-    system = float(re.search(r"System time \(seconds\): ([\d.]+)", err).group(1))
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
-    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
-    return {**result, "cpu_s": round(user + system, 2), "peak_rss_mb": round(rss_kb / 1024)}
+    return python_under_time_v(STEP, env, REPO)
 
 
 def measure_step(base: Path, variant: str) -> dict:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import REPO, fresh_homes, machine, run_jobs, start_simulator
+from _common import REPO, fresh_homes, machine, python_under_time_v, run_jobs, start_simulator
 
 PARTS = r"""
 import json, resource, time, warnings
@@ -133,26 +131,12 @@ def profile(state: Path, src: Path) -> dict:
     for name in ("HUB_WAREHOUSE", "HUB_SNAPSHOT", "HUB_PII_SNAPSHOT"):
         env.pop(name, None)
     load = os.getloadavg()
-    proc = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-c", PARTS],
-        env=env,
-        cwd=src,
-        capture_output=True,
-        text=True,
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-4000:])
-    err = proc.stderr
-    user = float(re.search(r"User time \(seconds\): ([\d.]+)", err).group(1))
-    system = float(re.search(r"System time \(seconds\): ([\d.]+)", err).group(1))
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
-    out = json.loads(proc.stdout.split("RESULT ", 1)[1])
-    out.update(
-        process_cpu_s=round(user + system, 2),
-        peak_rss_mb=round(rss_kb / 1024),
-        load_before=[round(x, 2) for x in load],
-    )
+    try:
+        out = python_under_time_v(PARTS, env, src)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out["process_cpu_s"] = out.pop("cpu_s")
+    out["load_before"] = [round(x, 2) for x in load]
     for p in out["parts"]:
         print(f"{p['part']:<58} {p['wall_s']:>7.2f} s wall {p['cpu_s']:>7.2f} s CPU")
     a = out["analyst"]

@@ -70,6 +70,18 @@ def assert_same_rows(published: Path, rebuilt: Path) -> None:
         con.close()
 
 
+def assert_published_is_a_rebuild(tmp_path: Path) -> None:
+    """The analyst file a delta published is row for row what a full rebuild from the live file
+    writes now, owner-only, and holds no PII value of the live file."""
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    snapshots.publish_analyst_snapshot(paths.live_db(), rebuilt)
+    assert_same_rows(paths.snapshot_db(), rebuilt)
+    assert paths.snapshot_db().stat().st_mode & 0o777 == settings.snapshot_mode()
+    with duckdb.connect(str(paths.snapshot_db()), read_only=True) as con:
+        con.execute(f"ATTACH '{paths.pii_snapshot_db()}' AS pii (READ_ONLY)")
+        assert pii_hits(con, "pii", ("core", "ops", "mart")) == []
+
+
 def _changes_since(runs_before: set[str]) -> dict[str, int]:
     """What the syncs after ``runs_before`` did in the live file: new and changed versions of
     persons and households, and persons soft-deleted."""
@@ -122,13 +134,7 @@ def test_delta_publish_equals_a_full_rebuild(simulator, hub_home, tmp_path):
     assert "core.person" in published["delta_tables"]
     assert "core.person_history" in published["delta_tables"]
 
-    rebuilt = tmp_path / "rebuilt.duckdb"
-    snapshots.publish_analyst_snapshot(paths.live_db(), rebuilt)
-    assert_same_rows(paths.snapshot_db(), rebuilt)
-    assert paths.snapshot_db().stat().st_mode & 0o777 == settings.snapshot_mode()
-    with duckdb.connect(str(paths.snapshot_db()), read_only=True) as con:
-        con.execute(f"ATTACH '{paths.pii_snapshot_db()}' AS pii (READ_ONLY)")
-        assert pii_hits(con, "pii", ("core", "ops", "mart")) == []
+    assert_published_is_a_rebuild(tmp_path)
 
 
 def test_a_delta_starts_only_from_the_file_the_last_publish_wrote(simulator, hub_home):
