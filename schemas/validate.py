@@ -203,8 +203,8 @@ def _by_household(
             pieces[entity].append(
                 Validated(
                     accepted=accepted_keys(entity, accepted[entity], lazy),
-                    rejects=_issues(entity, df, run.fails[entity]),
-                    findings=_issues(entity, df, found),
+                    rejects=compact(_issues(entity, df, run.fails[entity])),
+                    findings=compact(_issues(entity, df, found)),
                     conflicts=empty_conflicts(),
                     rejected_rows=_rejected_rows(run.fails[entity]),
                 )

@@ -128,11 +128,11 @@ def row_failures(
             keep = ~rows.is_in(skip_here.implode())
             chunk, rows = chunk.filter(keep), rows.filter(keep)
         if held and sum(c.height for c, _ in held) + chunk.height > chunk_rows:
-            parts.append(_checked(entity, held, now))
+            parts.append(compact(_checked(entity, held, now)))
             held = []
         held.append((chunk, rows))
     if held:
-        parts.append(_checked(entity, held, now))
+        parts.append(compact(_checked(entity, held, now)))
     return pl.concat(parts)
 
 
