@@ -184,10 +184,10 @@ def _by_household(
     if lazy and ctx.existing_members is not None and "person" in frames:
         # a member re-sent under another household (in another partition) is not counted in
         # its old household: drop every re-sent person from the warehouse's members up front
-        resent = frames["person"].lazy().select("person_no").collect()
-        ctx = replace(
-            ctx, existing_members=ctx.existing_members.join(resent, on="person_no", how="anti")
-        )
+        # (inline: the county's person numbers are not held through the partitions)
+        resent = frames["person"].lazy().select("person_no")
+        members = ctx.existing_members.lazy().join(resent, on="person_no", how="anti")
+        ctx = replace(ctx, existing_members=members.collect())
     pieces: dict[str, list[Validated]] = {e: [] for e in present}
     poor: list[pl.Series] = []
     for part in range(parts):
