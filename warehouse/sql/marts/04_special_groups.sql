@@ -21,14 +21,37 @@ JOIN groups AS g
   OR (g.group_code = 'tekun' AND p.is_tekun)
 ORDER BY p.county_code, g.sort, p.person_key;
 
+-- Each count deduplicates its (set, person) pairs first and then counts rows: a
+-- count(DISTINCT …) under GROUPING SETS keeps one distinct table per set in memory and could
+-- not spill below the city step's 128 MB (warehouse/duckdb_bounds.py, CITY); plain DISTINCT
+-- and GROUP BY spill. Same figures; the row for "any" group is labelled 任一特殊群体.
 CREATE OR REPLACE TABLE mart.special_groups_by_county AS
-SELECT coalesce(county_code, '611000') AS county_code,
-       coalesce(group_code, 'any') AS group_code,
-       coalesce(any_value(group_label), '任一特殊群体') AS group_label,
-       count(DISTINCT person_key) AS persons
-FROM mart.special_groups
-GROUP BY GROUPING SETS ((), (group_code), (county_code), (county_code, group_code))
-ORDER BY county_code NULLS FIRST, group_code NULLS FIRST;
+WITH sets AS (
+    SELECT county_code, group_code, count(person_key) AS persons
+    FROM (SELECT DISTINCT county_code, group_code, person_key FROM mart.special_groups)
+    GROUP BY county_code, group_code
+    UNION ALL
+    SELECT county_code, NULL, count(person_key)
+    FROM (SELECT DISTINCT county_code, person_key FROM mart.special_groups)
+    GROUP BY county_code
+    UNION ALL
+    SELECT NULL, group_code, count(person_key)
+    FROM (SELECT DISTINCT group_code, person_key FROM mart.special_groups)
+    GROUP BY group_code
+    UNION ALL
+    SELECT NULL, NULL, count(DISTINCT person_key) FROM mart.special_groups
+),
+labels AS (
+    SELECT group_code, any_value(group_label) AS group_label
+    FROM mart.special_groups GROUP BY group_code
+)
+SELECT coalesce(s.county_code, '611000') AS county_code,
+       coalesce(s.group_code, 'any') AS group_code,
+       coalesce(l.group_label, '任一特殊群体') AS group_label,
+       s.persons
+FROM sets AS s
+LEFT JOIN labels AS l ON l.group_code = s.group_code
+ORDER BY s.county_code NULLS FIRST, s.group_code NULLS FIRST;
 
 COMMENT ON TABLE mart.special_groups IS '特殊贫困人口: one row per person (person_key) and special group: disabled, serious_illness, chronic_illness, elderly (60+), child (<16), tekun; definitions in warehouse/sql/marts/00_person.sql';
 COMMENT ON TABLE mart.special_groups_by_county IS '特殊贫困人口统计: persons per special group per county and for the city (611000); group any = in at least one group';
