@@ -183,6 +183,11 @@ def test_causes_exits_groups_loans_projects(city):
     )
     assert groups == {"any": 4, "disabled": 1, "serious_illness": 1, "chronic_illness": 1, "elderly": 2,
                       "child": 1, "tekun": 1}  # fmt: skip
+    # the "any" row has its own label, not one of the groups' (an any_value over the groups)
+    assert query(
+        db,
+        "SELECT DISTINCT group_label FROM mart.special_groups_by_county WHERE group_code = 'any'",
+    ) == [("任一特殊群体",)]
     assert query(
         db,
         "SELECT loans, households, principal FROM mart.loans_by_county "
