@@ -323,3 +323,22 @@ def test_publish_snapshot_with_a_reader_held_open(city, tmp_path):
         ".snapshot.duckdb.publish.json",
         "snapshot.duckdb",
     ]
+
+
+def test_marts_that_run_out_of_memory_run_once_more(city, monkeypatch, caplog):
+    """A rebuild that runs out of DuckDB memory (here a limit no mart fits in) is rolled back
+    and runs once more at the city step's retry limit, with a warning; same marts."""
+    import warehouse.marts as marts
+    from warehouse.duckdb_bounds import CITY, StepBound
+
+    db, tables = city
+    before = query(db, "SELECT * FROM mart.special_groups_by_county")
+    monkeypatch.delenv("HUB_CITY_MEMORY_LIMIT", raising=False)
+    tiny = StepBound("CITY", "256KB", 1, retry_memory_limit=CITY.retry_memory_limit)
+    monkeypatch.setattr(marts, "CITY", tiny)
+    with caplog.at_level("WARNING"), warehouse.connect(db) as con:
+        assert marts.rebuild_marts(con) == tables
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert "the city ran out of DuckDB memory" in caplog.text, caplog.text
+    assert limit != "256.0 KiB", limit
+    assert query(db, "SELECT * FROM mart.special_groups_by_county") == before
