@@ -124,7 +124,7 @@ def test_lake_writes_get_the_lake_memory_default(lake, tmp_path, monkeypatch):
     import duckdb
 
     from warehouse import staged_rows
-    from warehouse.duckdb_bounds import CITY, bound
+    from warehouse.duckdb_bounds import CITY, MERGE, bound
     from warehouse.lake.catalog import WRITE_MEMORY_LIMIT
 
     monkeypatch.delenv("HUB_CITY_MEMORY_LIMIT", raising=False)
@@ -136,11 +136,14 @@ def test_lake_writes_get_the_lake_memory_default(lake, tmp_path, monkeypatch):
     file = duckdb.connect(str(tmp_path / "file.duckdb"))
     before = limit(lake)
     try:
-        for apply in (lambda con: bound(con, CITY), staged_rows.limit_memory):
+        for apply, file_limit in (
+            (lambda con: bound(con, CITY), CITY.memory_limit),
+            (staged_rows.limit_memory, MERGE.memory_limit),
+        ):
             apply(lake)
             apply(file)
             assert limit(lake) == limit(duckdb.connect(config={"memory_limit": WRITE_MEMORY_LIMIT}))
-            assert limit(file) == limit(duckdb.connect(config={"memory_limit": "128MB"}))
+            assert limit(file) == limit(duckdb.connect(config={"memory_limit": file_limit}))
     finally:
         file.close()
         lake.execute(f"SET memory_limit = '{before}'")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
-from warehouse.duckdb_bounds import CITY, MERGE, raise_memory_limit
+from warehouse.duckdb_bounds import MERGE, MERGE_WRITE, raise_memory_limit
 
 
 def test_the_limit_is_raised_once():
@@ -22,5 +22,5 @@ def test_the_limit_is_raised_once():
 def test_a_bound_without_a_retry_limit_keeps_its_error():
     con = duckdb.connect()
     con.execute("SET memory_limit = '128MB'")
-    assert not raise_memory_limit(con, CITY)
+    assert not raise_memory_limit(con, MERGE_WRITE)
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "122.0 MiB"
