@@ -121,7 +121,7 @@ def test_id_pairs_are_the_same_either_way(con, statements, monkeypatch, pairs_of
     assert chosen in ran and other not in ran
 
 
-def test_rows_to_check_of_many_chunks_are_checked_at_once(monkeypatch):
+def test_rows_to_check_of_many_chunks_are_checked_at_once(per_row_checked):
     """Rows 1, 6 and 11 to check (the rest unchanged), chunks of 5 rows: one check of 3 rows,
     and each failure keeps its row's position in the whole frame."""
     ids = ["611021197005011234"] * 12
@@ -134,21 +134,13 @@ def test_rows_to_check_of_many_chunks_are_checked_at_once(monkeypatch):
             for i, id_number in enumerate(ids)
         ],
     )
-    checked: list[int] = []
-    real = chunks._column_failures
-
-    def counting(entity, df):
-        checked.append(df.height)
-        return real(entity, df)
-
-    monkeypatch.setattr(chunks, "_column_failures", counting)
     unchanged = pl.Series("_row", [r for r in range(12) if r not in (1, 6, 11)], pl.UInt32)
     failures = chunks.row_failures("person", persons.lazy(), unchanged, None, chunk_rows=5)
-    assert checked == [3]
+    assert per_row_checked == [3]
     assert set(failures["_row"].to_list()) == {6}
 
     # the same rows checked with no batching across chunks (chunks of 1 row) fail the same
-    checked.clear()
+    per_row_checked.clear()
     alone = chunks.row_failures("person", persons.lazy(), unchanged, None, chunk_rows=1)
-    assert checked == [1, 1, 1]
+    assert per_row_checked == [1, 1, 1]
     assert alone.sort("_row", "rule").equals(failures.sort("_row", "rule"))

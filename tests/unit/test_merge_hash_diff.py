@@ -12,9 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-import pytest
-
-import schemas.validate_chunks as validate_module
 import warehouse
 from pipelines import staged as staged_io
 from pipelines import sync
@@ -44,20 +41,6 @@ def world(**changes) -> dict[str, list[dict]]:
         key = row.get("person_no") or row["household_no"]
         row.update(changes.get(key, {}))
     return {"household": households, "person": persons}
-
-
-@pytest.fixture
-def per_row_checked(monkeypatch) -> list[int]:
-    """Rows that went through the per-row checks (pandera models, parse errors), per call."""
-    seen: list[int] = []
-    real = validate_module._column_failures
-
-    def counting(entity, df):
-        seen.append(df.height)
-        return real(entity, df)
-
-    monkeypatch.setattr(validate_module, "_column_failures", counting)
-    return seen
 
 
 def sync_once(tmp_path, run: str, rows: dict[str, list[dict]], day: int = 1):
