@@ -2,7 +2,8 @@
 (``duckdb_memory()`` by tag, in memory and spilled) and how much RSS, and which one runs out.
 
     .venv/bin/python bench/profiles/merge_trace.py <landed.json> --home /tmp/trace \
-        [--limit 128MB] [--no-retry] [--dagster-base] [--top 25] [--with-keys]
+        [--limit 128MB] [--no-retry] [--dagster-base] [--top 25] [--with-keys] \
+        [--sort cpu] [--rows-json rows.json]
 
 Merges a landing kept by ``merge_ab.py land`` (or any ``Landed`` as JSON) into the warehouse
 under ``--home`` (a fresh one unless it exists: pass the same home twice for a re-read) in THIS
@@ -22,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,6 +122,25 @@ def install(tracer: Tracer, retry: bool) -> None:
             row["duckdb_after"] = tracer.duckdb_memory(con)
 
     warehouse.keys.check_keys = traced_check
+    # the merge's COMMIT: DuckDB checkpoints there (the WAL is past 16 MB), compressing the new
+    # rows and, when appends left row groups it can merge, rewriting them (a "vacuum")
+    begun = warehouse.merge.transaction
+
+    @contextmanager
+    def timed_transaction(con, keyed):
+        row = {"statement": "COMMIT (check_keys included)"}
+        try:
+            with begun(con, keyed) as inside:
+                yield inside
+                tracer.rows.append(row)
+                row["started"], row["cpu"] = time.perf_counter(), time.process_time()
+        finally:
+            if "cpu" in row:
+                row["seconds"] = time.perf_counter() - row.pop("started")
+                row["cpu_s"] = time.process_time() - row.pop("cpu")
+                row["duckdb_after"] = tracer.duckdb_memory(con)
+
+    warehouse.merge.transaction = timed_transaction
     # the touch of unchanged rows after the COMMIT (warehouse.touch): its own CPU seconds
     finish = warehouse.merge.finish_touches
 
@@ -138,9 +159,12 @@ def install(tracer: Tracer, retry: bool) -> None:
         warehouse.duckdb_bounds.raise_memory_limit = lambda con, step: False
 
 
-def report(tracer: Tracer, top: int) -> None:
+def report(tracer: Tracer, top: int, sort: str = "rss") -> None:
     rows = list(enumerate(tracer.rows))
-    heavy = sorted(rows, key=lambda ir: -tracer.peaks.get(ir[0] + 1, 0))[:top]
+    if sort == "cpu":
+        heavy = sorted(rows, key=lambda ir: -ir[1].get("cpu_s", 0.0))[:top]
+    else:
+        heavy = sorted(rows, key=lambda ir: -tracer.peaks.get(ir[0] + 1, 0))[:top]
     heavy += rows[-4:]  # the last statements (the failing one among them)
     print(
         f"{'#':>4} {'s':>7} {'CPU-s':>6} {'RSS MB':>7}  statement  | DuckDB MB by tag (memory/temp)"
@@ -167,6 +191,10 @@ def main() -> None:
     parser.add_argument("--no-retry", action="store_true")
     parser.add_argument("--dagster-base", action="store_true")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--sort", choices=("rss", "cpu"), default="rss", help="the top statements by RSS or CPU"
+    )
+    parser.add_argument("--rows-json", type=Path, help="write every statement's row here")
     parser.add_argument(
         "--with-keys",
         action="store_true",
@@ -198,7 +226,9 @@ def main() -> None:
     except Exception as exc:  # reported below
         outcome = f"{type(exc).__name__}: {str(exc)[:300]}"
     tracer.stop.set()
-    report(tracer, args.top)
+    report(tracer, args.top, args.sort)
+    if args.rows_json:
+        args.rows_json.write_text(json.dumps(tracer.rows, ensure_ascii=False, indent=0))
     print(
         json.dumps(
             {
