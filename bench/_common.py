@@ -350,6 +350,7 @@ def _sync_runs() -> list[tuple]:
 
 def _worker(spec: str, out_file: str) -> None:
     """Run the jobs of ``spec`` in order; write timings, step stats and records as JSON."""
+    import _timeline as timeline
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
@@ -403,6 +404,7 @@ def _worker(spec: str, out_file: str) -> None:
                 "steps": sorted(steps, key=lambda s: s["start"] or 0),
                 "step_pids": step_pids,
                 "events": len(instance.all_logs(run_id)),
+                "timeline": timeline.collect(instance, run_id),
             }
         )
     records = _sync_runs()

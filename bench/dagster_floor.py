@@ -33,6 +33,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import _common  # noqa: E402
+import _timeline  # noqa: E402
 
 JOBS = ("sync_all_counties", "sync_city")
 
@@ -91,6 +92,7 @@ def _worker(out_file: str, mode: str, jobs: str) -> None:
                 Counter(r.dagster_event.event_type_value for r in records if r.dagster_event)
             ),
             "worker_cpu_s": round(_cpu(resource.RUSAGE_SELF) - cpu_before, 3),
+            "timeline": _timeline.collect(instance, run_id),
         }
         run["idle_s"] = round(_common.idle_seconds(run), 3)
         runs.append(run)
@@ -180,6 +182,8 @@ def show(i: int, r: dict) -> None:
             f"no step executing {run['idle_s']:.2f} s, worker CPU {run['worker_cpu_s']:.2f} s"
             + ("" if run["success"] else "  FAILED")
         )
+        if run["job"] != "sync_city":  # one process: no launches, no chain
+            print(_timeline.describe(run["timeline"]))
 
 
 def main() -> None:

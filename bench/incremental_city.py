@@ -24,6 +24,7 @@ from _common import (
     save,
     start_simulator,
 )
+from _timeline import describe
 
 
 def summarise(report: dict, before: set[str]) -> dict:
@@ -98,6 +99,8 @@ def main() -> None:
                 + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(s["step_peak_mb"].items())),
                 flush=True,
             )
+            print("    sync_all_counties from its event log (s from the run's start):", flush=True)
+            print(describe(report["runs"][0]["timeline"]), flush=True)
     finally:
         sim.stop()
     print(
