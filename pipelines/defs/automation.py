@@ -15,7 +15,7 @@ from base.settings import NotConfigured
 from pipelines import notify
 from pipelines.connectors.registry import connector_for
 from pipelines.defs.city import MARTS, SNAPSHOT
-from pipelines.defs.keys import WAREHOUSE_TAG
+from pipelines.defs.keys import LANDING_TAG, LANDINGS_AT_ONCE, WAREHOUSE_TAG
 from pipelines.run_health import free_dead_runs
 from pipelines.sources import client_for, connection_settings
 from seeds.registry import County, counties
@@ -31,15 +31,23 @@ def watches_new_files(county: County) -> bool:
     return not connector_for(county).hourly
 
 
+#: Step processes a run may have at once: the landings (LANDING_TAG), one merge, and room for
+#: one more. Dagster counts a step's process until it has exited, which is a while after its
+#: step succeeded; with four landings in four slots, the next merge waited for that exit
+#: (0.8-1.2 s under load) on the serial merge chain (bench/README.md, "The merge chain's gaps").
+STEP_PROCESSES = LANDINGS_AT_ONCE + 2
+
 #: Every sync job runs steps in processes started from a preloaded forkserver (a fresh
 #: interpreter per step would re-import Dagster and polars, ~2 s each), fetches up to four
-#: counties at once, and runs the warehouse steps of a run one at a time (see WAREHOUSE_TAG).
+#: counties at once (LANDING_TAG), and runs the warehouse steps of a run one at a time (see
+#: WAREHOUSE_TAG).
 hub_executor = dg.multiprocess_executor.configured(
     {
-        "max_concurrent": 4,
+        "max_concurrent": STEP_PROCESSES,
         "start_method": {"forkserver": {"preload_modules": ["pipelines.preload"]}},
         "tag_concurrency_limits": [
-            {"key": k, "value": v, "limit": 1} for k, v in WAREHOUSE_TAG.items()
+            *({"key": k, "value": v, "limit": 1} for k, v in WAREHOUSE_TAG.items()),
+            *({"key": k, "value": v, "limit": LANDINGS_AT_ONCE} for k, v in LANDING_TAG.items()),
         ],
     },
     name="hub_executor",

@@ -14,6 +14,12 @@ POOL = "duckdb_warehouse"
 #: polling for the pool slot with Dagster's growing back-off (up to 15 s between tries).
 WAREHOUSE_TAG = {"hub/warehouse": "duckdb"}
 
+#: Every landing step carries this op tag; the hub's executor runs at most
+#: :data:`LANDINGS_AT_ONCE` of them at once (counties fetched in parallel), so the process slots
+#: left over are the merges' (bench/README.md, "The merge chain's gaps").
+LANDING_TAG = {"hub/step": "landing"}
+LANDINGS_AT_ONCE = 4
+
 
 def merge_pool(county: County) -> str:
     """The pool of a county's merge step. DuckDB file: :data:`POOL` (one writer). DuckLake:
