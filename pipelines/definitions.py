@@ -16,6 +16,11 @@ settings.secure_home()
 
 import dagster as dg  # noqa: E402
 
+from pipelines import pool_claims  # noqa: E402
+
+# a run blocked on a pool slot waits instead of spinning a core (pipelines/pool_claims.py)
+pool_claims.apply()
+
 from pipelines.defs.automation import automation_defs  # noqa: E402
 from pipelines.defs.city import marts, snapshot  # noqa: E402
 from pipelines.defs.counties import county_assets  # noqa: E402

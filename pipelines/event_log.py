@@ -32,10 +32,13 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import _event_logs_directory
+from dagster._utils.concurrency import ConcurrencyClaimStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
+
+from pipelines.pool_claims import POOL_POLL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,12 @@ def _stamped(engine: Engine) -> bool:
 class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     """``SqliteEventLogStorage`` with one open connection per recent database and process."""
 
-    def __init__(self, base_dir: str | None = None, inst_data=None):
+    def __init__(
+        self,
+        base_dir: str | None = None,
+        inst_data=None,
+        pool_poll_seconds: float = POOL_POLL_SECONDS,
+    ):
         if base_dir is None:  # where Dagster's default storage keeps them
             home = os.environ.get("DAGSTER_HOME")
             if not home:
@@ -82,11 +90,16 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._tables_seen: set[str] = set()
+        self.pool_poll_seconds = pool_poll_seconds
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
     def config_type(cls):
-        return {"base_dir": Field(StringSource, is_required=False)}
+        return {
+            "base_dir": Field(StringSource, is_required=False),
+            # seconds between two checks of a step's claim of a pool slot another run holds
+            "pool_poll_seconds": Field(float, is_required=False),
+        }
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
@@ -131,6 +144,14 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
                 return False
             self._tables_seen.add(table_name)
         return True
+
+    def claim_concurrency_slot(
+        self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None
+    ) -> ConcurrencyClaimStatus:
+        """Dagster's claim; a blocked one says when to check again (the executors honour it
+        instead of their back-off of 1 s growing to 15 s: pipelines/pool_claims.py)."""
+        status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+        return status if status.is_claimed else status.with_sleep_interval(self.pool_poll_seconds)
 
     def wipe(self) -> None:
         self._close_all()

@@ -1,0 +1,57 @@
+"""How a run waits for a pool slot another run holds (the ``duckdb_warehouse`` pool, limit 1).
+
+Dagster 1.13's executors check a blocked step's claim again after a back-off that grows from
+1 s by 10 % a try up to 15 s (``instance_concurrency_context._calculate_timeout_interval``), and
+between those checks they do not wait at all: the multiprocess executor's loop has nothing to
+block on when no step of its run is executing, and the in-process executor's
+``sleep_til_ready`` sleeps ``min(0, time to the next check)``, which is never more than 0. So
+a ``sync_city`` queued behind another run's merge spun a core of this 2-core machine against
+the merge it waited for, and started up to 15 s after the slot was free (``bench/pool_wait.py``;
+bench/README.md, "The merge chain's gaps").
+
+Two fixes, both about waiting only, never about who gets the slot (the pool's own queue and
+priorities decide that, in the instance):
+
+- the event log storage answers a blocked claim with the interval to check again
+  (:data:`POOL_POLL_SECONDS`; ``ConcurrencyClaimStatus.sleep_interval``, which Dagster's
+  executors honour instead of their back-off): ``pipelines/event_log.py``;
+- :func:`apply` makes a pending claim that is not yet due wait a little before it answers
+  "not yet" (:data:`PENDING_CLAIM_NAP`, well under the multiprocess executor's own 20 ms polls
+  of each running step times the steps), so the executors' loops idle instead of spinning.
+  Called by the code location (``pipelines/definitions.py``): the executors run in the process
+  that loaded it.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+#: Seconds between two checks of a blocked pool claim (Dagster: 1 s growing to 15 s). A check
+#: is three small queries on the instance's index database.
+POOL_POLL_SECONDS = 0.5
+
+#: Longest wait of one "not yet" answer to a pending claim.
+PENDING_CLAIM_NAP = 0.05
+
+
+def apply() -> None:
+    """Make a pending claim that is not yet due wait a little (once per process)."""
+    from dagster._core.execution.plan import instance_concurrency_context as icc
+
+    context = icc.InstanceConcurrencyContext
+    if getattr(context.claim, "hub_naps", False):
+        return
+    claim = context.claim
+
+    @functools.wraps(claim)
+    def claim_or_nap(self, concurrency_key: str, step_key: str, step_priority: int = 0) -> bool:
+        due = self._pending_timeouts.get(step_key) if step_key in self._pending_claims else None
+        if due is not None:
+            wait = due - time.time()
+            if wait > 0:  # not yet due: Dagster answers False at once, and its loop asks again
+                time.sleep(min(wait, PENDING_CLAIM_NAP))
+        return claim(self, concurrency_key, step_key, step_priority)
+
+    claim_or_nap.hub_naps = True  # type: ignore[attr-defined]
+    context.claim = claim_or_nap

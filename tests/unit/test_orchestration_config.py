@@ -1,0 +1,94 @@
+"""The executor and pool settings that keep the merge chain short (bench/README.md, "The merge
+chain's gaps"): a setting lost here costs seconds per sync and fails nothing else, so each one
+is asserted on the real job definitions and a real instance from the repo's dagster.yaml."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import dagster as dg
+import pytest
+from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+
+from base import paths
+from pipelines import pool_claims
+from pipelines.defs.keys import LANDING_TAG, LANDINGS_AT_ONCE, WAREHOUSE_TAG
+from seeds.registry import counties
+
+
+@pytest.fixture(scope="module")
+def job():
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("sync_all_counties")
+
+
+def _tags(job, step: str) -> dict[str, str]:
+    return job.graph.node_named(step).definition.tags
+
+
+def _executor_config(job) -> dict:
+    # the executor as configured (hub_executor), as Dagster resolves it for a run
+    return job.executor_def.config_schema.resolve_config({}).value["config"]
+
+
+def test_landings_have_their_own_limit_and_a_merge_always_finds_a_process_slot(job):
+    config = _executor_config(job)
+    limits = {(t["key"], t["value"]): t["limit"] for t in config["tag_concurrency_limits"]}
+    [(key, value)] = LANDING_TAG.items()
+    assert limits[(key, value)] == LANDINGS_AT_ONCE
+    assert limits[next(iter(WAREHOUSE_TAG.items()))] == 1
+    # four landings running, one merge, and one process still exiting after its step ended
+    assert config["max_concurrent"] >= LANDINGS_AT_ONCE + 2
+    assert config["start_method"]["forkserver"]["preload_modules"] == ["pipelines.preload"]
+    for county in counties():
+        assert LANDING_TAG.items() <= _tags(job, f"{county.slug}__landing").items()
+
+
+def test_the_landing_that_rereads_everything_starts_first(job):
+    priorities = {
+        c.slug: int(_tags(job, f"{c.slug}__landing").get("dagster/priority", 0)) for c in counties()
+    }
+    assert priorities["shangzhou"] > max(p for slug, p in priorities.items() if slug != "shangzhou")
+    assert int(_tags(job, "danfeng_merge")["dagster/priority"]) > max(
+        priorities.values()
+    )  # merges still first
+
+
+def test_a_blocked_claim_says_when_to_check_again(tmp_path, monkeypatch):
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    storage = dg.DagsterInstance.from_config(str(home)).event_log_storage
+    storage.set_concurrency_slots("test_pool", 1)
+    assert storage.claim_concurrency_slot("test_pool", "run-a", "merge").is_claimed
+    blocked = storage.claim_concurrency_slot("test_pool", "run-b", "merge")
+    assert not blocked.is_claimed
+    assert blocked.sleep_interval == pool_claims.POOL_POLL_SECONDS  # not Dagster's 1 s → 15 s
+    storage.free_concurrency_slot_for_step("run-a", "merge")
+    assert storage.claim_concurrency_slot("test_pool", "run-b", "merge").is_claimed
+
+
+def test_a_pending_claim_waits_before_it_answers_not_yet(tmp_path, monkeypatch):
+    import pipelines.definitions  # noqa: F401  (the code location applies it)
+
+    assert getattr(InstanceConcurrencyContext.claim, "hub_naps", False)
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.event_log_storage.set_concurrency_slots("test_pool", 1)
+    assert instance.event_log_storage.claim_concurrency_slot("test_pool", "other", "m").is_claimed
+    run = instance.create_run_for_job(dg.GraphDefinition("g").to_job())
+    with InstanceConcurrencyContext(instance, run) as context:
+        assert not context.claim("test_pool", "merge")  # blocked: checks again in 0.5 s
+        asks = 0
+        until = time.time() + 0.3
+        while time.time() < until:  # an executor's loop asking again and again
+            assert not context.claim("test_pool", "merge")
+            asks += 1
+    # without the wait, the loop asked tens of thousands of times (a core spinning)
+    assert asks <= 0.3 / pool_claims.PENDING_CLAIM_NAP + 2
