@@ -16,10 +16,10 @@ settings.secure_home()
 
 import dagster as dg  # noqa: E402
 
-from pipelines import pool_claims  # noqa: E402
+from pipelines import executor_waits  # noqa: E402
 
-# a run blocked on a pool slot waits instead of spinning a core (pipelines/pool_claims.py)
-pool_claims.apply()
+# a run blocked on a pool slot waits instead of spinning a core (pipelines/executor_waits.py)
+executor_waits.apply()
 
 from pipelines.defs.automation import automation_defs  # noqa: E402
 from pipelines.defs.city import marts, snapshot  # noqa: E402

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-from pipelines.pool_claims import POOL_POLL_SECONDS
+from pipelines.executor_waits import POOL_POLL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None
     ) -> ConcurrencyClaimStatus:
         """Dagster's claim; a blocked one says when to check again (the executors honour it
-        instead of their back-off of 1 s growing to 15 s: pipelines/pool_claims.py)."""
+        instead of their back-off of 1 s growing to 15 s: pipelines/executor_waits.py)."""
         status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
         return status if status.is_claimed else status.with_sleep_interval(self.pool_poll_seconds)
 

@@ -10,9 +10,10 @@ import time
 import dagster as dg
 import pytest
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+from dagster._core.executor import child_process_executor
 
 from base import paths
-from pipelines import pool_claims
+from pipelines import executor_waits
 from pipelines.defs.keys import LANDING_TAG, LANDINGS_AT_ONCE, WAREHOUSE_TAG
 from seeds.registry import counties
 
@@ -66,7 +67,7 @@ def test_a_blocked_claim_says_when_to_check_again(tmp_path, monkeypatch):
     assert storage.claim_concurrency_slot("test_pool", "run-a", "merge").is_claimed
     blocked = storage.claim_concurrency_slot("test_pool", "run-b", "merge")
     assert not blocked.is_claimed
-    assert blocked.sleep_interval == pool_claims.POOL_POLL_SECONDS  # not Dagster's 1 s → 15 s
+    assert blocked.sleep_interval == executor_waits.POOL_POLL_SECONDS  # not Dagster's 1 s → 15 s
     storage.free_concurrency_slot_for_step("run-a", "merge")
     assert storage.claim_concurrency_slot("test_pool", "run-b", "merge").is_claimed
 
@@ -75,6 +76,7 @@ def test_a_pending_claim_waits_before_it_answers_not_yet(tmp_path, monkeypatch):
     import pipelines.definitions  # noqa: F401  (the code location applies it)
 
     assert getattr(InstanceConcurrencyContext.claim, "hub_naps", False)
+    assert child_process_executor.TICK == executor_waits.STEP_EVENT_POLL_SECONDS
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
@@ -91,4 +93,4 @@ def test_a_pending_claim_waits_before_it_answers_not_yet(tmp_path, monkeypatch):
             assert not context.claim("test_pool", "merge")
             asks += 1
     # without the wait, the loop asked tens of thousands of times (a core spinning)
-    assert asks <= 0.3 / pool_claims.PENDING_CLAIM_NAP + 2
+    assert asks <= 0.3 / executor_waits.PENDING_CLAIM_NAP + 2

@@ -1,5 +1,16 @@
-"""How a run waits for a pool slot another run holds (the ``duckdb_warehouse`` pool, limit 1).
+"""How Dagster's executors wait: for the events of their step processes, and for a pool slot
+another run holds (the ``duckdb_warehouse`` pool, limit 1).
 
+**Step events.** The multiprocess executor takes one event at a time from each running step
+process in turn, waiting up to ``child_process_executor.TICK`` (20 ms) on each one that has
+none. A merge ends with a burst of ~30-40 events (its materialisations, check evaluations and
+outputs), and the next merge is launched only once its success event is taken: with two
+landings running beside it, the run worker took ~40 ms per event and launched the next merge
+1.5 s after the previous had ended (bench/README.md, "The merge chain's gaps"). At
+:data:`STEP_EVENT_POLL_SECONDS` the same burst is taken in a quarter of that; an idle run
+worker wakes more often for it (~1 % of a core).
+
+**Pool slots.**
 Dagster 1.13's executors check a blocked step's claim again after a back-off that grows from
 1 s by 10 % a try up to 15 s (``instance_concurrency_context._calculate_timeout_interval``), and
 between those checks they do not wait at all: the multiprocess executor's loop has nothing to
@@ -16,10 +27,12 @@ priorities decide that, in the instance):
   (:data:`POOL_POLL_SECONDS`; ``ConcurrencyClaimStatus.sleep_interval``, which Dagster's
   executors honour instead of their back-off): ``pipelines/event_log.py``;
 - :func:`apply` makes a pending claim that is not yet due wait a little before it answers
-  "not yet" (:data:`PENDING_CLAIM_NAP`, well under the multiprocess executor's own 20 ms polls
-  of each running step times the steps), so the executors' loops idle instead of spinning.
-  Called by the code location (``pipelines/definitions.py``): the executors run in the process
-  that loaded it.
+  "not yet" (:data:`PENDING_CLAIM_NAP`), so the executors' loops idle instead of spinning.
+
+:func:`apply` is called by the code location (``pipelines/definitions.py``): the executors run
+in the process that loaded it. Both patch Dagster's private modules; if they move, ``apply``
+fails the code location's import loudly rather than silently losing the waits
+(``tests/unit/test_orchestration_config.py`` asserts both).
 """
 
 from __future__ import annotations
@@ -31,11 +44,23 @@ import time
 #: is three small queries on the instance's index database.
 POOL_POLL_SECONDS = 0.5
 
-#: Longest wait of one "not yet" answer to a pending claim.
-PENDING_CLAIM_NAP = 0.05
+#: Longest wait of one "not yet" answer to a pending claim: the loop that asks also takes the
+#: events of the run's running steps, so a short one (at most ~100 asks a second, ~1 % of a core).
+PENDING_CLAIM_NAP = 0.01
+
+#: Seconds the multiprocess executor waits on a step process with no event for it (Dagster: 0.02).
+STEP_EVENT_POLL_SECONDS = 0.005
 
 
 def apply() -> None:
+    """Both waits, in this process (the code location's: the executors run where it loaded)."""
+    from dagster._core.executor import child_process_executor
+
+    child_process_executor.TICK = STEP_EVENT_POLL_SECONDS  # read at each poll
+    _nap_pending_claims()
+
+
+def _nap_pending_claims() -> None:
     """Make a pending claim that is not yet due wait a little (once per process)."""
     from dagster._core.execution.plan import instance_concurrency_context as icc
 
