@@ -77,6 +77,7 @@ def test_a_pending_claim_waits_before_it_answers_not_yet(tmp_path, monkeypatch):
 
     assert getattr(InstanceConcurrencyContext.claim, "hub_naps", False)
     assert child_process_executor.TICK == executor_waits.STEP_EVENT_POLL_SECONDS
+    assert getattr(child_process_executor._poll_for_event, "hub_bursts", False)
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copyfile(paths.REPO / "dagster.yaml", home / "dagster.yaml")
