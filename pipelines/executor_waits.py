@@ -47,8 +47,9 @@ import time
 POOL_POLL_SECONDS = 0.5
 
 #: Longest wait of one "not yet" answer to a pending claim: the loop that asks also takes the
-#: events of the run's running steps, so a short one (at most ~100 asks a second, ~1 % of a core).
-PENDING_CLAIM_NAP = 0.01
+#: events of the run's running steps, so a short one (at most 40 asks a second: ~1-2 % of a core
+#: while blocked, against 3 % at 10 ms and a spinning core without; bench/pool_wait.py).
+PENDING_CLAIM_NAP = 0.025
 
 #: Seconds the multiprocess executor waits on a step process with no event for it (Dagster: 0.02).
 STEP_EVENT_POLL_SECONDS = 0.005
