@@ -120,6 +120,8 @@ def describe(timeline: dict, merge: str = "_merge", landing: str = "__landing") 
 def _runs_of(payload: dict):
     """Every timeline of a saved bench result (``bench/results/*.json``), labelled."""
     for i, result in enumerate(payload.get("results", payload.get("runs", [])), 1):
+        if result.get("full", {}).get("timeline"):  # incremental_city: the demo's full sync
+            yield f"#{i} sync_all_counties (full)", result["full"]["timeline"]
         raw = result.get("raw", result)
         for run in raw.get("runs", []):
             if run.get("timeline") and run["job"] != "sync_city":
