@@ -34,8 +34,10 @@ QUALIFY row_number() OVER (PARTITION BY coalesce(p.person_key, p.person_no)
 
 CREATE OR REPLACE TABLE mart.person AS
 WITH ref AS (
+    -- the latest instant, then its local date: the same date as the latest local time (the
+    -- clock only ever went back within one night, DST 1986-91), one conversion, not one a row
     SELECT coalesce(
-        max(timezone('Asia/Shanghai', source_updated_at))::DATE, current_date) AS ref_date
+        timezone('Asia/Shanghai', max(source_updated_at))::DATE, current_date) AS ref_date
     FROM core.person
 ),
 live AS (

@@ -21,25 +21,23 @@ JOIN groups AS g
   OR (g.group_code = 'tekun' AND p.is_tekun)
 ORDER BY p.county_code, g.sort, p.person_key;
 
--- Each count deduplicates its (set, person) pairs first and then counts rows: a
--- count(DISTINCT …) under GROUPING SETS keeps one distinct table per set in memory and could
--- not spill below the city step's 128 MB (warehouse/duckdb_bounds.py, CITY); plain DISTINCT
--- and GROUP BY spill. Same figures; the row for "any" group is labelled 任一特殊群体.
+-- No count(DISTINCT …): mart.person holds one row per person_key (00_person.sql), so a
+-- person_key is in a group's rows at most once and count(person_key) of a group counts its
+-- persons; a person in any group is a mart.person row with one of the six flags (the join
+-- above). Plain GROUP BYs spill within the city step's DuckDB bound (warehouse/duckdb_bounds.py,
+-- CITY); a count(DISTINCT …) under GROUPING SETS did not (bench/README.md, "The city step").
+-- A NULL person_key (no ID number) is in no count, as in count(DISTINCT person_key).
 CREATE OR REPLACE TABLE mart.special_groups_by_county AS
 WITH sets AS (
     SELECT county_code, group_code, count(person_key) AS persons
-    FROM (SELECT DISTINCT county_code, group_code, person_key FROM mart.special_groups)
-    GROUP BY county_code, group_code
+    FROM mart.special_groups
+    GROUP BY GROUPING SETS ((county_code, group_code), (group_code))
     UNION ALL
     SELECT county_code, NULL, count(person_key)
-    FROM (SELECT DISTINCT county_code, person_key FROM mart.special_groups)
-    GROUP BY county_code
-    UNION ALL
-    SELECT NULL, group_code, count(person_key)
-    FROM (SELECT DISTINCT group_code, person_key FROM mart.special_groups)
-    GROUP BY group_code
-    UNION ALL
-    SELECT NULL, NULL, count(DISTINCT person_key) FROM mart.special_groups
+    FROM mart.person
+    WHERE is_disabled OR is_serious_illness OR is_chronic_illness OR is_elderly OR is_child
+       OR is_tekun
+    GROUP BY GROUPING SETS ((county_code), ())
 ),
 labels AS (
     SELECT group_code, any_value(group_label) AS group_label

@@ -16,20 +16,27 @@
 CREATE OR REPLACE TABLE mart.reconciliation AS
 WITH reported AS (
     SELECT *, row_number() OVER () AS sort
-    FROM read_csv(getvariable('hub_seeds') || '/reported_figures.csv', all_varchar = true)
+    FROM read_csv(getvariable('hub_seeds') || '/reported_figures.csv', all_varchar = true, buffer_size = 1048576)
 ),
 household_figures AS (
     SELECT poverty_attribute, count(*) FILTER (WHERE deleted_at IS NULL) AS live,
            count(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted
     FROM core.household GROUP BY GROUPING SETS ((), (poverty_attribute))
 ),
-person_deleted AS (
-    -- persons no longer counted: deleted records whose ID number has no live record left
-    SELECT h.poverty_attribute, count(DISTINCT coalesce(p.person_key, p.person_no)) AS deleted
+deleted_persons AS (
+    -- persons no longer counted: deleted records whose ID number has no live record left, one
+    -- row per (attribute, person). Distinct rows then counted, not count(DISTINCT …) under
+    -- GROUPING SETS, which keeps a distinct table per set in memory and cannot spill (the city
+    -- step's DuckDB bound, warehouse/duckdb_bounds.py CITY); DISTINCT and GROUP BY spill.
+    SELECT DISTINCT h.poverty_attribute, coalesce(p.person_key, p.person_no) AS person
     FROM core.person AS p JOIN core.household AS h USING (household_no)
     WHERE (p.deleted_at IS NOT NULL OR h.deleted_at IS NOT NULL)
       AND NOT EXISTS (SELECT 1 FROM mart.person AS m WHERE m.person_key = p.person_key)
-    GROUP BY GROUPING SETS ((), (h.poverty_attribute))
+),
+person_deleted AS (
+    SELECT poverty_attribute, count(*) AS deleted FROM deleted_persons GROUP BY poverty_attribute
+    UNION ALL
+    SELECT NULL, count(*) FROM (SELECT DISTINCT person FROM deleted_persons)
 ),
 person_figures AS (
     SELECT poverty_attribute, count(*) AS live FROM mart.person
@@ -101,9 +108,9 @@ warehouse AS (
     FROM person_figures AS f
     LEFT JOIN person_deleted AS d ON d.poverty_attribute IS NOT DISTINCT FROM f.poverty_attribute
     UNION ALL
-    SELECT 'special_group_persons', NULL, count(DISTINCT person_key), 0, NULL,
+    SELECT 'special_group_persons', NULL, persons, 0, NULL,
            'distinct persons in the six groups of mart.special_groups (definitions there)'
-    FROM mart.special_groups
+    FROM mart.special_groups_by_county WHERE county_code = '611000' AND group_code = 'any'
     UNION ALL
     SELECT 'counties', NULL, count(DISTINCT county_code), 0, NULL,
            'counties with live households in core.household'
@@ -120,11 +127,12 @@ warehouse AS (
            count(*) FILTER (WHERE deleted_at IS NOT NULL), 'cadre', 'live rows of core.cadre'
     FROM core.cadre
     UNION ALL
-    SELECT 'households_with_cadre', NULL, count(DISTINCT hc.household_no), 0, NULL,
+    SELECT 'households_with_cadre', NULL, count(household_no), 0, NULL,
            'distinct live households with a live pairing in core.household_cadre'
-    FROM core.household_cadre AS hc
-    JOIN core.household AS h ON h.household_no = hc.household_no AND h.deleted_at IS NULL
-    WHERE hc.deleted_at IS NULL
+    FROM (SELECT DISTINCT hc.household_no
+          FROM core.household_cadre AS hc
+          JOIN core.household AS h ON h.household_no = hc.household_no AND h.deleted_at IS NULL
+          WHERE hc.deleted_at IS NULL)
     UNION ALL
     SELECT 'projects', NULL, count(*) FILTER (WHERE deleted_at IS NULL),
            count(*) FILTER (WHERE deleted_at IS NOT NULL), 'project', 'live rows of core.project'
