@@ -14,6 +14,7 @@ from base import paths, settings
 from pipelines.defs.keys import POOL, WAREHOUSE_TAG, entities_of, entity_key
 from pipelines.defs.metadata import frame_markdown
 from seeds.registry import counties
+from warehouse.batch import frame_of
 
 MARTS = dg.AssetKey(["city", "marts"])
 SNAPSHOT = dg.AssetKey(["city", "snapshot"])
@@ -38,7 +39,8 @@ def marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     started = time.perf_counter()
     with warehouse.connect() as con:
         tables = warehouse.rebuild_marts(con)
-        status = con.sql("SELECT * FROM mart.sync_status ORDER BY county_code").pl()
+        # not .pl(): it imports pyarrow, ~35 MB the run worker then holds through the snapshot
+        status = frame_of(con.sql("SELECT * FROM mart.sync_status ORDER BY county_code"))
     return dg.MaterializeResult(
         metadata={
             "tables": dg.MetadataValue.json(tables),
