@@ -71,15 +71,16 @@ def merge_write_limit(con: duckdb.DuckDBPyConnection) -> str:
 
 
 #: The city step's connections (marts, the analyst and PII snapshots). The city step runs in
-#: the run worker (in-process executor), on top of Dagster and the code location; the marts'
-#: peak is about the limit plus 40 MB. 128 MB: at 96 MB the worker peaked ~30 MB lower at scale
-#: 1.0, but at scale 10 mart.reconciliation ran out (a count(DISTINCT) under GROUPING SETS does
-#: not spill) and the redo at 512 MB took the worker to 788 MB (bench/README.md, "Latest
-#: figures"); at 128 MB every mart fits at scale 10. The marts run once more at 512 MB when
-#: they run out (on the lake 512 MB is the limit already, and the error stands). One thread
-#: used 30-50 % fewer CPU seconds and less memory than two for the marts and the snapshots on
-#: this 2-core machine (bench/README.md, "The city step").
-CITY = StepBound("CITY", "128MB", 1, retry_memory_limit="512MB")
+#: the run worker (in-process executor), on top of Dagster and the code location (~220 MB); the
+#: marts and the publish each take the worker to about that plus the limit plus 30 MB. 96 MB:
+#: every mart and both snapshots fit at scale 10 once no mart statement holds a
+#: count(DISTINCT …) under GROUPING SETS (it cannot spill) or a CSV reader's default 30.5 MiB
+#: buffer (bench/README.md, "The city step at 96 MB"); at 128 MB the worker peaked at 422 MB
+#: at scale 10. The marts run once more at 512 MB when they run out (on the lake 512 MB is the
+#: limit already, and the error stands). One thread used 30-50 % fewer CPU seconds and less
+#: memory than two for the marts and the snapshots on this 2-core machine (bench/README.md,
+#: "The city step").
+CITY = StepBound("CITY", "96MB", 1, retry_memory_limit="512MB")
 
 
 def bound(con: duckdb.DuckDBPyConnection, step: StepBound) -> None:

@@ -1,4 +1,10 @@
-"""The marts: ``warehouse/sql/marts/NN_*.sql``, rebuilt in order in one transaction."""
+"""The marts: ``warehouse/sql/marts/NN_*.sql``, rebuilt in order in one transaction.
+
+They run within the city step's DuckDB bound (``CITY``, warehouse/duckdb_bounds.py) at any
+scale, so a mart statement holds nothing that cannot spill: distinct rows are counted, never
+``count(DISTINCT …)`` under ``GROUPING SETS`` (one in-memory distinct table per set), and the
+CSV seeds are read with ``buffer_size = 1048576`` (``read_csv``'s default buffer is 30.5 MiB,
+whatever the file's size)."""
 
 from __future__ import annotations
 
