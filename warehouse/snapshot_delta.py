@@ -401,9 +401,19 @@ def _restamp(con: duckdb.DuckDBPyConnection, entity: str, keys: tuple[str, ...])
     stamps = ", ".join(f"l.{_q(c)}" for c in STAMPS)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS SELECT {key_cols}, {stamps}, "
-        f"hash({key_cols}) AS piece FROM live.{table} AS l JOIN {table} AS t ON {on('t', 'l')} "
-        f"WHERE l.sync_run_id IN (SELECT sync_run_id FROM _runs) AND {same}"
+        f"hash({key_cols}) AS piece FROM live.{table} AS l WHERE false"
     )
+    new = "l.sync_run_id IN (SELECT sync_run_id FROM _runs)"
+    for part, parts in _join_parts(con, table, new):
+        in_part = " AND ".join(  # on both sides, so that each side's scan is cut
+            f"hash({', '.join(f'{side}.{_q(k)}' for k in keys)}) % {parts} = {part}"
+            for side in ("l", "t")
+        )
+        con.execute(
+            f"INSERT INTO {_restamped(entity)} SELECT {key_cols}, {stamps}, hash({key_cols}) "
+            f"FROM live.{table} AS l JOIN {table} AS t ON {on('t', 'l')} "
+            f"WHERE {new} AND {same} AND {in_part}"
+        )
     (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
     pieces = -(-restamped // touch_rows())
     assignments = ", ".join(f"{_q(c)} = r.{_q(c)}" for c in STAMPS)
@@ -414,6 +424,25 @@ def _restamp(con: duckdb.DuckDBPyConnection, entity: str, keys: tuple[str, ...])
                 f"WHERE {on('t', 'r')} AND r.piece % {pieces} = {piece}"
             )
     return restamped
+
+
+#: Rows of the copy's table per part of ``_restamp``'s join: the planner cannot tell how few
+#: of the live rows are the syncs' and builds its hash table on the copy's whole table, which
+#: at scale 10 (core.person, 4.8M rows) ran out of the city step's memory (``CITY``) at 96 and
+#: at 128 MB; in parts of 1M rows by key hash it fits at 96 MB even with every row re-read
+#: (bench/README.md, "The city step at 96 MB"). One part up to scale ~2.
+RESTAMP_JOIN_ROWS = 1_000_000
+
+
+def _join_parts(con: duckdb.DuckDBPyConnection, table: str, new: str) -> list[tuple[int, int]]:
+    """(part, parts) of ``_restamp``'s join of ``live.<table> AS l`` (rows where ``new``)
+    with the copy's ``table``: none when the syncs wrote no row of it."""
+    (seen,) = con.execute(f"SELECT count(*) FROM live.{table} AS l WHERE {new}").fetchone()
+    if not seen:
+        return []
+    (held,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    parts = max(1, -(-held // RESTAMP_JOIN_ROWS))
+    return [(part, parts) for part in range(parts)]
 
 
 def _replace(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
