@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+import warehouse.snapshot_delta as snapshot_delta
 from base import paths, settings
 from pipelines.defs.city import SNAPSHOT
 from seeds.registry import county
@@ -38,6 +39,8 @@ def test_an_incremental_city_step_restamps_the_re_read_and_equals_a_full_rebuild
         assert sync_county(c).success  # 商州: every record again; 洛南: one day of changes
 
     monkeypatch.setenv("HUB_MERGE_TOUCH_ROWS", "300")  # the restamp in pieces of 300 rows
+    # and its join in parts of 500 copy rows (1M at scale 10: snapshot_delta.RESTAMP_JOIN_ROWS)
+    monkeypatch.setattr(snapshot_delta, "RESTAMP_JOIN_ROWS", 500)
     result = sync_city()
     assert result.success
     published = _published(result)
