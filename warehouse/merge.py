@@ -27,6 +27,7 @@ from warehouse.run_log import (
     _record_quarantine,
     _run_entities,
     _write_runs,
+    stage_quarantine,
     watermarks,
 )
 from warehouse.shared_keys import shared_person_keys
@@ -134,9 +135,10 @@ def merge_county(
                 # inside the transaction: a retried attempt builds its diff again
                 batch.params["now"] = now
                 diff_staged(batch, staged, merge_entities(con), given, now)
-            return _merge(batch, county, staged, validated, manifest, safety_share)
+            return _merge(batch, county, staged, validated, manifest, safety_share, quarantine)
 
     try:
+        quarantine = stage_quarantine(batch, staged, validated)  # polars' part: before the writes
         return _merge_then_touch(batch, county, attempt)
     finally:
         batch.release()
@@ -166,6 +168,7 @@ def _merge(
     validated: Mapping[str, Any],
     manifest: Any,
     safety_share: float,
+    quarantine: int,
 ) -> MergeResult:
     con = batch.con
     entities = merge_entities(con)
@@ -190,7 +193,7 @@ def _merge(
     gone = _soft_delete(batch, county, staged, validated, entities, live_before, safety_share)
     _record_conflicts(batch, staged, validated, "person" in change_counts)
     _record_issues(batch, validated)
-    _record_quarantine(batch, staged, validated)
+    _record_quarantine(batch, quarantine)
     merge_rejects = dict(run(con, "ops/run_log.sql", "merge_reject_counts").fetchall())
     batch.run("70_bookkeeping.sql", "merge_rejects")
 

@@ -39,39 +39,49 @@ def _issues(validated: Mapping[str, Any], attribute: str) -> pl.DataFrame:
     )
 
 
-def _record_quarantine(batch: Batch, staged: Any, validated: Mapping[str, Any]) -> None:
-    """Keep every rejected record itself (as normalised) in ops.quarantine."""
+def stage_quarantine(batch: Batch, staged: Any, validated: Mapping[str, Any]) -> int:
+    """The rejected records themselves (as normalised, JSON) into the temp table
+    ``QUARANTINE_TABLE``, each with its piece (``_piece``); returns the number of pieces (0: no
+    reject). Called before the merge's transaction: the polars frames that read them from the
+    staged files and the transaction's DuckDB buffers are then never held at once (at scale 10
+    they were the merge step's peak, 40-50 MB above the rest of the transaction:
+    bench/profiles/merge.md, "The quarantine before the transaction")."""
     parts = []
     for entity, v in validated.items():
         frame = staged.scan(entity)  # the staged rows, read lazily: only the rejected ones load
         if frame is None or v.rejects.height == 0:
             continue
-        rejected = frame.filter(
-            pl.col("source_key").is_in(v.rejects["source_key"].unique().implode())
-        ).collect()
-        parts.append(
-            rejected.select(
-                pl.lit(entity).alias("entity"),
-                "source_key",
-                "raw_ref",
-                pl.struct(pl.all()).struct.json_encode().alias("record"),
-            )
+        keys = v.rejects["source_key"].unique().implode()
+        rejected = frame.filter(pl.col("source_key").is_in(keys)).select(
+            pl.lit(entity).alias("entity"),
+            "source_key",
+            "raw_ref",
+            pl.struct(pl.all()).struct.json_encode().alias("record"),
         )
+        parts.append(rejected.collect(engine="streaming"))
     if not parts:
-        return
+        return 0
     records = pl.concat(parts)
     # in pieces of about QUARANTINE_ROWS records, every row of a key in the same piece (the
     # statement's NOT EXISTS then sees exactly what it saw in one piece): a county's rejects at
     # once did not fit the merge's DuckDB memory at scale 5 (bench/profiles/merge.md)
     pieces = -(-records.height // QUARANTINE_ROWS)
     piece = pl.col("source_key").cast(pl.String).hash(seed=11) % pieces
+    batch.register(QUARANTINE_TABLE, records.with_columns(piece.alias("_piece")))
+    return pieces
+
+
+def _record_quarantine(batch: Batch, pieces: int) -> None:
+    """Keep every rejected record itself in ops.quarantine, from ``stage_quarantine``'s table,
+    one piece per statement."""
     for number in range(pieces):
-        rows = batch.register("_quarantine", records.filter(piece == number))
-        batch.run("70_bookkeeping.sql", "quarantine", rows=rows)
+        batch.run("70_bookkeeping.sql", "quarantine", rows=QUARANTINE_TABLE, piece=str(number))
 
 
 #: Rejected records per quarantine statement (``_record_quarantine``).
 QUARANTINE_ROWS = 5_000
+#: The temp table of the rejected records (``stage_quarantine``).
+QUARANTINE_TABLE = "_quarantine"
 
 
 def _record_issues(batch: Batch, validated: Mapping[str, Any], findings: bool = True) -> None:

@@ -50,15 +50,16 @@ SELECT $run AS sync_run_id, $county AS county_code, entity, $mode AS mode,
 FROM {runs};
 
 -- name: quarantine
--- The rejected records themselves ({rows}: entity, source_key, raw_ref, record JSON), each once
--- per county, entity, key and content: a record re-sent unchanged is not stored again
--- (record_hash leaves out raw_ref, which differs in every sync; migration 005).
+-- The rejected records themselves ({rows}: entity, source_key, raw_ref, record JSON; piece
+-- {piece} of them by _piece), each once per county, entity, key and content: a record re-sent
+-- unchanged is not stored again (record_hash leaves out raw_ref, which differs in every sync;
+-- migration 005).
 INSERT INTO ops.quarantine BY NAME
 SELECT $run AS sync_run_id, $county AS county_code, r.entity, r.source_key, r.raw_ref,
        r.record, $now AS recorded_at, r.record_hash
 FROM (SELECT entity, source_key, raw_ref, record::JSON AS record,
              sha256(CAST(json_merge_patch(record::JSON, '{{"raw_ref": null}}') AS VARCHAR)) AS record_hash
-      FROM {rows}) AS r
+      FROM {rows} WHERE _piece = {piece}) AS r
 WHERE NOT EXISTS (
     SELECT 1 FROM ops.quarantine AS q
     WHERE q.county_code = $county AND q.entity = r.entity AND q.source_key = r.source_key
