@@ -106,8 +106,8 @@ def merge_county(
     it the merge computes it here. A ``Validated`` with ``rejected_rows`` has its accepted rows
     read from the staged rows (files or frames) by position; one without (a frame given as
     ``accepted``) is merged from that frame. Only rows that differ from core are staged with
-    every column; the same rows are touched after the COMMIT, in pieces (``warehouse.touch``).
-    """
+    every column; the same rows are touched after the COMMIT, in pieces (``warehouse.touch``);
+    the rejected records are read for the quarantine before the transaction."""
     now = now or datetime.now(UTC)
     batch = Batch(
         con,
@@ -138,7 +138,7 @@ def merge_county(
             return _merge(batch, county, staged, validated, manifest, safety_share, quarantine)
 
     try:
-        quarantine = stage_quarantine(batch, staged, validated)  # polars' part: before the writes
+        quarantine = stage_quarantine(batch, staged, validated)
         return _merge_then_touch(batch, county, attempt)
     finally:
         batch.release()
