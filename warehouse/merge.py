@@ -106,8 +106,7 @@ def merge_county(
     it the merge computes it here. A ``Validated`` with ``rejected_rows`` has its accepted rows
     read from the staged rows (files or frames) by position; one without (a frame given as
     ``accepted``) is merged from that frame. Only rows that differ from core are staged with
-    every column; the same rows are touched after the COMMIT, in pieces (``warehouse.touch``);
-    the rejected records are read for the quarantine before the transaction."""
+    every column; the same rows are touched after the COMMIT, in pieces (``warehouse.touch``)."""
     now = now or datetime.now(UTC)
     batch = Batch(
         con,
