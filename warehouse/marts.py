@@ -3,8 +3,7 @@
 They run within the city step's DuckDB bound (``CITY``, warehouse/duckdb_bounds.py) at any
 scale, so a mart statement holds nothing that cannot spill: distinct rows are counted, never
 ``count(DISTINCT …)`` under ``GROUPING SETS`` (one in-memory distinct table per set), and the
-CSV seeds are read with ``buffer_size = 1048576`` (``read_csv``'s default buffer is 30.5 MiB,
-whatever the file's size)."""
+CSV seeds are read through ``seed_csv`` (:data:`SEED_CSV`)."""
 
 from __future__ import annotations
 
@@ -17,6 +16,15 @@ from warehouse.statements import MARTS_DIR, literal, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction
 
+#: The mart files read the seed CSVs (codes, the county registry, the reported figures) with
+#: ``seed_csv(path)``: all columns as text, with a 1 MiB buffer, since ``read_csv``'s default
+#: buffer is 30.5 MiB whatever the file's size, a third of CITY's limit (bench/README.md, "The
+#: city step at 96 MB").
+SEED_CSV = (
+    "CREATE OR REPLACE TEMP MACRO seed_csv(path) AS TABLE "
+    "SELECT * FROM read_csv(path, all_varchar = true, buffer_size = 1048576)"
+)
+
 
 def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Run ``warehouse/sql/marts/*.sql`` in order in one transaction; returns the mart tables.
@@ -27,6 +35,7 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     con.execute(f"SET VARIABLE hub_seeds = {literal(paths.SEEDS)}")
     con.execute(f"SET VARIABLE hub_registry = {literal(registry_path())}")  # HUB_REGISTRY: counties
+    con.execute(SEED_CSV)
     _set_connection_states(con)
     bound(con, CITY)  # the city step stays within a few hundred MB; DuckDB spills beyond
 

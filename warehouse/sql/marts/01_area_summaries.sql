@@ -59,7 +59,7 @@ LEFT JOIN persons AS p
 -- deliver towns and villages but no county-level region row.
 CREATE OR REPLACE TABLE mart.county_summary AS
 WITH registry AS (
-    SELECT code, name FROM read_csv(getvariable('hub_registry'), all_varchar = true, buffer_size = 1048576)
+    SELECT code, name FROM seed_csv(getvariable('hub_registry'))
 )
 SELECT coalesce(a.county_code, '611000') AS county_code,
        CASE WHEN a.county_code IS NULL THEN '商洛市' ELSE coalesce(r.name, g.name) END AS county_name,

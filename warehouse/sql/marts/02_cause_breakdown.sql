@@ -5,7 +5,7 @@
 CREATE OR REPLACE TABLE mart.cause_breakdown AS
 WITH causes AS (
     SELECT code AS cause, label AS cause_label
-    FROM read_csv(getvariable('hub_seeds') || '/codes.csv', all_varchar = true, buffer_size = 1048576)
+    FROM seed_csv(getvariable('hub_seeds') || '/codes.csv')
     WHERE code_table = 'poverty_cause'
 ),
 hh AS (

@@ -8,7 +8,7 @@
 CREATE OR REPLACE TABLE mart.sync_status AS
 WITH registry AS (
     SELECT code AS county_code, name AS county_name, slug, kind, reject_threshold::DOUBLE AS reject_threshold
-    FROM read_csv(getvariable('hub_registry'), all_varchar = true, buffer_size = 1048576)
+    FROM seed_csv(getvariable('hub_registry'))
 ),
 runs AS (
     SELECT sync_run_id, county_code, any_value(mode) AS mode, any_value(status) AS status,

@@ -16,7 +16,7 @@
 CREATE OR REPLACE TABLE mart.reconciliation AS
 WITH reported AS (
     SELECT *, row_number() OVER () AS sort
-    FROM read_csv(getvariable('hub_seeds') || '/reported_figures.csv', all_varchar = true, buffer_size = 1048576)
+    FROM seed_csv(getvariable('hub_seeds') || '/reported_figures.csv')
 ),
 household_figures AS (
     SELECT poverty_attribute, count(*) FILTER (WHERE deleted_at IS NULL) AS live,

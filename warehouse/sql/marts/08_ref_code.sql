@@ -6,7 +6,7 @@ CREATE SCHEMA IF NOT EXISTS ref;
 
 CREATE OR REPLACE TABLE ref.code AS
 SELECT code_table AS code_list, code, label AS label_zh, label_en
-FROM read_csv(getvariable('hub_seeds') || '/codes.csv', all_varchar = true, buffer_size = 1048576);
+FROM seed_csv(getvariable('hub_seeds') || '/codes.csv');
 
 COMMENT ON TABLE ref.code IS '代码表: the city code tables: one row per code list and code, with its Chinese and English label (seeds/codes.csv)';
 COMMENT ON COLUMN ref.code.code_list IS 'code_list — 代码表名: the code list, e.g. poverty_cause (main_cause, other_causes), relation_to_head, health';
