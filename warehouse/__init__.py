@@ -44,6 +44,7 @@ from warehouse.entities import merge_entities
 from warehouse.lake.locks import county_lock
 from warehouse.marts import rebuild_marts
 from warehouse.merge import DEFAULT_SAFETY_SHARE, MergeResult, merge_county
+from warehouse.pandas_probe import skip_pandas_probe
 from warehouse.pii import person_key, pii_key
 from warehouse.publish import (
     copy_live_consistently,
@@ -66,6 +67,8 @@ from warehouse.run_log import (
 from warehouse.state import read_state, state_path, write_state
 from warehouse.statements import MARTS_DIR, MERGE_DIR, MIGRATIONS_DIR
 from warehouse.transaction import rollback, transaction
+
+skip_pandas_probe()  # DuckDB's client looks for pandas at every parametrised statement
 
 __all__ = [
     "CHILD_ENTITIES",

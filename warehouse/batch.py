@@ -39,6 +39,8 @@ class Batch:
     views: list[str] = field(default_factory=list)
     temps: list[str] = field(default_factory=list)
     temp_views: list[str] = field(default_factory=list)
+    #: the merge recorded unchanged rows to touch after its COMMIT (``warehouse.touch``)
+    touch_after_commit: bool = False
 
     def register(self, name: str, frame: pl.DataFrame) -> str:
         """``frame`` as the temp table ``name`` (``load_frame``), dropped by ``release``."""

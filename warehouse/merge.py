@@ -122,6 +122,8 @@ def merge_county(
         },
     )
 
+    entities = merge_entities(con)  # the catalogue read once (duckdb_columns() is not free)
+
     def attempt() -> MergeResult:
         with transaction(con, merge_scope(sync_run_id, now)):  # keys: see warehouse.keys
             # entities validated elsewhere (their accepted frame given as is) are diffed here
@@ -133,26 +135,33 @@ def merge_county(
             if diff is None or any(e not in diff.sources for e in given):
                 # inside the transaction: a retried attempt builds its diff again
                 batch.params["now"] = now
-                diff_staged(batch, staged, merge_entities(con), given, now)
-            return _merge(batch, county, staged, validated, manifest, safety_share, quarantine)
+                diff_staged(batch, staged, entities, given, now)
+            return _merge(
+                batch, county, staged, validated, manifest, safety_share, quarantine, entities
+            )
 
     try:
         quarantine = stage_quarantine(batch, staged, validated)
-        return _merge_then_touch(batch, county, attempt)
+        return _merge_then_touch(batch, county, attempt, entities)
     finally:
         batch.release()
 
 
-def _merge_then_touch(batch: Batch, county: Any, attempt: Callable[[], MergeResult]) -> MergeResult:
+def _merge_then_touch(
+    batch: Batch,
+    county: Any,
+    attempt: Callable[[], MergeResult],
+    entities: dict[str, MergeEntity],
+) -> MergeResult:
     """A touch an interrupted run left pending first (so this merge writes after it), then the
     merge's one transaction, then the touch of its unchanged rows, piece by piece."""
     con = batch.con
-    entities = merge_entities(con)  # the catalogue read once (duckdb_columns() is not free)
     finish_touches(con, county, entities, left_by_earlier=True)
     # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
     merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
     batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
-    finish_touches(con, county, entities)
+    if batch.touch_after_commit:  # else every same row was touched in the transaction
+        finish_touches(con, county, entities)
     return merged
 
 
@@ -168,9 +177,9 @@ def _merge(
     manifest: Any,
     safety_share: float,
     quarantine: int,
+    entities: dict[str, MergeEntity],
 ) -> MergeResult:
     con = batch.con
-    entities = merge_entities(con)
     marks_before = watermarks(con, county.code)
     live_before = _live_counts(con, county.code, entities)
 
@@ -266,7 +275,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
         batch.run("30_history.sql", "open_versions" if matched else "open_new", **ids)
     if staged:  # every staged key new to core (a first load): the insert branch alone, no join
         batch.run("40_upsert.sql", "upsert" if matched else "insert_new", **ids)
-    record_same_rows(batch, spec)  # the same rows: touched after the COMMIT (warehouse/touch.py)
+    record_same_rows(batch, spec)  # the same rows: touched now if few, else after the COMMIT
     _release_staged(batch, spec)
     return {"inserted": inserted, "updated": updated, "unchanged": unchanged}
 

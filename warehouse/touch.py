@@ -21,6 +21,14 @@ transaction that grew with the county and ran out of the merge's 128 MB at æ´›å
    county is never taken over by another county's merge, ``20_claims.sql``, and the touch only
    writes that county's rows).
 
+A small touch (at most :func:`small_touch_rows` rows of an entity: a one-day incremental's few
+dozen) is made inside the merge's transaction instead, by one UPDATE from the diff
+(``touch_same``): what DuckDB holds of it until the COMMIT is a fiftieth of one piece's, and the
+pending rows, their keys and the piece's own transaction after the COMMIT cost a small merge
+more than the touch itself (bench/profiles/merge.md, "The fixed cost of a small merge"). The
+rows end the same: ``last_synced_at`` = the merge's ``now``, ``sync_run_id`` = its run,
+``source_platform`` = its platform.
+
 ``ops.sync_run`` says ``succeeded`` from the COMMIT on: its counts are true (the rows are
 unchanged); what may lag is only those rows' ``last_synced_at`` / ``sync_run_id``, and
 ``ops.touch_pending`` says so while it does (logged as a warning when a merge finds one left).
@@ -65,6 +73,17 @@ def touch_rows() -> int:
     return settings.merge_touch_rows(TOUCH_ROWS)
 
 
+#: The largest touch of one entity made inside the merge's transaction, as a share of a piece.
+SMALL_TOUCH_SHARE = 50
+
+
+def small_touch_rows() -> int:
+    """Same rows of one entity touched inside the merge's transaction (``touch_same``) rather
+    than recorded for pieces after the COMMIT: a fiftieth of a piece (5,000 rows by default; 0,
+    none, when pieces are as small as the fault tests make them)."""
+    return touch_rows() // SMALL_TOUCH_SHARE
+
+
 def _key_identifiers(spec: MergeEntity) -> dict[str, str]:
     """``{key_1}``, ``{key_2}`` (the entity's key columns in the diff ``s``; NULL for a missing
     second one) and ``{key_join_cp}`` (core ``c`` against a pending key ``p``)."""
@@ -77,14 +96,19 @@ def _key_identifiers(spec: MergeEntity) -> dict[str, str]:
 
 def record_same_rows(batch: Batch, spec: MergeEntity) -> int:
     """Inside the merge's transaction: record the rows of ``spec``'s diff found the same as core
-    for the touch after the COMMIT. Returns how many (0: nothing recorded)."""
+    for the touch after the COMMIT, or touch them now when they are few
+    (:func:`small_touch_rows`). Returns how many (0: nothing to touch)."""
     ids = {**spec.identifiers(), **_key_identifiers(spec)}
     (rows,) = batch.run("45_touch.sql", "same_rows", **ids).fetchone()
     if not rows:
         return 0
+    if rows <= small_touch_rows():
+        batch.run("45_touch.sql", "touch_same", **ids)
+        return rows
     params = {**batch.params, "entity": spec.name, "rows": rows, "pieces": -(-rows // touch_rows())}
     run(batch.con, "45_touch.sql", "record_keys", params, **ids)
     run(batch.con, "45_touch.sql", "record_pending", params)
+    batch.touch_after_commit = True
     return rows
 
 

@@ -11,6 +11,15 @@
 -- name: same_rows
 SELECT count(*) FROM {diff} WHERE same;
 
+-- name: touch_same
+-- A small touch (warehouse/touch.py, small_touch_rows) inside the merge's transaction: what
+-- touch_piece and touch_platform_piece write into the same rows, from the diff directly.
+-- source_platform = $platform whether or not it differs: the same value either way.
+UPDATE core.{entity} AS c
+SET last_synced_at = $now, sync_run_id = $run, source_platform = $platform
+FROM (SELECT {key_1} AS key_1, {key_2} AS key_2 FROM {diff} AS s WHERE s.same) AS p
+WHERE {key_join_cp} AND c.county_code = $county;
+
 -- name: record_keys
 -- The same rows' keys, each in piece hash(key) % $pieces.
 INSERT INTO ops.touch_pending_key (sync_run_id, entity, piece, key_1, key_2)
