@@ -16,7 +16,6 @@ import warehouse.key_rebuild as key_rebuild
 import warehouse.lock as warehouse_lock
 import warehouse.region_seed as region_seed
 from base import paths, settings
-from warehouse.entities import merge_entities
 from warehouse.keys import KeyScope, without_keys
 from warehouse.lake import ddl as lake_ddl
 from warehouse.lake import locks as lake_locks
@@ -78,9 +77,7 @@ def connect(
                 migrate(con)
                 check_profile(con, path)
                 if is_live:
-                    region_seed.seed_regions(
-                        con, merge_entities(con)["region"].identifiers()["hash_fields"]
-                    )
+                    region_seed.seed_regions(con)
                     record_queued_failures(con)
             yield con
             if not read_only and is_live:
@@ -115,9 +112,7 @@ def _connect_lake(read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
             with lake_locks.writer("open the warehouse"):
                 migrate(con)
                 check_profile(con, "the lake")
-                region_seed.seed_regions(
-                    con, merge_entities(con)["region"].identifiers()["hash_fields"]
-                )
+                region_seed.seed_regions(con)
                 record_queued_failures(con)
         yield con
     finally:

@@ -10,6 +10,7 @@ import polars as pl
 
 from seeds import divisions
 from warehouse.batch import load_frame
+from warehouse.entities import merge_entities
 from warehouse.keys import KeyScope
 from warehouse.statements import run
 from warehouse.transaction import transaction
@@ -19,13 +20,17 @@ SEED_SQL = "ops/region_seed.sql"
 SEED_RUN = "seed:divisions"
 
 
-def seed_regions(con, hash_fields: str) -> int:
+def seed_regions(con, hash_fields: str | None = None) -> int:
     """Insert every known division that ``core.region`` lacks (never overwrites what a
-    platform sent). Runs when the list changed since the last seeding; returns rows added."""
+    platform sent). Runs when the list changed since the last seeding; returns rows added.
+    ``hash_fields``: core.region's row_hash fields (``warehouse.entities``); by default read
+    from the catalogue, only when there is something to seed (every read-write open checks)."""
     digest = divisions.checksum()
     done = run(con, SEED_SQL, "seeded", {"digest": digest}).fetchone()[0]
     if done:
         return 0
+    if hash_fields is None:
+        hash_fields = merge_entities(con)["region"].identifiers()["hash_fields"]
     rows = divisions.known().with_columns(
         pl.lit(None, pl.Boolean).alias("is_poor_village"),
         pl.lit(None, pl.Int32).alias("poor_village_exit_year"),

@@ -22,12 +22,12 @@ transaction that grew with the county and ran out of the merge's 128 MB at æ´›å
    writes that county's rows).
 
 A small touch (at most :func:`small_touch_rows` rows of an entity: a one-day incremental's few
-dozen) is made inside the merge's transaction instead, by one UPDATE from the diff
-(``touch_same``): what DuckDB holds of it until the COMMIT is a fiftieth of one piece's, and the
-pending rows, their keys and the piece's own transaction after the COMMIT cost a small merge
-more than the touch itself (bench/profiles/merge.md, "The fixed cost of a small merge"). The
-rows end the same: ``last_synced_at`` = the merge's ``now``, ``sync_run_id`` = its run,
-``source_platform`` = its platform.
+dozen) is made inside the merge's transaction instead, by the same two UPDATEs reading the diff
+(``touch_same``, ``touch_same_platform``): what DuckDB holds of it until the COMMIT is a
+fiftieth of one piece's, and the pending rows, their keys and a transaction per entity after
+the COMMIT cost a small merge more than the touch itself (bench/profiles/merge.md, "The fixed
+cost of a small merge"). The rows end the same: ``last_synced_at`` = the merge's ``now``,
+``sync_run_id`` = its run, ``source_platform`` = its platform.
 
 ``ops.sync_run`` says ``succeeded`` from the COMMIT on: its counts are true (the rows are
 unchanged); what may lag is only those rows' ``last_synced_at`` / ``sync_run_id``, and
@@ -104,6 +104,7 @@ def record_same_rows(batch: Batch, spec: MergeEntity) -> int:
         return 0
     if rows <= small_touch_rows():
         batch.run("45_touch.sql", "touch_same", **ids)
+        batch.run("45_touch.sql", "touch_same_platform", **ids)
         return rows
     params = {**batch.params, "entity": spec.name, "rows": rows, "pieces": -(-rows // touch_rows())}
     run(batch.con, "45_touch.sql", "record_keys", params, **ids)

@@ -18,8 +18,10 @@ import warehouse.touch
 from tests.unit.test_incremental_merge import statements  # noqa: F401  (fixture)
 from tests.unit.test_merge_hash_diff import H1, P11, P12, P21, sync_once, world
 
-#: tables stamped when the warehouse is created (the wall clock, not a merge's)
-CREATED = {"ops.schema_migration", "ops.hub_profile"}
+#: tables stamped when the warehouse is created or seeded (the wall clock, not a merge's)
+CREATED = {"ops.schema_migration", "ops.hub_profile", "ops.seed"}
+#: the rows of a table the merges wrote (the lake is the live warehouse: its regions seeded)
+MERGED = {"core.region": "WHERE source_platform IS DISTINCT FROM 'seed'"}
 
 
 class Clock(datetime):
@@ -39,19 +41,28 @@ def everything(path) -> dict[str, list[tuple]]:
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
             "current_database() AND schema_name IN ('core', 'ops', 'raw') ORDER BY ALL"
         ).fetchall()
-        return {
+        state: dict = {
             f"{schema}.{table}": con.execute(
-                f"SELECT * FROM {schema}.{table} ORDER BY ALL"
+                f"SELECT * FROM {schema}.{table} {MERGED.get(f'{schema}.{table}', '')} ORDER BY ALL"
             ).fetchall()
             for schema, table in tables
             if f"{schema}.{table}" not in CREATED
         }
+        runs = con.execute("SELECT person_no, sync_run_id FROM core.person").fetchall()
+        state["person runs"] = dict(runs)
+        return state
 
 
-def three_syncs(tmp_path, monkeypatch) -> dict[str, list[tuple]]:
+def three_syncs(tmp_path, monkeypatch, request, backend) -> dict[str, list[tuple]]:
     """A first load; a re-read with one household changed and one person gone (deleted by
-    absence) beside same rows; a re-read with nothing changed. Every merge on its own clock."""
+    absence) beside same rows; a re-read with nothing changed. Every merge on its own clock;
+    on the lake, a lake of its own."""
     monkeypatch.setattr(warehouse.merge, "datetime", Clock)
+    if backend == "ducklake":  # the warehouse sync_once opens is then the live one: the lake
+        catalog = request.getfixturevalue("postgres").database(f"t_small_touch_{tmp_path.name}")
+        monkeypatch.setenv("HUB_LAKE_CATALOG", catalog)
+        monkeypatch.setenv("HUB_LAKE_DATA_PATH", str(tmp_path / "lake"))
+        monkeypatch.setenv("HUB_WAREHOUSE", str(tmp_path / "hub.duckdb"))
     changed = world(**{H1: {"income_per_capita": 9100.0}})
     changed["person"] = [p for p in changed["person"] if p["person_no"] != P12]
     changed["household"][0]["member_count"] = 1
@@ -65,15 +76,17 @@ def test_a_small_touch_in_the_transaction_leaves_what_the_pieces_leave(
     tmp_path,
     statements,  # noqa: F811  (the fixture imported above)
     monkeypatch,
+    request,
+    backend,
 ):
-    in_transaction = three_syncs(tmp_path / "small", monkeypatch)
+    in_transaction = three_syncs(tmp_path / "small", monkeypatch, request, backend)
     ran = set(statements)
     assert ("45_touch.sql", "touch_same") in ran
     assert not {("45_touch.sql", "record_keys"), ("45_touch.sql", "touch_piece")} & ran
 
     statements.clear()
     monkeypatch.setattr(warehouse.touch, "SMALL_TOUCH_SHARE", 10**12)  # never small: pieces
-    in_pieces = three_syncs(tmp_path / "pieces", monkeypatch)
+    in_pieces = three_syncs(tmp_path / "pieces", monkeypatch, request, backend)
     ran = set(statements)
     assert {("45_touch.sql", "record_keys"), ("45_touch.sql", "touch_piece")} <= ran
     assert ("45_touch.sql", "touch_same") not in ran
@@ -82,8 +95,7 @@ def test_a_small_touch_in_the_transaction_leaves_what_the_pieces_leave(
     assert in_transaction["ops.touch_pending"] == in_transaction["ops.touch_pending_key"] == []
     # the touch did write: the unchanged persons carry the last sync that saw them (r3), the
     # deleted one the sync that deleted it (r2)
-    with warehouse.connect(tmp_path / "small" / "hub.duckdb") as con:
-        runs = dict(con.execute("SELECT person_no, sync_run_id FROM core.person").fetchall())
+    runs = in_transaction["person runs"]
     assert runs == {P11: "r3", P12: "r2", P21: "r3"}
 
 

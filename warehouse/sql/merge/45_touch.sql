@@ -13,12 +13,20 @@ SELECT count(*) FROM {diff} WHERE same;
 
 -- name: touch_same
 -- A small touch (warehouse/touch.py, small_touch_rows) inside the merge's transaction: what
--- touch_piece and touch_platform_piece write into the same rows, from the diff directly.
--- source_platform = $platform whether or not it differs: the same value either way.
+-- touch_piece writes into the same rows, from the diff directly.
 UPDATE core.{entity} AS c
-SET last_synced_at = $now, sync_run_id = $run, source_platform = $platform
+SET last_synced_at = $now, sync_run_id = $run
 FROM (SELECT {key_1} AS key_1, {key_2} AS key_2 FROM {diff} AS s WHERE s.same) AS p
 WHERE {key_join_cp} AND c.county_code = $county;
+
+-- name: touch_same_platform
+-- ... and what touch_platform_piece writes: source_platform only where it differs (a column
+-- an UPDATE writes is rewritten at the checkpoint even where its value stays).
+UPDATE core.{entity} AS c
+SET source_platform = $platform
+FROM (SELECT {key_1} AS key_1, {key_2} AS key_2 FROM {diff} AS s WHERE s.same) AS p
+WHERE {key_join_cp} AND c.county_code = $county
+  AND c.source_platform IS DISTINCT FROM $platform;
 
 -- name: record_keys
 -- The same rows' keys, each in piece hash(key) % $pieces.
