@@ -126,16 +126,7 @@ def merge_county(
 
     def attempt() -> MergeResult:
         with transaction(con, merge_scope(sync_run_id, now)):  # keys: see warehouse.keys
-            # entities validated elsewhere (their accepted frame given as is) are diffed here
-            given = {
-                e: v.accepted
-                for e, v in validated.items()
-                if getattr(v, "rejected_rows", None) is None
-            }
-            if diff is None or any(e not in diff.sources for e in given):
-                # inside the transaction: a retried attempt builds its diff again
-                batch.params["now"] = now
-                diff_staged(batch, staged, entities, given, now)
+            _diff_given(batch, staged, validated, entities, diff, now)
             return _merge(
                 batch, county, staged, validated, manifest, safety_share, quarantine, entities
             )
@@ -145,6 +136,24 @@ def merge_county(
         return _merge_then_touch(batch, county, attempt, entities)
     finally:
         batch.release()
+
+
+def _diff_given(
+    batch: Batch,
+    staged: Any,
+    validated: Mapping[str, Any],
+    entities: dict[str, MergeEntity],
+    diff: StagedDiff | None,
+    now: datetime,
+) -> None:
+    """Entities validated elsewhere (their accepted frame given as is) are diffed here, inside
+    the merge's transaction: a retried attempt builds its diff again."""
+    given = {
+        e: v.accepted for e, v in validated.items() if getattr(v, "rejected_rows", None) is None
+    }
+    if diff is None or any(e not in diff.sources for e in given):
+        batch.params["now"] = now
+        diff_staged(batch, staged, entities, given, now)
 
 
 def _merge_then_touch(
