@@ -7,14 +7,19 @@ CSV seeds are read through ``seed_csv`` (:data:`SEED_CSV`)."""
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 
 from base import paths
+from warehouse import mart_delta
 from warehouse.duckdb_bounds import CITY, bound, retry_out_of_memory
 from warehouse.keys import NO_KEYED_TABLE
 from warehouse.statements import MARTS_DIR, literal, run
 from warehouse.statements import q as _q
 from warehouse.transaction import transaction
+
+log = logging.getLogger(__name__)
 
 #: The mart files read the seed CSVs (codes, the county registry, the reported figures) with
 #: ``seed_csv(path)``: all columns as text, with a 1 MiB buffer, since ``read_csv``'s default
@@ -41,9 +46,14 @@ def rebuild_marts(con: duckdb.DuckDBPyConnection) -> list[str]:
 
     def rebuild() -> list[tuple[str]]:
         with transaction(con, NO_KEYED_TABLE):  # mart tables have no keys (warehouse.keys)
+            # mart.person and mart.special_groups: only the changed persons' rows rewritten
+            # when the previous build's record allows (warehouse.mart_delta)
+            build = mart_delta.plan(con)
             for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
-                con.execute(file.read_text(encoding="utf-8"))
+                mart_delta.run_file(con, file.read_text(encoding="utf-8"), build)
             _inherit_column_comments(con)
+            mart_delta.record(con, build)
+            log.info("marts: kept tables %s (%s)", build.mode, build.reason)
             return run(con, "ops/catalog.sql", "mart_tables").fetchall()
 
     # a mart statement that cannot spill (a distinct count) may outgrow CITY's limit at a

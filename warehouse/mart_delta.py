@@ -1,0 +1,157 @@
+"""mart.person and mart.special_groups written as a row delta of their previous build.
+
+Every marts build used to re-create mart.person (one row per person, 485k at scale 1) and
+mart.special_groups (309k) whole, though a day's syncs change a few thousand persons: writing
+them was most of the marts' CPU (bench/profiles/city-step-incremental.md). When the previous
+build's record says what it saw (``marts_state``, written in the build's own transaction), a
+build rewrites instead only the rows of:
+
+* the persons the syncs since then changed (``changed_persons`` in sql/marts/delta.sql: their
+  records' or households' content changed, or they were soft-deleted; decided from the history
+  versions and deletions those syncs wrote, not from ``sync_run_id``, which 商州's daily re-read
+  stamps on every row it only saw);
+* when the data's date moved (``age_reference_date``, the same in every row): that column by one
+  narrow UPDATE, and the persons whose age at the new date differs (``aged_persons``).
+
+Those rows are deleted and inserted again from the mart's own SELECT (00_person.sql,
+04_special_groups.sql: the definition stays there, read from the file), so the tables hold what
+a full rebuild writes, row for row (tests/e2e/test_city_step_incremental.py). A full rebuild
+runs instead when there is no record, the mart files or the migrations changed since
+(``definition_digest``), a sync the record lists is gone (a restored file), on DuckLake (whose
+UPDATE of every row rewrites them all), or when the rows the delta leaves do not count as many
+as the definition gives (never seen; a warning says so). mart.special_groups' rows come in
+changed-last order after a delta (no ORDER BY of a query is affected).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from warehouse.lake.catalog import is_lake
+from warehouse.statements import MARTS_DIR, run
+
+log = logging.getLogger(__name__)
+
+DELTA_SQL = "marts/delta.sql"
+#: The mart tables written by delta, each with its rows' key column (the same for both).
+KEPT_TABLES = ("mart.person", "mart.special_groups")
+_CREATE = re.compile(r"(?:\s|--[^\n]*\n)*CREATE OR REPLACE TABLE (mart\.\w+) AS\b(.*)", re.S)
+
+
+@dataclass
+class MartsBuild:
+    """What one marts build did with the kept tables: ``mode`` ``delta`` or ``full``, and why."""
+
+    mode: str
+    reason: str
+    digest: str
+    changed_persons: int = 0
+    reference_moved: bool = False
+
+
+def definition_digest(con: duckdb.DuckDBPyConnection) -> str:
+    """The mart files' text and the applied migrations: what the kept tables' rows are a
+    function of, besides core."""
+    digest = hashlib.sha256()
+    for file in sorted(MARTS_DIR.glob("*.sql")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    for version, checksum in sorted(run(con, "ops/catalog.sql", "applied_migrations").fetchall()):
+        digest.update(f"{version}:{checksum}\0".encode())
+    return digest.hexdigest()
+
+
+def plan(con: duckdb.DuckDBPyConnection) -> MartsBuild:
+    """Decide, in the build's transaction before the mart files run, whether the kept tables
+    are written by delta; for a delta, the syncs since the previous build are in
+    ``_mart_new_runs``."""
+    digest = definition_digest(con)
+
+    def full(reason: str) -> MartsBuild:
+        return MartsBuild("full", reason, digest)
+
+    if is_lake(con):
+        return full("DuckLake: rebuilt whole")
+    if not run(con, DELTA_SQL, "record_exists").fetchone()[0]:
+        return full("no record of a previous build")
+    recorded, builds = run(con, DELTA_SQL, "recorded_digest").fetchone()
+    if builds != 1 or recorded != digest:
+        return full("the mart files or the migrations changed since the previous build")
+    for table in KEPT_TABLES:
+        schema, name = table.split(".")
+        if not run(
+            con, "ops/catalog.sql", "table_exists", {"schema": schema, "table": name}
+        ).fetchone()[0]:
+            return full(f"no {table} of a previous build")
+    (lost,) = run(con, DELTA_SQL, "lost_runs").fetchone()
+    if lost:
+        return full(f"{lost} sync(s) the previous build saw are no longer listed")
+    run(con, DELTA_SQL, "new_runs")
+    return MartsBuild("delta", "the previous build plus the syncs since", digest)
+
+
+def run_file(con: duckdb.DuckDBPyConnection, text: str, build: MartsBuild) -> None:
+    """Run one mart file; in a delta build its ``CREATE OR REPLACE TABLE`` of a kept table
+    becomes that table's delta (the rest of the file, comments included, runs as written)."""
+    if build.mode != "delta" or not any(t in text for t in KEPT_TABLES):
+        con.execute(text)
+        return
+    for statement in duckdb.extract_statements(text):
+        created = _CREATE.match(statement.query)
+        if build.mode == "delta" and created and created.group(1) in KEPT_TABLES:
+            _write_delta(con, created.group(1), created.group(2).strip(), build)
+        else:
+            con.execute(statement.query)
+
+
+def _write_delta(
+    con: duckdb.DuckDBPyConnection, table: str, definition: str, build: MartsBuild
+) -> None:
+    if table == "mart.person":
+        _person_keys(con, definition, build)
+    run(con, DELTA_SQL, "delete_changed", table=table)
+    run(con, DELTA_SQL, "insert_changed", table=table, definition=definition)
+    (expected,) = run(con, DELTA_SQL, "count_definition", definition=definition).fetchone()
+    (held,) = run(con, DELTA_SQL, "count_table", table=table).fetchone()
+    if held != expected:  # a tripwire: a full rebuild is always right
+        log.warning(
+            "%s: the delta left %d rows where its definition gives %d; rebuilt whole",
+            table,
+            held,
+            expected,
+        )
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {definition}")
+        # the kept tables after it are rebuilt whole too: their delta follows this one's keys
+        build.mode, build.reason = "full", f"{table}: the delta's row count was wrong"
+
+
+def _person_keys(con: duckdb.DuckDBPyConnection, definition: str, build: MartsBuild) -> None:
+    """``_mart_changed_keys``: the persons of the syncs since the previous build, and, when the
+    reference date moved, the persons whose age moved with it (after which the date is set)."""
+    run(con, DELTA_SQL, "changed_persons")
+    row = con.execute(f"SELECT age_reference_date FROM ({definition}) LIMIT 1").fetchone()
+    if row is not None:
+        params = {"reference": row[0]}
+        if run(con, DELTA_SQL, "reference_moved", params).fetchone()[0]:
+            build.reference_moved = True
+            run(con, DELTA_SQL, "aged_persons", definition=definition)
+            run(con, DELTA_SQL, "set_reference", params)
+    # else no live person: every row of the previous build is a changed person's, or gone
+    # (the count below then rebuilds whole)
+    (build.changed_persons,) = con.execute(
+        "SELECT count(DISTINCT person_key) FROM _mart_changed_keys"
+    ).fetchone()
+
+
+def record(con: duckdb.DuckDBPyConnection, build: MartsBuild) -> None:
+    """What this build saw, in its transaction (not on DuckLake, which always rebuilds)."""
+    if is_lake(con):
+        return
+    run(con, DELTA_SQL, "record_schema")
+    run(con, DELTA_SQL, "record_build", {"digest": build.digest, "mode": build.mode})
+    run(con, DELTA_SQL, "record_runs")
+    run(con, DELTA_SQL, "record_comments")
