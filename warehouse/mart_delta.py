@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 
 import duckdb
@@ -50,6 +51,7 @@ class MartsBuild:
     mode: str
     reason: str
     digest: str
+    previous_build: str | None = None
     changed_persons: int = 0
     reference_moved: bool = False
 
@@ -91,7 +93,8 @@ def plan(con: duckdb.DuckDBPyConnection) -> MartsBuild:
     if lost:
         return full(f"{lost} sync(s) the previous build saw are no longer listed")
     run(con, DELTA_SQL, "new_runs")
-    return MartsBuild("delta", "the previous build plus the syncs since", digest)
+    (previous,) = run(con, DELTA_SQL, "previous_build").fetchone()
+    return MartsBuild("delta", "the previous build plus the syncs since", digest, previous)
 
 
 def run_file(con: duckdb.DuckDBPyConnection, text: str, build: MartsBuild) -> None:
@@ -111,8 +114,9 @@ def run_file(con: duckdb.DuckDBPyConnection, text: str, build: MartsBuild) -> No
 def _write_delta(
     con: duckdb.DuckDBPyConnection, table: str, definition: str, build: MartsBuild
 ) -> None:
-    if table == "mart.person":
-        _person_keys(con, definition, build)
+    if table == "mart.person" and not _person_keys(con, definition, build):
+        _rebuild(con, table, definition, build, "the reference date moved in a large table")
+        return
     run(con, DELTA_SQL, "delete_changed", table=table)
     run(con, DELTA_SQL, "insert_changed", table=table, definition=definition)
     (expected,) = run(con, DELTA_SQL, "count_definition", definition=definition).fetchone()
@@ -124,34 +128,99 @@ def _write_delta(
             held,
             expected,
         )
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {definition}")
-        # the kept tables after it are rebuilt whole too: their delta follows this one's keys
-        build.mode, build.reason = "full", f"{table}: the delta's row count was wrong"
+        _rebuild(con, table, definition, build, f"{table}: the delta's row count was wrong")
 
 
-def _person_keys(con: duckdb.DuckDBPyConnection, definition: str, build: MartsBuild) -> None:
+def _rebuild(
+    con: duckdb.DuckDBPyConnection, table: str, definition: str, build: MartsBuild, why: str
+) -> None:
+    """``table`` re-created whole; the kept tables after it too (their delta follows its keys)."""
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS {definition}")
+    build.mode, build.reason = "full", why
+
+
+#: Above this many rows, a moved reference date rebuilds mart.person whole instead of one
+#: UPDATE of ``age_reference_date``: DuckDB holds an UPDATE's new values and undo until COMMIT,
+#: ~17 bytes a row (81 MB for 5M rows, measured), which at scale 10 (4.8M persons) would take
+#: most of the city step's 96 MB (``CITY``); 2M rows take ~34 MB.
+REFERENCE_UPDATE_ROWS = 2_000_000
+
+
+def _person_keys(con: duckdb.DuckDBPyConnection, definition: str, build: MartsBuild) -> bool:
     """``_mart_changed_keys``: the persons of the syncs since the previous build, and, when the
-    reference date moved, the persons whose age moved with it (after which the date is set)."""
+    reference date moved, the persons whose age moved with it (after which the date is set);
+    False when the date moved in a table too large for one UPDATE (rebuild it instead)."""
     run(con, DELTA_SQL, "changed_persons")
     row = con.execute(f"SELECT age_reference_date FROM ({definition}) LIMIT 1").fetchone()
-    if row is not None:
+    if row is not None:  # else no live person: every previous row is gone (count: rebuilt)
         params = {"reference": row[0]}
         if run(con, DELTA_SQL, "reference_moved", params).fetchone()[0]:
             build.reference_moved = True
+            (rows,) = run(con, DELTA_SQL, "count_table", table="mart.person").fetchone()
+            if rows > REFERENCE_UPDATE_ROWS:
+                return False
             run(con, DELTA_SQL, "aged_persons", definition=definition)
             run(con, DELTA_SQL, "set_reference", params)
-    # else no live person: every row of the previous build is a changed person's, or gone
-    # (the count below then rebuilds whole)
     (build.changed_persons,) = con.execute(
         "SELECT count(DISTINCT person_key) FROM _mart_changed_keys"
     ).fetchone()
+    return True
 
 
 def record(con: duckdb.DuckDBPyConnection, build: MartsBuild) -> None:
     """What this build saw, in its transaction (not on DuckLake, which always rebuilds)."""
     if is_lake(con):
         return
+    params = {
+        "build_id": uuid.uuid4().hex,
+        "previous": build.previous_build if build.mode == "delta" else None,
+        "digest": build.digest,
+        "mode": build.mode,
+        "reason": build.reason,
+        "changed_persons": build.changed_persons if build.mode == "delta" else None,
+        "reference_moved": build.reference_moved,
+    }
     run(con, DELTA_SQL, "record_schema")
-    run(con, DELTA_SQL, "record_build", {"digest": build.digest, "mode": build.mode})
+    run(con, DELTA_SQL, "record_build", params)
+    if build.mode != "delta":  # no keys were collected
+        con.execute("CREATE OR REPLACE TEMP TABLE _mart_changed_keys (person_key VARCHAR)")
+    run(con, DELTA_SQL, "record_changed_keys", params)
     run(con, DELTA_SQL, "record_runs")
     run(con, DELTA_SQL, "record_comments")
+
+
+def live_build(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The id of the live file's last marts build (attached as ``live``), for the analyst
+    publish record: the next publish applies the builds' delta to its copy
+    (:func:`apply_to_copy`)."""
+    row = _live_build(con)
+    return row[0] if row else None
+
+
+def _live_build(con: duckdb.DuckDBPyConnection) -> tuple | None:
+    if not run(con, DELTA_SQL, "live_record_exists").fetchone()[0]:
+        return None
+    return run(con, DELTA_SQL, "live_build").fetchone()
+
+
+def apply_to_copy(con: duckdb.DuckDBPyConnection, copied_build: str | None) -> list[str]:
+    """In the analyst snapshot's copy (its transaction; the live file attached as ``live``):
+    when the live file's last marts build is a delta of ``copied_build`` (the build the copy
+    holds), rewrite the rows that build rewrote, and set the reference date as it did; returns
+    the kept tables so written (none: replaced whole by the caller). The copy then holds the
+    live tables row for row: it held them as of ``copied_build``, and the live build changed
+    only those rows and that column (the caller checks the row counts)."""
+    row = _live_build(con)
+    if copied_build is None or row is None:
+        return []
+    _, previous, mode = row
+    if mode != "delta" or previous != copied_build:
+        return []
+    (rows,) = run(con, DELTA_SQL, "count_table", table="live.mart.person").fetchone()
+    if rows > REFERENCE_UPDATE_ROWS:  # the reference UPDATE's memory (see there)
+        return []
+    run(con, DELTA_SQL, "copy_reference")
+    for table in KEPT_TABLES:
+        run(con, DELTA_SQL, "copy_delete", table=table)
+        run(con, DELTA_SQL, "copy_insert", table=table)
+    return list(KEPT_TABLES)

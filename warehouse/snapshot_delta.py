@@ -46,6 +46,7 @@ import duckdb
 import warehouse.snapshots as snapshots
 from base import settings
 from schemas.columns import ENTITIES, KEYS
+from warehouse import mart_delta
 from warehouse.connection import quiet
 from warehouse.statements import literal
 from warehouse.statements import q as _q
@@ -152,6 +153,7 @@ def _write_state(live: Path, target: Path, outcome: AnalystPublish, full_size: i
         quiet(con)
         con.execute(f"ATTACH {literal(live)} AS live (READ_ONLY)")
         fingerprint = _fingerprint(con, "live")
+        mart_build = mart_delta.live_build(con)
     finally:
         con.close()
     state = {
@@ -162,6 +164,7 @@ def _write_state(live: Path, target: Path, outcome: AnalystPublish, full_size: i
         "live": str(live.resolve()),
         "file": _identity(target),
         "full_size": full_size,
+        "mart_build": mart_build,  # the live marts build the snapshot holds (its next delta's base)
         **fingerprint,
     }
     path = state_path(target)
@@ -207,7 +210,7 @@ def _publish_delta(live: Path, target: Path) -> AnalystPublish:
     )
     with snapshots.building(live, target, start_from=target) as (con, this):
         _check_against_live(con, this, state)
-        _apply(con, this, outcome)
+        _apply(con, this, outcome, state.get("mart_build"))
     return outcome
 
 
@@ -262,9 +265,12 @@ def _analyst_columns(live_columns: list[str], table: str) -> list[str]:
     return [*kept, "birth_year"] if "birth_date" in dropped else kept
 
 
-def _apply(con: duckdb.DuckDBPyConnection, this: str, outcome: AnalystPublish) -> None:
+def _apply(
+    con: duckdb.DuckDBPyConnection, this: str, outcome: AnalystPublish, mart_build: str | None
+) -> None:
     """Delete and insert the changed rows of the delta tables, replace the others, in one
-    transaction; then check the delta tables' row counts against the live file."""
+    transaction; then check the delta tables' row counts against the live file. ``mart_build``:
+    the live marts build the copy holds (``warehouse.mart_delta.apply_to_copy``)."""
     from warehouse.keys import NO_KEYED_TABLE
     from warehouse.transaction import transaction
 
@@ -291,12 +297,14 @@ def _apply(con: duckdb.DuckDBPyConnection, this: str, outcome: AnalystPublish) -
         for entity in delta:
             _apply_entity(con, entity, ("core", f"{entity}_history") in tables, outcome)
         con.execute("SET preserve_insertion_order = true")  # marts keep their ORDER BY
+        # mart.person / mart.special_groups: the rows the live build rewrote, if it can
+        kept = mart_delta.apply_to_copy(con, mart_build)
         for schema, table in sorted(tables):
-            if schema == "core" and table in delta_tables:
+            if (schema == "core" and table in delta_tables) or f"{schema}.{table}" in kept:
                 continue
             _replace(con, schema, table)
             outcome.replaced_tables.append(f"{schema}.{table}")
-        outcome.delta_tables = sorted(f"core.{t}" for t in delta_tables)
+        outcome.delta_tables = sorted([*(f"core.{t}" for t in delta_tables), *kept])
         for table in outcome.delta_tables:
             mine, live = (
                 con.execute(f"SELECT count(*) FROM {db}{table}").fetchone()[0]

@@ -95,13 +95,51 @@ SELECT count(*) FROM {table};
 -- ref).
 CREATE SCHEMA IF NOT EXISTS marts_state;
 
+-- name: previous_build
+SELECT build_id FROM marts_state.build;
+
 -- name: record_build
 CREATE OR REPLACE TABLE marts_state.build AS
-SELECT $digest AS definition_digest, $mode AS mode, now() AS built_at;
+SELECT $build_id AS build_id, $previous AS previous_build_id, $digest AS definition_digest,
+       $mode AS mode, $reason AS reason, $changed_persons::BIGINT AS changed_persons,
+       $reference_moved AS reference_moved, now() AS built_at;
+
+-- name: record_changed_keys
+-- The persons a delta build rewrote (with every row without a person_key): the analyst
+-- snapshot's delta rewrites the same rows of its copy (copy_delete, copy_insert). Empty after a
+-- full build.
+CREATE OR REPLACE TABLE marts_state.changed_key AS
+SELECT DISTINCT person_key FROM _mart_changed_keys WHERE $mode = 'delta';
 
 -- name: record_runs
 CREATE OR REPLACE TABLE marts_state.sync_run AS SELECT DISTINCT sync_run_id FROM ops.sync_run;
 
 -- name: record_comments
 COMMENT ON TABLE marts_state.build IS 'the last marts build: the digest of the definitions and migrations it ran (a change rebuilds mart.person whole), full or delta (warehouse/mart_delta.py)';
+COMMENT ON TABLE marts_state.changed_key IS 'the persons (person_key) whose mart.person and mart.special_groups rows the last build rewrote, if it was a delta (warehouse/mart_delta.py)';
 COMMENT ON TABLE marts_state.sync_run IS 'the syncs the last marts build saw: the next build rewrites only the persons of the syncs since (warehouse/mart_delta.py)';
+
+-- The analyst snapshot's copy (warehouse/snapshot_delta.py; the live file attached as live):
+-- when the live build is a delta of the build the copy holds, the same rows.
+
+-- name: live_record_exists
+SELECT count(*) = 2 FROM duckdb_tables()
+WHERE database_name = 'live' AND schema_name = 'marts_state'
+  AND table_name IN ('build', 'changed_key');
+
+-- name: live_build
+SELECT build_id, previous_build_id, mode FROM live.marts_state.build;
+
+-- name: copy_reference
+UPDATE mart.person SET age_reference_date = l.age_reference_date
+FROM (SELECT any_value(age_reference_date) AS age_reference_date FROM live.mart.person) AS l
+WHERE mart.person.age_reference_date IS DISTINCT FROM l.age_reference_date;
+
+-- name: copy_delete
+DELETE FROM {table}
+WHERE person_key IN (SELECT person_key FROM live.marts_state.changed_key) OR person_key IS NULL;
+
+-- name: copy_insert
+INSERT INTO {table} BY NAME
+SELECT * FROM live.{table}
+WHERE person_key IN (SELECT person_key FROM live.marts_state.changed_key) OR person_key IS NULL;
