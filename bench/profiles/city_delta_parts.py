@@ -54,10 +54,19 @@ with warehouse.connect() as con:
     con.execute(f"SET VARIABLE hub_seeds = {literal(paths.SEEDS)}")
     con.execute(f"SET VARIABLE hub_registry = {literal(registry_path())}")
     marts._set_connection_states(con)
+    if hasattr(marts, "SEED_CSV"):
+        con.execute(marts.SEED_CSV)
     bound(con, CITY)
     con.execute("BEGIN")
+    # this branch's marts write mart.person / mart.special_groups by delta (warehouse.mart_delta)
+    delta = getattr(marts, "mart_delta", None)
+    build = timed("marts: plan (delta or full)", lambda: delta.plan(con)) if delta else None
     for file in sorted(MARTS_DIR.glob("[0-9][0-9]_*.sql")):
-        timed("marts file " + file.name, lambda f=file: con.execute(f.read_text(encoding="utf-8")))
+        text = file.read_text(encoding="utf-8")
+        run = (lambda t=text: delta.run_file(con, t, build)) if delta else (lambda t=text: con.execute(t))
+        timed("marts file " + file.name, run)
+    if build is not None:
+        print("marts build:", build)
     con.execute("ROLLBACK")
 # the publish's parts, timed by wrapping the functions it calls (same code, same order)
 def wrap(module, name, label):
@@ -76,6 +85,8 @@ wrap(snapshot_delta, "_replace", lambda a: f"  publish: analyst delta: replace {
 wrap(snapshot_delta, "_write_state", "  publish: analyst delta: publish record")
 wrap(snapshot_delta, "_apply", "  publish: analyst delta: every table + COMMIT (sum of the above)")
 wrap(snapshot_delta, "_publish_delta", "  publish: analyst delta: all (copy, apply, CHECKPOINT, fsync)")
+if hasattr(snapshot_delta, "mart_delta"):
+    wrap(snapshot_delta.mart_delta, "apply_to_copy", "  publish: analyst delta: mart.person + special_groups by the build's delta")
 if hasattr(snapshot_delta, "_restamp"):
     wrap(snapshot_delta, "_restamp", lambda a: f"    restamp core.{a[1]}")
 
