@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 DELTA_SQL = "marts/delta.sql"
 #: The mart tables written by delta, each with its rows' key column (the same for both).
 KEPT_TABLES = ("mart.person", "mart.special_groups")
+#: A definition's closing ``ORDER BY`` of plain columns (no parenthesis, no quote), if any.
+_FINAL_ORDER_BY = re.compile(r"\sORDER BY [^()';]*$")
 _CREATE = re.compile(r"(?:\s|--[^\n]*\n)*CREATE OR REPLACE TABLE (mart\.\w+) AS\b(.*)", re.S)
 
 
@@ -123,7 +125,11 @@ def _write_delta(
         _rebuild(con, table, definition, build, "the reference date moved in a large table")
         return
     run(con, DELTA_SQL, "delete_changed", table=table)
-    run(con, DELTA_SQL, "insert_changed", table=table, definition=definition)
+    # the changed rows are appended whatever their order: a final ORDER BY would sort every
+    # row of the definition before the changed keys are kept (DuckDB does not filter below it;
+    # 04_special_groups: 0.20 CPU-s with it, 0.06 without, at scale 1)
+    unordered = _FINAL_ORDER_BY.sub("", definition)
+    run(con, DELTA_SQL, "insert_changed", table=table, definition=unordered)
     (expected,) = run(con, DELTA_SQL, "count_definition", definition=definition).fetchone()
     (held,) = run(con, DELTA_SQL, "count_table", table=table).fetchone()
     if held != expected:  # a tripwire: a full rebuild is always right
