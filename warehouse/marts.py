@@ -11,8 +11,8 @@ import logging
 
 import duckdb
 
+import warehouse.mart_delta as mart_delta
 from base import paths
-from warehouse import mart_delta
 from warehouse.duckdb_bounds import CITY, bound, retry_out_of_memory
 from warehouse.keys import NO_KEYED_TABLE
 from warehouse.statements import MARTS_DIR, literal, run

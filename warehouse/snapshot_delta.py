@@ -43,10 +43,10 @@ from pathlib import Path
 
 import duckdb
 
+import warehouse.mart_delta as mart_delta
 import warehouse.snapshots as snapshots
 from base import settings
 from schemas.columns import ENTITIES, KEYS
-from warehouse import mart_delta
 from warehouse.connection import quiet
 from warehouse.statements import literal
 from warehouse.statements import q as _q

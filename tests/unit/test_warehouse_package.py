@@ -45,6 +45,7 @@ def test_named_statements_are_unique_and_every_call_names_one():
         assert len(names) == len(set(names)), path
     constants = {"CHECKS_SQL": "checks/asset_checks.sql", "SYNC_SQL": "sync/sync.sql"}
     constants["SEED_SQL"] = "ops/region_seed.sql"
+    constants["DELTA_SQL"] = "marts/delta.sql"  # warehouse/mart_delta.py
     call = re.compile(
         r'(?:run|run_sql|batch\.run|sql)\(\s*(?:con,\s*)?("[\w/.]+"|[A-Z_]+),\s*"(\w+)"'
     )
