@@ -19,7 +19,7 @@ a full rebuild writes, row for row (tests/e2e/test_city_step_incremental.py). A 
 runs instead when there is no record, the mart files or the migrations changed since
 (``definition_digest``), a sync the record lists is gone (a restored file), on DuckLake (whose
 UPDATE of every row rewrites them all), when the date moved in a table of more than
-``REFERENCE_UPDATE_ROWS`` persons (the UPDATE's memory: scale ~4 and up), or when the rows the
+``REFERENCE_UPDATE_ROWS`` persons (the UPDATE's memory: above scale ~2), or when the rows the
 delta leaves do not count as many as the definition gives (never seen; a warning says so).
 mart.special_groups' stored rows are no longer in its ORDER BY's order after a delta (the
 changed persons' rows come last); a query's own ORDER BY is what analysts rely on.
@@ -153,9 +153,10 @@ def _rebuild(
 
 #: Above this many rows, a moved reference date rebuilds mart.person whole instead of one
 #: UPDATE of ``age_reference_date``: DuckDB holds an UPDATE's new values and undo until COMMIT,
-#: ~17 bytes a row (81 MB for 5M rows, measured), which at scale 10 (4.8M persons) would take
-#: most of the city step's 96 MB (``CITY``); 2M rows take ~34 MB.
-REFERENCE_UPDATE_ROWS = 2_000_000
+#: ~17 bytes a row (81 MB of 5M rows, 33 MB of 2M, measured), which at scale 10 (4.8M persons)
+#: would take most of the city step's 96 MB (``CITY``); with 2M rows held, a spilling join after
+#: it still fit at 96 MB but the process peaked 50 MB higher. 1M rows (~17 MB): scale ~2.
+REFERENCE_UPDATE_ROWS = 1_000_000
 
 
 def _person_keys(con: duckdb.DuckDBPyConnection, definition: str, build: MartsBuild) -> bool:

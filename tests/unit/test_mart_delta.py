@@ -109,3 +109,18 @@ def test_a_delta_that_leaves_a_wrong_row_count_is_rebuilt_whole(city, tmp_path, 
     assert (mode, why) == ("full", "mart.person: the delta's row count was wrong")
     assert "rebuilt whole" in caplog.text
     _assert_equals_a_full_build(db, tmp_path)
+
+
+def test_a_moved_date_in_a_large_table_rebuilds_whole(city, tmp_path, monkeypatch):  # noqa: F811
+    """Above REFERENCE_UPDATE_ROWS persons the date's UPDATE would hold too much until COMMIT."""
+    import warehouse.mart_delta as mart_delta
+
+    db = _copy(city, tmp_path)
+    with warehouse.connect(db) as con:
+        merge(con, LUONAN, "l3", day="2016-07-04", mode="incremental",
+              persons=[person(B + "01", ID_B1, birth_date=date(1976, 1, 1), health=["chronic"],
+                              name="李秀兰", source_updated_at=datetime(2016, 7, 4, 4, tzinfo=UTC))])  # fmt: skip
+    monkeypatch.setattr(mart_delta, "REFERENCE_UPDATE_ROWS", 3)  # the city has 5 persons
+    mode, why, *_ = _build(db)
+    assert (mode, why) == ("full", "the reference date moved in a large table")
+    _assert_equals_a_full_build(db, tmp_path)
