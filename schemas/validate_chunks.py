@@ -39,7 +39,7 @@ from schemas.validation_context import CONFLICT_SCHEMA
 #: on at most this many rows at once, so their copies and failure frames stay bounded. A model
 #: run costs ~25 CPU-ms whatever its rows (pandera's Python and ~60 planned queries for
 #: persons): 50,000 rather than 20,000 took 3-6 of 62 CPU-s off 洛南's first full merge at
-#: scale 10 (+24 MB for the checks alone, below the step's peak, which stayed at 418-420 MB:
+#: scale 10 (+24 MB for the checks alone, below the step's peak, which stayed at 417-420 MB:
 #: bench/profiles/merge.md, "A first full merge's CPU, cut").
 CHUNK_ROWS = 50_000
 
