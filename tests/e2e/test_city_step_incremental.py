@@ -7,8 +7,6 @@ runs on the DuckDB file and on DuckLake (``-m lake``); the snapshot delta is the
 
 from __future__ import annotations
 
-import shutil
-
 import duckdb
 import pytest
 
@@ -18,7 +16,10 @@ from pipelines.defs.city import SNAPSHOT
 from seeds.registry import county
 from tests.e2e.helpers import sync_city, sync_county
 from tests.e2e.test_snapshot_delta import assert_published_is_a_rebuild
-from tests.marts_definition import assert_marts_keep_one_record_per_person
+from tests.marts_definition import (
+    assert_marts_equal_a_full_build,
+    assert_marts_keep_one_record_per_person,
+)
 
 SHANGZHOU, LUONAN = county("shangzhou"), county("luonan")
 
@@ -103,34 +104,6 @@ def _marts_build() -> dict:
         return dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
 
 
-def _assert_marts_equal_a_full_build(tmp_path) -> None:
-    """Every mart table of the live file is row for row what a full build of the marts from
-    the same core writes (on a copy without the build record; mart.sync_status's clock columns
-    aside)."""
-    import warehouse
-
-    full = tmp_path / "full-marts.duckdb"
-    shutil.copyfile(paths.live_db(), full)
-    with duckdb.connect(str(full)) as con:
-        con.execute("DROP SCHEMA marts_state CASCADE")
-        warehouse.rebuild_marts(con)
-        assert con.execute("SELECT mode FROM marts_state.build").fetchone() == ("full",)
-        con.execute(f"ATTACH '{paths.live_db()}' AS built (READ_ONLY)")
-        tables = con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'built' "
-            "AND schema_name = 'mart' ORDER BY 1"
-        ).fetchall()
-        assert len(tables) >= 12
-        for (table,) in tables:
-            clock = " EXCLUDE (age_hours, built_at)" if table == "sync_status" else ""
-            for a, b in (("built.mart", "mart"), ("mart", "built.mart")):
-                (extra,) = con.execute(
-                    f"SELECT count(*) FROM (SELECT *{clock} FROM {a}.{table} "
-                    f"EXCEPT ALL SELECT *{clock} FROM {b}.{table})"
-                ).fetchone()
-                assert extra == 0, f"mart.{table}: {extra} rows of {a} not in {b}"
-
-
 @pytest.mark.e2e
 def test_the_marts_and_the_analyst_file_by_delta_equal_full_builds(simulator, hub_home, tmp_path):
     """mart.person and mart.special_groups are rewritten only for the persons the syncs changed
@@ -153,7 +126,7 @@ def test_the_marts_and_the_analyst_file_by_delta_equal_full_builds(simulator, hu
         published = _published(result)
         assert published["mode"] == "delta", published
         assert {"mart.person", "mart.special_groups"} <= set(published["delta_tables"])
-        _assert_marts_equal_a_full_build(tmp_path)
+        assert_marts_equal_a_full_build(paths.live_db(), tmp_path)
         assert_published_is_a_rebuild(tmp_path)
         with duckdb.connect(str(paths.live_db()), read_only=True) as con:
             assert_marts_keep_one_record_per_person(con)

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 import warehouse
-from tests.marts_definition import assert_marts_keep_one_record_per_person
+from tests.marts_definition import assert_marts_equal_a_full_build
 from tests.unit.test_warehouse_fixtures import LUONAN, merge, person
 from tests.unit.test_warehouse_marts import ID_B1, B, city  # noqa: F401  (city: the fixture)
 
@@ -29,34 +29,10 @@ def _build(db) -> tuple:
         ).fetchone()
 
 
-def _assert_equals_a_full_build(db, tmp_path) -> None:
-    """Every mart table of ``db`` row for row as a full build of a copy writes it."""
-    full = tmp_path / "full.duckdb"
-    shutil.copyfile(db, full)
-    with warehouse.connect(full) as con:
-        con.execute("DROP SCHEMA marts_state CASCADE")
-        warehouse.rebuild_marts(con)
-        con.execute(f"ATTACH '{db}' AS built (READ_ONLY)")
-        tables = con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'built' "
-            "AND schema_name = 'mart'"
-        ).fetchall()
-        assert len(tables) >= 12
-        for (table,) in tables:
-            clock = " EXCLUDE (age_hours, built_at)" if table == "sync_status" else ""
-            for a, b in (("built.mart", "mart"), ("mart", "built.mart")):
-                (extra,) = con.execute(
-                    f"SELECT count(*) FROM (SELECT *{clock} FROM {a}.{table} "
-                    f"EXCEPT ALL SELECT *{clock} FROM {b}.{table})"
-                ).fetchone()
-                assert extra == 0, f"mart.{table}: {extra} rows of {a} not in {b}"
-        assert_marts_keep_one_record_per_person(con, "built.")
-
-
 def test_a_build_with_nothing_new_is_a_delta_of_nothing(city, tmp_path):  # noqa: F811
     db = _copy(city, tmp_path)
     assert _build(db) == ("delta", "the previous build plus the syncs since", 0, False)
-    _assert_equals_a_full_build(db, tmp_path)
+    assert_marts_equal_a_full_build(db, tmp_path)
 
 
 def test_a_changed_person_and_a_moved_date_rewrite_that_person_only(city, tmp_path):  # noqa: F811
@@ -74,7 +50,7 @@ def test_a_changed_person_and_a_moved_date_rewrite_that_person_only(city, tmp_pa
         assert con.execute(
             "SELECT group_code FROM mart.special_groups WHERE household_no = ? ORDER BY 1", [B]
         ).fetchall() == [("chronic_illness",)]
-    _assert_equals_a_full_build(db, tmp_path)
+    assert_marts_equal_a_full_build(db, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +71,7 @@ def test_a_build_without_a_usable_record_is_full(city, tmp_path, spoil, reason):
         con.execute(spoil)
     mode, why, *_ = _build(db)
     assert mode == "full" and reason in why, why
-    _assert_equals_a_full_build(db, tmp_path)
+    assert_marts_equal_a_full_build(db, tmp_path)
 
 
 def test_a_delta_that_leaves_a_wrong_row_count_is_rebuilt_whole(city, tmp_path, caplog):  # noqa: F811
@@ -108,7 +84,7 @@ def test_a_delta_that_leaves_a_wrong_row_count_is_rebuilt_whole(city, tmp_path, 
         mode, why, *_ = _build(db)
     assert (mode, why) == ("full", "mart.person: the delta's row count was wrong")
     assert "rebuilt whole" in caplog.text
-    _assert_equals_a_full_build(db, tmp_path)
+    assert_marts_equal_a_full_build(db, tmp_path)
 
 
 def test_a_moved_date_in_a_large_table_rebuilds_whole(city, tmp_path, monkeypatch):  # noqa: F811
@@ -123,4 +99,4 @@ def test_a_moved_date_in_a_large_table_rebuilds_whole(city, tmp_path, monkeypatc
     monkeypatch.setattr(mart_delta, "REFERENCE_UPDATE_ROWS", 3)  # the city has 5 persons
     mode, why, *_ = _build(db)
     assert (mode, why) == ("full", "the reference date moved in a large table")
-    _assert_equals_a_full_build(db, tmp_path)
+    assert_marts_equal_a_full_build(db, tmp_path)
