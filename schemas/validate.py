@@ -61,7 +61,9 @@ from schemas.validate_chunks import (
     conflict_candidates,
     cross_frame,
     empty_conflicts,
+    households_of,
     partition_frame,
+    partitioned_households,
     partitions,
     row_failures,
 )
@@ -190,10 +192,15 @@ def _by_household(
         ctx = replace(ctx, existing_members=members.collect())
     pieces: dict[str, list[Validated]] = {e: [] for e in present}
     poor: list[pl.Series] = []
+    households = partitioned_households(ctx.existing_households, parts)
     for part in range(parts):
         dfs = {e: partition_frame(e, frames[e], part, parts) for e in present}
         rows = {e: df["_row"].implode() for e, df in dfs.items()}
-        run = _Run(dfs, dfs, ctx, {e: fails[e].filter(pl.col("_row").is_in(rows[e])) for e in dfs})
+        # the orphan checks of a partition's children need only its own households
+        local = replace(ctx, existing_households=households_of(households, part, parts))
+        run = _Run(
+            dfs, dfs, local, {e: fails[e].filter(pl.col("_row").is_in(rows[e])) for e in dfs}
+        )
         facts = _household_rejects(run, villages)
         _child_rejects(run, known_cadres)
         accepted = {e: run.accepted_part(e) for e in dfs}

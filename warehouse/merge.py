@@ -15,6 +15,7 @@ from base.errors import SafetyStop, redact_url
 from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch
+from warehouse.checkpoint import checkpoint_after
 from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
 from warehouse.entities import MergeEntity, merge_entities
 from warehouse.keys import merge_scope
@@ -166,9 +167,11 @@ def _merge_then_touch(
     merge's one transaction, then the touch of its unchanged rows, piece by piece."""
     con = batch.con
     finish_touches(con, county, entities, left_by_earlier=True)
-    # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
-    merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
-    batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
+    # DuckDB's checkpoint once the merge's temp tables are dropped, not at its COMMIT
+    with checkpoint_after(con):
+        # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
+        merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
+        batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
     if batch.touch_after_commit:  # else every same row was touched in the transaction
         finish_touches(con, county, entities)
     return merged

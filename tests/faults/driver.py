@@ -1,12 +1,13 @@
 """A hub command run as a real process for the fault suite, optionally stopping at a chosen
 point so the test can ``kill -9`` it there (or let it go on).
 
-    python -m tests.faults.driver [--pause-at landing|merge|publish] [--ready FILE] [--go FILE]
+    python -m tests.faults.driver [--pause-at landing|merge|checkpoint|touch|publish] [--ready FILE] [--go FILE]
                                   -- <hub arguments, e.g. sync luonan --mode full>
 
 ``--pause-at`` wraps one product function in this process only: ``landing`` with the fourth
 page written as ``.part`` but not yet renamed, ``merge`` inside the merge transaction after the upserts (the warehouse lock
-held), ``touch`` after the merge's COMMIT and the first piece of the touch of unchanged rows
+held), ``checkpoint`` after the merge's COMMIT (in the WAL) and before its checkpoint
+(``warehouse.checkpoint``), ``touch`` after the merge's COMMIT and the first piece of the touch of unchanged rows
 (``warehouse.touch``), before the second piece's transaction, ``publish`` half-way through the
 byte copy of the snapshot. At that point the driver
 creates ``--ready`` and waits until ``--go`` exists (forever without ``--go``): the test then
@@ -60,6 +61,16 @@ def install(point: str, ready: Path | None, go: Path | None) -> None:
             return original_delete(*args, **kwargs)
 
         warehouse.merge._soft_delete = soft_delete
+    elif point == "checkpoint":
+        import warehouse.checkpoint
+
+        real_checkpoint = warehouse.checkpoint.checkpoint
+
+        def checkpoint(con):
+            _pause(ready, go)  # the merge has committed into the WAL, not yet checkpointed
+            return real_checkpoint(con)
+
+        warehouse.checkpoint.checkpoint = checkpoint
     elif point == "touch":
         from contextlib import contextmanager
 
