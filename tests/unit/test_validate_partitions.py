@@ -59,7 +59,9 @@ def test_partitions_find_orphans_against_the_warehouse_households_as_whole_frame
     frames = _frames(world, county)
     households = frames["household"]["household_no"].unique().sort()
     absent = households.gather_every(3)  # a third of the households not in this batch
-    frames["household"] = frames["household"].filter(~pl.col("household_no").is_in(absent.implode()))
+    frames["household"] = frames["household"].filter(
+        ~pl.col("household_no").is_in(absent.implode())
+    )
     in_core = pl.DataFrame({"household_no": absent.gather_every(2)})  # half of them in core
     context = ValidationContext(as_of=date(2016, 7, 1), existing_households=in_core)
     whole = validate_county(frames, context)
