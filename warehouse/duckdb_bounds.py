@@ -12,7 +12,9 @@ succeeds, with a warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -50,19 +52,58 @@ class StepBound:
 #: counties' merges at scale 5 (bench/README.md, "DuckLake").
 MERGE = StepBound("MERGE", "128MB", 1, retry_memory_limit="1GB")
 
-#: The merge's transaction, after validation (``staged_rows.spilled`` sets it): 96 MB. With the
-#: forked step's own ~250 MB (code and Dagster) it keeps the merge steps under 400 MB at scale
-#: 1.0, where 128 MB put them at 410-440 MB; the row-hash diff before validation keeps
-#: ``MERGE``'s 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran out in ``diff person``,
-#: which has no second try). Out of memory in the transaction: once more at ``MERGE``'s retry
-#: limit (bench/profiles/merge.md, "Issue 13, fourth round").
-MERGE_WRITE = StepBound("MERGE_WRITE", "96MB", 1)
+#: The merge's transaction, after validation (``staged_rows.spilled`` sets it): 80 MB, its
+#: stage statements 96 MB (``STAGE_MEMORY_LIMIT``). With the forked step's own ~250 MB (code
+#: and Dagster) 96 MB kept the merge steps under 400 MB at scale 1.0, where 128 MB put them at
+#: 410-440 MB; at scale 10 the transaction sat at 385-405 MB with DuckDB's 96 MB full of
+#: evictable temp tables, and 80 MB takes it ~15 MB lower (bench/profiles/merge.md, "The
+#: checkpoint after the transaction"). The row-hash diff before validation keeps ``MERGE``'s
+#: 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran out in ``diff person``, which has no
+#: second try). Out of memory in the transaction: once more at ``MERGE``'s retry limit
+#: (bench/profiles/merge.md, "Issue 13, fourth round").
+MERGE_WRITE = StepBound("MERGE_WRITE", "80MB", 1)
+
+#: The least memory the merge's stage statements (``10_stage.sql``, ``stage``: every column of
+#: the changed rows read from the staged Parquet files, cast, hashed) run with: at 80 MB (and
+#: 64 MB) ``stage person`` of 洛南's first load at scale 10 ran out of memory.
+STAGE_MEMORY_LIMIT = "96MB"
+
+#: Bytes per unit of DuckDB's memory sizes: as written in a setting (``96MB``, 1000^i) and as
+#: ``current_setting`` shows them (``91.5 MiB``, 1024^i).
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def size_bytes(text: str) -> int | None:
+    """``96MB``, ``91.5 MiB``, ``1000 bytes`` -> bytes; None for what is not a size."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
+    if not match or match[2].upper() not in _UNITS:
+        return None
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
+@contextmanager
+def at_least(con: duckdb.DuckDBPyConnection, limit: str, base: str) -> Iterator[None]:
+    """Run the block with DuckDB's memory limit at ``limit`` where the connection runs at
+    ``base`` (the setting as written: DuckDB shows it rounded down, ``80MB`` as 76.2 MiB) and
+    ``limit`` is the larger; ``base`` again afterwards. A connection above ``base`` (a retry's
+    1 GB) and a ``base`` above ``limit`` (an operator's, the lake's) stay as they are."""
+    current = size_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    wanted, usual = size_bytes(limit), size_bytes(base)
+    if None in (current, wanted, usual) or current > usual or wanted <= usual:
+        yield
+        return
+    con.execute(f"SET memory_limit = {literal(limit)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = {literal(base)}")
 
 
 def merge_write_limit(con: duckdb.DuckDBPyConnection) -> str:
     """The merge transaction's limit: ``HUB_MERGE_WRITE_MEMORY_LIMIT`` when set; else the
     merge's own (``MERGE``) when ``HUB_MERGE_MEMORY_LIMIT`` is set or on the lake (whose
-    default is ``WRITE_MEMORY_LIMIT`` for both); else ``MERGE_WRITE``'s 96 MB."""
+    default is ``WRITE_MEMORY_LIMIT`` for both); else ``MERGE_WRITE``'s 80 MB."""
     if settings.duckdb_memory_limit(MERGE_WRITE.name, "") or not (
         settings.duckdb_memory_limit(MERGE.name, "") or is_lake(con)
     ):

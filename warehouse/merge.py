@@ -16,7 +16,13 @@ from schemas.entities import CHILD_ENTITIES, HISTORY_ENTITIES
 from schemas.sanity import watermark_in_future
 from warehouse.batch import Batch
 from warehouse.checkpoint import checkpoint_after
-from warehouse.duckdb_bounds import MERGE, retry_out_of_memory
+from warehouse.duckdb_bounds import (
+    MERGE,
+    STAGE_MEMORY_LIMIT,
+    at_least,
+    merge_write_limit,
+    retry_out_of_memory,
+)
 from warehouse.entities import MergeEntity, merge_entities
 from warehouse.keys import merge_scope
 from warehouse.lake.retry import retry_conflicts
@@ -262,7 +268,8 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     (repeated,) = batch.run("10_stage.sql", "repeated_keys", **ids).fetchone()
     if repeated:
         batch.run("10_stage.sql", "drop_older", **ids)
-    batch.run("10_stage.sql", "stage", **ids)
+    with at_least(batch.con, STAGE_MEMORY_LIMIT, merge_write_limit(batch.con)):
+        batch.run("10_stage.sql", "stage", **ids)
     # the statements below that read only the stage do nothing when it is empty (every row the
     # same as core, or none delivered: most entities of an incremental), so they are skipped
     staged = _row_count(batch.con, ids["stage"]) > 0
