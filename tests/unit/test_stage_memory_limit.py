@@ -1,5 +1,5 @@
 """The merge's transaction runs at ``MERGE_WRITE``'s 80 MB and only its stage statements (which
-read every column of the staged Parquet files) at ``STAGE_MEMORY_LIMIT``'s 96 MB (issue 13: the
+read every column of the staged Parquet files) at ``WIDE_STATEMENT_LIMIT``'s 96 MB (issue 13: the
 transaction sat at DuckDB's full limit of evictable temp tables, the merge step's peak at scale
 10; bench/profiles/merge.md, "The checkpoint after the transaction"). A real landing from the
 simulator on loopback, merged by the real merge; no timing."""
@@ -12,7 +12,7 @@ from pipelines import sync
 from seeds.registry import county
 from tests.conftest import serving
 from warehouse import batch as batch_module
-from warehouse.duckdb_bounds import STAGE_MEMORY_LIMIT, at_least, merge_write_limit, size_bytes
+from warehouse.duckdb_bounds import WIDE_STATEMENT_LIMIT, at_least, merge_write_limit, size_bytes
 
 
 def _limit(con: duckdb.DuckDBPyConnection) -> int:
@@ -36,7 +36,7 @@ def test_the_transaction_runs_at_80mb_and_its_stage_statements_at_96mb(hub_home,
     monkeypatch.setattr(batch_module, "run_statement", watched)
     sync.merge(county("luonan"), landed)
 
-    assert limits["10_stage.sql:stage"] == {_mib(STAGE_MEMORY_LIMIT)}
+    assert limits["10_stage.sql:stage"] == {_mib(WIDE_STATEMENT_LIMIT)}
     transaction = [s for name, s in limits.items() if name.startswith(("30_", "40_", "60_"))]
     assert set().union(*transaction) == {_mib(merge_write_limit(duckdb.connect()))}
 
