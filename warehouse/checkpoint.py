@@ -4,11 +4,11 @@ DuckDB checkpoints by itself at a COMMIT whose write-ahead log passes ``checkpoi
 (16 MiB) or whose write is large (``auto_checkpoint_skip_wal_threshold``: it then skips the WAL
 and checkpoints). A merge's COMMIT is such a commit, and its checkpoint (compressing what
 changed, and the row-group vacuum that grows with what the warehouse holds) ran while the
-transaction's temp tables still filled the merge's buffer pool and validation's results were
-still held: the peak of the counties merged after others at scale 10 (bench/profiles/merge.md,
+transaction's temp tables still filled the merge's buffer pool: the peak of the counties merged after others at scale 10 (bench/profiles/merge.md,
 "The checkpoint after the transaction"). Here the COMMIT only writes the WAL (a bulk insert's
 row groups were written to the file during the transaction; the WAL points at them), and the
-same checkpoint runs once the temp tables are dropped.
+same checkpoint runs once the temp tables are dropped, at a memory limit of its own
+(``duckdb_bounds.CHECKPOINT_MEMORY_LIMIT``).
 
 Crash semantics are DuckDB's own and unchanged: a committed transaction is in the WAL, which
 the next read-write open replays and checkpoints (``warehouse.live_copy``, ``hub backup``); a
@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 import duckdb
 
+from warehouse.duckdb_bounds import CHECKPOINT_MEMORY_LIMIT
 from warehouse.lake.catalog import is_lake
 from warehouse.statements import literal
 
@@ -60,9 +61,14 @@ def checkpoint_after(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def checkpoint(con: duckdb.DuckDBPyConnection) -> None:
-    """``CHECKPOINT`` the file; one that fails is logged: what was committed is in the WAL,
-    which the connection's close (or the next open) checkpoints."""
+    """``CHECKPOINT`` the file at ``CHECKPOINT_MEMORY_LIMIT``, the connection's limit again
+    afterwards. One that fails (out of memory, disk full) is logged: what was committed is in
+    the WAL, which the connection's close (at its own limit) or the next open checkpoints."""
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = {literal(CHECKPOINT_MEMORY_LIMIT)}")
     try:
         con.execute("CHECKPOINT")
     except duckdb.Error as exc:
         log.warning("the checkpoint after the merge failed (%s); the WAL keeps the merge", exc)
+    finally:
+        con.execute(f"SET memory_limit = {literal(limit)}")

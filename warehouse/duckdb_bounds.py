@@ -71,6 +71,14 @@ MERGE_WRITE = StepBound("MERGE_WRITE", "80MB", 1)
 #: counties.
 WIDE_STATEMENT_LIMIT = "96MB"
 
+#: DuckDB's memory limit for the merge's checkpoint after its transaction
+#: (``warehouse.checkpoint``): the checkpoint fills whatever limit it has (compressing, and
+#: rewriting the row groups its vacuum merges) and grows with the warehouse. 镇安 merged after
+#: five counties at scale 10 peaked at 435 MB in it at the transaction's limit, 388 MB at 48 MB
+#: and 376 MB at 32 MB, for the same CPU seconds (bench/profiles/merge.md, "The checkpoint after
+#: the transaction").
+CHECKPOINT_MEMORY_LIMIT = "32MB"
+
 #: Bytes per unit of DuckDB's memory sizes: as written in a setting (``96MB``, 1000^i) and as
 #: ``current_setting`` shows them (``91.5 MiB``, 1024^i).
 _UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}

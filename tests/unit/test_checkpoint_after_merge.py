@@ -36,6 +36,10 @@ def _temp_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [name for (name,) in rows if name.startswith(MERGE_TEMP_PREFIXES)]
 
 
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
 def _threshold(con: duckdb.DuckDBPyConnection) -> str:
     return con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
 
@@ -69,9 +73,11 @@ def test_the_merge_checkpoints_after_its_transaction_not_at_its_commit(hub_home,
             "temp tables": _temp_tables(con),
             "threshold": _threshold(con),
             "wal before": _wal_bytes(),
+            "limit before": _memory_limit(con),
         }
         checkpoint(con)
         seen["wal after"] = _wal_bytes()
+        seen["limit after"] = _memory_limit(con)
         at_checkpoint.append(seen)
 
     monkeypatch.setattr(staged_rows, "limit_memory", small_threshold)
@@ -89,3 +95,4 @@ def test_the_merge_checkpoints_after_its_transaction_not_at_its_commit(hub_home,
     assert seen["temp tables"] == []  # dropped before the checkpoint
     assert seen["wal before"] > 0 and seen["wal after"] == 0  # the merge, checkpointed here
     assert seen["threshold"] == set_before[0]  # the connection's own setting is back
+    assert seen["limit after"] == seen["limit before"]  # the checkpoint's own limit, then back
