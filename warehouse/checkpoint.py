@@ -39,10 +39,11 @@ AUTOMATIC_CHECKPOINT = {
 
 
 @contextmanager
-def checkpoint_after(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def checkpoint_after(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
     """No automatic checkpoint at the COMMITs of the block; one ``CHECKPOINT`` after it when it
-    ended normally (the block's temp tables dropped by then). DuckLake has no such checkpoint
-    (its ``CHECKPOINT`` is the lake's maintenance): there the block runs as it is."""
+    ended normally (the block's temp tables dropped by then), then DuckDB's memory limit
+    ``limit``. DuckLake has no such checkpoint (its ``CHECKPOINT`` is the lake's maintenance):
+    there the block runs as it is."""
     if is_lake(con):
         yield
         return
@@ -57,14 +58,14 @@ def checkpoint_after(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     finally:
         for name, value in before.items():
             con.execute(f"SET {name} = {literal(str(value))}")
-    checkpoint(con)
+    checkpoint(con, limit)
 
 
-def checkpoint(con: duckdb.DuckDBPyConnection) -> None:
-    """``CHECKPOINT`` the file at ``CHECKPOINT_MEMORY_LIMIT``, the connection's limit again
-    afterwards. One that fails (out of memory, disk full) is logged: what was committed is in
-    the WAL, which the connection's close (at its own limit) or the next open checkpoints."""
-    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+def checkpoint(con: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """``CHECKPOINT`` the file at ``CHECKPOINT_MEMORY_LIMIT``, then set the memory limit to
+    ``limit`` (as written: DuckDB shows a limit rounded down, so the one it shows cannot be set
+    back as it was). One that fails (out of memory, disk full) is logged: what was committed is
+    in the WAL, which the connection's close or the next open checkpoints."""
     con.execute(f"SET memory_limit = {literal(CHECKPOINT_MEMORY_LIMIT)}")
     try:
         con.execute("CHECKPOINT")

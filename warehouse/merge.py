@@ -174,7 +174,7 @@ def _merge_then_touch(
     con = batch.con
     finish_touches(con, county, entities, left_by_earlier=True)
     # DuckDB's checkpoint once the merge's temp tables are dropped, not at its COMMIT
-    with checkpoint_after(con):
+    with checkpoint_after(con, merge_write_limit(con)):  # the touch at the merge's write limit
         # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
         merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
         batch.release()  # the touch after the COMMIT needs none of the merge's temp tables

@@ -68,14 +68,14 @@ def test_the_merge_checkpoints_after_its_transaction_not_at_its_commit(hub_home,
     at_checkpoint: list[dict] = []
     checkpoint = checkpoint_module.checkpoint
 
-    def watched_checkpoint(con):
+    def watched_checkpoint(con, limit):
         seen = {
             "temp tables": _temp_tables(con),
             "threshold": _threshold(con),
             "wal before": _wal_bytes(),
             "limit before": _memory_limit(con),
         }
-        checkpoint(con)
+        checkpoint(con, limit)
         seen["wal after"] = _wal_bytes()
         seen["limit after"] = _memory_limit(con)
         at_checkpoint.append(seen)
