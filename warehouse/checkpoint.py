@@ -14,7 +14,9 @@ Crash semantics are DuckDB's own and unchanged: a committed transaction is in th
 the next read-write open replays and checkpoints (``warehouse.live_copy``, ``hub backup``); a
 merge killed before its COMMIT left nothing. The checkpoint is not part of the merge's
 outcome: one that fails (disk full) is logged, the merge stands, and the connection's close
-(or the next open) checkpoints the WAL.
+(or the next open) checkpoints the WAL. One that runs out of memory is FATAL in DuckDB (the
+database is invalidated in this process, the step fails after its COMMIT, the WAL keeps the
+merge for the next open): hence ``CHECKPOINT_MEMORY_LIMIT``'s headroom.
 """
 
 from __future__ import annotations
