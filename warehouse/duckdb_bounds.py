@@ -52,18 +52,19 @@ class StepBound:
 #: counties' merges at scale 5 (bench/README.md, "DuckLake").
 MERGE = StepBound("MERGE", "128MB", 1, retry_memory_limit="1GB")
 
-#: The merge's transaction, after validation (``staged_rows.spilled`` sets it): 80 MB, its
-#: wide statements 96 MB (``WIDE_STATEMENT_LIMIT``). With the forked step's own ~250 MB (code
-#: and Dagster) 96 MB kept the merge steps under 400 MB at scale 1.0, where 128 MB put them at
-#: 410-440 MB; at scale 10 the transaction sat at 385-405 MB with DuckDB's 96 MB full of
-#: evictable temp tables, and 80 MB takes it ~15 MB lower (bench/profiles/merge.md, "The
-#: checkpoint after the transaction"). The row-hash diff before validation keeps ``MERGE``'s
-#: 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran out in ``diff person``, which has no
-#: second try). Out of memory in the transaction: once more at ``MERGE``'s retry limit
-#: (bench/profiles/merge.md, "Issue 13, fourth round").
-MERGE_WRITE = StepBound("MERGE_WRITE", "80MB", 1)
+#: The merge's transaction, after validation (``staged_rows.spilled`` sets it): 96 MB. With the
+#: forked step's own ~250 MB (code and Dagster) 96 MB kept the merge steps under 400 MB at scale
+#: 1.0, where 128 MB put them at 410-440 MB. 80 MB was tried (13ad: the transaction sat at
+#: 385-405 MB at scale 10 with DuckDB's 96 MB full of evictable temp tables) and reverted: in the
+#: city run at scale 10 洛南's merge, third, ran out at 80 MB and went once more at 1 GB (a step
+#: of 1.2 GB; bench/README.md, "Latest figures"). The row-hash diff before validation keeps
+#: ``MERGE``'s 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran out in ``diff person``,
+#: which has no second try). Out of memory in the transaction: once more at ``MERGE``'s retry
+#: limit (bench/profiles/merge.md, "Issue 13, fourth round").
+MERGE_WRITE = StepBound("MERGE_WRITE", "96MB", 1)
 
-#: The least memory the merge's wide statements run with: the stage statements (``10_stage.sql``,
+#: The least memory the merge's wide statements run with, when an operator sets the transaction's
+#: limit lower (``HUB_MERGE_WRITE_MEMORY_LIMIT``): the stage statements (``10_stage.sql``,
 #: ``stage``: every column of the changed rows read from the staged Parquet files, cast,
 #: hashed) and the pieces of ``shared_person_keys`` (``warehouse/shared_keys.py``: their size
 #: was chosen at 96 MB). At 80 MB ``stage person`` of 洛南's first load at scale 10 ran out of
@@ -115,7 +116,7 @@ def at_least(con: duckdb.DuckDBPyConnection, limit: str, base: str) -> Iterator[
 def merge_write_limit(con: duckdb.DuckDBPyConnection) -> str:
     """The merge transaction's limit: ``HUB_MERGE_WRITE_MEMORY_LIMIT`` when set; else the
     merge's own (``MERGE``) when ``HUB_MERGE_MEMORY_LIMIT`` is set or on the lake (whose
-    default is ``WRITE_MEMORY_LIMIT`` for both); else ``MERGE_WRITE``'s 80 MB."""
+    default is ``WRITE_MEMORY_LIMIT`` for both); else ``MERGE_WRITE``'s 96 MB."""
     if settings.duckdb_memory_limit(MERGE_WRITE.name, "") or not (
         settings.duckdb_memory_limit(MERGE.name, "") or is_lake(con)
     ):

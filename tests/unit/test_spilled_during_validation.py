@@ -77,7 +77,7 @@ def test_the_transaction_limit_follows_the_settings(merge_connection, monkeypatc
     con = merge_connection
     monkeypatch.delenv("HUB_MERGE_MEMORY_LIMIT", raising=False)
     monkeypatch.delenv("HUB_MERGE_WRITE_MEMORY_LIMIT", raising=False)
-    assert merge_write_limit(con) == "80MB"
+    assert merge_write_limit(con) == "96MB"
     monkeypatch.setenv("HUB_MERGE_MEMORY_LIMIT", "1GB")  # an operator's merge limit holds
     assert merge_write_limit(con) == "1GB"
     monkeypatch.setenv("HUB_MERGE_WRITE_MEMORY_LIMIT", "200MB")

@@ -1,7 +1,7 @@
-"""The merge's transaction runs at ``MERGE_WRITE``'s 80 MB and only its stage statements (which
-read every column of the staged Parquet files) at ``WIDE_STATEMENT_LIMIT``'s 96 MB (issue 13: the
-transaction sat at DuckDB's full limit of evictable temp tables, the merge step's peak at scale
-10; bench/profiles/merge.md, "The checkpoint after the transaction"). A real landing from the
+"""A merge transaction run below 96 MB (an operator's ``HUB_MERGE_WRITE_MEMORY_LIMIT``) still runs
+its stage statements (which read every column of the staged Parquet files) at
+``WIDE_STATEMENT_LIMIT``'s 96 MB: at 80 MB ``stage person`` of 洛南's first load at scale 10 ran
+out (bench/profiles/merge.md, "The checkpoint after the transaction"). A real landing from the
 simulator on loopback, merged by the real merge; no timing."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ def _limit(con: duckdb.DuckDBPyConnection) -> int:
     return size_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
 
 
-def test_the_transaction_runs_at_80mb_and_its_stage_statements_at_96mb(hub_home, monkeypatch):
+def test_a_transaction_at_80mb_runs_its_stage_statements_at_96mb(hub_home, monkeypatch):
     monkeypatch.delenv("HUB_MERGE_MEMORY_LIMIT", raising=False)
-    monkeypatch.delenv("HUB_MERGE_WRITE_MEMORY_LIMIT", raising=False)
+    monkeypatch.setenv("HUB_MERGE_WRITE_MEMORY_LIMIT", "80MB")
     with serving(monkeypatch):
         landed = sync.land(county("luonan"), "full")
 
@@ -38,7 +38,9 @@ def test_the_transaction_runs_at_80mb_and_its_stage_statements_at_96mb(hub_home,
 
     assert limits["10_stage.sql:stage"] == {_mib(WIDE_STATEMENT_LIMIT)}
     transaction = [s for name, s in limits.items() if name.startswith(("30_", "40_", "60_"))]
-    assert set().union(*transaction) == {_mib(merge_write_limit(duckdb.connect()))}
+    assert (
+        set().union(*transaction) == {_mib("80MB")} == {_mib(merge_write_limit(duckdb.connect()))}
+    )
 
 
 def _mib(limit: str) -> int:
