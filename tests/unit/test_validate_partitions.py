@@ -28,18 +28,23 @@ def _everything(result) -> dict[str, list[tuple]]:
     }
 
 
+def _whole_and_parted(frames, context, tmp_path, monkeypatch):
+    """Validation of the whole frames, and of the same frames from Parquet files in many
+    partitions of 40 households and chunks of 333 rows."""
+    whole = validate_county(frames, context)
+    for entity, df in frames.items():
+        df.write_parquet(tmp_path / f"{entity}.parquet")
+    lazy = {e: pl.scan_parquet(tmp_path / f"{e}.parquet") for e in frames}
+    monkeypatch.setenv("HUB_VALIDATION_PARTITION_HOUSEHOLDS", "40")  # many partitions
+    return whole, validate_county(lazy, context, chunk_rows=333)
+
+
 @pytest.mark.parametrize("slug", ["luonan", "shangzhou"])
 def test_partitions_and_chunks_find_what_whole_frames_find(world, slug, tmp_path, monkeypatch):
     county = next(c for c in world.counties if c.slug == slug)
     frames = _frames(world, county)
     context = ValidationContext(as_of=date(2016, 7, 1))
-    whole = validate_county(frames, context)
-
-    for entity, df in frames.items():
-        df.write_parquet(tmp_path / f"{entity}.parquet")
-    lazy = {e: pl.scan_parquet(tmp_path / f"{e}.parquet") for e in frames}
-    monkeypatch.setenv("HUB_VALIDATION_PARTITION_HOUSEHOLDS", "40")  # many partitions
-    parted = validate_county(lazy, context, chunk_rows=333)
+    whole, parted = _whole_and_parted(frames, context, tmp_path, monkeypatch)
 
     assert frames["household"].height > 3 * 40  # really several partitions
     assert _everything(parted) == _everything(whole)
@@ -64,13 +69,7 @@ def test_partitions_find_orphans_against_the_warehouse_households_as_whole_frame
     )
     in_core = pl.DataFrame({"household_no": absent.gather_every(2)})  # half of them in core
     context = ValidationContext(as_of=date(2016, 7, 1), existing_households=in_core)
-    whole = validate_county(frames, context)
-
-    for entity, df in frames.items():
-        df.write_parquet(tmp_path / f"{entity}.parquet")
-    lazy = {e: pl.scan_parquet(tmp_path / f"{e}.parquet") for e in frames}
-    monkeypatch.setenv("HUB_VALIDATION_PARTITION_HOUSEHOLDS", "40")  # many partitions
-    parted = validate_county(lazy, context, chunk_rows=333)
+    whole, parted = _whole_and_parted(frames, context, tmp_path, monkeypatch)
 
     assert _everything(parted) == _everything(whole)
     orphans = whole["person"].rejects.filter(pl.col("rule") == "orphan_household")
