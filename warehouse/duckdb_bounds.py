@@ -113,6 +113,12 @@ def at_least(con: duckdb.DuckDBPyConnection, limit: str, base: str) -> Iterator[
         con.execute(f"SET memory_limit = {literal(base)}")
 
 
+def wide_statements(con: duckdb.DuckDBPyConnection):
+    """The block (the merge's stage statements, ``shared_person_keys``' pieces) at no less than
+    ``WIDE_STATEMENT_LIMIT``, whatever the merge transaction's own limit."""
+    return at_least(con, WIDE_STATEMENT_LIMIT, merge_write_limit(con))
+
+
 def merge_write_limit(con: duckdb.DuckDBPyConnection) -> str:
     """The merge transaction's limit: ``HUB_MERGE_WRITE_MEMORY_LIMIT`` when set; else the
     merge's own (``MERGE``) when ``HUB_MERGE_MEMORY_LIMIT`` is set or on the lake (whose

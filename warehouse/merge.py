@@ -18,10 +18,9 @@ from warehouse.batch import Batch
 from warehouse.checkpoint import checkpoint_after
 from warehouse.duckdb_bounds import (
     MERGE,
-    WIDE_STATEMENT_LIMIT,
-    at_least,
     merge_write_limit,
     retry_out_of_memory,
+    wide_statements,
 )
 from warehouse.entities import MergeEntity, merge_entities
 from warehouse.keys import merge_scope
@@ -268,7 +267,7 @@ def _upsert_entity(batch: Batch, spec: MergeEntity, rejected: pl.Series | None) 
     (repeated,) = batch.run("10_stage.sql", "repeated_keys", **ids).fetchone()
     if repeated:
         batch.run("10_stage.sql", "drop_older", **ids)
-    with at_least(batch.con, WIDE_STATEMENT_LIMIT, merge_write_limit(batch.con)):
+    with wide_statements(batch.con):
         batch.run("10_stage.sql", "stage", **ids)
     # the statements below that read only the stage do nothing when it is empty (every row the
     # same as core, or none delivered: most entities of an incremental), so they are skipped

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from base import settings
 from warehouse.batch import Batch
-from warehouse.duckdb_bounds import WIDE_STATEMENT_LIMIT, at_least, merge_write_limit
+from warehouse.duckdb_bounds import wide_statements
 
 #: Rows (accepted persons plus every person in core) per piece of ``shared_person_keys``.
 SHARED_KEY_ROWS = 1_000_000
@@ -30,7 +30,7 @@ def shared_person_keys(batch: Batch) -> int:
     batch.run("60_conflicts.sql", "shared_person_keys_table")
     (rows,) = batch.run("60_conflicts.sql", "shared_person_rows").fetchone()
     pieces = max(1, -(-int(rows) // piece_rows()))
-    with at_least(batch.con, WIDE_STATEMENT_LIMIT, merge_write_limit(batch.con)):
+    with wide_statements(batch.con):
         for piece in range(pieces):  # whole numbers in the text, not parameters (see the SQL)
             batch.run(
                 "60_conflicts.sql", "shared_person_keys", pieces=str(pieces), piece=str(piece)
