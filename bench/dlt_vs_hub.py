@@ -14,6 +14,10 @@ clock starts) over HTTP with the platform's token auth and cursor paging, 5,000 
   pages fetched and dropped, only their cursors decoded. No loader can be faster than this on
   these endpoints, so dlt's time over it is the largest speed-up over dlt any loader can show
   (the ceiling printed with each round's ratio).
+- load floor (``bench/_load_floor.py``, in the project's venv): the same pages parsed by polars
+  and loaded as delivered into a DuckDB file, then one checkpoint: the least any loader on the
+  hub's stack (requests, polars, DuckDB) does, without Dagster and without any work of the
+  hub's own (landing, mapping, validation, history).
 
 dlt is not a project dependency: on first use this script creates ``bench/.dlt-venv``
 (git-ignored) with ``python3.11 -m venv`` and pip-installs ``dlt[duckdb,parquet]`` there.
@@ -128,26 +132,28 @@ def run_dlt(sim, file_format: str, disposition: str) -> dict:
     }
 
 
-def run_fetch_floor(sim) -> dict:
-    """The eight listings fetched and dropped (``_fetch_floor.py``) in a fresh process of the
-    project's venv: wall time of the fetching, CPU seconds of the client and of the simulator."""
+def run_floor(sim, script: str) -> dict:
+    """A floor script (``_fetch_floor.py``: the eight listings fetched and dropped;
+    ``_load_floor.py``: loaded as delivered into a DuckDB file) in a fresh process of the
+    project's venv: its wall time, CPU seconds of the client and of the simulator."""
     creds = sim.credentials(COUNTY)
-    env = {
-        **os.environ,
-        "BENCH_URL": sim.base_url(COUNTY),
-        "BENCH_KEY": creds["key"],
-        "BENCH_SECRET": creds["secret"],
-    }
-    with tempfile.TemporaryDirectory(prefix="fetch-floor-") as work:
-        log = Path(work) / "fetch.log"
+    with tempfile.TemporaryDirectory(prefix="floor-") as work:
+        env = {
+            **os.environ,
+            "BENCH_URL": sim.base_url(COUNTY),
+            "BENCH_KEY": creds["key"],
+            "BENCH_SECRET": creds["secret"],
+            "BENCH_DB": str(Path(work) / "floor.duckdb"),
+        }
+        log = Path(work) / "floor.log"
         driver_cpu = _self_cpu()
         code, wall, usage = run_measured(
-            [sys.executable, str(BENCH / "_fetch_floor.py")], env=env, cwd=BENCH, log=log
+            [sys.executable, str(BENCH / script)], env=env, cwd=BENCH, log=log
         )
         simulator_cpu = _self_cpu() - driver_cpu
         output = log.read_text(errors="replace")
     if code != 0:
-        raise SystemExit(f"the fetch floor failed:\n{output[-4000:]}")
+        raise SystemExit(f"{script} failed:\n{output[-4000:]}")
     return {
         **json.loads(output.strip().splitlines()[-1]),
         "wall_s": wall,
@@ -209,12 +215,22 @@ def main() -> None:
                     f"DuckDB {r['db_mb']:.0f} MB)",
                     flush=True,
                 )
-            f = run_fetch_floor(sim)
+            f = run_floor(sim, "_fetch_floor.py")
             results.append({"tool": "fetch floor", "repeat": i, **f})
             print(
                 f"#{i} fetch floor: {f['pages']} pages ({f['body_mb']:.0f} MB) fetched and "
                 f"dropped in {f['seconds']:.1f} s (client CPU {f['cpu_s']:.1f} s, simulator "
                 f"CPU {f['simulator_cpu_s']:.1f} s, {f['throttled']} answers 429)",
+                flush=True,
+            )
+            f = run_floor(sim, "_load_floor.py")
+            results.append({"tool": "load floor", "repeat": i, **f})
+            print(
+                f"#{i} load floor: {f['records']:,} records fetched, parsed by polars and "
+                f"loaded as delivered into DuckDB in {f['seconds']:.1f} s (fetch "
+                f"{f['fetch_s']:.1f}, parse {f['parse_s']:.1f}, insert {f['insert_s']:.1f}, "
+                f"checkpoint {f['checkpoint_s']:.1f} s; process CPU {f['cpu_s']:.1f} s, "
+                f"simulator CPU {f['simulator_cpu_s']:.1f} s)",
                 flush=True,
             )
             h = run_hub(sim)
@@ -243,6 +259,12 @@ def main() -> None:
                 if "floor_s" in r
                 else ""
             )
+            + (
+                f"; the load floor {r['load_floor_s']:.1f} s (this stack, no Dagster, no work "
+                f"of the hub's own) caps the hub at {r['load_ceiling_ratio']:.2f}x"
+                if "load_floor_s" in r
+                else ""
+            )
         )
     info["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     payload = {"args": vars(args), "machine": info, "results": results, "ratios": ratios}
@@ -262,6 +284,13 @@ def print_table(results: list[dict]) -> None:
         best = min(mine, key=lambda r: r["seconds"])
         if tool == "fetch floor":  # no records kept, no CPU of the simulator's counted here
             print(f"{tool:<24} {'—':>9} {best['seconds']:>7.1f} {'':>10} {best['wall_s']:>10.1f}")
+            continue
+        if tool == "load floor":  # its peak memory is not sampled
+            print(
+                f"{tool:<24} {best['records']:>9,} {best['seconds']:>7.1f} "
+                f"{best['records'] / best['seconds']:>10,.0f} {best['wall_s']:>10.1f} "
+                f"{best['cpu_s']:>6.1f}"
+            )
             continue
         print(
             f"{tool:<24} {best['records']:>9,} {best['seconds']:>7.1f} "
@@ -283,7 +312,7 @@ def same_run_ratios(results: list[dict]) -> list[dict]:
     for repeat in sorted({r["repeat"] for r in results}):
         mine = {r["tool"]: r for r in results if r["repeat"] == repeat}
         hub, dlt = mine.get("hub sync_luonan"), mine.get("dlt parquet/append")
-        floor = mine.get("fetch floor")
+        floor, load_floor = mine.get("fetch floor"), mine.get("load floor")
         if hub and dlt:
             ceiling = (
                 {
@@ -293,6 +322,11 @@ def same_run_ratios(results: list[dict]) -> list[dict]:
                 if floor
                 else {}
             )
+            if load_floor:
+                ceiling |= {
+                    "load_floor_s": load_floor["seconds"],
+                    "load_ceiling_ratio": round(dlt["seconds"] / load_floor["seconds"], 3),
+                }
             out.append(
                 {
                     **ceiling,
