@@ -71,7 +71,7 @@ def _status_kb(pid: int) -> dict[str, int]:
     out = {}
     with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
         for line in f:
-            if line.startswith(("VmHWM:", "VmRSS:")):
+            if line.startswith(("VmHWM:", "VmRSS:", "RssFile:")):
                 name, value = line.split(":", 1)
                 out[name] = int(value.split()[0])
     return out
@@ -126,11 +126,17 @@ class TreeMemory:
     samples is not missed as long as the process is sampled once before it exits).
     ``peak_tree_pss_mb``: the largest sum of PSS over the tree at one sample (pages that forked
     step processes share with the forkserver are counted once, split among the sharers).
+    ``file_kb``: a process's file-backed resident pages (RssFile: the mapped code of Python,
+    polars, DuckDB…, shared page cache) at the sample that saw its peak rise. How many of them
+    a process maps depends on the kernel (how much it maps around a fault), not on the hub:
+    the same code's steps peaked 296–311 MB at scale 1 on one machine of this kind and
+    359–366 MB on another (bench/README.md, "This machine's RSS").
     """
 
     root: int = field(default_factory=os.getpid)
     interval: float = 0.25
     hwm_kb: dict[int, int] = field(default_factory=dict)
+    file_kb: dict[int, int] = field(default_factory=dict)
     depth: dict[int, int] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     peak_tree_pss_kb: int = 0
@@ -150,6 +156,7 @@ class TreeMemory:
                 continue  # exited between listing and reading
             if "VmHWM" in status and status["VmHWM"] > self.hwm_kb.get(pid, 0):
                 self.hwm_kb[pid] = status["VmHWM"]
+                self.file_kb[pid] = status.get("RssFile", 0)
                 self.names.setdefault(pid, _cmdline(pid))
                 self.depth[pid] = depth
         self.peak_tree_pss_kb = max(self.peak_tree_pss_kb, pss_total)
@@ -290,6 +297,9 @@ def run_jobs(
         "peak_tree_pss_mb": round(memory.peak_tree_pss_mb, 1),
         "largest": [(round(mb, 1), depth, name) for mb, depth, name in memory.largest()],
         "peak_by_pid_mb": {str(pid): round(kb / 1024, 1) for pid, kb in memory.hwm_kb.items()},
+        "file_at_peak_by_pid_mb": {
+            str(pid): round(kb / 1024, 1) for pid, kb in memory.file_kb.items()
+        },
         "samples": memory.samples,
     }
     report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
@@ -451,9 +461,10 @@ def save(name: str, payload: dict) -> Path:
     return path
 
 
-def step_peaks(report: dict) -> dict[str, float]:
-    """Peak RSS (MB) of each step process of the report's runs, by step key."""
-    by_pid = report["memory"].get("peak_by_pid_mb", {})
+def step_peaks(report: dict, measure: str = "peak_by_pid_mb") -> dict[str, float]:
+    """Peak RSS (MB) of each step process of the report's runs, by step key (``measure``
+    ``file_at_peak_by_pid_mb``: its file-backed part at the peak)."""
+    by_pid = report["memory"].get(measure, {})
     return {
         step: by_pid[pid]
         for run in report["runs"]
@@ -513,6 +524,7 @@ def city_phases(report: dict) -> dict:
         "merge_span_s": merge_span,
         "steps": {s["step"]: s["seconds"] for run in runs for s in run["steps"]},
         "step_peak_mb": step_peaks(report),
+        "step_file_at_peak_mb": step_peaks(report, "file_at_peak_by_pid_mb"),
         "cpu_s": report["cpu_s"],
         "simulator_cpu_s": report["simulator_cpu_s"],
         "peak_step_mb": report["memory"]["peak_step_process_mb"],

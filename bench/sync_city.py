@@ -59,8 +59,11 @@ def print_one(i: int, s: dict, names: dict[str, str]) -> None:
         f"    no step executing (Dagster's share of the critical path): "
         f"{s['idle_s']['counties']:.1f} s of sync_all_counties, {s['idle_s']['city']:.1f} s of "
         f"sync_city; Dagster events {s['events']['counties']} + {s['events']['city']}\n"
-        "    peak RSS by step: "
-        + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(s["step_peak_mb"].items())),
+        "    peak RSS by step (of it file-backed): "
+        + ", ".join(
+            f"{k} {v:.0f} MB ({s.get('step_file_at_peak_mb', {}).get(k, 0):.0f})"
+            for k, v in sorted(s["step_peak_mb"].items())
+        ),
         flush=True,
     )
 

@@ -48,6 +48,7 @@ def summarise(report: dict) -> dict:
         "peak_orchestrator_mb": report["memory"]["peak_orchestrator_mb"],
         "by_entity": {r[1]: r[2] for r in report["records"] if r[0] == COUNTY_CODE},
         "step_peak_mb": step_peaks(report),
+        "step_file_at_peak_mb": step_peaks(report, "file_at_peak_by_pid_mb"),
         "events": run.get("events"),
     }
 
