@@ -8,7 +8,8 @@ transaction's temp tables still filled the merge's buffer pool: the peak of the 
 "The checkpoint after the transaction"). Here the COMMIT only writes the WAL (a bulk insert's
 row groups were written to the file during the transaction; the WAL points at them), and the
 same checkpoint runs once the temp tables are dropped, at a memory limit of its own
-(``duckdb_bounds.CHECKPOINT_MEMORY_LIMIT``).
+(``duckdb_bounds.CHECKPOINT_MEMORY_LIMIT``; a small merge's, which cannot fill it, at
+``SMALL_CHECKPOINT_MEMORY_LIMIT``).
 
 Crash semantics are DuckDB's own and unchanged: a committed transaction is in the WAL, which
 the next read-write open replays and checkpoints (``warehouse.live_copy``, ``hub backup``); a
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import duckdb
 
@@ -40,14 +42,23 @@ AUTOMATIC_CHECKPOINT = {
 }
 
 
+@dataclass
+class Plan:
+    """What the block tells the checkpoint after it: the memory limit it runs at (a small
+    merge's is larger: ``duckdb_bounds.SMALL_CHECKPOINT_MEMORY_LIMIT``)."""
+
+    memory_limit: str = CHECKPOINT_MEMORY_LIMIT
+
+
 @contextmanager
-def checkpoint_after(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+def checkpoint_after(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[Plan]:
     """No automatic checkpoint at the COMMITs of the block; one ``CHECKPOINT`` after it when it
-    ended normally (the block's temp tables dropped by then), then DuckDB's memory limit
-    ``limit``. DuckLake has no such checkpoint (its ``CHECKPOINT`` is the lake's maintenance):
-    there the block runs as it is."""
+    ended normally (the block's temp tables dropped by then) at the yielded plan's memory limit,
+    then DuckDB's memory limit ``limit``. DuckLake has no such checkpoint (its ``CHECKPOINT`` is
+    the lake's maintenance): there the block runs as it is."""
+    plan = Plan()
     if is_lake(con):
-        yield
+        yield plan
         return
     before = {
         name: con.execute("SELECT current_setting(?)", [name]).fetchone()[0]
@@ -56,19 +67,21 @@ def checkpoint_after(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[Non
     for name, value in AUTOMATIC_CHECKPOINT.items():
         con.execute(f"SET {name} = {literal(value)}")
     try:
-        yield
+        yield plan
     finally:
         for name, value in before.items():
             con.execute(f"SET {name} = {literal(str(value))}")
-    checkpoint(con, limit)
+    checkpoint(con, limit, plan.memory_limit)
 
 
-def checkpoint(con: duckdb.DuckDBPyConnection, limit: str) -> None:
-    """``CHECKPOINT`` the file at ``CHECKPOINT_MEMORY_LIMIT``, then set the memory limit to
-    ``limit`` (as written: DuckDB shows a limit rounded down, so the one it shows cannot be set
-    back as it was). One that fails (out of memory, disk full) is logged: what was committed is
-    in the WAL, which the connection's close or the next open checkpoints."""
-    con.execute(f"SET memory_limit = {literal(CHECKPOINT_MEMORY_LIMIT)}")
+def checkpoint(
+    con: duckdb.DuckDBPyConnection, limit: str, memory_limit: str = CHECKPOINT_MEMORY_LIMIT
+) -> None:
+    """``CHECKPOINT`` the file at ``memory_limit``, then set the memory limit to ``limit`` (as
+    written: DuckDB shows a limit rounded down, so the one it shows cannot be set back as it
+    was). One that fails (out of memory, disk full) is logged: what was committed is in the
+    WAL, which the connection's close or the next open checkpoints."""
+    con.execute(f"SET memory_limit = {literal(memory_limit)}")
     try:
         con.execute("CHECKPOINT")
     except duckdb.Error as exc:

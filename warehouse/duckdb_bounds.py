@@ -81,6 +81,19 @@ WIDE_STATEMENT_LIMIT = "96MB"
 #: process reopens it; the WAL keeps the commit), and at 32 MB the marts' unit warehouse did.
 CHECKPOINT_MEMORY_LIMIT = "64MB"
 
+#: A merge that wrote at most this many rows (inserted, updated, deleted and found the same,
+#: ``merge.small_merge``): a one-day incremental of a county (洛南 92 at scale 1.0), far below
+#: the loads whose checkpoint fills its limit (13ad: first loads and re-reads of 10^5-10^6
+#: rows).
+SMALL_MERGE_ROWS = 10_000
+
+#: DuckDB's memory limit for a small merge's checkpoint: the transaction's own 96 MB, not
+#: ``CHECKPOINT_MEMORY_LIMIT``. At 64 MB the checkpoint of a few dozen changed rows evicted
+#: blocks to the temporary file (ZSTD) to rewrite the columns of the row groups they are in:
+#: 洛南 0.21-0.22 and 镇安 0.17-0.18 CPU-s, at 96 MB 0.18-0.19 and 0.14, the step's peak +0-2
+#: MB (bench/profiles/merge.md, "Small incremental merges, second round").
+SMALL_CHECKPOINT_MEMORY_LIMIT = "96MB"
+
 #: Bytes per unit of DuckDB's memory sizes: as written in a setting (``96MB``, 1000^i) and as
 #: ``current_setting`` shows them (``91.5 MiB``, 1024^i).
 _UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}

@@ -18,6 +18,8 @@ from warehouse.batch import Batch
 from warehouse.checkpoint import checkpoint_after
 from warehouse.duckdb_bounds import (
     MERGE,
+    SMALL_CHECKPOINT_MEMORY_LIMIT,
+    SMALL_MERGE_ROWS,
     merge_write_limit,
     retry_out_of_memory,
     wide_statements,
@@ -173,13 +175,22 @@ def _merge_then_touch(
     con = batch.con
     finish_touches(con, county, entities, left_by_earlier=True)
     # DuckDB's checkpoint once the merge's temp tables are dropped, not at its COMMIT
-    with checkpoint_after(con, merge_write_limit(con)):  # the touch at the merge's write limit
+    with checkpoint_after(con, merge_write_limit(con)) as after:  # the touch at the write limit
         # on DuckLake a commit conflict runs the whole merge again (warehouse.lake.retry)
         merged = retry_conflicts(lambda: retry_out_of_memory(con, MERGE, attempt), _label(county))
         batch.release()  # the touch after the COMMIT needs none of the merge's temp tables
+        if small_merge(merged):
+            after.memory_limit = SMALL_CHECKPOINT_MEMORY_LIMIT
     if batch.touch_after_commit:  # else every same row was touched in the transaction
         finish_touches(con, county, entities)
     return merged
+
+
+def small_merge(merged: MergeResult) -> bool:
+    """Did the merge write few rows (``duckdb_bounds.SMALL_MERGE_ROWS``: a one-day incremental)?
+    Its checkpoint then runs with more memory than a large one's, which fills its limit."""
+    rows = sum(merged.total(c) for c in ("inserted", "updated", "deleted", "unchanged"))
+    return rows <= SMALL_MERGE_ROWS
 
 
 def _label(county: Any) -> str:

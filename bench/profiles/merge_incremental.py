@@ -73,6 +73,7 @@ c = county(landed.county_code)
 # upserts, conflicts, quarantine and the key check)
 import pipelines.sync as psync
 import warehouse.connection as wconn
+import warehouse.checkpoint as wckpt
 import warehouse.keys as wkeys
 import warehouse.merge as wmerge
 phase_cpu = {{}}
@@ -104,6 +105,20 @@ for module, attr, label in (
     (wmerge, '_write_runs', '  sync_run rows'),
     (wkeys, 'check_keys', 'key checks'),
     (wmerge, 'finish_touches', 'touch (before + after)'),
+    (wmerge, 'stage_quarantine', 'quarantine staged'),
+    (wckpt, 'checkpoint', 'checkpoint after the transaction'),
+    (wconn.region_seed, 'seed_regions', 'open: region seed'),
+    (wconn, 'record_queued_failures', 'open: queued failures'),
+    (wconn, 'check_profile', 'open: profile'),
+    (wconn.commit_record, 'owners', 'close: commit record owners'),
+    (wconn.commit_record, 'write_commit_record', 'close: commit record written'),
+    (psync.notify, 'reject_spike', 'reject spike'),
+    (psync, '_source_lag', 'source lag'),
+    (psync, '_refresh_cache', 'cursor cache'),
+    (psync, '_run_id', 'run id'),
+    (psync.landing, 'verify', 'landing pages verified'),
+    (psync, 'read_manifest', 'manifest read'),
+    (psync.duckdb, 'connect', 'duckdb.connect'),
 ):
     timed_phase(module, attr, label)
 profiler = None
@@ -115,7 +130,7 @@ phases, t0, w0 = {{}}, cpu(), time.perf_counter()
 merged = sync.merge(c, landed)
 phases['merge'] = cpu() - t0
 import pipelines.defs.counties as step
-with warehouse.connect() as con:
+with warehouse.connect(read_only=True) as con:  # as the step (since 13ah)
     if hasattr(step, 'bound'):  # the step bounds this connection as the merge's (since 13t)
         step.bound(con, step.MERGE)
     t1 = cpu()

@@ -10,10 +10,12 @@ every COMMIT of the merge would checkpoint as a large county's does at scale 10.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
 from base import paths
+from pipelines import staged as staged_io
 from pipelines import sync
 from seeds.registry import county
 from tests.conftest import serving
@@ -21,6 +23,7 @@ from warehouse import checkpoint as checkpoint_module
 from warehouse import merge as merge_module
 from warehouse import staged_rows
 from warehouse.connection import wal_path
+from warehouse.duckdb_bounds import CHECKPOINT_MEMORY_LIMIT, SMALL_CHECKPOINT_MEMORY_LIMIT
 
 #: The merge's own temp tables (``Batch.temp``) that hold rows: staged, diffed, gone.
 MERGE_TEMP_PREFIXES = ("_stage_", "_gone_", "_merge_reject", "_quarantine")
@@ -68,14 +71,14 @@ def test_the_merge_checkpoints_after_its_transaction_not_at_its_commit(hub_home,
     at_checkpoint: list[dict] = []
     checkpoint = checkpoint_module.checkpoint
 
-    def watched_checkpoint(con, limit):
+    def watched_checkpoint(con, limit, memory_limit):
         seen = {
             "temp tables": _temp_tables(con),
             "threshold": _threshold(con),
             "wal before": _wal_bytes(),
             "limit before": _memory_limit(con),
         }
-        checkpoint(con, limit)
+        checkpoint(con, limit, memory_limit)
         seen["wal after"] = _wal_bytes()
         seen["limit after"] = _memory_limit(con)
         at_checkpoint.append(seen)
@@ -96,3 +99,39 @@ def test_the_merge_checkpoints_after_its_transaction_not_at_its_commit(hub_home,
     assert seen["wal before"] > 0 and seen["wal after"] == 0  # the merge, checkpointed here
     assert seen["threshold"] == set_before[0]  # the connection's own setting is back
     assert seen["limit after"] == seen["limit before"]  # the checkpoint's own limit, then back
+
+
+def test_a_small_merge_checkpoints_with_more_memory_than_a_large_one(hub_home, monkeypatch):
+    """A merge that wrote at most ``SMALL_MERGE_ROWS`` rows checkpoints at
+    ``SMALL_CHECKPOINT_MEMORY_LIMIT`` (at 64 MB it evicted blocks to the temporary file to
+    rewrite a few columns); a larger one at ``CHECKPOINT_MEMORY_LIMIT``, which its checkpoint
+    fills. Either way the WAL is empty after it and the merge's limit is back."""
+    checkpoint = checkpoint_module.checkpoint
+    seen: list[tuple[str, int, str, str]] = []
+
+    def watched_checkpoint(con, limit, memory_limit):
+        before = _memory_limit(con)
+        checkpoint(con, limit, memory_limit)
+        seen.append((memory_limit, _wal_bytes(), before, _memory_limit(con)))
+
+    monkeypatch.setattr(checkpoint_module, "checkpoint", watched_checkpoint)
+    with serving(monkeypatch, defect_rate=0.05) as world:
+        first = sync.land(county("luonan"), "full")
+        # a threshold between the two: half the first load's staged rows (~95 % are written)
+        staged = staged_io.open_verified(Path(first.staged_path), "luonan")
+        threshold = sum(staged.height(e) or 0 for e in staged.entities()) // 2
+        monkeypatch.setattr(merge_module, "SMALL_MERGE_ROWS", threshold)
+        loaded = sync.merge(county("luonan"), first)
+        world.advance(days=1)
+        incremental = sync.merge(county("luonan"), sync.land(county("luonan"), "incremental"))
+    assert incremental.mode == "incremental"
+    assert _written(loaded) > threshold >= _written(incremental) > 0
+
+    assert [limit for limit, *_ in seen] == [CHECKPOINT_MEMORY_LIMIT, SMALL_CHECKPOINT_MEMORY_LIMIT]
+    assert all(wal == 0 for _, wal, _, _ in seen)  # checkpointed
+    assert all(before == after for *_, before, after in seen)  # the merge's limit is back
+
+
+def _written(merged: sync.Merged) -> int:
+    columns = ("inserted", "updated", "deleted", "unchanged")
+    return sum(counts[c] for counts in merged.counts.values() for c in columns)
