@@ -130,7 +130,7 @@ phases, t0, w0 = {{}}, cpu(), time.perf_counter()
 merged = sync.merge(c, landed)
 phases['merge'] = cpu() - t0
 import pipelines.defs.counties as step
-with warehouse.connect(read_only=True) as con:  # as the step (since 13ah)
+with warehouse.connect(read_only={checks_read_only!r}) as con:  # the step's: read-only since 13ah
     if hasattr(step, 'bound'):  # the step bounds this connection as the merge's (since 13t)
         step.bound(con, step.MERGE)
     t1 = cpu()
@@ -192,7 +192,12 @@ def land(home: Path, scale: float, days: float) -> None:
 
 
 def merge(
-    home: Path, slugs: list[str], repeat: int, pyinstrument: str | None, statements: bool
+    home: Path,
+    slugs: list[str],
+    repeat: int,
+    pyinstrument: str | None,
+    statements: bool,
+    checks_read_write: bool = False,
 ) -> None:
     for i in range(repeat):
         for slug in slugs:
@@ -205,10 +210,15 @@ def merge(
                 landed=str(home / f"{slug}.landed.json"),
                 pyinstrument=pyinstrument,
                 statements=statements,
+                checks_read_only=not checks_read_write,
             )
             load = os.getloadavg()[0]
             done = subprocess.run(
-                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+                [sys.executable, "-c", code],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if done.returncode:
                 print(done.stderr[-3000:])
@@ -234,6 +244,11 @@ def main() -> None:
         help="a directory for each merge's CPU profile (cProfile)",
     )
     parser.add_argument("--statements", action="store_true", help="CPU-s of every SQL statement")
+    parser.add_argument(
+        "--checks-read-write",
+        action="store_true",
+        help="the rejects and checks on a read-write connection (the step before 13ah)",
+    )
     args = parser.parse_args()
     if args.action == "land":
         land(args.home, args.scale, args.days)
@@ -244,6 +259,7 @@ def main() -> None:
             args.repeat,
             args.pyinstrument,
             args.statements,
+            args.checks_read_write,
         )
 
 
