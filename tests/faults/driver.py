@@ -66,9 +66,9 @@ def install(point: str, ready: Path | None, go: Path | None) -> None:
 
         real_checkpoint = warehouse.checkpoint.checkpoint
 
-        def checkpoint(con, limit):
+        def checkpoint(con, limit, *memory_limit):
             _pause(ready, go)  # the merge has committed into the WAL, not yet checkpointed
-            return real_checkpoint(con, limit)
+            return real_checkpoint(con, limit, *memory_limit)
 
         warehouse.checkpoint.checkpoint = checkpoint
     elif point == "touch":
