@@ -90,8 +90,8 @@ SMALL_MERGE_ROWS = 10_000
 #: DuckDB's memory limit for a small merge's checkpoint: the transaction's own 96 MB, not
 #: ``CHECKPOINT_MEMORY_LIMIT``. At 64 MB the checkpoint of a few dozen changed rows evicted
 #: blocks to the temporary file (ZSTD) to rewrite the columns of the row groups they are in:
-#: 洛南 0.21-0.22 and 镇安 0.17-0.18 CPU-s, at 96 MB 0.18-0.19 and 0.14, the step's peak +0-2
-#: MB (bench/profiles/merge.md, "Small incremental merges, second round").
+#: 洛南 0.21-0.23 and 镇安 0.17-0.18 CPU-s, at 96 MB 0.18-0.20 and 0.14-0.2, the step's peak
+#: +0-4 MB (bench/profiles/merge.md, "Small incremental merges, second round").
 SMALL_CHECKPOINT_MEMORY_LIMIT = "96MB"
 
 #: Bytes per unit of DuckDB's memory sizes: as written in a setting (``96MB``, 1000^i) and as
