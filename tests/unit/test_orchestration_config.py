@@ -95,3 +95,48 @@ def test_a_pending_claim_waits_before_it_answers_not_yet(tmp_path, monkeypatch):
             asks += 1
     # without the wait, the loop asked tens of thousands of times (a core spinning)
     assert asks <= 0.3 / executor_waits.PENDING_CLAIM_NAP + 2
+
+
+FORKED_STEP = """
+import gc, json, multiprocessing as mp
+
+def report(queue):
+    frozen = gc.get_freeze_count()
+    gc.collect()  # what a step's full collection sees: not the forkserver's heap
+    queue.put({"frozen": frozen, "tracked": len(gc.get_objects())})
+
+if __name__ == "__main__":
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["dagster._core.executor.multiprocess", "pipelines.preload"])
+    queue = ctx.Queue()
+    step = ctx.Process(target=report, args=(queue,))
+    step.start()
+    print(json.dumps(queue.get(timeout=120)))
+    step.join()
+"""
+
+
+def test_a_step_process_does_not_collect_the_forkservers_heap(tmp_path):
+    """The forkserver freezes what it imported, so a full collection in a step process (forked
+    from it, as the hub's executor does) walks only the step's own objects, not the ~220,000
+    of Dagster and the code location, and leaves those pages shared (bench/README.md, "The floor
+    of a county run")."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "forked_step.py"
+    script.write_text(FORKED_STEP)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=paths.REPO,
+        env={**os.environ, "HUB_PROFILE": "demo"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["frozen"] > 100_000, seen  # the code location, frozen in the forkserver
+    assert seen["tracked"] < seen["frozen"] / 4, seen  # a collection walks the step's own only
