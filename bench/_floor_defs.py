@@ -122,7 +122,11 @@ def _patch() -> None:
 
 
 def floor_job(name: str):
-    """The job ``name`` of the hub's definitions, its bodies swapped for instant stand-ins."""
+    """The job ``name`` of the hub's definitions, its bodies swapped for instant stand-ins; the
+    executor's forkserver started first, as ``pipelines.jobs`` does for ``hub demo``."""
+    from pipelines import jobs
+
+    jobs.start_forkserver(name)
     _patch()
     from pipelines.definitions import defs
 

@@ -10,15 +10,22 @@
 
 import dagster as dg
 
-import warehouse
-from base.settings import NotConfigured
-from pipelines import notify
-from pipelines.connectors.registry import connector_for
-from pipelines.defs.city import MARTS, SNAPSHOT
-from pipelines.defs.keys import LANDING_TAG, LANDINGS_AT_ONCE, WAREHOUSE_TAG
-from pipelines.run_health import free_dead_runs
-from pipelines.sources import client_for, connection_settings
-from seeds.registry import County, counties
+from pipelines import jobs
+
+# In a code server's run worker (the runs the daemon and the UI launch), the forkserver starts
+# here, before the rest of the code location is imported: its preload then runs beside that
+# import and the run's setup instead of before the run's first step (pipelines/jobs.py).
+jobs.start_forkserver(jobs.run_worker_job())
+
+import warehouse  # noqa: E402
+from base.settings import NotConfigured  # noqa: E402
+from pipelines import notify  # noqa: E402
+from pipelines.connectors.registry import connector_for  # noqa: E402
+from pipelines.defs.city import MARTS, SNAPSHOT  # noqa: E402
+from pipelines.defs.keys import LANDING_TAG, LANDINGS_AT_ONCE, WAREHOUSE_TAG  # noqa: E402
+from pipelines.run_health import free_dead_runs  # noqa: E402
+from pipelines.sources import client_for, connection_settings  # noqa: E402
+from seeds.registry import County, counties  # noqa: E402
 
 
 def polled_hourly(county: County) -> bool:
@@ -44,7 +51,7 @@ STEP_PROCESSES = LANDINGS_AT_ONCE + 2
 hub_executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": STEP_PROCESSES,
-        "start_method": {"forkserver": {"preload_modules": ["pipelines.preload"]}},
+        "start_method": {"forkserver": {"preload_modules": [jobs.PRELOAD]}},
         "tag_concurrency_limits": [
             *({"key": k, "value": v, "limit": 1} for k, v in WAREHOUSE_TAG.items()),
             *({"key": k, "value": v, "limit": LANDINGS_AT_ONCE} for k, v in LANDING_TAG.items()),

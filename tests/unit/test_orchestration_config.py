@@ -99,28 +99,39 @@ def test_a_pending_claim_waits_before_it_answers_not_yet(tmp_path, monkeypatch):
 
 FORKED_STEP = """
 import gc, json, multiprocessing as mp
+from multiprocessing import forkserver
+
+from pipelines import jobs
 
 def report(queue):
     frozen = gc.get_freeze_count()
     gc.collect()  # what a step's full collection sees: not the forkserver's heap
-    queue.put({"frozen": frozen, "tracked": len(gc.get_objects())})
+    queue.put({"frozen": frozen, "tracked": len(gc.get_objects()),
+               "in_a_step": jobs.start_forkserver("sync_luonan")})
 
 if __name__ == "__main__":
+    assert not jobs.start_forkserver("sync_city")  # in process: no forkserver
+    assert forkserver._forkserver._forkserver_pid is None
+    assert jobs.start_forkserver("sync_luonan")  # as `hub demo` and the run workers do
+    early = forkserver._forkserver._forkserver_pid
+    # what Dagster's multiprocess executor does at its first step (MultiprocessExecutor.execute)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["dagster._core.executor.multiprocess", "pipelines.preload"])
     queue = ctx.Queue()
     step = ctx.Process(target=report, args=(queue,))
     step.start()
-    print(json.dumps(queue.get(timeout=120)))
+    seen = queue.get(timeout=120)
     step.join()
+    print(json.dumps({**seen, "same_forkserver": forkserver._forkserver._forkserver_pid == early}))
 """
 
 
-def test_a_step_process_does_not_collect_the_forkservers_heap(tmp_path):
-    """The forkserver freezes what it imported, so a full collection in a step process (forked
-    from it, as the hub's executor does) walks only the step's own objects, not the ~220,000
-    of Dagster and the code location, and leaves those pages shared (bench/README.md, "The floor
-    of a county run")."""
+def test_the_forkserver_starts_early_and_its_steps_skip_its_heap_in_collections(tmp_path):
+    """``jobs.start_forkserver`` starts the executor's forkserver before the run needs it (its
+    preload beside the run's own setup), and Dagster's executor then forks from that one. The
+    forkserver freezes what it imported, so a full collection in a step process walks only the
+    step's own objects, not the ~220,000 of Dagster and the code location, and leaves those
+    pages shared (bench/README.md, "The floor of a county run")."""
     import json
     import os
     import subprocess
@@ -135,8 +146,27 @@ def test_a_step_process_does_not_collect_the_forkservers_heap(tmp_path):
         capture_output=True,
         text=True,
         timeout=180,
-        check=True,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["same_forkserver"], seen  # Dagster found it running: no second preload
     assert seen["frozen"] > 100_000, seen  # the code location, frozen in the forkserver
     assert seen["tracked"] < seen["frozen"] / 4, seen  # a collection walks the step's own only
+    assert seen["in_a_step"] is False, seen  # a step process never starts a forkserver of its own
+
+
+def test_the_jobs_that_start_the_forkserver_early_are_those_that_fork_their_steps():
+    from pipelines import jobs
+    from pipelines.definitions import defs
+    from pipelines.defs.automation import hub_executor
+
+    names = [job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
+    assert "sync_luonan" in names and "sync_city" in names
+    for name in names:
+        job = defs.resolve_job_def(name)
+        assert jobs.forks_steps(name) == (job.executor_def is hub_executor), name
+    assert _executor_config(defs.resolve_job_def("sync_luonan"))["start_method"]["forkserver"][
+        "preload_modules"
+    ] == [jobs.PRELOAD]
+    assert jobs.FORKSERVER_PRELOAD == ["dagster._core.executor.multiprocess", jobs.PRELOAD]
+    assert jobs.run_worker_job() is None  # this process is no code server's run worker
