@@ -30,6 +30,9 @@ from pathlib import Path
 #: When each step body began, in that step's own CPU seconds (written by the step for the
 #: benchmark: the start-up cost of a step process up to its body).
 BODY_CPU_LOG = "HUB_FLOOR_BODY_LOG"
+#: "1": leave the forkserver to Dagster's first step launch, as before ``pipelines.jobs`` started
+#: it early (the A/B of bench/README.md, "The floor of a county run").
+FORKSERVER_AT_FIRST_STEP = "HUB_FLOOR_FORKSERVER_AT_FIRST_STEP"
 
 
 def _note_body_start(step: str) -> None:
@@ -126,7 +129,10 @@ def floor_job(name: str):
     executor's forkserver started first, as ``pipelines.jobs`` does for ``hub demo``."""
     from pipelines import jobs
 
-    jobs.start_forkserver(name)
+    if (
+        os.environ.get(FORKSERVER_AT_FIRST_STEP) != "1"
+    ):  # dagster_floor.py --forkserver-at-first-step
+        jobs.start_forkserver(name)
     _patch()
     from pipelines.definitions import defs
 

@@ -16,6 +16,7 @@ processes (all of them exactly, from ``wait4``; per step its CPU up to the body)
 
     .venv/bin/python bench/dagster_floor.py [--repeat 2] [--dagster-yaml dagster.yaml]
     .venv/bin/python bench/dagster_floor.py --jobs sync_luonan --mode full   # one county's job
+    .venv/bin/python bench/dagster_floor.py --forkserver-at-first-step      # Dagster's own start
 """
 
 from __future__ import annotations
@@ -126,7 +127,13 @@ def _body_starts(log: Path) -> list[dict]:
     return out
 
 
-def measure(mode: str, dagster_yaml: Path, keep: bool, jobs: str = ",".join(JOBS)) -> dict:
+def measure(
+    mode: str,
+    dagster_yaml: Path,
+    keep: bool,
+    jobs: str = ",".join(JOBS),
+    forkserver_at_first_step: bool = False,
+) -> dict:
     import shutil
 
     base, homes = _common.fresh_homes("hub-floor-")
@@ -137,6 +144,7 @@ def measure(mode: str, dagster_yaml: Path, keep: bool, jobs: str = ",".join(JOBS
         **homes,
         "HUB_PROFILE": "demo",
         "HUB_FLOOR_BODY_LOG": str(body_log),
+        "HUB_FLOOR_FORKSERVER_AT_FIRST_STEP": "1" if forkserver_at_first_step else "",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(_common.REPO), str(BENCH)])),
     }
     out_file = base / "report.json"
@@ -194,10 +202,21 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--label", default="", help="a name for this variant in the results")
     parser.add_argument("--jobs", default=",".join(JOBS), help="comma-separated, in order")
+    parser.add_argument(
+        "--forkserver-at-first-step",
+        action="store_true",
+        help="do not start the executor's forkserver early (pipelines/jobs.py): Dagster's own start",
+    )
     args = parser.parse_args()
     reports = []
     for i in range(1, args.repeat + 1):
-        report = measure(args.mode, args.dagster_yaml.resolve(), args.keep, args.jobs)
+        report = measure(
+            args.mode,
+            args.dagster_yaml.resolve(),
+            args.keep,
+            args.jobs,
+            args.forkserver_at_first_step,
+        )
         show(i, report)
         reports.append(report)
     path = _common.save(
