@@ -398,8 +398,12 @@ def _validate_and_merge(
     then refuse the sync on its reject rate or merge it. Returns the merge result, each
     entity's top reasons and the reject-spike notice to send (if any)."""
     lazy = {e: staged.scan(e) for e in staged.entities()}
-    with staged_rows.spilled(con):  # the diff's temp tables out of memory while polars works
-        validated: dict[str, Validated] = validate_county(lazy, context, unchanged=diff.unchanged)
+    # the diff's temp tables out of memory while polars works; validation's temporary files in
+    # DuckDB's temp directory
+    with staged_rows.spilled(con) as temp:
+        validated: dict[str, Validated] = validate_county(
+            lazy, context, unchanged=diff.unchanged, workdir=temp
+        )
     rejected, total = warehouse.reject_counts(validated)
     rate = rejected / total if total else 0.0
     reasons = warehouse.top_reasons(validated)

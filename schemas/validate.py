@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import polars as pl
 
@@ -61,8 +62,8 @@ from schemas.validate_chunks import (
     conflict_candidates,
     cross_frame,
     empty_conflicts,
+    household_partitions,
     households_of,
-    partition_frame,
     partitioned_households,
     partitions,
     row_failures,
@@ -96,6 +97,7 @@ def validate_county(
     *,
     unchanged: Mapping[str, pl.Series] | None = None,
     chunk_rows: int | None = None,
+    workdir: Path | None = None,
 ) -> dict[str, Validated]:
     """Validate one county's staged frames (``schemas.columns.frame_schema`` each).
 
@@ -120,6 +122,9 @@ def validate_county(
       is still rejected when a changed member breaks its head count, and an unchanged row's
       findings are recorded in every sync exactly as before (once per sync, neither lost nor
       doubled).
+    - Each lazily given household-keyed frame is read once and split into its partitions'
+      temporary files, in a folder of ``workdir`` (the merge's DuckDB temp directory) removed
+      afterwards (``validate_chunks.household_partitions``).
     - ``Validated.rejected_rows`` names the rejected row positions, so the merge reads the
       accepted rows from the staged files itself; with lazy frames ``accepted`` keeps only
       how many rows were accepted (a column of nulls, which holds no data: ``accepted_keys``).
@@ -149,7 +154,9 @@ def validate_county(
         run.add("project", orphan)
 
     cadre_ids = _key_set(run.dfs.get("cadre"), "id_number")
-    out, batch_poor = _by_household(frames, fails, ctx, villages, known_cadres, cadre_ids, lazy)
+    out, batch_poor = _by_household(
+        frames, fails, ctx, villages, known_cadres, cadre_ids, lazy, workdir
+    )
     for entity, df in run.dfs.items():
         accepted = run.accepted_part(entity)
         found = _cadre_findings(accepted, ctx, batch_poor) if entity == "cadre" else []
@@ -176,9 +183,10 @@ def _by_household(
     known_cadres: pl.Series | None,
     cadre_ids: pl.Series | None,
     lazy: bool,
+    workdir: Path | None,
 ) -> tuple[dict[str, Validated], pl.Series | None]:
     """The household-keyed entities, one partition of households at a time: each partition
-    holds every staged row of its households (``validate_chunks.partition_frame``). Also
+    holds every staged row of its households (``validate_chunks.household_partitions``). Also
     returns the accepted persons' ID numbers that a cadre of the batch carries (None when the
     batch has no persons), for ``cadre_registered_poor``."""
     present = [e for e in HOUSEHOLD_KEYED if e in frames]
@@ -193,32 +201,33 @@ def _by_household(
     pieces: dict[str, list[Validated]] = {e: [] for e in present}
     poor: list[pl.Series] = []
     households = partitioned_households(ctx.existing_households, parts)
-    for part in range(parts):
-        dfs = {e: partition_frame(e, frames[e], part, parts) for e in present}
-        rows = {e: df["_row"].implode() for e, df in dfs.items()}
-        # the orphan checks of a partition's children need only its own households
-        local = replace(ctx, existing_households=households_of(households, part, parts))
-        run = _Run(
-            dfs, dfs, local, {e: fails[e].filter(pl.col("_row").is_in(rows[e])) for e in dfs}
-        )
-        facts = _household_rejects(run, villages)
-        _child_rejects(run, known_cadres)
-        accepted = {e: run.accepted_part(e) for e in dfs}
-        findings = _findings(run, accepted, facts)
-        for entity, df in dfs.items():
-            found = pl.concat(findings[entity]) if findings[entity] else _empty_failures()
-            pieces[entity].append(
-                Validated(
-                    accepted=accepted_keys(entity, accepted[entity], lazy),
-                    rejects=compact(_issues(entity, df, run.fails[entity])),
-                    findings=compact(_issues(entity, df, found)),
-                    conflicts=empty_conflicts(),
-                    rejected_rows=_rejected_rows(run.fails[entity]),
-                )
+    with household_partitions({e: frames[e] for e in present}, parts, workdir) as partition:
+        for part in range(parts):
+            dfs = {e: partition(e, part) for e in present}
+            rows = {e: df["_row"].implode() for e, df in dfs.items()}
+            # the orphan checks of a partition's children need only its own households
+            local = replace(ctx, existing_households=households_of(households, part, parts))
+            run = _Run(
+                dfs, dfs, local, {e: fails[e].filter(pl.col("_row").is_in(rows[e])) for e in dfs}
             )
-        if "person" in accepted and cadre_ids is not None:
-            ids = _key_set(accepted["person"], "id_number")
-            poor.append(ids.filter(ids.is_in(cadre_ids.implode())))
+            facts = _household_rejects(run, villages)
+            _child_rejects(run, known_cadres)
+            accepted = {e: run.accepted_part(e) for e in dfs}
+            findings = _findings(run, accepted, facts)
+            for entity, df in dfs.items():
+                found = pl.concat(findings[entity]) if findings[entity] else _empty_failures()
+                pieces[entity].append(
+                    Validated(
+                        accepted=accepted_keys(entity, accepted[entity], lazy),
+                        rejects=compact(_issues(entity, df, run.fails[entity])),
+                        findings=compact(_issues(entity, df, found)),
+                        conflicts=empty_conflicts(),
+                        rejected_rows=_rejected_rows(run.fails[entity]),
+                    )
+                )
+            if "person" in accepted and cadre_ids is not None:
+                ids = _key_set(accepted["person"], "id_number")
+                poor.append(ids.filter(ids.is_in(cadre_ids.implode())))
     batch_poor = None
     if "person" in frames:
         batch_poor = pl.concat(poor) if poor else pl.Series("id_number", [], pl.String)

@@ -7,9 +7,11 @@ Three ways, each bounded by a size that does not grow with the county:
   unchanged (``row_failures``); a chunk of unchanged rows only is never read.
 - **Cross-record rules and findings** of the household-keyed entities (household and its
   members, measures, loans, aid relations) run per **partition of households**
-  (``partition_frame``: ``hash(household_no) % parts``, about ``PARTITION_HOUSEHOLDS``
+  (``partition_of``: ``hash(household_no) % parts``, about ``PARTITION_HOUSEHOLDS``
   households each), over EVERY staged row of those households (unchanged ones included),
-  reading only ``CROSS_COLUMNS``. Every rule that looks across records looks within one
+  reading only ``CROSS_COLUMNS``. Each household-keyed file is read once and split into its
+  partitions' temporary files (``household_partitions``), ``SPLIT_ROWS`` rows at a time; a
+  partition then reads only its own files. Every rule that looks across records looks within one
   household (head count, member facts, parent rejected, orphans of the partition's own
   households, findings), so a partition sees every record its rules need. The registers not
   keyed by household (regions, cadres, projects: hundreds to a few thousand rows) are read
@@ -26,7 +28,12 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -208,6 +215,79 @@ def partition_frame(
         lazy = lazy.select("_row", *columns, *STAGING)
     # the streaming engine filters as it reads: only the partition's rows are ever held
     return lazy.collect(engine="streaming")
+
+
+#: Rows of a household-keyed file read at once when it is split into its partitions
+#: (``household_partitions``): only ``CROSS_COLUMNS`` are read, and the rows read are written to
+#: their partitions' files before the next ones are read.
+SPLIT_ROWS = 50_000
+
+
+@contextmanager
+def household_partitions(
+    frames: Mapping[str, pl.DataFrame | pl.LazyFrame], parts: int, workdir: Path | None = None
+) -> Iterator[Callable[[str, int], pl.DataFrame]]:
+    """``read(entity, part)``: what ``partition_frame`` gives for partition ``part`` of
+    ``parts`` (the same rows in the same order, the same columns), each lazily given frame
+    read ONCE: its rows are split into one temporary Arrow IPC file per partition and read
+    ``SPLIT_ROWS`` at a time, in a folder of ``workdir`` (the merge's DuckDB temp directory;
+    the system's temporary directory when None) removed afterwards. ``partition_frame``
+    scanned every file once per partition with the hash filter: at 洛南 scale 10, 31 partitions,
+    15.6 CPU-s of the merge's ~60 (bench/profiles/merge.md, "Validation's partitions in one
+    pass"). Frames given in memory, and a single partition, are not split."""
+    split = [e for e, f in frames.items() if isinstance(f, pl.LazyFrame)] if parts > 1 else []
+    if not split:
+        yield lambda entity, part: partition_frame(entity, frames[entity], part, parts)
+        return
+    made = workdir is not None and not workdir.exists()
+    if made:  # DuckDB makes its temp directory when it first spills; none did yet
+        workdir.mkdir(parents=True, mode=0o700)
+    folder = Path(tempfile.mkdtemp(prefix="validation-", dir=workdir))  # owner-only
+    try:
+        files = {e: _split(e, frames[e], parts, folder) for e in split}
+
+        def read(entity: str, part: int) -> pl.DataFrame:
+            if entity not in files:
+                return partition_frame(entity, frames[entity], part, parts)
+            empty, paths = files[entity]
+            pieces = [pl.read_ipc(path) for path in paths[part]]
+            for path in paths[part]:  # each partition is read once: its disk space back now
+                path.unlink()
+            return pl.concat(pieces) if pieces else empty
+
+        yield read
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if made:  # as DuckDB found it: no directory (it runs no statement meanwhile)
+            with suppress(OSError):
+                workdir.rmdir()
+
+
+def _split(
+    entity: str, frame: pl.LazyFrame, parts: int, folder: Path
+) -> tuple[pl.DataFrame, list[list[Path]]]:
+    """Split ``entity``'s rows (``CROSS_COLUMNS``, with their position ``_row``) into one file
+    per partition and batch of ``SPLIT_ROWS`` read rows; returns the frame's empty shape and
+    each partition's files, in the rows' order."""
+    columns = CROSS_COLUMNS.get(entity)
+    lazy = frame.select(*columns, *STAGING) if columns else frame
+    height = lazy.select(pl.len()).collect()[0, 0]
+    files: list[list[Path]] = [[] for _ in range(parts)]
+    for start in range(0, height, SPLIT_ROWS):
+        batch = lazy.slice(start, SPLIT_ROWS).collect(engine="streaming")
+        batch = batch.with_row_index("_row", offset=start).with_columns(
+            partition_of(parts).alias("_part")
+        )
+        pieces = batch.partition_by("_part", as_dict=True, include_key=False)
+        for (part,), piece in pieces.items():
+            if part is None:  # never: a null household_no hashes too (as in ``partition_frame``)
+                continue
+            path = folder / f"{entity}-{part}-{start}.arrow"
+            piece.write_ipc(path)
+            files[part].append(path)
+        del batch, pieces
+    empty = lazy.head(0).collect().with_row_index("_row")
+    return empty, files
 
 
 def partitioned_households(households: pl.DataFrame | None, parts: int) -> pl.DataFrame | None:

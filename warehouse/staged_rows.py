@@ -62,7 +62,7 @@ SPILLED_LIMIT = "8MB"
 
 
 @contextmanager
-def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
     """Validation (polars) runs between the diff and the merge on the same connection. DuckDB
     keeps the diff's temp tables in its buffer pool up to the merge's limit and frees nothing
     by itself, so validation's frames came on top of them (the merge step's peak from 洛南
@@ -70,11 +70,14 @@ def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     DuckDB evict them to its temp directory now; the merge's limit is back afterwards, and the
     merge reads them back as it needs them. A pool that cannot shrink (what DuckDB cannot
     evict) keeps its limit: only the memory saving is lost. Afterwards the merge's transaction
-    runs at ``duckdb_bounds.merge_write_limit`` (the diff ran at ``MERGE``'s)."""
+    runs at ``duckdb_bounds.merge_write_limit`` (the diff ran at ``MERGE``'s).
+
+    Yields DuckDB's temp directory (the warehouse file's ``<file>.tmp``, a lake instance's own
+    folder): validation's temporary files go there too (``validate_county``'s ``workdir``)."""
     with suppress(duckdb.OutOfMemoryException):  # DuckDB then keeps the limit it had
         con.execute(f"SET memory_limit = {literal(SPILLED_LIMIT)}")
     try:
-        yield
+        yield Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
     finally:
         con.execute(f"SET memory_limit = {literal(merge_write_limit(con))}")
 

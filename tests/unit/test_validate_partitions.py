@@ -4,11 +4,13 @@ same messages, on the simulator's records with defects injected."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 
 import polars as pl
 import pytest
 
+from schemas import validate, validate_chunks
 from schemas.validate import ValidationContext, validate_county
 from tests.unit.test_schemas_simulator_truth import _frames
 
@@ -76,3 +78,82 @@ def test_partitions_find_orphans_against_the_warehouse_households_as_whole_frame
     assert orphans.height > 0  # members of households in neither the batch nor core
     for entity, v in parted.items():
         assert v.rejected_rows.to_list() == whole[entity].rejected_rows.to_list()
+
+
+def _lazy(frames, tmp_path):
+    for entity, df in frames.items():
+        df.write_parquet(tmp_path / f"{entity}.parquet", row_group_size=97)
+    return {e: pl.scan_parquet(tmp_path / f"{e}.parquet") for e in frames}
+
+
+@contextmanager
+def _filtered(frames, parts, workdir=None):
+    """How each partition was read before the one-pass split: every file scanned once per
+    partition with the hash filter (``partition_frame``)."""
+    yield lambda entity, part: validate_chunks.partition_frame(entity, frames[entity], part, parts)
+
+
+def _defective(world):
+    """洛南's records with a few persons and a measure of no household (null household_no):
+    their partition is the null's hash, in the split as in the filter."""
+    frames = _frames(world, next(c for c in world.counties if c.slug == "luonan"))
+    for entity, every in (("person", 17), ("measure", 5)):
+        nulls = pl.int_range(pl.len()) % every == 3
+        frames[entity] = frames[entity].with_columns(
+            household_no=pl.when(nulls).then(None).otherwise(pl.col("household_no"))
+        )
+    return frames
+
+
+def test_the_split_gives_each_partition_what_the_filter_gave(world, tmp_path, monkeypatch):
+    """Every household-keyed file split once (in batches of 250 rows, several files per
+    partition) gives each partition the rows, order and columns of the per-partition filter,
+    from a folder of ``workdir`` that is gone afterwards."""
+    frames = _defective(world)
+    lazy = _lazy(frames, tmp_path)
+    monkeypatch.setattr(validate_chunks, "SPLIT_ROWS", 250)
+    parts = 7
+    workdir = tmp_path / "spill"  # DuckDB's temp directory, with a spilled file of its own
+    workdir.mkdir()
+    (workdir / "duckdb_temp_storage.tmp").write_bytes(b"")
+    keyed = {e: lazy[e] for e in validate_chunks.HOUSEHOLD_KEYED if e in lazy}
+    with validate_chunks.household_partitions(keyed, parts, workdir) as partition:
+        ours = [p for p in workdir.iterdir() if p.name.startswith("validation-")]
+        assert len(ours) == 1 and ours[0].stat().st_mode & 0o077 == 0  # owner-only
+        seen = 0
+        for part in range(parts):
+            for entity, frame in keyed.items():
+                split = partition(entity, part)
+                assert split.equals(validate_chunks.partition_frame(entity, frame, part, parts))
+                seen += split.height
+    assert [p.name for p in workdir.iterdir()] == ["duckdb_temp_storage.tmp"]  # ours removed
+    assert seen == sum(f.height for e, f in frames.items() if e in keyed)
+
+
+def test_validation_split_once_finds_what_the_filtered_partitions_found(
+    world, tmp_path, monkeypatch
+):
+    """The whole validation, the files split once against each partition scanning every file:
+    the same rejects, findings and conflicts in the same order, the same rejected rows."""
+    frames = _defective(world)
+    lazy = _lazy(frames, tmp_path)
+    context = ValidationContext(
+        as_of=date(2016, 7, 1),
+        existing_households=frames["household"].select("household_no").gather_every(4),
+    )
+    monkeypatch.setenv("HUB_VALIDATION_PARTITION_HOUSEHOLDS", "40")
+    monkeypatch.setattr(validate_chunks, "SPLIT_ROWS", 300)
+    assert validate_chunks.partitions(lazy) > 5  # several partitions
+    split = validate_county(lazy, context, chunk_rows=333, workdir=tmp_path / "spill")
+    assert not (tmp_path / "spill").exists()  # made for the split (DuckDB had not), removed
+    with monkeypatch.context() as m:
+        m.setattr(validate, "household_partitions", _filtered)
+        filtered = validate_county(lazy, context, chunk_rows=333)
+
+    for entity, v in split.items():
+        for level in ("rejects", "findings", "conflicts", "rejected_rows"):
+            assert getattr(v, level).equals(getattr(filtered[entity], level)), (entity, level)
+        assert v.accepted.height == filtered[entity].accepted.height
+    rules = pl.concat([v.rejects for v in split.values()])["rule"].unique().to_list()
+    assert {"orphan_household", "parent_rejected", "head_count"} <= set(rules)
+    assert sum(v.findings.height for v in split.values()) > 0
