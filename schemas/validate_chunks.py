@@ -221,6 +221,13 @@ def partition_frame(
 #: (``household_partitions``): only ``CROSS_COLUMNS`` are read, and the rows read are written to
 #: their partitions' files before the next ones are read.
 SPLIT_ROWS = 50_000
+#: Rows held (of several batches of ``SPLIT_ROWS``) before each partition's rows are written
+#: to a file of their own: each file costs ~3 CPU-ms to write and read back whatever its rows.
+SPLIT_HELD_ROWS = 200_000
+#: The split files' compression: lz4, cheap to write and read, ~3x smaller than uncompressed
+#: (~100 MB in all at 洛南 scale 10). Arrow IPC files cost as much CPU and were 470 MB: a piece of
+#: a batch wrote the batch's whole string buffers (polars' string views).
+SPLIT_COMPRESSION = "lz4"
 
 
 @contextmanager
@@ -229,8 +236,8 @@ def household_partitions(
 ) -> Iterator[Callable[[str, int], pl.DataFrame]]:
     """``read(entity, part)``: what ``partition_frame`` gives for partition ``part`` of
     ``parts`` (the same rows in the same order, the same columns), each lazily given frame
-    read ONCE: its rows are split into one temporary Arrow IPC file per partition and read
-    ``SPLIT_ROWS`` at a time, in a folder of ``workdir`` (the merge's DuckDB temp directory;
+    read ONCE: its rows are read ``SPLIT_ROWS`` at a time and split into temporary Parquet
+    files, one per partition and batch, in a folder of ``workdir`` (the merge's DuckDB temp directory;
     the system's temporary directory when None) removed afterwards. ``partition_frame``
     scanned every file once per partition with the hash filter: at 洛南 scale 10, 31 partitions,
     15.6 CPU-s of the merge's ~60 (bench/profiles/merge.md, "Validation's partitions in one
@@ -250,7 +257,7 @@ def household_partitions(
             if entity not in files:
                 return partition_frame(entity, frames[entity], part, parts)
             empty, paths = files[entity]
-            pieces = [pl.read_ipc(path) for path in paths[part]]
+            pieces = [pl.read_parquet(path) for path in paths[part]]
             for path in paths[part]:  # each partition is read once: its disk space back now
                 path.unlink()
             return pl.concat(pieces) if pieces else empty
@@ -266,26 +273,36 @@ def household_partitions(
 def _split(
     entity: str, frame: pl.LazyFrame, parts: int, folder: Path
 ) -> tuple[pl.DataFrame, list[list[Path]]]:
-    """Split ``entity``'s rows (``CROSS_COLUMNS``, with their position ``_row``) into one file
-    per partition and batch of ``SPLIT_ROWS`` read rows; returns the frame's empty shape and
-    each partition's files, in the rows' order."""
+    """Split ``entity``'s rows (``CROSS_COLUMNS``, with their position ``_row``) into files per
+    partition: read ``SPLIT_ROWS`` at a time, held per partition until ``SPLIT_HELD_ROWS`` are
+    held, then one file per partition. Returns the frame's empty shape and each partition's
+    files, in the rows' order."""
     columns = CROSS_COLUMNS.get(entity)
     lazy = frame.select(*columns, *STAGING) if columns else frame
     height = lazy.select(pl.len()).collect()[0, 0]
     files: list[list[Path]] = [[] for _ in range(parts)]
+    held: dict[int, list[pl.DataFrame]] = {}
+
+    def write(end: int) -> None:
+        for part, pieces in held.items():
+            path = folder / f"{entity}-{part}-{end}.parquet"
+            piece = pl.concat(pieces) if len(pieces) > 1 else pieces[0]
+            piece.write_parquet(path, compression=SPLIT_COMPRESSION, statistics=False)
+            files[part].append(path)
+        held.clear()
+
+    start = 0
     for start in range(0, height, SPLIT_ROWS):
         batch = lazy.slice(start, SPLIT_ROWS).collect(engine="streaming")
         batch = batch.with_row_index("_row", offset=start).with_columns(
             partition_of(parts).alias("_part")
         )
-        pieces = batch.partition_by("_part", as_dict=True, include_key=False)
-        for (part,), piece in pieces.items():
-            if part is None:  # never: a null household_no hashes too (as in ``partition_frame``)
-                continue
-            path = folder / f"{entity}-{part}-{start}.arrow"
-            piece.write_ipc(path)
-            files[part].append(path)
-        del batch, pieces
+        for (part,), piece in batch.partition_by("_part", as_dict=True, include_key=False).items():
+            if part is not None:  # never: a null household_no hashes too (as in the filter)
+                held.setdefault(part, []).append(piece)
+        if sum(p.height for pieces in held.values() for p in pieces) >= SPLIT_HELD_ROWS:
+            write(start)
+    write(start)
     empty = lazy.head(0).collect().with_row_index("_row")
     return empty, files
 
