@@ -218,15 +218,17 @@ def partition_frame(
 
 
 #: Rows of a household-keyed file read at once when it is split into its partitions
-#: (``household_partitions``): only ``CROSS_COLUMNS`` are read, and the rows read are written to
-#: their partitions' files before the next ones are read.
+#: (``household_partitions``): only ``CROSS_COLUMNS``, in a bounded batch (the streaming read of
+#: 200,000 rows at once put validation's peak at 468 MB at 洛南 scale 10, 50,000 at 374-379, with
+#: main's partitions at 382-389).
 SPLIT_ROWS = 50_000
-#: Rows held (of several batches of ``SPLIT_ROWS``) before each partition's rows are written
-#: to a file of their own: each file costs ~3 CPU-ms to write and read back whatever its rows.
+#: Rows held (the partitions' pieces of several batches, ~35 MB of persons) before each
+#: partition's pieces are written to a file of its own: a file costs ~1 CPU-ms to read back
+#: whatever its rows; 1,240 files at 洛南 scale 10 with a file per batch, 372 with these.
 SPLIT_HELD_ROWS = 200_000
-#: The split files' compression: lz4, cheap to write and read, ~3x smaller than uncompressed
-#: (~100 MB in all at 洛南 scale 10). Arrow IPC files cost as much CPU and were 470 MB: a piece of
-#: a batch wrote the batch's whole string buffers (polars' string views).
+#: The split files' compression: lz4 Parquet, as cheap to write and read as uncompressed
+#: Parquet or Arrow IPC and ~3x smaller (89 MB in all at 洛南 scale 10; Arrow IPC 470 MB: a piece
+#: of a batch wrote its batch's whole string buffers, polars' string views).
 SPLIT_COMPRESSION = "lz4"
 
 
@@ -236,9 +238,9 @@ def household_partitions(
 ) -> Iterator[Callable[[str, int], pl.DataFrame]]:
     """``read(entity, part)``: what ``partition_frame`` gives for partition ``part`` of
     ``parts`` (the same rows in the same order, the same columns), each lazily given frame
-    read ONCE: its rows are read ``SPLIT_ROWS`` at a time and split into temporary Parquet
-    files, one per partition and batch, in a folder of ``workdir`` (the merge's DuckDB temp directory;
-    the system's temporary directory when None) removed afterwards. ``partition_frame``
+    read ONCE (``_split``) into temporary Parquet files per partition, in a folder of
+    ``workdir`` (the merge's DuckDB temp directory; the system's temporary directory when
+    None) removed afterwards; each partition's files are deleted once read. ``partition_frame``
     scanned every file once per partition with the hash filter: at 洛南 scale 10, 31 partitions,
     15.6 CPU-s of the merge's ~60 (bench/profiles/merge.md, "Validation's partitions in one
     pass"). Frames given in memory, and a single partition, are not split."""

@@ -106,12 +106,13 @@ def _defective(world):
 
 
 def test_the_split_gives_each_partition_what_the_filter_gave(world, tmp_path, monkeypatch):
-    """Every household-keyed file split once (in batches of 250 rows, several files per
-    partition) gives each partition the rows, order and columns of the per-partition filter,
+    """Every household-keyed file split once (read 250 rows at a time, written when 600 are
+    held: several files per partition) gives each partition the rows, order and columns of the per-partition filter,
     from a folder of ``workdir`` that is gone afterwards."""
     frames = _defective(world)
     lazy = _lazy(frames, tmp_path)
     monkeypatch.setattr(validate_chunks, "SPLIT_ROWS", 250)
+    monkeypatch.setattr(validate_chunks, "SPLIT_HELD_ROWS", 600)
     parts = 7
     workdir = tmp_path / "spill"  # DuckDB's temp directory, with a spilled file of its own
     workdir.mkdir()
@@ -144,6 +145,7 @@ def test_validation_split_once_finds_what_the_filtered_partitions_found(
     )
     monkeypatch.setenv("HUB_VALIDATION_PARTITION_HOUSEHOLDS", "40")
     monkeypatch.setattr(validate_chunks, "SPLIT_ROWS", 300)
+    monkeypatch.setattr(validate_chunks, "SPLIT_HELD_ROWS", 700)
     assert validate_chunks.partitions(lazy) > 5  # several partitions
     split = validate_county(lazy, context, chunk_rows=333, workdir=tmp_path / "spill")
     assert not (tmp_path / "spill").exists()  # made for the split (DuckDB had not), removed
