@@ -122,9 +122,8 @@ def validate_county(
       is still rejected when a changed member breaks its head count, and an unchanged row's
       findings are recorded in every sync exactly as before (once per sync, neither lost nor
       doubled).
-    - Each lazily given household-keyed frame is read once and split into its partitions'
-      temporary files, in a folder of ``workdir`` (the merge's DuckDB temp directory) removed
-      afterwards (``validate_chunks.household_partitions``).
+    - ``workdir``: where the partitions' temporary files go, removed afterwards (the merge's
+      DuckDB temp directory; ``validate_chunks.household_partitions``).
     - ``Validated.rejected_rows`` names the rejected row positions, so the merge reads the
       accepted rows from the staged files itself; with lazy frames ``accepted`` keeps only
       how many rows were accepted (a column of nulls, which holds no data: ``accepted_keys``).
@@ -154,12 +153,10 @@ def validate_county(
         run.add("project", orphan)
 
     cadre_ids = _key_set(run.dfs.get("cadre"), "id_number")
-    out, batch_poor = _by_household(
-        frames, fails, ctx, villages, known_cadres, cadre_ids, lazy, workdir
-    )
+    out, poor = _by_household(frames, fails, ctx, villages, known_cadres, cadre_ids, lazy, workdir)
     for entity, df in run.dfs.items():
         accepted = run.accepted_part(entity)
-        found = _cadre_findings(accepted, ctx, batch_poor) if entity == "cadre" else []
+        found = _cadre_findings(accepted, ctx, poor) if entity == "cadre" else []
         out[entity] = Validated(
             accepted=accepted_keys(entity, accepted, lazy),
             rejects=_issues(entity, df, run.fails[entity]),
