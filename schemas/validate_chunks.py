@@ -11,8 +11,8 @@ Three ways, each bounded by a size that does not grow with the county:
   households each), over EVERY staged row of those households (unchanged ones included),
   reading only ``CROSS_COLUMNS``. Each household-keyed file is read once and split into its
   partitions' temporary files (``household_partitions``), ``SPLIT_ROWS`` rows at a time; a
-  partition then reads only its own files. Every rule that looks across records looks within one
-  household (head count, member facts, parent rejected, orphans of the partition's own
+  partition then reads only its own files. Every rule that looks across records looks within
+  one household (head count, member facts, parent rejected, orphans of the partition's own
   households, findings), so a partition sees every record its rules need. The registers not
   keyed by household (regions, cadres, projects: hundreds to a few thousand rows) are read
   whole; what crosses partitions is keys only (known villages and cadres, the cadres' ID

@@ -62,7 +62,7 @@ SPILLED_LIMIT = "8MB"
 
 
 @contextmanager
-def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
+def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[Path | None]:
     """Validation (polars) runs between the diff and the merge on the same connection. DuckDB
     keeps the diff's temp tables in its buffer pool up to the merge's limit and frees nothing
     by itself, so validation's frames came on top of them (the merge step's peak from 洛南
@@ -73,11 +73,13 @@ def spilled(con: duckdb.DuckDBPyConnection) -> Iterator[Path]:
     runs at ``duckdb_bounds.merge_write_limit`` (the diff ran at ``MERGE``'s).
 
     Yields DuckDB's temp directory (the warehouse file's ``<file>.tmp``, a lake instance's own
-    folder): validation's temporary files go there too (``validate_county``'s ``workdir``)."""
+    folder; None when spilling is off): validation's temporary files go there too
+    (``validate_county``'s ``workdir``)."""
     with suppress(duckdb.OutOfMemoryException):  # DuckDB then keeps the limit it had
         con.execute(f"SET memory_limit = {literal(SPILLED_LIMIT)}")
     try:
-        yield Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        temp = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        yield Path(temp) if temp else None
     finally:
         con.execute(f"SET memory_limit = {literal(merge_write_limit(con))}")
 

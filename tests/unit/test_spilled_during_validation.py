@@ -30,7 +30,7 @@ def merge_connection(tmp_path):
     con.close()
 
 
-def test_the_diff_tables_leave_memory_while_validation_runs(merge_connection):
+def test_the_diff_tables_leave_memory_while_validation_runs(merge_connection, tmp_path):
     con = merge_connection
     # a diff table of ~60 MB: held in the buffer pool, below the merge's limit
     con.execute(
@@ -39,10 +39,12 @@ def test_the_diff_tables_leave_memory_while_validation_runs(merge_connection):
     )
     held, _ = in_memory_tables(con)
     assert held > 40 * MIB
-    with spilled(con):
+    with spilled(con) as temp:
         during, written = in_memory_tables(con)
         assert during <= duckdb_size(SPILLED_LIMIT)
         assert written > 0  # out to the temp directory, not dropped
+        # where validation's temporary files go: DuckDB's temp directory, which it spilled to
+        assert temp == tmp_path / "tmp" and temp.is_dir()
     # the merge's transaction runs at MERGE_WRITE's limit, and reads every row back
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == write_limit(con)
     assert con.execute("SELECT count(DISTINCT source_key) FROM _diff_person").fetchone()[0] == (
