@@ -183,6 +183,74 @@ def run_hub(sim) -> dict:
     }
 
 
+def run_round(sim, i: int, configs: list[tuple[str, ...]]) -> list[dict]:
+    """One round, back to back on one simulator: each dlt configuration, the two floors, the hub."""
+    results: list[dict] = []
+    for file_format, disposition in configs:
+        r = run_dlt(sim, file_format, disposition)
+        results.append({"tool": f"dlt {file_format}/{disposition}", "repeat": i, **r})
+        print(
+            f"#{i} dlt {file_format}/{disposition}: {r['records']:,} records in "
+            f"{r['seconds']:.1f} s = {r['records'] / r['seconds']:,.0f} records/s "
+            f"(extract {r['extract_s']:.1f} s, normalise {r['normalize_s']:.1f} s, "
+            f"load {r['load_s']:.1f} s; CPU {r['cpu_s']:.0f} s, "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB, {len(r['tables'])} tables, "
+            f"DuckDB {r['db_mb']:.0f} MB)",
+            flush=True,
+        )
+    f = run_floor(sim, "_fetch_floor.py")
+    results.append({"tool": "fetch floor", "repeat": i, **f})
+    print(
+        f"#{i} fetch floor: {f['pages']} pages ({f['body_mb']:.0f} MB) fetched and "
+        f"dropped in {f['seconds']:.1f} s (client CPU {f['cpu_s']:.1f} s, simulator "
+        f"CPU {f['simulator_cpu_s']:.1f} s, {f['throttled']} answers 429)",
+        flush=True,
+    )
+    f = run_floor(sim, "_load_floor.py")
+    results.append({"tool": "load floor", "repeat": i, **f})
+    print(
+        f"#{i} load floor: {f['records']:,} records fetched, parsed by polars and "
+        f"loaded as delivered into DuckDB in {f['seconds']:.1f} s (fetch "
+        f"{f['fetch_s']:.1f}, parse {f['parse_s']:.1f}, insert {f['insert_s']:.1f}, "
+        f"checkpoint {f['checkpoint_s']:.1f} s; process CPU {f['cpu_s']:.1f} s, "
+        f"simulator CPU {f['simulator_cpu_s']:.1f} s)",
+        flush=True,
+    )
+    h = run_hub(sim)
+    results.append({"tool": "hub sync_luonan", "repeat": i, **h})
+    print(
+        f"#{i} hub sync_luonan: {h['records']:,} records in {h['seconds']:.1f} s = "
+        f"{h['records'] / h['seconds']:,.0f} records/s (landing {h['landing_s']:.1f} s, "
+        f"merge {h['merge_s']:.1f} s; CPU {h['cpu_s']:.0f} s, "
+        f"peak step RSS {h['peak_rss_mb']:.0f} MB, "
+        f"{h['accepted']:,} accepted, {h['rejected']:,} rejected)",
+        flush=True,
+    )
+    return results
+
+
+def print_ratios(ratios: list[dict]) -> None:
+    """Each round's ratio to dlt parquet/append, with the ceilings the two floors set."""
+    for r in ratios:
+        print(
+            f"round {r['repeat']}: hub {r['hub_s']:.1f} s vs dlt parquet/append "
+            f"{r['dlt_s']:.1f} s -> hub is {r['speed_ratio']:.2f}x dlt parquet (target >= 3x); "
+            f"CPU {r['hub_cpu_s']:.0f} vs {r['dlt_cpu_s']:.0f} s"
+            + (
+                f"; the fetch floor {r['floor_s']:.1f} s caps any loader at "
+                f"{r['ceiling_ratio']:.2f}x dlt parquet"
+                if "floor_s" in r
+                else ""
+            )
+            + (
+                f"; the load floor {r['load_floor_s']:.1f} s (this stack, no Dagster, no work "
+                f"of the hub's own) caps the hub at {r['load_ceiling_ratio']:.2f}x"
+                if "load_floor_s" in r
+                else ""
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -203,69 +271,13 @@ def main() -> None:
     results: list[dict] = []
     try:
         for i in range(1, args.repeat + 1):
-            for file_format, disposition in configs:
-                r = run_dlt(sim, file_format, disposition)
-                results.append({"tool": f"dlt {file_format}/{disposition}", "repeat": i, **r})
-                print(
-                    f"#{i} dlt {file_format}/{disposition}: {r['records']:,} records in "
-                    f"{r['seconds']:.1f} s = {r['records'] / r['seconds']:,.0f} records/s "
-                    f"(extract {r['extract_s']:.1f} s, normalise {r['normalize_s']:.1f} s, "
-                    f"load {r['load_s']:.1f} s; CPU {r['cpu_s']:.0f} s, "
-                    f"peak RSS {r['peak_rss_mb']:.0f} MB, {len(r['tables'])} tables, "
-                    f"DuckDB {r['db_mb']:.0f} MB)",
-                    flush=True,
-                )
-            f = run_floor(sim, "_fetch_floor.py")
-            results.append({"tool": "fetch floor", "repeat": i, **f})
-            print(
-                f"#{i} fetch floor: {f['pages']} pages ({f['body_mb']:.0f} MB) fetched and "
-                f"dropped in {f['seconds']:.1f} s (client CPU {f['cpu_s']:.1f} s, simulator "
-                f"CPU {f['simulator_cpu_s']:.1f} s, {f['throttled']} answers 429)",
-                flush=True,
-            )
-            f = run_floor(sim, "_load_floor.py")
-            results.append({"tool": "load floor", "repeat": i, **f})
-            print(
-                f"#{i} load floor: {f['records']:,} records fetched, parsed by polars and "
-                f"loaded as delivered into DuckDB in {f['seconds']:.1f} s (fetch "
-                f"{f['fetch_s']:.1f}, parse {f['parse_s']:.1f}, insert {f['insert_s']:.1f}, "
-                f"checkpoint {f['checkpoint_s']:.1f} s; process CPU {f['cpu_s']:.1f} s, "
-                f"simulator CPU {f['simulator_cpu_s']:.1f} s)",
-                flush=True,
-            )
-            h = run_hub(sim)
-            results.append({"tool": "hub sync_luonan", "repeat": i, **h})
-            print(
-                f"#{i} hub sync_luonan: {h['records']:,} records in {h['seconds']:.1f} s = "
-                f"{h['records'] / h['seconds']:,.0f} records/s (landing {h['landing_s']:.1f} s, "
-                f"merge {h['merge_s']:.1f} s; CPU {h['cpu_s']:.0f} s, "
-                f"peak step RSS {h['peak_rss_mb']:.0f} MB, "
-                f"{h['accepted']:,} accepted, {h['rejected']:,} rejected)",
-                flush=True,
-            )
+            results += run_round(sim, i, configs)
     finally:
         sim.stop()
 
     print_table(results)
     ratios = same_run_ratios(results)
-    for r in ratios:
-        print(
-            f"round {r['repeat']}: hub {r['hub_s']:.1f} s vs dlt parquet/append "
-            f"{r['dlt_s']:.1f} s -> hub is {r['speed_ratio']:.2f}x dlt parquet (target >= 3x); "
-            f"CPU {r['hub_cpu_s']:.0f} vs {r['dlt_cpu_s']:.0f} s"
-            + (
-                f"; the fetch floor {r['floor_s']:.1f} s caps any loader at "
-                f"{r['ceiling_ratio']:.2f}x dlt parquet"
-                if "floor_s" in r
-                else ""
-            )
-            + (
-                f"; the load floor {r['load_floor_s']:.1f} s (this stack, no Dagster, no work "
-                f"of the hub's own) caps the hub at {r['load_ceiling_ratio']:.2f}x"
-                if "load_floor_s" in r
-                else ""
-            )
-        )
+    print_ratios(ratios)
     info["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     payload = {"args": vars(args), "machine": info, "results": results, "ratios": ratios}
     path = save("dlt_vs_hub", payload)
