@@ -312,10 +312,10 @@ def run_jobs(
 def hub_job(name: str):
     """Reconstructor of a job of ``pipelines.definitions`` (used by the step processes). In the
     worker, the executor's forkserver starts first, as in ``hub demo`` and a code server's run
-    worker (``pipelines/jobs.py``; a no-op in step processes and for ``sync_city``)."""
-    from pipelines import jobs
+    worker (``pipelines/forkserver.py``; a no-op in step processes and for ``sync_city``)."""
+    from pipelines import forkserver
 
-    jobs.start_forkserver(name)
+    forkserver.start_forkserver(name)
     from pipelines.definitions import defs
 
     return defs.resolve_job_def(name)

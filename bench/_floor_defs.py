@@ -30,7 +30,7 @@ from pathlib import Path
 #: When each step body began, in that step's own CPU seconds (written by the step for the
 #: benchmark: the start-up cost of a step process up to its body).
 BODY_CPU_LOG = "HUB_FLOOR_BODY_LOG"
-#: "1": leave the forkserver to Dagster's first step launch, as before ``pipelines.jobs`` started
+#: "1": leave the forkserver to Dagster's first step launch, as before ``pipelines.forkserver`` started
 #: it early (the A/B of bench/README.md, "The floor of a county run").
 FORKSERVER_AT_FIRST_STEP = "HUB_FLOOR_FORKSERVER_AT_FIRST_STEP"
 
@@ -126,13 +126,13 @@ def _patch() -> None:
 
 def floor_job(name: str):
     """The job ``name`` of the hub's definitions, its bodies swapped for instant stand-ins; the
-    executor's forkserver started first, as ``pipelines.jobs`` does for ``hub demo``."""
-    from pipelines import jobs
+    executor's forkserver started first, as ``hub demo`` does (``pipelines/forkserver.py``)."""
+    from pipelines import forkserver
 
     if (
         os.environ.get(FORKSERVER_AT_FIRST_STEP) != "1"
     ):  # dagster_floor.py --forkserver-at-first-step
-        jobs.start_forkserver(name)
+        forkserver.start_forkserver(name)
     _patch()
     from pipelines.definitions import defs
 

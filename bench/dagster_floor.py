@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument(
         "--forkserver-at-first-step",
         action="store_true",
-        help="do not start the executor's forkserver early (pipelines/jobs.py): Dagster's own start",
+        help="do not start the executor's forkserver early (pipelines/forkserver.py): Dagster's own start",
     )
     args = parser.parse_args()
     reports = []

@@ -10,12 +10,12 @@
 
 import dagster as dg
 
-from pipelines import jobs
+from pipelines import forkserver
 
 # In a code server's run worker (the runs the daemon and the UI launch), the forkserver starts
 # here, before the rest of the code location is imported: its preload then runs beside that
-# import and the run's setup instead of before the run's first step (pipelines/jobs.py).
-jobs.start_forkserver(jobs.run_worker_job())
+# import and the run's setup instead of before the run's first step (pipelines/forkserver.py).
+forkserver.start_forkserver(forkserver.run_worker_job())
 
 import warehouse  # noqa: E402
 from base.settings import NotConfigured  # noqa: E402
@@ -51,7 +51,7 @@ STEP_PROCESSES = LANDINGS_AT_ONCE + 2
 hub_executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": STEP_PROCESSES,
-        "start_method": {"forkserver": {"preload_modules": [jobs.PRELOAD]}},
+        "start_method": {"forkserver": {"preload_modules": [forkserver.PRELOAD]}},
         "tag_concurrency_limits": [
             *({"key": k, "value": v, "limit": 1} for k, v in WAREHOUSE_TAG.items()),
             *({"key": k, "value": v, "limit": LANDINGS_AT_ONCE} for k, v in LANDING_TAG.items()),

@@ -101,18 +101,18 @@ FORKED_STEP = """
 import gc, json, multiprocessing as mp
 from multiprocessing import forkserver
 
-from pipelines import jobs
+from pipelines import forkserver as fs
 
 def report(queue):
     frozen = gc.get_freeze_count()
     gc.collect()  # what a step's full collection sees: not the forkserver's heap
     queue.put({"frozen": frozen, "tracked": len(gc.get_objects()),
-               "in_a_step": jobs.start_forkserver("sync_luonan")})
+               "in_a_step": fs.start_forkserver("sync_luonan")})
 
 if __name__ == "__main__":
-    assert not jobs.start_forkserver("sync_city")  # in process: no forkserver
+    assert not fs.start_forkserver("sync_city")  # in process: no forkserver
     assert forkserver._forkserver._forkserver_pid is None
-    assert jobs.start_forkserver("sync_luonan")  # as `hub demo` and the run workers do
+    assert fs.start_forkserver("sync_luonan")  # as `hub demo` and the run workers do
     early = forkserver._forkserver._forkserver_pid
     # what Dagster's multiprocess executor does at its first step (MultiprocessExecutor.execute)
     ctx = mp.get_context("forkserver")
@@ -127,7 +127,7 @@ if __name__ == "__main__":
 
 
 def test_the_forkserver_starts_early_and_its_steps_skip_its_heap_in_collections(tmp_path):
-    """``jobs.start_forkserver`` starts the executor's forkserver before the run needs it (its
+    """``pipelines.forkserver.start_forkserver`` starts the executor's forkserver before the run needs it (its
     preload beside the run's own setup), and Dagster's executor then forks from that one. The
     forkserver freezes what it imported, so a full collection in a step process walks only the
     step's own objects, not the ~220,000 of Dagster and the code location, and leaves those
@@ -156,7 +156,7 @@ def test_the_forkserver_starts_early_and_its_steps_skip_its_heap_in_collections(
 
 
 def test_the_jobs_that_start_the_forkserver_early_are_those_that_fork_their_steps():
-    from pipelines import jobs
+    from pipelines import forkserver
     from pipelines.definitions import defs
     from pipelines.defs.automation import hub_executor
 
@@ -164,9 +164,12 @@ def test_the_jobs_that_start_the_forkserver_early_are_those_that_fork_their_step
     assert "sync_luonan" in names and "sync_city" in names
     for name in names:
         job = defs.resolve_job_def(name)
-        assert jobs.forks_steps(name) == (job.executor_def is hub_executor), name
+        assert forkserver.forks_steps(name) == (job.executor_def is hub_executor), name
     assert _executor_config(defs.resolve_job_def("sync_luonan"))["start_method"]["forkserver"][
         "preload_modules"
-    ] == [jobs.PRELOAD]
-    assert jobs.FORKSERVER_PRELOAD == ["dagster._core.executor.multiprocess", jobs.PRELOAD]
-    assert jobs.run_worker_job() is None  # this process is no code server's run worker
+    ] == [forkserver.PRELOAD]
+    assert forkserver.FORKSERVER_PRELOAD == [
+        "dagster._core.executor.multiprocess",
+        forkserver.PRELOAD,
+    ]
+    assert forkserver.run_worker_job() is None  # this process is no code server's run worker
