@@ -57,10 +57,10 @@ MERGE = StepBound("MERGE", "128MB", 1, retry_memory_limit="1GB")
 #: 1.0, where 128 MB put them at 410-440 MB. 80 MB was tried (13ad: the transaction sat at
 #: 385-405 MB at scale 10 with DuckDB's 96 MB full of evictable temp tables) and reverted: in the
 #: city run at scale 10 洛南's merge, third, ran out at 80 MB and went once more at 1 GB (a step
-#: of 1.2 GB; bench/README.md, "Earlier figures: main 5e0dae2 / b12f723"). The row-hash diff before validation keeps
-#: ``MERGE``'s 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran out in ``diff person``,
-#: which has no second try). Out of memory in the transaction: once more at ``MERGE``'s retry
-#: limit (bench/profiles/merge.md, "Issue 13, fourth round").
+#: of 1.2 GB; bench/README.md, "Earlier figures: main 5e0dae2 / b12f723"). The row-hash diff
+#: before validation keeps ``MERGE``'s 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran
+#: out in ``diff person``, which has no second try). Out of memory in the transaction: once more
+#: at ``MERGE``'s retry limit (bench/profiles/merge.md, "Issue 13, fourth round").
 MERGE_WRITE = StepBound("MERGE_WRITE", "96MB", 1)
 
 #: The least memory the merge's wide statements run with, when an operator sets the transaction's
