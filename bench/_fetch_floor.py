@@ -32,9 +32,10 @@ class _Envelope(msgspec.Struct):
     data: _Page | None = None
 
 
-def main() -> None:
+def authorised_session() -> tuple[requests.Session, str]:
+    """A session holding 洛南's bearer token (``POST /api/v2/auth/token`` with the key and
+    secret in the environment) and the API's base URL (also used by ``_load_floor.py``)."""
     api = os.environ["BENCH_URL"].rstrip("/") + "/api/v2"
-    started = time.perf_counter()
     session = requests.Session()
     answer = session.post(
         f"{api}/auth/token",
@@ -43,6 +44,12 @@ def main() -> None:
     )
     answer.raise_for_status()
     session.headers["Authorization"] = "Bearer " + answer.json()["data"]["accessToken"]
+    return session, api
+
+
+def main() -> None:
+    started = time.perf_counter()
+    session, api = authorised_session()
     decode = msgspec.json.Decoder(_Envelope).decode
     pages = body_bytes = throttled = 0
     for path in ENDPOINTS:

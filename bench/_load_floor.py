@@ -24,7 +24,7 @@ import time
 
 import duckdb
 import polars as pl
-import requests
+from _fetch_floor import authorised_session
 from _luonan_endpoints import ENDPOINTS
 
 
@@ -34,16 +34,8 @@ def _cpu() -> float:
 
 
 def main() -> None:
-    api = os.environ["BENCH_URL"].rstrip("/") + "/api/v2"
     started, cpu_started = time.perf_counter(), _cpu()
-    session = requests.Session()
-    answer = session.post(
-        f"{api}/auth/token",
-        json={"appKey": os.environ["BENCH_KEY"], "appSecret": os.environ["BENCH_SECRET"]},
-        timeout=30,
-    )
-    answer.raise_for_status()
-    session.headers["Authorization"] = "Bearer " + answer.json()["data"]["accessToken"]
+    session, api = authorised_session()
     # The merge's bounds: one thread, 96 MB (warehouse/duckdb_bounds.py, MERGE_WRITE).
     con = duckdb.connect(os.environ["BENCH_DB"], config={"threads": 1, "memory_limit": "96MB"})
     pages = rows = throttled = 0
