@@ -186,45 +186,47 @@ def run_hub(sim) -> dict:
 def run_round(sim, i: int, configs: list[tuple[str, ...]]) -> list[dict]:
     """One round, back to back on one simulator: each dlt configuration, the two floors, the hub."""
     results: list[dict] = []
+
+    def record(tool: str, r: dict, line: str) -> None:
+        results.append({"tool": tool, "repeat": i, **r})
+        print(f"#{i} {tool}: {line}", flush=True)
+
     for file_format, disposition in configs:
         r = run_dlt(sim, file_format, disposition)
-        results.append({"tool": f"dlt {file_format}/{disposition}", "repeat": i, **r})
-        print(
-            f"#{i} dlt {file_format}/{disposition}: {r['records']:,} records in "
-            f"{r['seconds']:.1f} s = {r['records'] / r['seconds']:,.0f} records/s "
-            f"(extract {r['extract_s']:.1f} s, normalise {r['normalize_s']:.1f} s, "
-            f"load {r['load_s']:.1f} s; CPU {r['cpu_s']:.0f} s, "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB, {len(r['tables'])} tables, "
-            f"DuckDB {r['db_mb']:.0f} MB)",
-            flush=True,
+        record(
+            f"dlt {file_format}/{disposition}",
+            r,
+            f"{r['records']:,} records in {r['seconds']:.1f} s = "
+            f"{r['records'] / r['seconds']:,.0f} records/s (extract {r['extract_s']:.1f} s, "
+            f"normalise {r['normalize_s']:.1f} s, load {r['load_s']:.1f} s; "
+            f"CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+            f"{len(r['tables'])} tables, DuckDB {r['db_mb']:.0f} MB)",
         )
     f = run_floor(sim, "_fetch_floor.py")
-    results.append({"tool": "fetch floor", "repeat": i, **f})
-    print(
-        f"#{i} fetch floor: {f['pages']} pages ({f['body_mb']:.0f} MB) fetched and "
-        f"dropped in {f['seconds']:.1f} s (client CPU {f['cpu_s']:.1f} s, simulator "
-        f"CPU {f['simulator_cpu_s']:.1f} s, {f['throttled']} answers 429)",
-        flush=True,
+    record(
+        "fetch floor",
+        f,
+        f"{f['pages']} pages ({f['body_mb']:.0f} MB) fetched and dropped in "
+        f"{f['seconds']:.1f} s (client CPU {f['cpu_s']:.1f} s, simulator CPU "
+        f"{f['simulator_cpu_s']:.1f} s, {f['throttled']} answers 429)",
     )
     f = run_floor(sim, "_load_floor.py")
-    results.append({"tool": "load floor", "repeat": i, **f})
-    print(
-        f"#{i} load floor: {f['records']:,} records fetched, parsed by polars and "
-        f"loaded as delivered into DuckDB in {f['seconds']:.1f} s (fetch "
-        f"{f['fetch_s']:.1f}, parse {f['parse_s']:.1f}, insert {f['insert_s']:.1f}, "
-        f"checkpoint {f['checkpoint_s']:.1f} s; process CPU {f['cpu_s']:.1f} s, "
-        f"simulator CPU {f['simulator_cpu_s']:.1f} s)",
-        flush=True,
+    record(
+        "load floor",
+        f,
+        f"{f['records']:,} records fetched, parsed by polars and loaded as delivered into "
+        f"DuckDB in {f['seconds']:.1f} s (fetch {f['fetch_s']:.1f}, parse {f['parse_s']:.1f}, "
+        f"insert {f['insert_s']:.1f}, checkpoint {f['checkpoint_s']:.1f} s; process CPU "
+        f"{f['cpu_s']:.1f} s, simulator CPU {f['simulator_cpu_s']:.1f} s)",
     )
     h = run_hub(sim)
-    results.append({"tool": "hub sync_luonan", "repeat": i, **h})
-    print(
-        f"#{i} hub sync_luonan: {h['records']:,} records in {h['seconds']:.1f} s = "
+    record(
+        "hub sync_luonan",
+        h,
+        f"{h['records']:,} records in {h['seconds']:.1f} s = "
         f"{h['records'] / h['seconds']:,.0f} records/s (landing {h['landing_s']:.1f} s, "
-        f"merge {h['merge_s']:.1f} s; CPU {h['cpu_s']:.0f} s, "
-        f"peak step RSS {h['peak_rss_mb']:.0f} MB, "
-        f"{h['accepted']:,} accepted, {h['rejected']:,} rejected)",
-        flush=True,
+        f"merge {h['merge_s']:.1f} s; CPU {h['cpu_s']:.0f} s, peak step RSS "
+        f"{h['peak_rss_mb']:.0f} MB, {h['accepted']:,} accepted, {h['rejected']:,} rejected)",
     )
     return results
 
