@@ -299,9 +299,9 @@ def _split(
         batch = batch.with_row_index("_row", offset=start).with_columns(
             partition_of(parts).alias("_part")
         )
+        # a null household_no hashes too (as in partition_frame's filter): every row has a part
         for (part,), piece in batch.partition_by("_part", as_dict=True, include_key=False).items():
-            if part is not None:  # never: a null household_no hashes too (as in the filter)
-                held.setdefault(part, []).append(piece)
+            held.setdefault(part, []).append(piece)
         if sum(p.height for pieces in held.values() for p in pieces) >= SPLIT_HELD_ROWS:
             write(start)
     write(start)
