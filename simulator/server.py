@@ -108,6 +108,11 @@ class Simulator:
             p.on_clock()
         return changes
 
+    def prepare(self) -> None:
+        """Every platform's listings rendered for the current clock (``Platform.prepare``)."""
+        for p in self.platforms.values():
+            p.prepare()
+
     def info(self) -> dict:
         return {
             "seed": self.seed,

@@ -294,3 +294,11 @@ class Platform:
 
     def on_clock(self) -> None:
         """Called after the clock advanced (workbook exports)."""
+
+    def prepare(self) -> None:
+        """Build what the first request of each listing would build for the current clock.
+
+        A real platform's rows sit in its database before anyone asks; the simulator renders
+        a county's whole listing (JSON rows, sorted) on the first request after its clock
+        moves. Benchmarks call this before they start timing, so that rendering is not
+        counted as the platform's serving (bench/README.md, "The incremental's floor")."""

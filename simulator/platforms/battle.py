@@ -412,6 +412,10 @@ class BattlePlatform(Platform):
     def _rendered(self, entity: str) -> pl.DataFrame:
         return self.cache.get(entity, self.state(), lambda: self._render(entity))
 
+    def prepare(self) -> None:
+        for entity in PATHS.values():
+            self._rendered(entity)
+
     def churn(self, entity: str, k: int) -> None:
         """Touch the first ``k`` records in the current order: their updateTime becomes the
         platform's now, so they move to the end and every later row shifts up by ``k``."""

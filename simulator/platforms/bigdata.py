@@ -329,6 +329,11 @@ class BigdataPlatform(Platform):
     def _rendered(self, entity: str) -> pl.DataFrame:
         return self.cache.get(entity, self.state(), lambda: self._render(entity))
 
+    def prepare(self) -> None:
+        for entity in PATHS.values():
+            self._rendered(entity)
+            self._deleted(entity)
+
     def _deleted(self, entity: str) -> pl.DataFrame:
         def build() -> pl.DataFrame:
             df = self.records(entity, include_deleted=True)

@@ -517,6 +517,33 @@ def test_churn_moves_records_to_the_end(sim):
     )  # a naive pager saw some twice, missed others
 
 
+def test_prepare_renders_what_the_first_requests_would(sim):
+    """Benchmarks render the listings before timing (``SimulatorHandle.prepare``): every list
+    and deletion feed served afterwards must come from that render, not from a new build."""
+    sim.advance(days=1)  # the clock moved: every cached render is stale
+    sim.prepare()
+    built = {
+        slug: dict(sim.sim.platform(slug).cache._entries)
+        for slug in ("luonan", "shangnan", "shangzhou")
+    }
+    assert all(len(entries) >= 8 for entries in built.values()), built.keys()
+    lu = bigdata(sim)
+    for entity in ("regions", "households", "members", "household-cadres"):
+        r = lu.get(f"{sim.base_url('luonan')}/api/v2/{entity}", params={"limit": 5})
+        assert r.json()["code"] == 0, r.text
+    r = lu.get(f"{sim.base_url('luonan')}/api/v2/deletions", params={"limit": 5})
+    assert r.json()["code"] == 0, r.text
+    for slug in ("shangnan", "shangzhou"):
+        s = battle(sim, slug)
+        for path in ("/system/area/list", "/fpzz/pkh/list", "/fpzz/pkry/list"):
+            assert s.get(f"{sim.base_url(slug)}{path}").json()["code"] == 200
+    for slug, entries in built.items():
+        after = sim.sim.platform(slug).cache._entries
+        assert after.keys() == entries.keys(), slug
+        rebuilt = [name for name, hit in entries.items() if after[name] is not hit]
+        assert rebuilt == [], (slug, rebuilt)
+
+
 # -- workbook ---------------------------------------------------------------------------------------
 def _files(sim, slug):
     c = sim.credentials(slug)
