@@ -116,6 +116,9 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
+PSS_EVERY = 4  # TreeMemory: the tree's PSS on every 4th sample (once a second)
+
+
 @dataclass
 class TreeMemory:
     """Peak memory of every process below ``root`` while the sampler runs.
@@ -124,8 +127,9 @@ class TreeMemory:
     (depth 2) and the step processes it forks (depth 3 and more).
     ``peak_mb(depth)``: the largest peak RSS (VmHWM, kept by the kernel, so a peak between two
     samples is not missed as long as the process is sampled once before it exits).
-    ``peak_tree_pss_mb``: the largest sum of PSS over the tree at one sample (pages that forked
-    step processes share with the forkserver are counted once, split among the sharers).
+    ``peak_tree_pss_mb``: the largest sum of PSS over the tree at one sample, taken once a
+    second (pages that forked step processes share with the forkserver are counted once, split
+    among the sharers).
     ``file_kb``: a process's file-backed resident pages (RssFile: the mapped code of Python,
     polars, DuckDB…, shared page cache) at the sample that saw its peak rise. How many of them
     a process maps depends on the kernel (how much it maps around a fault), not on the hub:
@@ -141,17 +145,23 @@ class TreeMemory:
     names: dict[int, str] = field(default_factory=dict)
     peak_tree_pss_kb: int = 0
     samples: int = 0
+    cpu_s: float = 0.0  # the sampler thread's own CPU (it runs in the driver, beside the simulator)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
 
     def _sample(self) -> None:
+        # PSS (smaps_rollup: the kernel walks every page table) costs ~10x the status lines;
+        # on every sample it took 2.2 CPU-s of a 30 s incremental from the 2 cores the hub
+        # runs on. VmHWM needs a sample per process lifetime (the kernel keeps the peak), the
+        # tree's PSS a sum at one moment: taken on every PSS_EVERY-th sample.
+        with_pss = self.samples % PSS_EVERY == 0
         pss_total = 0
         for pid, depth in _descendants(self.root):
             try:
                 status = _status_kb(pid)
-                pss_total += _pss_kb(pid)
+                pss_total += _pss_kb(pid) if with_pss else 0
             except (OSError, ValueError):
                 continue  # exited between listing and reading
             if "VmHWM" in status and status["VmHWM"] > self.hwm_kb.get(pid, 0):
@@ -163,9 +173,11 @@ class TreeMemory:
         self.samples += 1
 
     def _run(self) -> None:
+        started = time.thread_time()
         while not self._stop.is_set():
             self._sample()
             self._stop.wait(self.interval)
+        self.cpu_s = time.thread_time() - started
 
     def __enter__(self) -> TreeMemory:
         self._thread.start()
@@ -246,6 +258,37 @@ def python_under_time_v(code: str, env: dict, cwd: Path | str) -> dict:
     return {**result, "cpu_s": round(user + system, 2), "peak_rss_mb": round(rss_kb / 1024)}
 
 
+def run_floor(sim, script: str, county: str) -> dict:
+    """A floor script of ``bench/`` (``_fetch_floor.py``, ``_load_floor.py``: 洛南's listings
+    fetched and dropped, or loaded as delivered; ``_reread_floor.py``: 商州's fetched and
+    parsed) against ``county``'s platform, in a fresh process of the project's venv: the JSON
+    line it printed, with its wall time and the CPU seconds of the client and the simulator."""
+    creds = sim.credentials(county)
+    with tempfile.TemporaryDirectory(prefix="floor-") as work:
+        env = {
+            **os.environ,
+            "BENCH_URL": sim.base_url(county),
+            "BENCH_KEY": creds["key"],
+            "BENCH_SECRET": creds["secret"],
+            "BENCH_DB": str(Path(work) / "floor.duckdb"),
+        }
+        log = Path(work) / "floor.log"
+        driver_cpu = _self_cpu()
+        code, wall, usage = run_measured(
+            [sys.executable, str(BENCH / script)], env=env, cwd=BENCH, log=log
+        )
+        simulator_cpu = _self_cpu() - driver_cpu
+        output = log.read_text(errors="replace")
+    if code != 0:
+        raise SystemExit(f"{script} failed:\n{output[-4000:]}")
+    return {
+        **json.loads(output.strip().splitlines()[-1]),
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "simulator_cpu_s": simulator_cpu,
+    }
+
+
 def run_jobs(
     sim, jobs: list[tuple[str, str | None]], keep: bool = False, home: Path | None = None
 ) -> dict:
@@ -301,11 +344,12 @@ def run_jobs(
             str(pid): round(kb / 1024, 1) for pid, kb in memory.file_kb.items()
         },
         "samples": memory.samples,
+        "sampler_cpu_s": round(memory.cpu_s, 2),
     }
     report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     report["process_wall_s"] = round(wall, 2)  # worker start (imports included) to exit
-    # this process meanwhile: the simulator serving the pages (and the memory sampler)
-    report["simulator_cpu_s"] = round(_self_cpu() - driver_cpu, 1)
+    # this process meanwhile: the simulator serving the pages, less the memory sampler's thread
+    report["simulator_cpu_s"] = round(_self_cpu() - driver_cpu - memory.cpu_s, 1)
     return report
 
 

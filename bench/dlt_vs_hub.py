@@ -43,6 +43,7 @@ from _common import (
     _self_cpu,
     machine,
     phase_spans,
+    run_floor,
     run_jobs,
     run_measured,
     save,
@@ -132,36 +133,6 @@ def run_dlt(sim, file_format: str, disposition: str) -> dict:
     }
 
 
-def run_floor(sim, script: str) -> dict:
-    """A floor script (``_fetch_floor.py``: the eight listings fetched and dropped;
-    ``_load_floor.py``: loaded as delivered into a DuckDB file) in a fresh process of the
-    project's venv: its wall time, CPU seconds of the client and of the simulator."""
-    creds = sim.credentials(COUNTY)
-    with tempfile.TemporaryDirectory(prefix="floor-") as work:
-        env = {
-            **os.environ,
-            "BENCH_URL": sim.base_url(COUNTY),
-            "BENCH_KEY": creds["key"],
-            "BENCH_SECRET": creds["secret"],
-            "BENCH_DB": str(Path(work) / "floor.duckdb"),
-        }
-        log = Path(work) / "floor.log"
-        driver_cpu = _self_cpu()
-        code, wall, usage = run_measured(
-            [sys.executable, str(BENCH / script)], env=env, cwd=BENCH, log=log
-        )
-        simulator_cpu = _self_cpu() - driver_cpu
-        output = log.read_text(errors="replace")
-    if code != 0:
-        raise SystemExit(f"{script} failed:\n{output[-4000:]}")
-    return {
-        **json.loads(output.strip().splitlines()[-1]),
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "simulator_cpu_s": simulator_cpu,
-    }
-
-
 def run_hub(sim) -> dict:
     report = run_jobs(sim, [(f"sync_{COUNTY}", "full")])
     (run,) = succeeded(report)
@@ -202,7 +173,7 @@ def run_round(sim, i: int, configs: list[tuple[str, ...]]) -> list[dict]:
             f"CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
             f"{len(r['tables'])} tables, DuckDB {r['db_mb']:.0f} MB)",
         )
-    f = run_floor(sim, "_fetch_floor.py")
+    f = run_floor(sim, "_fetch_floor.py", COUNTY)
     record(
         "fetch floor",
         f,
@@ -210,7 +181,7 @@ def run_round(sim, i: int, configs: list[tuple[str, ...]]) -> list[dict]:
         f"{f['seconds']:.1f} s (client CPU {f['cpu_s']:.1f} s, simulator CPU "
         f"{f['simulator_cpu_s']:.1f} s, {f['throttled']} answers 429)",
     )
-    f = run_floor(sim, "_load_floor.py")
+    f = run_floor(sim, "_load_floor.py", COUNTY)
     record(
         "load floor",
         f,
