@@ -42,8 +42,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def start_simulator(seed: int = 7, scale: float = 1.0, slugs: list[str] | None = None):
-    """The simulator in a thread of this process, its counties generated before any clock
-    starts (a county's world is built on first access, which would otherwise be timed)."""
+    """The simulator in a thread of this process, its counties generated and their listings
+    rendered before any clock starts (a county's world is built on first access and each
+    listing on its first request, which would otherwise be timed as the platform's serving)."""
     sys.path.insert(0, str(REPO))
     from seeds.registry import counties
     from simulator.embedded import start_in_thread
@@ -54,6 +55,7 @@ def start_simulator(seed: int = 7, scale: float = 1.0, slugs: list[str] | None =
         if slugs is None or county.slug in slugs:
             with sim.world.lock:
                 sim.world.records(county.code, "household")
+    sim.prepare()
     print(
         f"simulator {sim.url} (seed {seed}, scale {scale}) ready in "
         f"{time.perf_counter() - started:.1f} s",

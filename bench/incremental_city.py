@@ -8,11 +8,12 @@ watermarks), each in a fresh worker process as ``hub demo`` and the schedules ru
 moves in-process (``SimulatorHandle.advance``, as the tests do): one simulated day of changes,
 new households and members, exits, deletions, and the weekly workbook export when one falls due.
 
-Before each timed phase the simulator renders every listing for its clock
-(``SimulatorHandle.prepare``): a platform's rows are in its database before the hub asks, while
-the simulator would otherwise build a county's whole listing on the first request after its
-clock moved (~2.9 CPU-s for the city at scale 1.0, counted as the platform's serving). The time
-it takes is printed; ``--cold`` leaves the rendering to the first requests, as before.
+After the clock moved the simulator renders every listing again before the incremental is
+timed (``SimulatorHandle.prepare``, as ``start_simulator`` does before the demo): a platform's
+rows are in its database before the hub asks, while the simulator would otherwise build a
+county's whole listing on the first request after its clock moved (~2.9 CPU-s for the city at
+scale 1.0, counted as the platform's serving). The time it takes is printed; ``--cold`` leaves
+that rendering to the first requests, as before.
 
 The floor (``--floor N``, default 2; 0 skips it), three parts measured after the day:
 - the platforms' CPU while they served the incremental (the simulator shares the cores; by
@@ -141,7 +142,6 @@ def one_day(sim, args, i: int, tally: dict) -> tuple[dict, dict, set[str]]:
     """The demo, the clock +days, the incremental: the two reports and the demo's run ids."""
     base, _ = fresh_homes()
     try:
-        prepare(sim, "demo", args.cold)
         demo = run_jobs(sim, [("sync_all_counties", "full"), ("sync_city", None)], home=base)
         before = {r[-1] for r in demo["records"]}
         advanced = sim.advance(days=args.days)
@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="do not render the platforms' listings before timing (the first requests do)",
+        help="after the clock moved, leave the rendering of listings to the first requests",
     )
     args = parser.parse_args()
     info = machine()
