@@ -51,6 +51,12 @@ PARTS = ".parts"
 NEWEST = "{'at': coalesce(source_updated_at, '-infinity'::TIMESTAMPTZ), 'o': __order}"
 ROW_GROUP = 16_384  # rows per Parquet row group of a staged frame: the sink's buffer
 PART_ROW_GROUP = 4_096  # … of a part: the final pass decodes one at a time
+#: An entity whose rows are one part of at most this many is reduced in memory: a one-day
+#: incremental stages a few dozen rows of each of 8 entities, and the out-of-core passes (a
+#: DuckDB connection, a COPY of the winners, a second scan) cost ~10 ms an entity for them
+#: (bench/profiles/merge.md, "The small counties' incremental steps"). A part this small is
+#: only ever the last flush of a page group, so memory stays bounded by the page group.
+SMALL_REDUCE_ROWS = 5_000
 
 
 class StagedParts:
@@ -65,6 +71,7 @@ class StagedParts:
         self.parts.mkdir(parents=True)
         self._count: dict[str, int] = defaultdict(int)
         self._orders: dict[Path, tuple[int, int]] = {}  # a part's first and last __order
+        self._heights: dict[Path, int] = {}  # a part's rows
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def write(self, entity: str, df: pl.DataFrame) -> None:
@@ -78,6 +85,7 @@ class StagedParts:
         path = folder / f"{self._count[entity]:05d}.parquet"
         df.write_parquet(path, compression="lz4", row_group_size=PART_ROW_GROUP)
         self._orders[path] = (df[ORDER].min(), df[ORDER].max())
+        self._heights[path] = df.height
 
     def frame_path(self, entity: str) -> Path:
         return self.directory / f"frame.{entity}.parquet"
@@ -118,11 +126,14 @@ class StagedParts:
             return 0
         files = sorted((self.parts / entity).glob("*.parquet"))
         keys = KEYS[entity]
-        winners = self._winners(files, keys).sort()
         keyed = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-        # part by part, each with the winners of its own __order range: one is_in of every
-        # winner over the whole scan cost ~50 MB more at 商州's scale 10 (bench/profiles/landing.md)
-        rows = pl.concat([self._kept(part, winners, keyed) for part in files])
+        if heads is None and len(files) == 1 and self._heights[files[0]] <= SMALL_REDUCE_ROWS:
+            rows = _reduced_in_memory(pl.read_parquet(files[0]), keys, keyed)
+        else:
+            winners = self._winners(files, keys).sort()
+            # part by part, each with the winners of its own __order range: one is_in of every
+            # winner over the whole scan cost ~50 MB more at 商州's scale 10 (profiles/landing.md)
+            rows = pl.concat([self._kept(part, winners, keyed) for part in files])
         if heads is not None:
             rows = _with_heads(rows, self._heads(files, heads))
         elif no_heads:
@@ -188,6 +199,19 @@ class StagedParts:
             self._con.close()
             self._con = None
         shutil.rmtree(self.parts, ignore_errors=True)
+
+
+def _reduced_in_memory(part: pl.DataFrame, keys: tuple[str, ...], keyed: pl.Expr) -> pl.LazyFrame:
+    """The rows of one small part to keep, as :meth:`StagedParts.finish`'s two passes keep them
+    (``parsing.finish``'s order: the newest ``source_updated_at``, null oldest, then the later
+    row): the rows without a key and each key's winner, in the part's (sync) order."""
+    winners = (
+        part.filter(keyed)
+        .select(*keys, "source_updated_at", ORDER)
+        .sort(["source_updated_at", ORDER], nulls_last=False)
+        .unique(subset=list(keys), keep="last")[ORDER]
+    )
+    return part.lazy().filter(~keyed | pl.col(ORDER).is_in(winners.implode()))
 
 
 def _with_heads(rows: pl.LazyFrame, heads: Path) -> pl.LazyFrame:

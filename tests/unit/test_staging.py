@@ -56,3 +56,32 @@ def test_an_entity_without_rows_stages_an_empty_frame(tmp_path):
         assert (
             pl.read_parquet(parts.frame_path("household")).schema == empty_frame("household").schema
         )
+
+
+def test_a_small_single_part_reduced_in_memory_matches_the_out_of_core_reduction(
+    tmp_path, monkeypatch
+):
+    """One part of at most ``SMALL_REDUCE_ROWS`` (a day's incremental) is reduced in memory;
+    the frame it stages is the out-of-core passes' file, byte for byte."""
+    t1, t2 = datetime(2016, 6, 1, tzinfo=UTC), datetime(2016, 6, 2, tzinfo=UTC)
+    sync = _rows(
+        ["A", "B", None, "A", "C", "B", None, "C", "D", "D", "E"],
+        [t2, t2, t1, t1, None, t2, None, None, t2, t2, None],
+        ["a1", "b1", "x1", "a2", "c1", "b2", "x2", "c2", "d1", "d2", "e1"],
+    )
+    expected = finish("household", sync)
+    staged = {}
+    for small in (staging.SMALL_REDUCE_ROWS, 0):  # in memory, then the out-of-core passes
+        monkeypatch.setattr(staging, "SMALL_REDUCE_ROWS", small)
+        with staging.open_parts(tmp_path / f"staged-{small}") as parts:
+            parts.write("household", sync)
+            rows = parts.finish("household")
+            used_duckdb = parts._con is not None
+            staged[small] = parts.frame_path("household").read_bytes()
+            got = pl.read_parquet(parts.frame_path("household"))
+        assert used_duckdb == (small == 0)
+        assert rows == got.height == expected.height == 7
+        assert got.equals(expected)
+        # A: the newer row though earlier; B, D: a tie, the later; C: both null, the later
+        assert got["phone"].to_list() == ["a1", "x1", "b2", "x2", "c2", "d2", "e1"]
+    assert staged[staging.SMALL_REDUCE_ROWS] == staged[0]
