@@ -264,7 +264,7 @@ def copy_comments(
 ) -> None:
     """Put the comments of ``source``'s ``schema.table`` (and of its columns the target's table
     has) on the same table of ``target`` (``None``: the current database); a ``birth_year``
-    column the analyst layout added gets ``BIRTH_YEAR_COMMENT``."""
+    column the analyst layout added gets ``BIRTH_YEAR_COMMENT`` (``put_comments``)."""
     name = (
         f"{_q(schema)}.{_q(table)}" if target is None else f"{_q(target)}.{_q(schema)}.{_q(table)}"
     )
@@ -273,17 +273,30 @@ def copy_comments(
         "AND table_name = ?",
         [source, schema, table],
     ).fetchone()
-    if table_comment:
-        con.execute(f"COMMENT ON TABLE {name} IS {literal(table_comment)}")
-    for column, comment in con.execute(
-        "SELECT t.column_name, coalesce(s.comment, CASE WHEN t.column_name = 'birth_year' "
-        "THEN ? END) FROM duckdb_columns() AS t LEFT JOIN duckdb_columns() AS s "
-        "ON s.database_name = ? AND s.schema_name = t.schema_name "
+    columns = con.execute(
+        "SELECT t.column_name, s.comment FROM duckdb_columns() AS t LEFT JOIN duckdb_columns() "
+        "AS s ON s.database_name = ? AND s.schema_name = t.schema_name "
         "AND s.table_name = t.table_name AND s.column_name = t.column_name "
         "WHERE t.database_name = coalesce(?, current_database()) AND t.schema_name = ? "
         "AND t.table_name = ? ORDER BY t.column_index",
-        [BIRTH_YEAR_COMMENT, source, target, schema, table],
-    ).fetchall():
+        [source, target, schema, table],
+    ).fetchall()
+    put_comments(con, name, table_comment, columns)
+
+
+def put_comments(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table_comment: str | None,
+    columns: list[tuple[str, str | None]],
+) -> None:
+    """Comment the table ``name`` and its ``columns`` ((column, the source's comment of it));
+    a ``birth_year`` column without one gets ``BIRTH_YEAR_COMMENT``."""
+    if table_comment:
+        con.execute(f"COMMENT ON TABLE {name} IS {literal(table_comment)}")
+    for column, comment in columns:
+        if comment is None and column == "birth_year":
+            comment = BIRTH_YEAR_COMMENT
         if comment:
             con.execute(f"COMMENT ON COLUMN {name}.{_q(column)} IS {literal(comment)}")
 

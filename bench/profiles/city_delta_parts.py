@@ -80,7 +80,7 @@ def wrap(module, name, label):
 
 wrap(snapshots, "publish_pii_snapshot", "  publish: restricted PII snapshot")
 wrap(snapshot_delta, "_check_against_live", "  publish: analyst delta: checks")
-wrap(snapshot_delta, "_apply_entity", lambda a: f"  publish: analyst delta: core.{a[1]} (+history)")
+wrap(snapshot_delta, "_apply_entity", lambda a: f"  publish: analyst delta: core.{a[2] if len(a) > 4 else a[1]} (+history)")
 wrap(snapshot_delta, "_replace", lambda a: f"  publish: analyst delta: replace {a[1]}.{a[2]}")
 wrap(snapshot_delta, "_write_state", "  publish: analyst delta: publish record")
 wrap(snapshot_delta, "_apply", "  publish: analyst delta: every table + COMMIT (sum of the above)")
