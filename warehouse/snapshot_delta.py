@@ -443,16 +443,26 @@ def _restamp(
         f"hash({key_cols}) AS piece FROM live.{table} AS l WHERE false"
     )
     new = "l.sync_run_id IN (SELECT sync_run_id FROM _runs)"
+    seen = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared, *STAMPS]))
     for part, parts in _join_parts(con, table, new):
-        in_part = " AND ".join(  # on both sides, so that each side's scan is cut
-            f"hash({', '.join(f'{side}.{_q(k)}' for k in keys)}) % {parts} = {part}"
-            for side in ("l", "t")
+        # The syncs' rows of the part first, into a temp table whose size the planner knows,
+        # so that it builds the join's hash table on them and not on the copy's table: joined
+        # straight from the live file (a filter on sync_run_id it cannot estimate) it built on
+        # the copy's whole table (485k wide rows for 商州's 82k at scale 1, 0.3-0.4 CPU-s; at
+        # scale 10 more than CITY's memory, hence the parts). The copy's side is not cut by
+        # part (the key equality keeps the part's rows): with a filter there the planner
+        # thought it the smaller and built on it again (0.5-0.7 CPU-s at scale 1;
+        # bench/profiles/city-step-incremental.md, third round).
+        in_part = f"hash({', '.join(f'l.{_q(k)}' for k in keys)}) % {parts} = {part}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {seen} FROM live.{table} AS l "
+            f"WHERE {new} AND {in_part}"
         )
         con.execute(
             f"INSERT INTO {_restamped(entity)} SELECT {key_cols}, {stamps}, hash({key_cols}) "
-            f"FROM live.{table} AS l JOIN {table} AS t ON {on('t', 'l')} "
-            f"WHERE {new} AND {same} AND {in_part}"
+            f"FROM _seen AS l JOIN {table} AS t ON {on('t', 'l')} WHERE {same}"
         )
+    con.execute("DROP TABLE IF EXISTS _seen")
     (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
     pieces = -(-restamped // touch_rows())
     assignments = ", ".join(f"{_q(c)} = r.{_q(c)}" for c in STAMPS)
@@ -465,10 +475,10 @@ def _restamp(
     return restamped
 
 
-#: Rows of the copy's table per part of ``_restamp``'s join: the planner cannot tell how few
-#: of the live rows are the syncs' and builds its hash table on the copy's whole table, which
-#: at scale 10 (core.person, 4.8M rows) ran out of the city step's memory (``CITY``) at 96 and
-#: at 128 MB; in parts of 1M rows by key hash it fits at 96 MB even with every row re-read
+#: Rows of the copy's table per part of ``_restamp``'s join: the syncs' rows of a part (its hash
+#: table) are at most about this many. Built on the copy's whole table, as the planner once did,
+#: core.person at scale 10 (4.8M rows) ran out of the city step's memory (``CITY``) at 96 and at
+#: 128 MB; in parts of 1M rows by key hash it fit at 96 MB even with every row re-read
 #: (bench/README.md, "The city step at 96 MB"). One part up to scale ~2.
 RESTAMP_JOIN_ROWS = 1_000_000
 
