@@ -44,19 +44,27 @@ def text_of(expr: pl.Expr) -> pl.Expr:
     return pl.when(s != "").then(s)
 
 
-def _number_from_text(s: pl.Expr) -> pl.Expr:
-    """ "3,520.50", "3520.5元", " 12 ", "4.35%" (→ 0.0435)."""
-    cleaned = s.str.replace_all(r"[,，\s]", "").str.replace(_UNITS, "")
+def _same(value: pl.Expr) -> pl.Expr:
+    """``once`` outside ``build``: the expression itself."""
+    return value
+
+
+def _number_from_text(s: pl.Expr, once: Callable[[pl.Expr], pl.Expr] = _same) -> pl.Expr:
+    """ "3,520.50", "3520.5元", " 12 ", "4.35%" (→ 0.0435). ``once``: ``Fields._once``."""
+    cleaned = once(s.str.replace_all(r"[,，\s]", "").str.replace(_UNITS, ""))
     percent = cleaned.str.ends_with("%")
-    value = cleaned.str.strip_suffix("%").cast(pl.Float64, strict=False)
-    value = pl.when(percent).then((value / 100).round(10)).otherwise(value)
+    value = once(cleaned.str.strip_suffix("%").cast(pl.Float64, strict=False))
+    value = once(pl.when(percent).then((value / 100).round(10)).otherwise(value))
     return pl.when(value.is_finite()).then(value)
 
 
-def _date_from_text(s: pl.Expr, excel_serials: bool) -> pl.Expr:
+def _date_from_text(
+    s: pl.Expr, excel_serials: bool, once: Callable[[pl.Expr], pl.Expr] = _same
+) -> pl.Expr:
     """ "1980-01-01", "1980/1/1", "19800101", "1980年1月1日", "1980-01-01 00:00:00" and, for
-    workbooks, Excel serial day numbers written as text ("29221")."""
+    workbooks, Excel serial day numbers written as text ("29221"). ``once``: ``Fields._once``."""
     t = s.str.replace(r"[ T].*$", "").str.replace_all(r"[年月/.]", "-").str.replace(r"日$", "")
+    t = once(t)
     t = (
         pl.when(t.str.contains(r"^\d{8}$"))
         .then(t.str.slice(0, 4) + "-" + t.str.slice(4, 2) + "-" + t.str.slice(6, 2))
@@ -128,7 +136,10 @@ class Fields:
 
     def _once(self, value: pl.Expr) -> pl.Expr:
         """``value``, or in ``build`` a column that holds it, computed once: polars evaluated a
-        value again for its check (a number's regexes twice per row), ~40 % of a build."""
+        value again for its check (a number's regexes twice per row), ~40 % of a build. Used
+        inside the parsers too: polars does not share a subexpression that a ``when``/``then``
+        reads several times (``integer`` read its number 4 times, each with the cleaning
+        regexes: 52 of a person group's 94 CPU-ms; bench/profiles/landing.md, third round)."""
         if self.computed is None:
             return value
         name = f"__value{len(self.computed)}"
@@ -181,7 +192,7 @@ class Fields:
             return pl.when(value.is_finite()).then(value)
         if isinstance(dtype, pl.Boolean):
             return pl.lit(None, dtype=pl.Float64)
-        return _number_from_text(text_of(pl.col(field)))
+        return _number_from_text(text_of(pl.col(field)), self._once)
 
     def number(self, field: str, column: str) -> pl.Expr:
         if not self.has(field):
@@ -192,7 +203,7 @@ class Fields:
         """A whole number (years, counts, months): "3", 3.0, "2014年"; 3.5 is bad_number."""
         if not self.has(field):
             return pl.lit(None, dtype=pl.Int32).alias(column)
-        value = self._number_value(field)
+        value = self._once(self._number_value(field))
         whole = pl.when((value == value.floor()) & (value.abs() < 2**31)).then(value)
         return self._checked(field, column, "bad_number", whole.cast(pl.Int32))
 
@@ -201,12 +212,12 @@ class Fields:
         for workbooks an Excel date serial) gives its year."""
         if not self.has(field):
             return pl.lit(None, dtype=pl.Int32).alias(column)
-        value = self._number_value(field)
+        value = self._once(self._number_value(field))
         plain = pl.when((value == value.floor()) & (value.abs() < 10_000)).then(value)
         if self.schema[field].is_numeric():
             as_date = _date_from_serial(value) if self.excel_serials else pl.lit(None, pl.Date)
         else:
-            as_date = _date_from_text(text_of(pl.col(field)), self.excel_serials)
+            as_date = _date_from_text(text_of(pl.col(field)), self.excel_serials, self._once)
         year = pl.coalesce(plain.cast(pl.Int32), as_date.dt.year().cast(pl.Int32))
         return self._checked(field, column, "bad_number", year)
 
@@ -226,7 +237,7 @@ class Fields:
             )
             value = value.otherwise(_date_from_serial(n)) if self.excel_serials else value
         else:
-            value = _date_from_text(text_of(pl.col(field)), self.excel_serials)
+            value = _date_from_text(text_of(pl.col(field)), self.excel_serials, self._once)
         return self._checked(field, column, "bad_date", value)
 
     def boolean(self, field: str, column: str, *, negate: bool = False) -> pl.Expr:
