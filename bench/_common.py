@@ -79,6 +79,13 @@ def _status_kb(pid: int) -> dict[str, int]:
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` (its own threads, not its children)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
         for line in f:
@@ -148,6 +155,8 @@ class TreeMemory:
     peak_tree_pss_kb: int = 0
     samples: int = 0
     cpu_s: float = 0.0  # the sampler thread's own CPU (it runs in the driver, beside the simulator)
+    #: a process's CPU seconds (utime + stime) at its last sample: up to one interval short
+    pid_cpu_s: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -164,6 +173,7 @@ class TreeMemory:
             try:
                 status = _status_kb(pid)
                 pss_total += _pss_kb(pid) if with_pss else 0
+                self.pid_cpu_s[pid] = _cpu_s(pid)
             except (OSError, ValueError):
                 continue  # exited between listing and reading
             if "VmHWM" in status and status["VmHWM"] > self.hwm_kb.get(pid, 0):
@@ -347,6 +357,7 @@ def run_jobs(
         },
         "samples": memory.samples,
         "sampler_cpu_s": round(memory.cpu_s, 2),
+        "cpu_by_pid_s": {str(pid): round(s, 2) for pid, s in memory.pid_cpu_s.items()},
     }
     report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     report["process_wall_s"] = round(wall, 2)  # worker start (imports included) to exit
@@ -514,7 +525,8 @@ def save(name: str, payload: dict) -> Path:
 
 def step_peaks(report: dict, measure: str = "peak_by_pid_mb") -> dict[str, float]:
     """Peak RSS (MB) of each step process of the report's runs, by step key (``measure``
-    ``file_at_peak_by_pid_mb``: its file-backed part at the peak)."""
+    ``file_at_peak_by_pid_mb``: its file-backed part at the peak; ``cpu_by_pid_s``: its CPU
+    seconds at its last sample)."""
     by_pid = report["memory"].get(measure, {})
     return {
         step: by_pid[pid]
@@ -576,6 +588,7 @@ def city_phases(report: dict) -> dict:
         "steps": {s["step"]: s["seconds"] for run in runs for s in run["steps"]},
         "step_peak_mb": step_peaks(report),
         "step_file_at_peak_mb": step_peaks(report, "file_at_peak_by_pid_mb"),
+        "step_cpu_s": step_peaks(report, "cpu_by_pid_s"),
         "cpu_s": report["cpu_s"],
         "simulator_cpu_s": report["simulator_cpu_s"],
         "peak_step_mb": report["memory"]["peak_step_process_mb"],
