@@ -207,7 +207,7 @@ def main() -> None:
     try:
         for i in range(1, args.repeat + 1):
             demo, report, before = one_day(sim, args, i, tally)
-            serving = dict(tally)
+            serving = {key: list(entry) for key, entry in tally.items()}  # the day's alone
             s = summarise(report, before)
             full = summarise(demo, set())
             results.append(
