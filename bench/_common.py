@@ -55,7 +55,7 @@ def start_simulator(seed: int = 7, scale: float = 1.0, slugs: list[str] | None =
         if slugs is None or county.slug in slugs:
             with sim.world.lock:
                 sim.world.records(county.code, "household")
-    sim.prepare()
+    sim.prepare(slugs)  # rendering a county builds its world: only the counties asked for
     print(
         f"simulator {sim.url} (seed {seed}, scale {scale}) ready in "
         f"{time.perf_counter() - started:.1f} s",
@@ -268,37 +268,6 @@ def python_under_time_v(code: str, env: dict, cwd: Path | str) -> dict:
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))
     result = json.loads(proc.stdout.split("RESULT ", 1)[1])
     return {**result, "cpu_s": round(user + system, 2), "peak_rss_mb": round(rss_kb / 1024)}
-
-
-def run_floor(sim, script: str, county: str) -> dict:
-    """A floor script of ``bench/`` (``_fetch_floor.py``, ``_load_floor.py``: 洛南's listings
-    fetched and dropped, or loaded as delivered; ``_reread_floor.py``: 商州's fetched and
-    parsed) against ``county``'s platform, in a fresh process of the project's venv: the JSON
-    line it printed, with its wall time and the CPU seconds of the client and the simulator."""
-    creds = sim.credentials(county)
-    with tempfile.TemporaryDirectory(prefix="floor-") as work:
-        env = {
-            **os.environ,
-            "BENCH_URL": sim.base_url(county),
-            "BENCH_KEY": creds["key"],
-            "BENCH_SECRET": creds["secret"],
-            "BENCH_DB": str(Path(work) / "floor.duckdb"),
-        }
-        log = Path(work) / "floor.log"
-        driver_cpu = _self_cpu()
-        code, wall, usage = run_measured(
-            [sys.executable, str(BENCH / script)], env=env, cwd=BENCH, log=log
-        )
-        simulator_cpu = _self_cpu() - driver_cpu
-        output = log.read_text(errors="replace")
-    if code != 0:
-        raise SystemExit(f"{script} failed:\n{output[-4000:]}")
-    return {
-        **json.loads(output.strip().splitlines()[-1]),
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "simulator_cpu_s": simulator_cpu,
-    }
 
 
 def run_jobs(

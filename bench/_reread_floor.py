@@ -3,10 +3,11 @@
 商州's battle v2 platform has no time filter (shared platforms doc: "every sync is a full
 listing"), so any incremental of the city reads all of its ~175k records every day, 200 a page
 (the v2 cap). This client logs in as the hub's connector does (form fields), pages each listing
-with ``pageNum``/``pageSize=200`` until ``total`` is reached, and parses each page's rows with
-polars (``read_json``, the parser the hub's landing uses); it keeps nothing, writes nothing,
-validates nothing. Whatever the hub does with the records costs more, so its CPU is a part of
-the incremental's floor that no hub code can avoid (``incremental_city.py --floor``). Writes one
+with ``pageNum``/``pageSize=200`` until ``total`` is reached, and parses each page with polars
+(``read_json`` of the whole body with the schema inferred from every row, as the hub's landing
+reads a page); it keeps nothing, writes nothing, validates nothing. Whatever the hub does with
+the records costs more, so its CPU is a part of the incremental's floor that no hub code can
+avoid (``incremental_city.py --floor``). Writes one
 JSON line with its timings to stdout.
 
     BENCH_URL=<simulator>/shangzhou BENCH_KEY=… BENCH_SECRET=… .venv/bin/python bench/_reread_floor.py
@@ -64,7 +65,7 @@ def main() -> None:
             got.raise_for_status()
             fetch_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            envelope = pl.read_json(io.BytesIO(got.content))
+            envelope = pl.read_json(io.BytesIO(got.content), infer_schema_length=None)
             total = envelope["total"].item()
             rows = envelope.select(pl.col("rows").explode()).unnest("rows")
             parse_s += time.perf_counter() - t0

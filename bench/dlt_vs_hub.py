@@ -43,13 +43,13 @@ from _common import (
     _self_cpu,
     machine,
     phase_spans,
-    run_floor,
     run_jobs,
     run_measured,
     save,
     start_simulator,
     succeeded,
 )
+from _floors import run_floor
 
 DLT_VERSION = "1.31.0"
 DLT_VENV = BENCH / ".dlt-venv"

@@ -41,11 +41,11 @@ from _common import (
     city_phases,
     fresh_homes,
     machine,
-    run_floor,
     run_jobs,
     save,
     start_simulator,
 )
+from _floors import run_floor
 from _timeline import describe
 from dagster_floor import measure as measure_floor
 

@@ -53,9 +53,9 @@ ROW_GROUP = 16_384  # rows per Parquet row group of a staged frame: the sink's b
 PART_ROW_GROUP = 4_096  # … of a part: the final pass decodes one at a time
 #: An entity whose rows are one part of at most this many is reduced in memory: a one-day
 #: incremental stages a few dozen rows of each of 8 entities, and the out-of-core passes (a
-#: DuckDB connection, a COPY of the winners, a second scan) cost ~10 ms an entity for them
-#: (bench/profiles/merge.md, "The small counties' incremental steps"). A part this small is
-#: only ever the last flush of a page group, so memory stays bounded by the page group.
+#: DuckDB connection, a COPY of the winners, a second scan) cost ~10-13 ms an entity for them
+#: (bench/profiles/merge.md, "The small counties' incremental steps"). The rows in memory are
+#: bounded by this number, not by the county.
 SMALL_REDUCE_ROWS = 5_000
 
 
@@ -118,7 +118,9 @@ class StagedParts:
         Two passes, both bounded: DuckDB picks each key's winning row (a hash aggregate under
         ``REDUCE_MEMORY``, spilling beyond it), then polars streams the parts once more,
         keeping the winners and the rows without a key, into the frame. The parts are in sync
-        order (written page group by page group), so the frame is too, with no sort."""
+        order (written page group by page group), so the frame is too, with no sort. An entity
+        whose rows are one part of at most ``SMALL_REDUCE_ROWS`` (a day's incremental) is
+        reduced in memory by the same rule (``newest_per_key``) instead."""
         target = self.frame_path(entity)
         schema = frame_schema(entity)
         if not self._count[entity]:
@@ -201,16 +203,21 @@ class StagedParts:
         shutil.rmtree(self.parts, ignore_errors=True)
 
 
-def _reduced_in_memory(part: pl.DataFrame, keys: tuple[str, ...], keyed: pl.Expr) -> pl.LazyFrame:
-    """The rows of one small part to keep, as :meth:`StagedParts.finish`'s two passes keep them
-    (``parsing.finish``'s order: the newest ``source_updated_at``, null oldest, then the later
-    row): the rows without a key and each key's winner, in the part's (sync) order."""
-    winners = (
-        part.filter(keyed)
-        .select(*keys, "source_updated_at", ORDER)
-        .sort(["source_updated_at", ORDER], nulls_last=False)
-        .unique(subset=list(keys), keep="last")[ORDER]
+def newest_per_key(keyed_rows: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """Each key's winning row among rows that all have a key: the newest ``source_updated_at``
+    (null is oldest), ties to the later row in the sync (``ORDER``). The sync's one rule for
+    versions of a record; ``NEWEST`` is its SQL form for the out-of-core pass."""
+    return keyed_rows.sort(["source_updated_at", ORDER], nulls_last=False).unique(
+        subset=list(keys), keep="last", maintain_order=True
     )
+
+
+def _reduced_in_memory(part: pl.DataFrame, keys: tuple[str, ...], keyed: pl.Expr) -> pl.LazyFrame:
+    """The rows of one small part to keep, as :meth:`StagedParts.finish`'s two passes keep them:
+    the rows without a key and each key's winner (``newest_per_key``), in the part's (sync)
+    order."""
+    candidates = part.filter(keyed).select(*keys, "source_updated_at", ORDER)
+    winners = newest_per_key(candidates, keys)[ORDER]
     return part.lazy().filter(~keyed | pl.col(ORDER).is_in(winners.implode()))
 
 

@@ -70,9 +70,10 @@ class SimulatorHandle:
         """Move the clock in-process (weekly workbook exports follow, as over HTTP)."""
         return self.sim.advance(days=days, minutes=minutes)
 
-    def prepare(self) -> None:
-        """Render every listing for the current clock before a benchmark times anything."""
-        self.sim.prepare()
+    def prepare(self, counties: list[str] | None = None) -> None:
+        """Render every listing (of ``counties`` only, if given) for the current clock before
+        a benchmark times anything."""
+        self.sim.prepare(counties)
 
     def truth(self, county: str):
         """The injected defects of a county (code or slug), as the World's frame."""

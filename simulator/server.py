@@ -108,10 +108,11 @@ class Simulator:
             p.on_clock()
         return changes
 
-    def prepare(self) -> None:
-        """Every platform's listings rendered for the current clock (``Platform.prepare``)."""
-        for p in self.platforms.values():
-            p.prepare()
+    def prepare(self, counties: list[str] | None = None) -> None:
+        """The listings of every platform (or of ``counties``, codes or slugs) rendered for
+        the current clock (``Platform.prepare``)."""
+        for slug in counties or list(self.platforms):
+            self.platform(slug).prepare()
 
     def info(self) -> dict:
         return {

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from pipelines.connectors.pages import ORDER, RAW_REF, concat
+from pipelines.staging import newest_per_key
 from schemas import id_number
 from schemas.columns import CODED, ENTITIES, KEYS, PARSE_ERROR, conform, frame_schema
 from schemas.sanity import LATEST_REPRESENTABLE, future_limit
@@ -302,11 +303,7 @@ def finish(entity: str, df: pl.DataFrame) -> pl.DataFrame:
         return conform(entity, df)
     keys = list(KEYS[entity])
     keyed = pl.all_horizontal(pl.col(k).is_not_null() for k in keys)
-    deduped = (
-        df.filter(keyed)
-        .sort(["source_updated_at", ORDER], nulls_last=False)
-        .unique(subset=keys, keep="last", maintain_order=True)
-    )
+    deduped = newest_per_key(df.filter(keyed), tuple(keys))
     out = pl.concat([deduped, df.filter(~keyed)], how="vertical").sort(ORDER)
     return conform(entity, out)
 

@@ -65,9 +65,9 @@ def test_a_small_single_part_reduced_in_memory_matches_the_out_of_core_reduction
     the frame it stages is the out-of-core passes' file, byte for byte."""
     t1, t2 = datetime(2016, 6, 1, tzinfo=UTC), datetime(2016, 6, 2, tzinfo=UTC)
     sync = _rows(
-        ["A", "B", None, "A", "C", "B", None, "C", "D", "D", "E"],
-        [t2, t2, t1, t1, None, t2, None, None, t2, t2, None],
-        ["a1", "b1", "x1", "a2", "c1", "b2", "x2", "c2", "d1", "d2", "e1"],
+        ["A", "B", None, "A", "C", "B", None, "C", "D", "D", "E", "F", "F"],
+        [t2, t2, t1, t1, None, t2, None, None, t2, t2, None, t1, None],
+        ["a1", "b1", "x1", "a2", "c1", "b2", "x2", "c2", "d1", "d2", "e1", "f1", "f2"],
     )
     expected = finish("household", sync)
     staged = {}
@@ -80,8 +80,9 @@ def test_a_small_single_part_reduced_in_memory_matches_the_out_of_core_reduction
             staged[small] = parts.frame_path("household").read_bytes()
             got = pl.read_parquet(parts.frame_path("household"))
         assert used_duckdb == (small == 0)
-        assert rows == got.height == expected.height == 7
+        assert rows == got.height == expected.height == 8
         assert got.equals(expected)
-        # A: the newer row though earlier; B, D: a tie, the later; C: both null, the later
-        assert got["phone"].to_list() == ["a1", "x1", "b2", "x2", "c2", "d2", "e1"]
+        # A: the newer row though earlier; B, D: a tie, the later; C: both null, the later;
+        # F: a time beats a later null (null is oldest)
+        assert got["phone"].to_list() == ["a1", "x1", "b2", "x2", "c2", "d2", "e1", "f1"]
     assert staged[staging.SMALL_REDUCE_ROWS] == staged[0]
