@@ -128,8 +128,10 @@ def _repoint_publish_record(warehouse_dir: Path) -> None:
     record.write_text(json.dumps(state, indent=1))
 
 
-def profile(state: Path, src: Path) -> dict:
-    work = state.with_name(state.name + "-work")
+def work_copy(state: Path, suffix: str, src: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh copy of ``state``'s home beside it (``<state><suffix>``), its publish record
+    pointed at the copy, and the environment of a child running ``src``'s code on it."""
+    work = state.with_name(state.name + suffix)
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(state / "hub", work / "hub", symlinks=True)
     _repoint_publish_record(work / "hub" / "warehouse")
@@ -141,6 +143,11 @@ def profile(state: Path, src: Path) -> dict:
     }
     for name in ("HUB_WAREHOUSE", "HUB_SNAPSHOT", "HUB_PII_SNAPSHOT"):
         env.pop(name, None)
+    return work, env
+
+
+def profile(state: Path, src: Path) -> dict:
+    work, env = work_copy(state, "-work", src)
     load = os.getloadavg()
     try:
         out = python_under_time_v(PARTS, env, src)

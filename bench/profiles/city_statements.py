@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, python_under_time_v
-from city_delta_parts import _repoint_publish_record
+from city_delta_parts import work_copy
 
 STEP = r"""
 import collections, json, os, resource, shutil, time
@@ -109,18 +109,7 @@ print("RESULT " + json.dumps(runs, default=str))
 
 
 def once(state: Path, src: Path, top: int, keep: Path | None) -> None:
-    work = state.with_name(state.name + "-statements")
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(state / "hub", work / "hub", symlinks=True)
-    _repoint_publish_record(work / "hub" / "warehouse")
-    env = {
-        **os.environ,
-        "HUB_HOME": str(work / "hub"),
-        "HUB_PROFILE": "demo",
-        "PYTHONPATH": str(src),
-    }
-    for name in ("HUB_WAREHOUSE", "HUB_SNAPSHOT", "HUB_PII_SNAPSHOT"):
-        env.pop(name, None)
+    work, env = work_copy(state, "-statements", src)
     load = os.getloadavg()[0]
     try:
         out = python_under_time_v(STEP, env, src)

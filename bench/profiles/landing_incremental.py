@@ -31,7 +31,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-CHILD = """
+from merge_incremental import TIMED_PHASES  # noqa: E402
+
+CHILD = (
+    """
 import json, resource, sys, time
 from dataclasses import asdict
 sys.path.insert(0, {repo!r})
@@ -45,20 +48,9 @@ def cpu():
     u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime + u.ru_stime
 
-phase_cpu = {{}}
-
-def timed_phase(module, attr, label):
-    original = getattr(module, attr)
-
-    def wrapper(*args, **kwargs):
-        t = cpu()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            phase_cpu[label] = phase_cpu.get(label, 0.0) + cpu() - t
-
-    setattr(module, attr, wrapper)
-
+"""
+    + TIMED_PHASES
+    + """
 import pipelines.landing as planding
 timed_phase(sync.cursors, 'starting_watermarks', 'cursors')
 timed_phase(sync.landing, 'land', 'fetch + land (+ staging alongside)')
@@ -91,6 +83,7 @@ print(json.dumps({{'county': c.slug, 'step_cpu_s': round(step, 3), 'wall_s': rou
     'staged_rows': {{k: v['rows'] for k, v in header['files'].items()}},
     'manifest': landed.manifest_path, 'landed': asdict(landed)}}))
 """
+)
 
 
 def serve(home: Path, scale: float, days: float) -> None:

@@ -30,7 +30,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-CHILD = """
+#: A child's CPU per phase: ``timed_phase(module, attr, label)`` wraps a function so the CPU
+#: seconds of its calls add up in ``phase_cpu[label]`` (needs the child's ``cpu()``; written for
+#: ``str.format``, as the CHILD templates are; also used by landing_incremental.py).
+TIMED_PHASES = """phase_cpu = {{}}
+
+def timed_phase(module, attr, label):
+    original = getattr(module, attr)
+
+    def wrapper(*args, **kwargs):
+        t = cpu()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            phase_cpu[label] = phase_cpu.get(label, 0.0) + cpu() - t
+
+    setattr(module, attr, wrapper)
+"""
+
+CHILD = (
+    """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 import pipelines.preload  # noqa: F401  (what a step forked from the forkserver holds)
@@ -76,20 +95,9 @@ import warehouse.connection as wconn
 import warehouse.checkpoint as wckpt
 import warehouse.keys as wkeys
 import warehouse.merge as wmerge
-phase_cpu = {{}}
-
-def timed_phase(module, attr, label):
-    original = getattr(module, attr)
-
-    def wrapper(*args, **kwargs):
-        t = cpu()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            phase_cpu[label] = phase_cpu.get(label, 0.0) + cpu() - t
-
-    setattr(module, attr, wrapper)
-
+"""
+    + TIMED_PHASES
+    + """
 for module, attr, label in (
     (wconn, 'migrate', 'open: migrations check'),
     (psync, 'check_listings', 'listing check'),
@@ -158,6 +166,7 @@ print(json.dumps({{'county': c.slug, 'cpu_s': round(cpu() - t0, 2),
     'peak_rss_mb': round(status('VmHWM')), 'checks_passed': sum(r.passed for r in results),
     'checks': len(results), **totals}}))
 """
+)
 
 
 def land(home: Path, scale: float, days: float) -> None:
