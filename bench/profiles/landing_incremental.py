@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-from merge_incremental import TIMED_PHASES  # noqa: E402
+from merge_incremental import TIMED_PHASES, demo_then_day  # noqa: E402
 
 CHILD = (
     """
@@ -87,28 +87,10 @@ print(json.dumps({{'county': c.slug, 'step_cpu_s': round(step, 3), 'wall_s': rou
 
 
 def serve(home: Path, scale: float, days: float) -> None:
-    if home.exists():
-        raise SystemExit(f"{home} exists: serve from a fresh --home")
-    home.mkdir(parents=True)
-    os.environ.update(HUB_HOME=str(home), HUB_PROFILE="demo")
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "bench"))
-    from _common import start_simulator
-
-    sim = start_simulator(7, scale)
-    os.environ.update(sim.env())
-    from pipelines import sync
-    from seeds.registry import counties
-
+    sim = demo_then_day(home, scale, days)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     try:
-        for c in counties():
-            started = time.perf_counter()
-            sync.merge(c, sync.land(c, "full"))
-            print(f"demo {c.slug}: {time.perf_counter() - started:.1f} s", flush=True)
-        print(f"clock +{days} day(s): {sim.advance(days=days)}", flush=True)
-        sim.prepare()
         (home / "sim.json").write_text(json.dumps(sim.env()))
         print(f"serving: {home / 'sim.json'}", flush=True)
         while not stop:

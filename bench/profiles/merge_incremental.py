@@ -169,12 +169,14 @@ print(json.dumps({{'county': c.slug, 'cpu_s': round(cpu() - t0, 2),
 )
 
 
-def land(home: Path, scale: float, days: float) -> None:
-    base = home / "base"
-    if base.exists():
-        raise SystemExit(f"{base} exists: land into a fresh --home")
-    base.mkdir(parents=True)
-    os.environ.update(HUB_HOME=str(base), HUB_PROFILE="demo")
+def demo_then_day(hub_home: Path, scale: float, days: float):
+    """The demo landed and merged without Dagster into a fresh ``hub_home``, by a simulator
+    serving from this process, then its clock ``days`` on and its listings prepared. Returns
+    the running simulator (the caller stops it); also used by landing_incremental.py."""
+    if hub_home.exists():
+        raise SystemExit(f"{hub_home} exists: use a fresh --home")
+    hub_home.mkdir(parents=True)
+    os.environ.update(HUB_HOME=str(hub_home), HUB_PROFILE="demo")
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "bench"))
     from _common import start_simulator
@@ -190,6 +192,20 @@ def land(home: Path, scale: float, days: float) -> None:
             sync.merge(c, sync.land(c, "full"))
             print(f"demo {c.slug}: {time.perf_counter() - started:.1f} s", flush=True)
         print(f"clock +{days} day(s): {sim.advance(days=days)}", flush=True)
+        sim.prepare()
+    except BaseException:
+        sim.stop()
+        raise
+    return sim
+
+
+def land(home: Path, scale: float, days: float) -> None:
+    base = home / "base"
+    sim = demo_then_day(base, scale, days)
+    from pipelines import sync
+    from seeds.registry import counties
+
+    try:
         for c in counties():
             landed = sync.land(c, "incremental")
             (home / f"{c.slug}.landed.json").write_text(json.dumps(asdict(landed)))
