@@ -143,7 +143,7 @@ class TreeMemory:
     polars, DuckDB…, shared page cache) at the sample that saw its peak rise. How many of them
     a process maps depends on the kernel (how much it maps around a fault), not on the hub:
     the same code's steps peaked 296–311 MB at scale 1 on one machine of this kind and
-    359–366 MB on another (bench/README.md, "This machine's RSS").
+    359–366 MB on another (bench/history.md, "This machine's RSS").
     """
 
     root: int = field(default_factory=os.getpid)

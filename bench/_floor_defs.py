@@ -31,7 +31,7 @@ from pathlib import Path
 #: benchmark: the start-up cost of a step process up to its body).
 BODY_CPU_LOG = "HUB_FLOOR_BODY_LOG"
 #: "1": leave the forkserver to Dagster's first step launch, as before ``pipelines.forkserver`` started
-#: it early (the A/B of bench/README.md, "The floor of a county run").
+#: it early (the A/B of bench/history.md, "The floor of a county run").
 FORKSERVER_AT_FIRST_STEP = "HUB_FLOOR_FORKSERVER_AT_FIRST_STEP"
 
 

@@ -15,6 +15,10 @@ county's whole listing on the first request after its clock moved (~2.9 CPU-s fo
 scale 1.0, counted as the platform's serving). The time it takes is printed; ``--cold`` leaves
 that rendering to the first requests, as before.
 
+``--mode full`` makes the day's sync the nightly full instead (every record of every county
+read again; the analyst publish then restamps every row it holds: the city step's worst day).
+The floor is the incremental's: it is not measured with ``--mode full``.
+
 The floor (``--floor N``, default 2; 0 skips it), three parts measured after the day:
 - the platforms' CPU while they served the incremental (the simulator shares the cores; by
   county from its handlers);
@@ -26,6 +30,7 @@ Their sum over the cores is the wall no hub code can go below on this machine wi
 shape (bench/README.md, "The incremental's floor").
 
     .venv/bin/python bench/incremental_city.py [--scale 1.0] [--repeat 1] [--days 1] [--cold]
+        [--mode incremental|full]
 """
 
 from __future__ import annotations
@@ -146,19 +151,20 @@ def one_day(sim, args, i: int, tally: dict) -> tuple[dict, dict, set[str]]:
         before = {r[-1] for r in demo["records"]}
         advanced = sim.advance(days=args.days)
         print(f"#{i}: demo done; clock +{args.days} day(s): {advanced}", flush=True)
-        prepare(sim, "incremental", args.cold)
+        prepare(sim, args.mode, args.cold)
         tally.clear()
-        report = run_jobs(
-            sim, [("sync_all_counties", "incremental"), ("sync_city", None)], home=base
-        )
+        report = run_jobs(sim, [("sync_all_counties", args.mode), ("sync_city", None)], home=base)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            print(f"kept {base}", flush=True)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     return demo, report, before
 
 
-def print_day(i: int, scale: float, demo: dict, report: dict, s: dict, full: dict) -> None:
+def print_day(i: int, args, demo: dict, report: dict, s: dict, full: dict) -> None:
     print(
-        f"#{i}: the demo (full, scale {scale}): {full['fetched']:,} records in "
+        f"#{i}: the demo (full, scale {args.scale}): {full['fetched']:,} records in "
         f"{full['total_s']:.1f} s; CPU hub {full['cpu_s']:.1f} s; peak step RSS "
         f"{full['peak_step_mb']:.0f} MB ("
         + ", ".join(f"{k} {v:.0f}" for k, v in sorted(full["step_peak_mb"].items()))
@@ -166,7 +172,7 @@ def print_day(i: int, scale: float, demo: dict, report: dict, s: dict, full: dic
         flush=True,
     )
     print(
-        f"#{i}: incremental of the seven counties + marts + snapshots: "
+        f"#{i}: {args.mode} of the seven counties + marts + snapshots: "
         f"{s['total_s']:.1f} s (sync_all_counties {s['counties_run_s']:.1f} s + "
         f"sync_city {s['city_run_s']:.1f} s), {s['fetched']:,} records fetched\n"
         f"    landing steps {s['landing_sum_s']:.1f} s summed over "
@@ -182,7 +188,7 @@ def print_day(i: int, scale: float, demo: dict, report: dict, s: dict, full: dic
     )
     print("    the demo's (full) sync_all_counties from its event log:", flush=True)
     print(describe(demo["runs"][0]["timeline"]), flush=True)
-    print("    sync_all_counties from its event log (s from the run's start):", flush=True)
+    print(f"    the day's ({args.mode}) sync_all_counties from its event log:", flush=True)
     print(describe(report["runs"][0]["timeline"]), flush=True)
 
 
@@ -192,7 +198,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--days", type=float, default=1.0)
-    parser.add_argument("--floor", type=int, default=2, help="runs of the floor; 0: none")
+    parser.add_argument(
+        "--mode",
+        choices=["incremental", "full"],
+        default="incremental",
+        help="the day's sync: the hourly incremental, or the nightly full (every row re-read)",
+    )
+    parser.add_argument(
+        "--floor", type=int, default=2, help="runs of the incremental's floor; 0: none"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp home")
     parser.add_argument(
         "--cold",
         action="store_true",
@@ -221,8 +236,8 @@ def main() -> None:
                     "raw": report,
                 }
             )
-            print_day(i, args.scale, demo, report, s, full)
-            if args.floor:
+            print_day(i, args, demo, report, s, full)
+            if args.floor and args.mode == "incremental":
                 floors = [
                     measure_floor("incremental", REPO / "dagster.yaml", False)
                     for _ in range(args.floor)

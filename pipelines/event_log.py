@@ -5,7 +5,7 @@ closes it again for every write: a run of ``sync_all_counties`` writes ~550 even
 materialisation or check evaluation written twice (the run's database and the index), and the
 close of the last connection to a WAL database checkpoints it. Replaying a real run's events
 (``bench/event_writes.py``) that costs ~10 ms CPU per event under load; a step process spends
-more of its life writing events than doing nothing else (bench/README.md, "The orchestration
+more of its life writing events than doing nothing else (bench/history.md, "The orchestration
 floor").
 
 This class is the same storage — the same files under ``$DAGSTER_HOME/history/runs/`` (one

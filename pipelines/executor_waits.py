@@ -6,7 +6,7 @@ process in turn, waiting up to ``child_process_executor.TICK`` (20 ms) on each o
 none. A merge ends with a burst of ~30-40 events (its materialisations, check evaluations and
 outputs), and the next merge is launched only once its success event is taken: with two
 landings running beside it, the run worker took ~40 ms per event and launched the next merge
-1.5 s after the previous had ended (bench/README.md, "The merge chain's gaps"). Now an empty
+1.5 s after the previous had ended (bench/history.md, "The merge chain's gaps"). Now an empty
 queue is not waited on while another step's events are flowing (:data:`BURST_SECONDS`), and
 otherwise for :data:`STEP_EVENT_POLL_SECONDS`; an idle run worker wakes more often for it
 (~1 % of a core).
@@ -19,7 +19,7 @@ block on when no step of its run is executing, and the in-process executor's
 ``sleep_til_ready`` sleeps ``min(0, time to the next check)``, which is never more than 0. So
 a ``sync_city`` queued behind another run's merge spun a core of this 2-core machine against
 the merge it waited for, and started up to 15 s after the slot was free (``bench/pool_wait.py``;
-bench/README.md, "The merge chain's gaps").
+bench/history.md, "The merge chain's gaps").
 
 Two fixes, both about waiting only, never about who gets the slot (the pool's own queue and
 priorities decide that, in the instance):

@@ -3,7 +3,7 @@
 The hub's executor forks every step process from a forkserver that
 imports the code location once (``pipelines.preload``, ~1.5-2 CPU-s). Dagster starts it when it
 launches the run's first step, so the whole preload came before the first landing of every
-county run (1.5 s at idle, 4-6 s at load 6; bench/README.md, "The floor of a county run").
+county run (1.5 s at idle, 4-6 s at load 6; bench/history.md, "The floor of a county run").
 :func:`start_forkserver` starts it with the same modules while the run's own process is still
 importing the code location and planning the run; Dagster's executor then finds it running.
 Only in the process that orchestrates a run of a job that forks its steps: anywhere else

@@ -4,7 +4,7 @@ Every step process of a run is forked from one forkserver (``hub_executor``), so
 forkserver imported costs nothing in the steps. The definitions alone left each step importing
 Dagster's instance machinery on its own (SQLite storages, SQLAlchemy, Alembic, the schedule and
 run storages, the child-process executor): about 0.9 CPU-s per step process, 14 steps a city
-sync (bench/README.md, "Where the time goes"). Only modules are imported here, never an instance
+sync (bench/history.md, "Where the time goes"). Only modules are imported here, never an instance
 or a connection: nothing that must not cross a fork.
 """
 

@@ -57,7 +57,7 @@ MERGE = StepBound("MERGE", "128MB", 1, retry_memory_limit="1GB")
 #: 1.0, where 128 MB put them at 410-440 MB. 80 MB was tried (13ad: the transaction sat at
 #: 385-405 MB at scale 10 with DuckDB's 96 MB full of evictable temp tables) and reverted: in the
 #: city run at scale 10 洛南's merge, third, ran out at 80 MB and went once more at 1 GB (a step
-#: of 1.2 GB; bench/README.md, "Earlier figures: main 5e0dae2 / b12f723"). The row-hash diff
+#: of 1.2 GB; bench/history.md, "Earlier figures: main 5e0dae2 / b12f723"). The row-hash diff
 #: before validation keeps ``MERGE``'s 128 MB (at 96 MB 洛南's unchanged re-read at scale 3 ran
 #: out in ``diff person``, which has no second try). Out of memory in the transaction: once more
 #: at ``MERGE``'s retry limit (bench/profiles/merge.md, "Issue 13, fourth round").
@@ -148,10 +148,10 @@ def merge_write_limit(con: duckdb.DuckDBPyConnection) -> str:
 #: marts and the publish each take the worker to about that plus the limit plus 30 MB. 96 MB:
 #: every mart and both snapshots fit at scale 10 once no mart statement holds a
 #: count(DISTINCT …) under GROUPING SETS (it cannot spill) or a CSV reader's default 30.5 MiB
-#: buffer (bench/README.md, "The city step at 96 MB"); at 128 MB the worker peaked at 422 MB
+#: buffer (bench/history.md, "The city step at 96 MB"); at 128 MB the worker peaked at 422 MB
 #: at scale 10. The marts run once more at 512 MB when they run out (on the lake 512 MB is the
 #: limit already, and the error stands). One thread used 30-50 % fewer CPU seconds and less
-#: memory than two for the marts and the snapshots on this 2-core machine (bench/README.md,
+#: memory than two for the marts and the snapshots on this 2-core machine (bench/history.md,
 #: "The city step").
 CITY = StepBound("CITY", "96MB", 1, retry_memory_limit="512MB")
 

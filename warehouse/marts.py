@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: The mart files read the seed CSVs (codes, the county registry, the reported figures) with
 #: ``seed_csv(path)``: all columns as text, with a 1 MiB buffer, since ``read_csv``'s default
-#: buffer is 30.5 MiB whatever the file's size, a third of CITY's limit (bench/README.md, "The
+#: buffer is 30.5 MiB whatever the file's size, a third of CITY's limit (bench/history.md, "The
 #: city step at 96 MB").
 SEED_CSV = (
     "CREATE OR REPLACE TEMP MACRO seed_csv(path) AS TABLE "

@@ -479,7 +479,7 @@ def _restamp(
 #: table) are at most about this many. Built on the copy's whole table, as the planner once did,
 #: core.person at scale 10 (4.8M rows) ran out of the city step's memory (``CITY``) at 96 and at
 #: 128 MB; in parts of 1M rows by key hash it fit at 96 MB even with every row re-read
-#: (bench/README.md, "The city step at 96 MB"). One part up to scale ~2. That was measured with
+#: (bench/history.md, "The city step at 96 MB"). One part up to scale ~2. That was measured with
 #: the join read straight from the live file; the part's rows now go into the temp table
 #: ``_seen`` first (third round, city-step-incremental.md), which DuckDB can spill, but that
 #: form has not been run at scale 10 with every row re-read.

@@ -231,7 +231,7 @@ def publish_analyst_snapshot(live: Path, target: Path) -> Path:
 def _fill(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
     """Replace the empty copy of ``schema.table`` by ``CREATE TABLE AS`` its analyst rows, and
     put its comments back. A read-only file needs no keys: building a PRIMARY KEY's index cost
-    half as much again as writing the rows (bench/README.md, "Where the time goes")."""
+    half as much again as writing the rows (bench/history.md, "Where the time goes")."""
     name = f"{_q(schema)}.{_q(table)}"
     select = _select_list(con, schema, table)
     comments = con.execute(

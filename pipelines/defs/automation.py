@@ -41,7 +41,7 @@ def watches_new_files(county: County) -> bool:
 #: Step processes a run may have at once: the landings (LANDING_TAG), one merge, and room for
 #: one more. Dagster counts a step's process until it has exited, which is a while after its
 #: step succeeded; with four landings in four slots, the next merge waited for that exit
-#: (0.8-1.2 s under load) on the serial merge chain (bench/README.md, "The merge chain's gaps").
+#: (0.8-1.2 s under load) on the serial merge chain (bench/history.md, "The merge chain's gaps").
 STEP_PROCESSES = LANDINGS_AT_ONCE + 2
 
 #: Every sync job runs steps in processes started from a preloaded forkserver (a fresh
@@ -87,7 +87,7 @@ sync_all_counties = dg.define_asset_job(
 )
 #: The city job's two steps run one after the other in the pool anyway, so they run in the run's
 #: own process: no forkserver to start (a second import of the code location) and no step
-#: processes, about 3 CPU-s and 2 s less per city run (bench/README.md, "The orchestration
+#: processes, about 3 CPU-s and 2 s less per city run (bench/history.md, "The orchestration
 #: floor"). The in-process executor claims the same pool slots and logs its process id
 #: ("Executing steps in process (pid: …)"), which is how ``run_health`` finds a dead run.
 sync_city = dg.define_asset_job(

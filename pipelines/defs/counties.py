@@ -146,7 +146,7 @@ def build_county(county: County) -> list[dg.AssetsDefinition]:
             yield checks.refused_check(county, refused, csv)
             raise
         # one connection after the merge for its rejects file and its checks (each open takes
-        # the warehouse lock and reads the catalogue: bench/README.md, "Where the time goes"),
+        # the warehouse lock and reads the catalogue: bench/history.md, "Where the time goes"),
         # read-only: they write nothing, so the open skips the migrations check, the profile,
         # the region seed and the queued failures, and the close the commit record
         with warehouse.connect(read_only=True) as con:

@@ -16,7 +16,7 @@ WAREHOUSE_TAG = {"hub/warehouse": "duckdb"}
 
 #: Every landing step carries this op tag; the hub's executor runs at most
 #: :data:`LANDINGS_AT_ONCE` of them at once (counties fetched in parallel), so the process slots
-#: left over are the merges' (bench/README.md, "The merge chain's gaps").
+#: left over are the merges' (bench/history.md, "The merge chain's gaps").
 LANDING_TAG = {"hub/step": "landing"}
 LANDINGS_AT_ONCE = 4
 

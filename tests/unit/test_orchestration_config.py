@@ -1,4 +1,4 @@
-"""The executor and pool settings that keep the merge chain short (bench/README.md, "The merge
+"""The executor and pool settings that keep the merge chain short (bench/history.md, "The merge
 chain's gaps"): a setting lost here costs seconds per sync and fails nothing else, so each one
 is asserted on the real job definitions and a real instance from the repo's dagster.yaml."""
 
@@ -131,7 +131,7 @@ def test_the_forkserver_starts_early_and_its_steps_skip_its_heap_in_collections(
     preload beside the run's own setup), and Dagster's executor then forks from that one. The
     forkserver freezes what it imported, so a full collection in a step process walks only the
     step's own objects, not the ~220,000 of Dagster and the code location, and leaves those
-    pages shared (bench/README.md, "The floor of a county run")."""
+    pages shared (bench/history.md, "The floor of a county run")."""
     import json
     import os
     import subprocess

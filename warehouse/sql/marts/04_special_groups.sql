@@ -25,7 +25,7 @@ ORDER BY p.county_code, g.sort, p.person_key;
 -- person_key is in a group's rows at most once and count(person_key) of a group counts its
 -- persons; a person in any group is a mart.person row with one of the six flags (the join
 -- above). Plain GROUP BYs spill within the city step's DuckDB bound (warehouse/duckdb_bounds.py,
--- CITY); a count(DISTINCT …) under GROUPING SETS did not (bench/README.md, "The city step").
+-- CITY); a count(DISTINCT …) under GROUPING SETS did not (bench/history.md, "The city step").
 -- A NULL person_key (no ID number) is in no count, as in count(DISTINCT person_key).
 CREATE OR REPLACE TABLE mart.special_groups_by_county AS
 WITH sets AS (
