@@ -113,8 +113,9 @@ def demo(
     """Sync the counties into the warehouse through Dagster, publish the snapshot, report.
 
     Runs the demo profile: counties without settings are served by the bundled simulator.
-    Exit status: 0 when every county succeeded, 1 when any failed or was refused, 130 when
-    interrupted (Ctrl-C: counties already merged stay merged, the city step does not run)."""
+    Exit status: 1 when any county failed or was refused or the city step failed, 130 when
+    interrupted (Ctrl-C: counties already merged stay merged, the city step does not run), else
+    0 (a county skipped or not configured does not make it 1)."""
     from pipelines import demo as run
     from pipelines import report as run_report
 
