@@ -80,7 +80,7 @@ COMMENT ON COLUMN mart.sync_status.connection IS 'connection — 接入状态: c
 COMMENT ON COLUMN mart.sync_status.last_success_at IS 'last_success_at — 最近成功同步: when the latest succeeded sync committed';
 COMMENT ON COLUMN mart.sync_status.age_hours IS 'age_hours — 数据时效(小时): hours from last_success_at to built_at';
 COMMENT ON COLUMN mart.sync_status.latest_sync_run_id IS 'latest_sync_run_id — 最近同步批次: the latest merged or refused sync';
-COMMENT ON COLUMN mart.sync_status.latest_mode IS 'latest_mode — 最近同步方式: full / incremental';
+COMMENT ON COLUMN mart.sync_status.latest_mode IS 'latest_mode — 最近同步方式: full / incremental; on a platform that cannot filter by time (商州''s battle v2) incremental is a full re-read with only the changes applied';
 COMMENT ON COLUMN mart.sync_status.latest_status IS 'latest_status — 最近同步状态: succeeded / refused';
 COMMENT ON COLUMN mart.sync_status.latest_finished_at IS 'latest_finished_at — 最近同步结束: when it finished';
 COMMENT ON COLUMN mart.sync_status.fetched IS 'fetched — 获取条数: rows the latest sync fetched, all entities';
