@@ -106,17 +106,60 @@ def plan(con: duckdb.DuckDBPyConnection) -> MartsBuild:
 
 
 def run_file(con: duckdb.DuckDBPyConnection, text: str, build: MartsBuild) -> None:
-    """Run one mart file; in a delta build its ``CREATE OR REPLACE TABLE`` of a kept table
-    becomes that table's delta (the rest of the file, comments included, runs as written)."""
-    if build.mode != "delta" or not any(t in text for t in KEPT_TABLES):
+    """Run one mart file; its ``CREATE OR REPLACE TABLE`` of a kept table becomes that table's
+    delta in a delta build, and is written in parts when it is mart.person's (``_create``) in
+    a full one (the rest of the file, comments included, runs as written)."""
+    if not any(t in text for t in KEPT_TABLES):
         con.execute(text)
         return
     for statement in duckdb.extract_statements(text):
         created = _CREATE.match(statement.query)
-        if build.mode == "delta" and created and created.group(1) in KEPT_TABLES:
-            _write_delta(con, created.group(1), created.group(2).strip(), build)
+        if created and created.group(1) in KEPT_TABLES:
+            table, definition = created.group(1), created.group(2).strip()
+            if build.mode == "delta":
+                _write_delta(con, table, definition, build)
+            else:
+                _create(con, table, definition)
         else:
             con.execute(statement.query)
+
+
+#: Live households per part when mart.person is written whole. Its definition joins every live
+#: person with its household; writing that join's 26 columns while the hash table held every
+#: household did not fit the city step's 96 MB (``CITY``) at scale 10 (1.6M households; the same
+#: SELECT alone did), so the table is written in parts by a hash of household_no, each part's
+#: join built on its own households (00_person.sql; bench/README.md, "The nightly full at
+#: scale 10"). One part up to scale ~1.5: the plan of every smaller city is the one it was.
+PERSON_PART_HOUSEHOLDS = 250_000
+
+
+def person_parts(con: duckdb.DuckDBPyConnection) -> int:
+    """How many parts a full build of mart.person is written in (``PERSON_PART_HOUSEHOLDS``)."""
+    (households,) = con.execute(
+        "SELECT count(*) FROM core.household WHERE deleted_at IS NULL"
+    ).fetchone()
+    return max(1, -(-households // PERSON_PART_HOUSEHOLDS))
+
+
+def _create(con: duckdb.DuckDBPyConnection, table: str, definition: str) -> None:
+    """``table`` re-created whole from its ``definition``: mart.person in parts of at most about
+    ``PERSON_PART_HOUSEHOLDS`` households (the same rows: each person is in its household's
+    part), any other table in one statement."""
+    if table != "mart.person":
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {definition}")
+        return
+    parts = person_parts(con)
+    try:
+        for part in range(parts):
+            con.execute(f"SET VARIABLE hub_person_parts = {parts}")
+            con.execute(f"SET VARIABLE hub_person_part = {part}")
+            if part == 0:
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS {definition}")
+            else:
+                con.execute(f"INSERT INTO {table} {definition}")
+    finally:  # every other use of the definition (a delta, a count) reads all households
+        con.execute("RESET VARIABLE hub_person_parts")
+        con.execute("RESET VARIABLE hub_person_part")
 
 
 def _write_delta(
@@ -147,7 +190,7 @@ def _rebuild(
     con: duckdb.DuckDBPyConnection, table: str, definition: str, build: MartsBuild, why: str
 ) -> None:
     """``table`` re-created whole; the kept tables after it too (their delta follows its keys)."""
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {definition}")
+    _create(con, table, definition)
     build.mode, build.reason = "full", why
 
 

@@ -29,7 +29,8 @@ that publish recorded, come from the same warehouse with the same migrations and
 and every sync it covers must still be in the live file; after the delta every delta table must
 hold exactly the live table's row count. Anything else (no previous file, no record, a
 mismatch) publishes a full rebuild instead, and the outcome says which happened and why: a full
-rebuild is never reported as an increment.
+rebuild is never reported as an increment. So does a publish after syncs that wrote most of the
+copy's rows (a nightly full: ``REBUILD_SHARE``), where the delta would cost more than the rebuild.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ LAYOUT_VERSION = 1
 #: A delta-grown file this many times the size of its last full build is rebuilt compact
 #: (deleted rows leave space DuckDB reuses but does not always give back).
 MAX_GROWTH = 2.0
+#: The delta refuses, and the file is rebuilt whole, when the syncs since the previous publish
+#: wrote more than this share of the copy's core rows: a nightly full re-reads every row (one
+#: county's full re-read, even the largest's, is a fraction of the city), and restamping nearly
+#: every row costs more than writing them all (at scale 10: bench/README.md, "The nightly full
+#: at scale 10").
+REBUILD_SHARE = 0.9
 #: What a sync writes into a row it found unchanged (40_upsert.sql, 45_touch.sql): the delta
 #: updates these in place instead of rewriting the row (``_restamp``).
 STAMPS = ("last_synced_at", "sync_run_id", "source_platform")
@@ -307,20 +314,26 @@ def _apply(
         " UNION SELECT sync_run_id FROM ops.touch_pending"
     )
     outcome.sync_runs = con.execute("SELECT count(*) FROM _runs").fetchone()[0]
+    _refuse_most_rows(con, delta)
     delta_tables = {t for e in delta for t in (e, f"{e}_history") if ("core", t) in tables}
-    # Before the transaction below, in bounded pieces of their own: DuckDB holds an UPDATE's
-    # new values and undo in memory until COMMIT (warehouse/touch.py). The copy is a temp file
-    # renamed into place only if the whole publish succeeds, so committing pieces is safe.
+    # One entity at a time, each committed: its restamp in bounded pieces of their own (DuckDB
+    # holds an UPDATE's new values and undo in memory until COMMIT: warehouse/touch.py), then its
+    # rows in one transaction, then its temp tables dropped, so the next entity's joins do not
+    # share the city step's memory with them (at scale 10 they did not fit together: bench/
+    # README.md, "The nightly full at scale 10"). The copy is a temp file renamed into place
+    # only if the whole publish succeeds, so committing parts is safe.
     for entity in delta:
         outcome.rows_restamped += _restamp(
             con, entity, KEYS[entity], catalog.names(this, "core", entity)
         )
-    with transaction(con, NO_KEYED_TABLE):  # a copy: keys checked in the warehouse
-        con.execute("SET preserve_insertion_order = false")  # analysts' rows have no order
-        for entity in delta:
+        with transaction(con, NO_KEYED_TABLE):  # a copy: keys checked in the warehouse
+            con.execute("SET preserve_insertion_order = false")  # analysts' rows have no order
             history = ("core", f"{entity}_history") in tables
             _apply_entity(con, this, entity, history, outcome, catalog)
-        con.execute("SET preserve_insertion_order = true")  # marts keep their ORDER BY
+            con.execute("SET preserve_insertion_order = true")  # marts keep their order
+        for temp in (_restamped(entity), _changed(entity), "_versions"):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+    with transaction(con, NO_KEYED_TABLE):
         # mart.person / mart.special_groups: the rows the live build rewrote, if it can
         kept = mart_delta.apply_to_copy(con, mart_build)
         for schema, table in sorted(tables):
@@ -338,6 +351,23 @@ def _apply(
                 raise DeltaRefused(
                     f"{table}: the delta left {mine} rows where the live file has {live}"
                 )
+
+
+def _refuse_most_rows(con: duckdb.DuckDBPyConnection, delta: list[str]) -> None:
+    """Refuse the delta when the syncs since the previous publish (``_runs``) wrote more than
+    ``REBUILD_SHARE`` of the copy's rows of the delta entities (``REBUILD_SHARE``'s comment)."""
+    written = held = 0
+    for entity in delta:
+        table = f"core.{_q(entity)}"
+        written += con.execute(
+            f"SELECT count(*) FROM live.{table} WHERE sync_run_id IN (SELECT sync_run_id FROM _runs)"
+        ).fetchone()[0]
+        held += con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if held and written > REBUILD_SHARE * held:
+        raise DeltaRefused(
+            f"the syncs since the previous snapshot wrote {written:,} of its {held:,} core rows "
+            f"(over {REBUILD_SHARE:.0%}: a full re-read): rebuilt whole"
+        )
 
 
 def _delta_entities(this: str, tables: set, catalog: _Catalog) -> list[str]:
@@ -370,22 +400,16 @@ def _apply_entity(
     cols = ", ".join(_q(k) for k in keys)
     join = " AND ".join(f"k.{_q(k)} = t.{_q(k)}" for k in keys)
     new = "sync_run_id IN (SELECT sync_run_id FROM _runs)"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT {cols}, deleted_at IS NOT NULL "
-        f"AS is_deleted FROM live.core.{_q(entity)} WHERE {new}"
-    )
-    changes = [(entity, "_touched")]
-    if history:
+    # the syncs' rows but those restamped already (_restamp leaves them in _changed_<entity>)
+    changes = [(entity, _changed(entity))]
+    if history:  # new versions, and every version of a row the syncs soft-deleted
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _versions AS SELECT DISTINCT {cols} FROM "
             f"live.core.{_q(entity + '_history')} WHERE {new} "
-            f"UNION SELECT {cols} FROM _touched WHERE is_deleted"
+            f"UNION SELECT {cols} FROM live.core.{_q(entity)} WHERE {new} "
+            "AND deleted_at IS NOT NULL"
         )
         changes.append((f"{entity}_history", "_versions"))
-    con.execute(  # the rows restamped already (_restamp) are not rewritten
-        f"DELETE FROM _touched AS k WHERE EXISTS (SELECT 1 FROM {_restamped(entity)} AS r "
-        "WHERE " + " AND ".join(f"r.{_q(c)} = k.{_q(c)}" for c in keys) + ")"
-    )
     for table, keyed in changes:
         name = f"core.{_q(table)}"
         select = snapshots.analyst_select("core", table, catalog.names(this, "core", table))
@@ -402,12 +426,17 @@ def _restamped(entity: str) -> str:
     return _q(f"_restamped_{entity}")
 
 
+def _changed(entity: str) -> str:
+    return _q(f"_changed_{entity}")
+
+
 def _restamp(
     con: duckdb.DuckDBPyConnection, entity: str, keys: tuple[str, ...], columns: list[str]
 ) -> int:
     """Update in place the rows of the syncs since the previous publish that those syncs only
-    saw (a full re-read, 商州's v2 platform every day: warehouse/touch.py); their keys are left
-    in the temp table ``_restamped_<entity>`` so the delta does not rewrite them. Their
+    saw (a full re-read, 商州's v2 platform every day: warehouse/touch.py); the keys of the
+    syncs' other rows are left in the temp table ``_changed_<entity>`` (with whether the row is
+    soft-deleted), the rows the delta rewrites. Their
     contract columns have the copy's ``row_hash`` (THE hash of them, warehouse.entities, the
     one the merge trusts to call a row unchanged), every other analyst column but ``STAMPS`` is
     equal, so setting ``STAMPS`` gives exactly the row a full rebuild writes. Rewriting those
@@ -426,10 +455,11 @@ def _restamp(
         if (c not in contract and c not in STAMPS) or c == "row_hash"
     ]
     key_cols = ", ".join(f"l.{_q(k)}" for k in keys)
+    new = "l.sync_run_id IN (SELECT sync_run_id FROM _runs)"
     if "row_hash" not in compared:  # not a merged table: nothing says what is unchanged
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS "
-            f"SELECT {key_cols} FROM live.{table} AS l WHERE false"
+            f"CREATE OR REPLACE TEMP TABLE {_changed(entity)} AS SELECT {key_cols}, "
+            f"l.deleted_at IS NOT NULL AS is_deleted FROM live.{table} AS l WHERE {new}"
         )
         return 0
 
@@ -442,27 +472,52 @@ def _restamp(
         f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS SELECT {key_cols}, {stamps}, "
         f"hash({key_cols}) AS piece FROM live.{table} AS l WHERE false"
     )
-    new = "l.sync_run_id IN (SELECT sync_run_id FROM _runs)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_changed(entity)} AS SELECT {key_cols}, "
+        f"l.deleted_at IS NOT NULL AS is_deleted FROM live.{table} AS l WHERE false"
+    )
     seen = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared, *STAMPS]))
+    held = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared]))
     for part, parts in _join_parts(con, table, new):
         # The syncs' rows of the part first, into a temp table whose size the planner knows,
         # so that it builds the join's hash table on them and not on the copy's table: joined
         # straight from the live file (a filter on sync_run_id it cannot estimate) it built on
         # the copy's whole table (485k wide rows for 商州's 82k at scale 1, 0.3-0.4 CPU-s; at
-        # scale 10 more than CITY's memory, hence the parts). The copy's side is not cut by
-        # part (the key equality keeps the part's rows): with a filter there the planner
-        # thought it the smaller and built on it again (0.5-0.7 CPU-s at scale 1;
-        # bench/profiles/city-step-incremental.md, third round).
+        # scale 10 more than CITY's memory, hence the parts). In one part the copy's side is
+        # not cut: with a filter there the planner thought it the smaller and built on it again
+        # (0.5-0.7 CPU-s at scale 1; bench/profiles/city-step-incremental.md, third round). In
+        # several, it is cut by the same hash into a temp table of its own (the planner then
+        # knows both sizes): else every part probes the copy's whole table (~5 CPU-s a part
+        # for core.person at scale 10).
         in_part = f"hash({', '.join(f'l.{_q(k)}' for k in keys)}) % {parts} = {part}"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {seen} FROM live.{table} AS l "
             f"WHERE {new} AND {in_part}"
         )
+        copy = table
+        if parts > 1:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _held AS SELECT {held} FROM {table} AS l "
+                f"WHERE {in_part}"
+            )
+            copy = "_held"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _part AS SELECT {key_cols}, {stamps} "
+            f"FROM _seen AS l JOIN {copy} AS t ON {on('t', 'l')} WHERE {same}"
+        )
         con.execute(
             f"INSERT INTO {_restamped(entity)} SELECT {key_cols}, {stamps}, hash({key_cols}) "
-            f"FROM _seen AS l JOIN {table} AS t ON {on('t', 'l')} WHERE {same}"
+            "FROM _part AS l"
         )
-    con.execute("DROP TABLE IF EXISTS _seen")
+        # the part's other rows, against the part's restamped ones only: no join ever holds
+        # more than a part (a DELETE of all restamped keys from all the syncs' keys did not
+        # fit the city step's memory at scale 10)
+        con.execute(
+            f"INSERT INTO {_changed(entity)} SELECT {key_cols}, l.deleted_at IS NOT NULL "
+            f"FROM _seen AS l WHERE NOT EXISTS (SELECT 1 FROM _part AS t WHERE {on('t', 'l')})"
+        )
+    for temp in ("_seen", "_held", "_part"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
     (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
     pieces = -(-restamped // touch_rows())
     assignments = ", ".join(f"{_q(c)} = r.{_q(c)}" for c in STAMPS)
@@ -475,15 +530,14 @@ def _restamp(
     return restamped
 
 
-#: Rows of the copy's table per part of ``_restamp``'s join: the syncs' rows of a part (its hash
-#: table) are at most about this many. Built on the copy's whole table, as the planner once did,
-#: core.person at scale 10 (4.8M rows) ran out of the city step's memory (``CITY``) at 96 and at
-#: 128 MB; in parts of 1M rows by key hash it fit at 96 MB even with every row re-read
-#: (bench/history.md, "The city step at 96 MB"). One part up to scale ~2. That was measured with
-#: the join read straight from the live file; the part's rows now go into the temp table
-#: ``_seen`` first (third round, city-step-incremental.md), which DuckDB can spill, but that
-#: form has not been run at scale 10 with every row re-read.
-RESTAMP_JOIN_ROWS = 1_000_000
+#: The syncs' rows per part of ``_restamp``'s join: each part's rows go into the temp table
+#: ``_seen``, and the join's hash table is built on them (~300 bytes a core.person row: its
+#: person_key, row_hash, raw_ref, stamps…), so both grow with this many rows, not with the
+#: county or the city. At scale 10, with every row re-read, parts of 1M (by the copy's rows, as
+#: before the ``_seen`` form) and of 250,000 ran out of the city step's 96 MB (``CITY``;
+#: bench/README.md, "The nightly full at scale 10"). One part for a day of 商州's re-read at
+#: scale 1 (82k persons), the plan 13am measured.
+RESTAMP_JOIN_ROWS = 100_000
 
 
 def _join_parts(con: duckdb.DuckDBPyConnection, table: str, new: str) -> list[tuple[int, int]]:
@@ -492,8 +546,7 @@ def _join_parts(con: duckdb.DuckDBPyConnection, table: str, new: str) -> list[tu
     (seen,) = con.execute(f"SELECT count(*) FROM live.{table} AS l WHERE {new}").fetchone()
     if not seen:
         return []
-    (held,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    parts = max(1, -(-held // RESTAMP_JOIN_ROWS))
+    parts = max(1, -(-seen // RESTAMP_JOIN_ROWS))
     return [(part, parts) for part in range(parts)]
 
 

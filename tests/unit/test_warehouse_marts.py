@@ -342,3 +342,29 @@ def test_marts_that_run_out_of_memory_run_once_more(city, monkeypatch, caplog):
     assert "the city ran out of DuckDB memory" in caplog.text, caplog.text
     assert limit != "256.0 KiB", limit
     assert query(db, "SELECT * FROM mart.special_groups_by_county") == before
+
+
+def test_a_full_build_writes_mart_person_in_parts_with_the_same_rows(city, tmp_path, monkeypatch):
+    """A full marts build writes mart.person in parts by a hash of household_no, each part's
+    join built on its own households (at scale 10 the whole join and its write did not fit the
+    city step's memory together): the same rows as the fixture's build in one statement, and the
+    definition reads every household again afterwards."""
+    import shutil
+
+    from warehouse import mart_delta
+
+    db, tables = city
+    copy = tmp_path / "hub.duckdb"
+    shutil.copyfile(db, copy)
+    every_row = "SELECT * FROM mart.person ORDER BY ALL"
+    before = query(copy, every_row)
+    monkeypatch.setattr(mart_delta, "PERSON_PART_HOUSEHOLDS", 1)
+    with warehouse.connect(copy) as con:
+        assert mart_delta.person_parts(con) == 4  # A, B, C and D live; E deleted
+        # the mart files' digest no longer the recorded one: the next build is a full one
+        con.execute("UPDATE marts_state.build SET definition_digest = 'another definition'")
+        assert warehouse.rebuild_marts(con) == tables
+        assert con.execute("SELECT mode FROM marts_state.build").fetchall() == [("full",)]
+        assert con.execute("SELECT getvariable('hub_person_parts')").fetchone() == (None,)
+        assert assert_marts_keep_one_record_per_person(con) == 1
+    assert query(copy, every_row) == before
