@@ -36,6 +36,7 @@ copy's rows (a nightly full: ``REBUILD_SHARE``), where the delta would cost more
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -51,6 +52,8 @@ from schemas.columns import ENTITIES, KEYS
 from warehouse.connection import quiet
 from warehouse.statements import literal
 from warehouse.statements import q as _q
+
+log = logging.getLogger(__name__)
 
 #: Bumped when the analyst layout (``warehouse.snapshots``) changes: older files are rebuilt.
 LAYOUT_VERSION = 1
@@ -108,6 +111,13 @@ def publish_analyst(live: Path, target: Path, delta: bool = True) -> AnalystPubl
             outcome = _publish_delta(live, target)
         except DeltaRefused as refused:
             reason = str(refused)
+        except duckdb.OutOfMemoryException as out:
+            # the delta's copy is a temp file, gone with the error: the rebuild, which reads
+            # the live file table by table, fits where a delta of many rows may not (its joins
+            # are bounded by parts, its temp tables spill, yet at scale 10 one ran out)
+            error = str(out).splitlines()[0]
+            reason = f"the delta ran out of the city step's DuckDB memory ({error}): rebuilt whole"
+            log.warning("analyst snapshot: %s", reason)
     if outcome is None:
         snapshots.publish_analyst_snapshot(live, target)
         outcome = AnalystPublish(mode="full", reason=reason)
@@ -466,7 +476,6 @@ def _restamp(
     def on(a: str, b: str) -> str:
         return " AND ".join(f"{a}.{_q(k)} = {b}.{_q(k)}" for k in keys)
 
-    same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM l.{_q(c)}" for c in compared)
     stamps = ", ".join(f"l.{_q(c)}" for c in STAMPS)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS SELECT {key_cols}, {stamps}, "
@@ -476,34 +485,36 @@ def _restamp(
         f"CREATE OR REPLACE TEMP TABLE {_changed(entity)} AS SELECT {key_cols}, "
         f"l.deleted_at IS NOT NULL AS is_deleted FROM live.{table} AS l WHERE false"
     )
-    seen = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared, *STAMPS]))
-    held = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared]))
+
+    def fingerprint(alias: str) -> str:
+        # md5 of every compared column, as row_hash is of the contract's: equal values give
+        # equal text (NULL as null); a column typed differently on the two sides would only
+        # make a row look changed (rewritten, never wrongly restamped)
+        fields = ", ".join(f"{_q(c)} := {alias}.{_q(c)}" for c in compared)
+        return f"md5(to_json(struct_pack({fields})))"
+
     for part, parts in _join_parts(con, table, new):
-        # The syncs' rows of the part first, into a temp table whose size the planner knows,
-        # so that it builds the join's hash table on them and not on the copy's table: joined
-        # straight from the live file (a filter on sync_run_id it cannot estimate) it built on
-        # the copy's whole table (485k wide rows for 商州's 82k at scale 1, 0.3-0.4 CPU-s; at
-        # scale 10 more than CITY's memory, hence the parts). In one part the copy's side is
-        # not cut: with a filter there the planner thought it the smaller and built on it again
-        # (0.5-0.7 CPU-s at scale 1; bench/profiles/city-step-incremental.md, third round). In
-        # several, it is cut by the same hash into a temp table of its own (the planner then
-        # knows both sizes): else every part probes the copy's whole table (~5 CPU-s a part
-        # for core.person at scale 10).
+        # Narrow rows only (keys, stamps, an md5 of the compared columns), so no join holds
+        # more than a part of narrow rows: joined on the whole rows (~300 bytes a core.person
+        # row), even a part of 91k households did not fit the city step's 96 MB at scale 10
+        # (bench/README.md, "The nightly full at scale 10"). The syncs' rows of the part into
+        # a temp table whose size the planner knows, then the copy's rows of the same keys (a
+        # semi join built on the part's keys: the md5 is computed for those rows only).
         in_part = f"hash({', '.join(f'l.{_q(k)}' for k in keys)}) % {parts} = {part}"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {seen} FROM live.{table} AS l "
-            f"WHERE {new} AND {in_part}"
+            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {key_cols}, {stamps}, "
+            f"l.deleted_at IS NOT NULL AS is_deleted, {fingerprint('l')} AS fingerprint "
+            f"FROM live.{table} AS l WHERE {new} AND {in_part}"
         )
-        copy = table
-        if parts > 1:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _held AS SELECT {held} FROM {table} AS l "
-                f"WHERE {in_part}"
-            )
-            copy = "_held"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _was AS SELECT {key_cols}, {fingerprint('l')} "
+            f"AS fingerprint FROM {table} AS l "
+            f"WHERE EXISTS (SELECT 1 FROM _seen AS t WHERE {on('t', 'l')})"
+        )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _part AS SELECT {key_cols}, {stamps} "
-            f"FROM _seen AS l JOIN {copy} AS t ON {on('t', 'l')} WHERE {same}"
+            f"FROM _seen AS l JOIN _was AS t ON {on('t', 'l')} "
+            "AND t.fingerprint = l.fingerprint"
         )
         con.execute(
             f"INSERT INTO {_restamped(entity)} SELECT {key_cols}, {stamps}, hash({key_cols}) "
@@ -513,10 +524,10 @@ def _restamp(
         # more than a part (a DELETE of all restamped keys from all the syncs' keys did not
         # fit the city step's memory at scale 10)
         con.execute(
-            f"INSERT INTO {_changed(entity)} SELECT {key_cols}, l.deleted_at IS NOT NULL "
-            f"FROM _seen AS l WHERE NOT EXISTS (SELECT 1 FROM _part AS t WHERE {on('t', 'l')})"
+            f"INSERT INTO {_changed(entity)} SELECT {key_cols}, l.is_deleted FROM _seen AS l "
+            f"WHERE NOT EXISTS (SELECT 1 FROM _part AS t WHERE {on('t', 'l')})"
         )
-    for temp in ("_seen", "_held", "_part"):
+    for temp in ("_seen", "_was", "_part"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
     pieces = -(-restamped // touch_rows())
@@ -530,14 +541,11 @@ def _restamp(
     return restamped
 
 
-#: The syncs' rows per part of ``_restamp``'s join: each part's rows go into the temp table
-#: ``_seen``, and the join's hash table is built on them (~300 bytes a core.person row: its
-#: person_key, row_hash, raw_ref, stamps…), so both grow with this many rows, not with the
-#: county or the city. At scale 10, with every row re-read, parts of 1M (by the copy's rows, as
-#: before the ``_seen`` form) and of 250,000 ran out of the city step's 96 MB (``CITY``;
-#: bench/README.md, "The nightly full at scale 10"). One part for a day of 商州's re-read at
-#: scale 1 (82k persons), the plan 13am measured.
-RESTAMP_JOIN_ROWS = 100_000
+#: The syncs' rows per part of ``_restamp``'s joins: each part's rows go into the temp table
+#: ``_seen`` (keys, stamps and an md5 of the compared columns, ~150 bytes a row), on which the
+#: joins are built, so they grow with this many rows, not with the county or the city. One part
+#: for a day of 商州's re-read up to scale ~3; four at scale 10 (824k persons).
+RESTAMP_JOIN_ROWS = 250_000
 
 
 def _join_parts(con: duckdb.DuckDBPyConnection, table: str, new: str) -> list[tuple[int, int]]:

@@ -141,7 +141,7 @@ def test_delta_publish_equals_a_full_rebuild(simulator, hub_home, tmp_path, monk
     assert_published_is_a_rebuild(tmp_path)
 
 
-def test_a_delta_starts_only_from_the_file_the_last_publish_wrote(simulator, hub_home):
+def test_a_delta_starts_only_from_the_file_the_last_publish_wrote(simulator, hub_home, monkeypatch):
     assert sync_county(LUONAN, mode="full").success
     with warehouse.connect() as con:
         warehouse.rebuild_marts(con)
@@ -180,4 +180,15 @@ def test_a_delta_starts_only_from_the_file_the_last_publish_wrote(simulator, hub
     assert sync_county(LUONAN, mode="full").success
     reread = publish()
     assert reread.mode == "full" and "a full re-read" in reread.reason, reread.reason
+    assert publish().mode == "delta"
+
+    # a delta that runs out of the city step's memory (injected: at scale 10 one did) gives way
+    # to the rebuild, and says so; the published file is whole
+    def out_of_memory(*args, **kwargs):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block (test)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(snapshot_delta, "_apply", out_of_memory)
+        ran_out = publish()
+    assert ran_out.mode == "full" and "ran out of the city step's DuckDB memory" in ran_out.reason
     assert publish().mode == "delta"

@@ -13,6 +13,29 @@
 -- exists nowhere (an orphan) has no attribute and is accounted in the totals only. Figures the
 -- warehouse does not hold (teams, dispatched officials) have a NULL warehouse_value and say so.
 
+-- The persons deleted since, counted in a statement of their own before the mart: their joins
+-- (every person with its household, the deleted ones against every person of mart.person) and
+-- the rest of mart.reconciliation's did not fit the city step's 96 MB in one statement at
+-- scale 10 (bench/README.md, "The nightly full at scale 10"). A temp table of the marts'
+-- connection, as _person_not_first (00_person.sql).
+CREATE OR REPLACE TEMP TABLE _person_deleted AS
+WITH deleted_persons AS (
+    -- persons no longer counted: deleted records whose ID number has no live record left, one
+    -- row per (attribute, person). Distinct rows then counted, not count(DISTINCT …) under
+    -- GROUPING SETS, which keeps a distinct table per set in memory and cannot spill (the city
+    -- step's DuckDB bound, warehouse/duckdb_bounds.py CITY); DISTINCT and GROUP BY spill.
+    SELECT DISTINCT h.poverty_attribute, coalesce(p.person_key, p.person_no) AS person
+    FROM core.person AS p JOIN core.household AS h USING (household_no)
+    WHERE (p.deleted_at IS NOT NULL OR h.deleted_at IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM mart.person AS m WHERE m.person_key = p.person_key)
+),
+counted AS (
+    SELECT poverty_attribute, count(*) AS deleted FROM deleted_persons GROUP BY poverty_attribute
+    UNION ALL
+    SELECT NULL, count(*) FROM (SELECT DISTINCT person FROM deleted_persons)
+)
+SELECT * FROM counted;
+
 CREATE OR REPLACE TABLE mart.reconciliation AS
 WITH reported AS (
     SELECT *, row_number() OVER () AS sort
@@ -23,21 +46,7 @@ household_figures AS (
            count(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted
     FROM core.household GROUP BY GROUPING SETS ((), (poverty_attribute))
 ),
-deleted_persons AS (
-    -- persons no longer counted: deleted records whose ID number has no live record left, one
-    -- row per (attribute, person). Distinct rows then counted, not count(DISTINCT …) under
-    -- GROUPING SETS, which keeps a distinct table per set in memory and cannot spill (the city
-    -- step's DuckDB bound, warehouse/duckdb_bounds.py CITY); DISTINCT and GROUP BY spill.
-    SELECT DISTINCT h.poverty_attribute, coalesce(p.person_key, p.person_no) AS person
-    FROM core.person AS p JOIN core.household AS h USING (household_no)
-    WHERE (p.deleted_at IS NOT NULL OR h.deleted_at IS NOT NULL)
-      AND NOT EXISTS (SELECT 1 FROM mart.person AS m WHERE m.person_key = p.person_key)
-),
-person_deleted AS (
-    SELECT poverty_attribute, count(*) AS deleted FROM deleted_persons GROUP BY poverty_attribute
-    UNION ALL
-    SELECT NULL, count(*) FROM (SELECT DISTINCT person FROM deleted_persons)
-),
+person_deleted AS (SELECT * FROM _person_deleted),
 person_figures AS (
     SELECT poverty_attribute, count(*) AS live FROM mart.person
     GROUP BY GROUPING SETS ((), (poverty_attribute))
@@ -45,8 +54,13 @@ person_figures AS (
 quarantined_rows AS (
     -- records the source holds but the warehouse does not: quarantined by a merged sync (the
     -- latest quarantine of each key; an incremental sync does not resend what it rejected
-    -- before) and not in core since (ops.quarantine keeps the records themselves)
-    SELECT q.entity, q.county_code, q.source_key, q.record
+    -- before) and not in core since (ops.quarantine keeps the records themselves). Only the
+    -- two fields read below, not the whole record: the CTE is read several times, so DuckDB
+    -- holds its rows, and whole records (~100k at scale 10) did not fit the city step's 96 MB
+    -- (bench/README.md, "The nightly full at scale 10")
+    SELECT q.entity, q.county_code, q.source_key,
+           q.record->>'poverty_attribute' AS poverty_attribute,
+           q.record->>'household_no' AS household_no
     FROM ops.quarantine AS q
     WHERE q.sync_run_id IN (SELECT sync_run_id FROM ops.sync_run WHERE status = 'succeeded')
       AND NOT EXISTS (
@@ -63,24 +77,24 @@ household_attribute AS (
     -- the attribute of every household the source holds: live in core, or quarantined
     SELECT household_no, poverty_attribute FROM core.household WHERE deleted_at IS NULL
     UNION ALL
-    SELECT source_key, record->>'poverty_attribute' FROM quarantined_rows WHERE entity = 'household'
+    SELECT source_key, poverty_attribute FROM quarantined_rows WHERE entity = 'household'
 ),
 quarantined AS (
     -- by the attribute of the record's household; a person whose household number is known
     -- nowhere (orphan) counts in the totals only
     -- (the grand total row has a NULL attribute; an unknown attribute shows as '?')
     SELECT 'household' AS entity,
-           CASE WHEN grouping(record->>'poverty_attribute') = 0
-                THEN coalesce(record->>'poverty_attribute', '?') END AS poverty_attribute,
+           CASE WHEN grouping(poverty_attribute) = 0
+                THEN coalesce(poverty_attribute, '?') END AS poverty_attribute,
            count(*) AS n
     FROM quarantined_rows WHERE entity = 'household'
-    GROUP BY GROUPING SETS ((), (record->>'poverty_attribute'))
+    GROUP BY GROUPING SETS ((), (poverty_attribute))
     UNION ALL
     SELECT 'person',
            CASE WHEN grouping(a.poverty_attribute) = 0 THEN coalesce(a.poverty_attribute, '?') END,
            count(*)
     FROM quarantined_rows AS p
-    LEFT JOIN household_attribute AS a ON a.household_no = (p.record->>'household_no')  -- ->> binds looser than =
+    LEFT JOIN household_attribute AS a ON a.household_no = p.household_no
     WHERE p.entity = 'person'
     GROUP BY GROUPING SETS ((), (a.poverty_attribute))
     UNION ALL
