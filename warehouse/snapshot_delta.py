@@ -486,35 +486,27 @@ def _restamp(
         f"l.deleted_at IS NOT NULL AS is_deleted FROM live.{table} AS l WHERE false"
     )
 
-    def fingerprint(alias: str) -> str:
-        # md5 of every compared column, as row_hash is of the contract's: equal values give
-        # equal text (NULL as null); a column typed differently on the two sides would only
-        # make a row look changed (rewritten, never wrongly restamped)
-        fields = ", ".join(f"{_q(c)} := {alias}.{_q(c)}" for c in compared)
-        return f"md5(to_json(struct_pack({fields})))"
-
+    same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM l.{_q(c)}" for c in compared)
+    seen = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared, *STAMPS]))
     for part, parts in _join_parts(con, table, new):
-        # Narrow rows only (keys, stamps, an md5 of the compared columns), so no join holds
-        # more than a part of narrow rows: joined on the whole rows (~300 bytes a core.person
-        # row), even a part of 91k households did not fit the city step's 96 MB at scale 10
-        # (bench/README.md, "The nightly full at scale 10"). The syncs' rows of the part into
-        # a temp table whose size the planner knows, then the copy's rows of the same keys (a
-        # semi join built on the part's keys: the md5 is computed for those rows only).
+        # The syncs' rows of the part first, into a temp table whose size the planner knows,
+        # so that it builds the join's hash table on them and not on the copy's table: joined
+        # straight from the live file (a filter on sync_run_id it cannot estimate) it built on
+        # the copy's whole table (485k wide rows for 商州's 82k at scale 1, 0.3-0.4 CPU-s). The
+        # copy's side is not cut by part (the key equality keeps the part's rows): with a
+        # filter there the planner thought it the smaller and built on it again (0.5-0.7
+        # CPU-s at scale 1; bench/profiles/city-step-incremental.md, third round). Narrow rows
+        # (keys, stamps and an md5 of the compared columns) cost ~0.4 s more at scale 1 and
+        # still did not fit at scale 10, where the delta gives way to the rebuild
+        # (``publish_analyst``; bench/README.md, "The nightly full at scale 10").
         in_part = f"hash({', '.join(f'l.{_q(k)}' for k in keys)}) % {parts} = {part}"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {key_cols}, {stamps}, "
-            f"l.deleted_at IS NOT NULL AS is_deleted, {fingerprint('l')} AS fingerprint "
-            f"FROM live.{table} AS l WHERE {new} AND {in_part}"
-        )
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _was AS SELECT {key_cols}, {fingerprint('l')} "
-            f"AS fingerprint FROM {table} AS l "
-            f"WHERE EXISTS (SELECT 1 FROM _seen AS t WHERE {on('t', 'l')})"
+            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {seen} FROM live.{table} AS l "
+            f"WHERE {new} AND {in_part}"
         )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _part AS SELECT {key_cols}, {stamps} "
-            f"FROM _seen AS l JOIN _was AS t ON {on('t', 'l')} "
-            "AND t.fingerprint = l.fingerprint"
+            f"FROM _seen AS l JOIN {table} AS t ON {on('t', 'l')} WHERE {same}"
         )
         con.execute(
             f"INSERT INTO {_restamped(entity)} SELECT {key_cols}, {stamps}, hash({key_cols}) "
@@ -524,10 +516,11 @@ def _restamp(
         # more than a part (a DELETE of all restamped keys from all the syncs' keys did not
         # fit the city step's memory at scale 10)
         con.execute(
-            f"INSERT INTO {_changed(entity)} SELECT {key_cols}, l.is_deleted FROM _seen AS l "
+            f"INSERT INTO {_changed(entity)} SELECT {key_cols}, l.deleted_at IS NOT NULL "
+            "FROM _seen AS l "
             f"WHERE NOT EXISTS (SELECT 1 FROM _part AS t WHERE {on('t', 'l')})"
         )
-    for temp in ("_seen", "_was", "_part"):
+    for temp in ("_seen", "_part"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
     (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
     pieces = -(-restamped // touch_rows())
@@ -541,10 +534,12 @@ def _restamp(
     return restamped
 
 
-#: The syncs' rows per part of ``_restamp``'s joins: each part's rows go into the temp table
-#: ``_seen`` (keys, stamps and an md5 of the compared columns, ~150 bytes a row), on which the
-#: joins are built, so they grow with this many rows, not with the county or the city. One part
-#: for a day of 商州's re-read up to scale ~3; four at scale 10 (824k persons).
+#: The syncs' rows per part of ``_restamp``'s join: each part's rows go into the temp table
+#: ``_seen``, and the join's hash table is built on them, so both grow with this many rows, not
+#: with the county or the city. One part for a day of 商州's re-read up to scale ~3 (the plan
+#: 13am measured at scale 1). At scale 10 even parts of 100,000 did not fit the city step's
+#: 96 MB (bench/README.md, "The nightly full at scale 10"): the delta then gives way to the
+#: rebuild.
 RESTAMP_JOIN_ROWS = 250_000
 
 

@@ -56,8 +56,9 @@ live AS (
     JOIN core.household AS h ON h.household_no = p.household_no AND h.deleted_at IS NULL
         -- one part of the households when a full build writes the table in parts (the join's
         -- hash table is theirs: warehouse.mart_delta.PERSON_PART_HOUSEHOLDS); else all of them
-        AND hash(h.household_no) % coalesce(getvariable('hub_person_parts'), 1)
-            = coalesce(getvariable('hub_person_part'), 0)
+        AND (coalesce(getvariable('hub_person_parts'), 1) = 1
+             OR hash(h.household_no) % getvariable('hub_person_parts')
+                = getvariable('hub_person_part'))
     WHERE p.deleted_at IS NULL
 )
 SELECT l.person_key,
