@@ -452,11 +452,7 @@ def _restamp(
     equal, so setting ``STAMPS`` gives exactly the row a full rebuild writes. Rewriting those
     whole rows cost most of the delta (bench/profiles/city-step-incremental.md). In pieces of
     ``touch_rows()`` rows, each committed: what DuckDB holds of an UPDATE until its COMMIT does
-    not grow with the county."""
-    from warehouse.keys import NO_KEYED_TABLE
-    from warehouse.touch import touch_rows
-    from warehouse.transaction import transaction
-
+    not grow with the county (``_update_stamps``)."""
     table = f"core.{_q(entity)}"
     contract = set(ENTITIES[entity]) | {"birth_year"}  # birth_year: of birth_date, hashed
     compared = [
@@ -522,14 +518,24 @@ def _restamp(
         )
     for temp in ("_seen", "_part"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
+    return _update_stamps(con, entity, on("t", "r"))
+
+
+def _update_stamps(con: duckdb.DuckDBPyConnection, entity: str, on_keys: str) -> int:
+    """Set the ``STAMPS`` of the copy's rows listed in ``_restamped_<entity>``, in pieces of
+    ``touch_rows()`` rows, each committed; the number of rows."""
+    from warehouse.keys import NO_KEYED_TABLE
+    from warehouse.touch import touch_rows
+    from warehouse.transaction import transaction
+
     (restamped,) = con.execute(f"SELECT count(*) FROM {_restamped(entity)}").fetchone()
     pieces = -(-restamped // touch_rows())
     assignments = ", ".join(f"{_q(c)} = r.{_q(c)}" for c in STAMPS)
     for piece in range(pieces):
         with transaction(con, NO_KEYED_TABLE):  # the copy has no keys; no key column written
             con.execute(
-                f"UPDATE {table} AS t SET {assignments} FROM {_restamped(entity)} AS r "
-                f"WHERE {on('t', 'r')} AND r.piece % {pieces} = {piece}"
+                f"UPDATE core.{_q(entity)} AS t SET {assignments} FROM {_restamped(entity)} "
+                f"AS r WHERE {on_keys} AND r.piece % {pieces} = {piece}"
             )
     return restamped
 
