@@ -445,8 +445,8 @@ def _restamp(
 ) -> int:
     """Update in place the rows of the syncs since the previous publish that those syncs only
     saw (a full re-read, 商州's v2 platform every day: warehouse/touch.py); the keys of the
-    syncs' other rows are left in the temp table ``_changed_<entity>`` (with whether the row is
-    soft-deleted), the rows the delta rewrites. Their
+    syncs' other rows are left in the temp table ``_changed_<entity>``, the rows the delta
+    rewrites. Their
     contract columns have the copy's ``row_hash`` (THE hash of them, warehouse.entities, the
     one the merge trusts to call a row unchanged), every other analyst column but ``STAMPS`` is
     equal, so setting ``STAMPS`` gives exactly the row a full rebuild writes. Rewriting those
@@ -462,10 +462,13 @@ def _restamp(
     ]
     key_cols = ", ".join(f"l.{_q(k)}" for k in keys)
     new = "l.sync_run_id IN (SELECT sync_run_id FROM _runs)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_changed(entity)} AS SELECT {key_cols} "
+        f"FROM live.{table} AS l WHERE false"
+    )
     if "row_hash" not in compared:  # not a merged table: nothing says what is unchanged
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_changed(entity)} AS SELECT {key_cols}, "
-            f"l.deleted_at IS NOT NULL AS is_deleted FROM live.{table} AS l WHERE {new}"
+            f"INSERT INTO {_changed(entity)} SELECT {key_cols} FROM live.{table} AS l WHERE {new}"
         )
         return 0
 
@@ -477,11 +480,6 @@ def _restamp(
         f"CREATE OR REPLACE TEMP TABLE {_restamped(entity)} AS SELECT {key_cols}, {stamps}, "
         f"hash({key_cols}) AS piece FROM live.{table} AS l WHERE false"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_changed(entity)} AS SELECT {key_cols}, "
-        f"l.deleted_at IS NOT NULL AS is_deleted FROM live.{table} AS l WHERE false"
-    )
-
     same = " AND ".join(f"t.{_q(c)} IS NOT DISTINCT FROM l.{_q(c)}" for c in compared)
     seen = ", ".join(f"l.{_q(c)}" for c in dict.fromkeys([*keys, *compared, *STAMPS]))
     for part, parts in _join_parts(con, table, new):
@@ -512,8 +510,7 @@ def _restamp(
         # more than a part (a DELETE of all restamped keys from all the syncs' keys did not
         # fit the city step's memory at scale 10)
         con.execute(
-            f"INSERT INTO {_changed(entity)} SELECT {key_cols}, l.deleted_at IS NOT NULL "
-            "FROM _seen AS l "
+            f"INSERT INTO {_changed(entity)} SELECT {key_cols} FROM _seen AS l "
             f"WHERE NOT EXISTS (SELECT 1 FROM _part AS t WHERE {on('t', 'l')})"
         )
     for temp in ("_seen", "_part"):
